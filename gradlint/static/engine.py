@@ -1,0 +1,167 @@
+"""Lint one file: decode, pre-filter, guard, parse once, run all rules in one pass.
+
+This module never imports or executes the code it checks.  Whatever goes wrong
+with a file becomes one ``GL000`` diagnostic for that file; nothing raises.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import sys
+import tokenize
+from typing import Iterable, List, Optional, Sequence, Tuple, Type
+
+import libcst as cst
+
+from gradlint.static.diagnostic import GL000, Diagnostic, Location
+from gradlint.static.noqa import filter_noqa
+from gradlint.static.rule import FileContext, Rule
+
+# Past this size a file is almost certainly generated or data, and libcst's
+# memory use (~40x the source) would hurt the whole run.
+MAX_FILE_BYTES = 10 * 1024 * 1024
+
+
+def _gl000(filename: str, message: str, row: int = 1, column: int = 1) -> Diagnostic:
+    loc = Location(max(row, 1), max(column, 1))
+    return Diagnostic(filename, GL000, message, loc, loc, noqa_row=None, rule_name="parse-error")
+
+
+def decode_source(data: bytes, filename: str) -> Tuple[Optional[str], Optional[Diagnostic]]:
+    """Decode per PEP 263 (BOM, coding cookie, else UTF-8)."""
+    if len(data) > MAX_FILE_BYTES:
+        return None, _gl000(
+            filename,
+            f"File is {len(data) / 2**20:.1f} MiB, over gradlint's {MAX_FILE_BYTES // 2**20} MiB limit; "
+            "it was not analysed (exclude it, or split it)",
+        )
+    if b"\0" in data:
+        row = data.count(b"\n", 0, data.index(b"\0")) + 1
+        return None, _gl000(filename, "File contains null bytes (binary data?); it was not analysed", row)
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        return None, _gl000(filename, f"Cannot decode file: {exc.msg if hasattr(exc, 'msg') else exc}")
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        row = 1
+        if isinstance(exc, UnicodeDecodeError):
+            row = data.count(b"\n", 0, exc.start) + 1
+        return None, _gl000(
+            filename,
+            f"Cannot decode file as {encoding}: {exc.reason if isinstance(exc, UnicodeDecodeError) else exc}; "
+            "save it as UTF-8 or fix its coding declaration",
+            row,
+        )
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text, None
+
+
+def _nesting_guard(text: str, filename: str) -> Optional[Diagnostic]:
+    """Reject input that would crash libcst's native parser.
+
+    libcst's parser segfaults or hangs on pathological nesting (thousands of
+    brackets, operators or attribute accesses) that CPython rejects cleanly, so
+    CPython's C parser runs first as a guard (about 1/7 of libcst's parse cost).
+    Only its structural-limit errors are final: other syntax errors may be newer
+    syntax than this interpreter knows, and libcst gets to decide those.
+    """
+    try:
+        compile(text, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except RecursionError:
+        return _gl000(filename, "Code is nested too deeply to analyse (parser recursion limit reached)")
+    except MemoryError:
+        return _gl000(filename, "Code is too complex to analyse (parser ran out of memory)")
+    except SyntaxError as exc:
+        msg = str(exc.msg or "")
+        if "too many nested" in msg or "too complex" in msg or "too many statically nested" in msg:
+            return _gl000(filename, f"SyntaxError: {msg}", exc.lineno or 1, exc.offset or 1)
+    except (ValueError, OverflowError) as exc:
+        return _gl000(filename, f"Cannot parse file: {exc}")
+    return None
+
+
+def _syntax_error(exc: cst.ParserSyntaxError, filename: str) -> Diagnostic:
+    msg = " ".join(str(exc.message).split())
+    return _gl000(filename, f"SyntaxError: {msg}", exc.raw_line, exc.raw_column + 1)
+
+
+def select_rules_for(text: str, rules: Sequence[Type[Rule]]) -> List[Type[Rule]]:
+    """The pre-filter: rules whose cheap text test says the file might match."""
+    return [r for r in rules if r.could_match(text)]
+
+
+def lint_source(
+    filename: str,
+    data: bytes,
+    rules: Sequence[Type[Rule]],
+) -> List[Diagnostic]:
+    text, err = decode_source(data, filename)
+    if err is not None:
+        return [err]
+    assert text is not None
+    candidates = select_rules_for(text, rules)
+    if not candidates:
+        return []
+    guard = _nesting_guard(text, filename)
+    if guard is not None:
+        return [guard]
+    try:
+        module = cst.parse_module(text)
+    except cst.ParserSyntaxError as exc:
+        return [_syntax_error(exc, filename)]
+    except RecursionError:
+        return [_gl000(filename, "Code is nested too deeply to analyse (parser recursion limit reached)")]
+    except Exception as exc:  # libcst raises a few other types on odd input
+        return [_gl000(filename, f"Cannot parse file: {type(exc).__name__}: {exc}")]
+
+    ctx = FileContext(filename, text, module)
+    diagnostics = _run_rules(ctx, candidates)
+    return filter_noqa(diagnostics, text)
+
+
+def _run_rules(ctx: FileContext, rule_classes: Sequence[Type[Rule]]) -> List[Diagnostic]:
+    """Run all rules in one batched traversal; a crashing rule is dropped and reported."""
+    active = list(rule_classes)
+    internal: List[Diagnostic] = []
+    while active:
+        ctx.diagnostics = []
+        instances = [cls(ctx) for cls in active]
+        try:
+            ctx.wrapper.visit_batched(instances)
+            break
+        except RecursionError:
+            return internal + [
+                _gl000(ctx.filename, "Code is nested too deeply to analyse (recursion limit reached)")
+            ]
+        except Exception as exc:
+            culprit = _find_culprit(exc, instances)
+            if culprit is None:
+                return internal + [
+                    _gl000(ctx.filename, f"Internal error while analysing this file: {type(exc).__name__}: {exc}")
+                ]
+            internal.append(
+                _gl000(
+                    ctx.filename,
+                    f"Internal error in rule {culprit.code} ({culprit.name}): {type(exc).__name__}: {exc}; "
+                    "the other rules still ran. Please report this.",
+                )
+            )
+            active.remove(culprit)
+    return ctx.diagnostics + internal
+
+
+def _find_culprit(exc: BaseException, instances: Iterable[Rule]) -> Optional[Type[Rule]]:
+    by_id = {id(r): type(r) for r in instances}
+    tb = exc.__traceback__
+    culprit = None
+    while tb is not None:
+        self_obj = tb.tb_frame.f_locals.get("self")
+        if self_obj is not None and id(self_obj) in by_id:
+            culprit = by_id[id(self_obj)]
+        tb = tb.tb_next
+    return culprit

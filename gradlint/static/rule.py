@@ -1,0 +1,215 @@
+"""The base class every rule derives from, and what a rule sees of its file.
+
+A rule is one small class (Fixit style): ``code``, ``name``, a one-line
+``message`` that says what is wrong *and* what to do, its docs as the class
+docstring (``## What it does`` / ``## Why is this bad?`` / ``## Example`` /
+``## Use instead``), ``VALID``/``INVALID`` snippets, and ``visit_*`` methods.
+All selected rules of a file run in one batched libcst traversal.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import textwrap
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, TypeVar, Union
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
+
+from gradlint.static.diagnostic import Applicability, Diagnostic, Edit, Fix, Location
+
+if TYPE_CHECKING:  # pragma: no cover
+    from libcst.metadata.base_provider import ProviderT
+
+T = TypeVar("T")
+
+
+class Replace:
+    """One node-for-node replacement; the engine turns it into a text edit.
+
+    ``new`` may be ``None`` to delete ``old`` (a whole statement), or a string of
+    source code to put in its place.
+    """
+
+    __slots__ = ("old", "new")
+
+    def __init__(self, old: cst.CSTNode, new: Union[cst.CSTNode, str, None]):
+        self.old = old
+        self.new = new
+
+
+class InsertAfter:
+    """Insert ``code`` (one or more statements) on new lines after statement ``anchor``."""
+
+    __slots__ = ("anchor", "code")
+
+    def __init__(self, anchor: cst.CSTNode, code: str):
+        self.anchor = anchor
+        self.code = code
+
+
+FixPart = Union[Replace, InsertAfter]
+
+
+class FileContext:
+    """What the rules of one file share: source, tree, lazily resolved metadata, analyses.
+
+    Metadata is resolved on first use, for the whole module at once, and cached:
+    a rule that never finds a candidate never pays for ``ParentNodeProvider`` or
+    scope analysis, and positions are computed only for files with findings.
+    """
+
+    def __init__(self, filename: str, source: str, module: cst.Module):
+        self.filename = filename
+        self.source = source
+        self.module = module
+        # unsafe_skip_copy: the tree is ours alone; copying it would double the parse cost.
+        self.wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        self._metadata: Dict[Any, Any] = {}
+        self._analyses: Dict[Any, Any] = {}
+        self.diagnostics: List[Diagnostic] = []
+
+    def metadata(self, provider: "ProviderT") -> Any:
+        try:
+            return self._metadata[provider]
+        except KeyError:
+            value = self._metadata[provider] = self.wrapper.resolve(provider)
+            return value
+
+    def position(self, node: cst.CSTNode):
+        return self.metadata(PositionProvider)[node]
+
+    def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+        return self.metadata(ParentNodeProvider).get(node)
+
+    def ancestors(self, node: cst.CSTNode):
+        parents = self.metadata(ParentNodeProvider)
+        node = parents.get(node)
+        while node is not None:
+            yield node
+            node = parents.get(node)
+
+    def analysis(self, factory: "Type[T]") -> T:
+        """A per-file analysis shared by every rule that asks for it (built once)."""
+        try:
+            return self._analyses[factory]
+        except KeyError:
+            value = self._analyses[factory] = factory(self)  # type: ignore[call-arg]
+            return value
+
+    def code_for(self, node: cst.CSTNode) -> str:
+        return self.module.code_for_node(node)
+
+
+class Rule(cst.BatchableCSTVisitor):
+    code: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    message: ClassVar[str] = ""
+    # None: no fix; "safe": applied by --fix; "unsafe": only with --unsafe-fixes.
+    fix_applicability: ClassVar[Optional[Applicability]] = None
+    # Off-by-default rules run only when selected explicitly (or with ALL).
+    default_enabled: ClassVar[bool] = True
+    # The file is parsed for this rule only if its text contains one of these
+    # substrings. An empty tuple means "always parse".
+    prefilter: ClassVar[Tuple[str, ...]] = ()
+    # Snippets the rule must stay silent on / must flag.  In INVALID snippets
+    # mark each expected report line with a trailing ``# error``.
+    VALID: ClassVar[Sequence[str]] = ()
+    INVALID: ClassVar[Sequence[str]] = ()
+
+    def __init__(self, context: FileContext) -> None:
+        super().__init__()
+        self.context = context
+
+    @classmethod
+    def could_match(cls, text: str) -> bool:
+        """Cheap text test run before parsing; override for conjunctions."""
+        return not cls.prefilter or any(s in text for s in cls.prefilter)
+
+    # -- reporting -------------------------------------------------------
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: Optional[str] = None,
+        *,
+        fix: Union[FixPart, Sequence[FixPart], None] = None,
+        fix_message: Optional[str] = None,
+        **format_args: Any,
+    ) -> None:
+        ctx = self.context
+        pos = ctx.position(node)
+        msg = message if message is not None else self.message
+        if format_args:
+            msg = msg.format(**format_args)
+        fix_obj = None
+        if fix is not None and self.fix_applicability is not None:
+            parts = [fix] if isinstance(fix, (Replace, InsertAfter)) else list(fix)
+            edits = tuple(_to_edit(ctx, p) for p in parts)
+            fix_obj = Fix(
+                message=fix_message or f"Apply the {self.name} fix",
+                applicability=self.fix_applicability,
+                edits=edits,
+            )
+        ctx.diagnostics.append(
+            Diagnostic(
+                filename=ctx.filename,
+                code=self.code,
+                message=msg,
+                location=Location(pos.start.line, pos.start.column + 1),
+                end_location=Location(pos.end.line, pos.end.column + 1),
+                fix=fix_obj,
+                noqa_row=pos.start.line,
+                rule_name=self.name,
+            )
+        )
+
+    # -- docs --------------------------------------------------------------
+    @classmethod
+    def docs(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first sentence of ``## What it does``, for rule listings."""
+        m = re.search(r"## What it does\s*\n(.+?)(?:\n\s*\n|$)", cls.docs(), re.S)
+        text = m.group(1) if m else cls.message
+        return " ".join(text.split())
+
+
+def _indent_of_line(ctx: FileContext, row: int) -> str:
+    lines = ctx.source.splitlines()
+    line = lines[row - 1] if 0 < row <= len(lines) else ""
+    return line[: len(line) - len(line.lstrip())]
+
+
+def _to_edit(ctx: FileContext, part: FixPart) -> Edit:
+    if isinstance(part, InsertAfter):
+        pos = ctx.position(part.anchor)
+        indent = _indent_of_line(ctx, pos.start.line)
+        code = textwrap.dedent(part.code).strip("\n")
+        body = "".join("\n" + (indent + ln if ln.strip() else ln) for ln in code.splitlines())
+        end = Location(pos.end.line, pos.end.column + 1)
+        return Edit(content=body, location=end, end_location=end)
+
+    pos = ctx.position(part.old)
+    start = Location(pos.start.line, pos.start.column + 1)
+    end = Location(pos.end.line, pos.end.column + 1)
+    new = part.new
+    if new is None:
+        # Deleting a statement: take its whole line(s), newline included.
+        return Edit(content="", location=Location(start.row, 1), end_location=Location(end.row + 1, 1))
+    if isinstance(new, str):
+        code = new
+    elif isinstance(new, cst.BaseStatement):
+        code = cst.Module(body=[new]).code.strip("\n")
+    elif isinstance(new, cst.BaseSmallStatement):
+        code = cst.Module(body=[cst.SimpleStatementLine([new])]).code.strip("\n")
+    else:
+        code = ctx.module.code_for_node(new)
+    if "\n" in code:
+        # Continuation lines inherit the indentation of the replaced node's line.
+        indent = _indent_of_line(ctx, start.row)
+        first, *rest = code.split("\n")
+        code = "\n".join([first] + [(indent + ln) if ln.strip() else ln for ln in rest])
+    return Edit(content=code, location=start, end_location=end)

@@ -1,0 +1,116 @@
+"""Recognise backward calls and the tensor each one backpropagates from.
+
+"Backward call" means any of ``X.backward(...)``, ``torch.autograd.backward(X)``,
+``torch.autograd.grad(X, ...)``, ``scaler.scale(X).backward()``,
+``accelerator.backward(X)``, ``self.manual_backward(X)`` (Lightning),
+``fabric.backward(X)`` (and DeepSpeed's ``engine.backward(X)``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import libcst as cst
+
+from gradlint.static.semantics.imports import ImportMap, dotted_name
+
+# Receivers whose ``.backward(x)`` takes the loss as argument instead of being the loss.
+_WRAPPER_RECEIVER = re.compile(
+    r"(^|_)(accelerator|fabric|engine|model_engine|deepspeed|strategy|trainer|precision(_plugin)?)$", re.I
+)
+
+AUTOGRAD_BACKWARD = "torch.autograd.backward"
+AUTOGRAD_GRAD = "torch.autograd.grad"
+
+
+@dataclass(frozen=True)
+class BackwardCall:
+    call: cst.Call
+    target: Optional[cst.BaseExpression]  # the loss; None when not visible
+    kind: str  # "tensor", "autograd.backward", "autograd.grad", "scaler", "wrapper"
+    retain_graph: Optional[bool]  # None: given but not a literal (unknown)
+    create_graph: bool
+
+    @property
+    def is_grad(self) -> bool:
+        return self.kind == "autograd.grad"
+
+
+def _arg(call: cst.Call, index: int, keyword: str) -> Optional[cst.Arg]:
+    for a in call.args:
+        if a.keyword is not None and a.keyword.value == keyword:
+            return a
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if index < len(positional):
+        return positional[index]
+    return None
+
+
+def _literal_bool(arg: Optional[cst.Arg]) -> Optional[bool]:
+    """True/False for literal bools, False when absent, None when not a literal."""
+    if arg is None:
+        return False
+    value = arg.value
+    if isinstance(value, cst.Name) and value.value in ("True", "False"):
+        return value.value == "True"
+    if isinstance(value, cst.Name) and value.value == "None":
+        return False
+    return None
+
+
+def _flags(call: cst.Call, retain_index: int, create_index: int):
+    create = _literal_bool(_arg(call, create_index, "create_graph")) is True
+    retain = _literal_bool(_arg(call, retain_index, "retain_graph"))
+    if retain is False and create:
+        retain = True  # retain_graph defaults to create_graph
+    return retain, create
+
+
+def backward_call(call: cst.Call, imports: ImportMap) -> Optional[BackwardCall]:
+    func = call.func
+    if isinstance(func, cst.Attribute) and func.attr.value in ("backward", "manual_backward"):
+        receiver = func.value
+        if func.attr.value == "manual_backward":
+            first = _arg(call, 0, "loss")
+            retain, create = _flags(call, 99, 99)
+            return BackwardCall(call, first.value if first else None, "wrapper", retain, create)
+        qual = imports.resolve(func)
+        if qual == AUTOGRAD_BACKWARD:
+            return _autograd_backward(call)
+        if isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Attribute) and receiver.func.attr.value == "scale":
+            first = _arg(receiver, 0, "outputs")
+            retain, create = _flags(call, 1, 2)
+            return BackwardCall(call, first.value if first else None, "scaler", retain, create)
+        recv_name = dotted_name(receiver) or ""
+        last = recv_name.rsplit(".", 1)[-1]
+        if recv_name in ("self", "super") or (isinstance(receiver, cst.Call) and dotted_name(receiver.func) == "super"):
+            return None  # a class defining/overriding backward, not a backward call on a loss
+        if last and _WRAPPER_RECEIVER.search(last):
+            first = _arg(call, 0, "loss")
+            if first is None:
+                return None
+            retain, create = _flags(call, 99, 99)
+            return BackwardCall(call, first.value, "wrapper", retain, create)
+        retain, create = _flags(call, 1, 2)
+        return BackwardCall(call, receiver, "tensor", retain, create)
+
+    qual = imports.resolve(func)
+    if qual == AUTOGRAD_BACKWARD:
+        return _autograd_backward(call)
+    if qual == AUTOGRAD_GRAD:
+        first = _arg(call, 0, "outputs")
+        retain, create = _flags(call, 3, 4)
+        return BackwardCall(call, first.value if first else None, "autograd.grad", retain, create)
+    return None
+
+
+def _autograd_backward(call: cst.Call) -> BackwardCall:
+    first = _arg(call, 0, "tensors")
+    retain, create = _flags(call, 2, 3)
+    return BackwardCall(call, first.value if first else None, "autograd.backward", retain, create)
+
+
+def is_backward_call(call: cst.Call, context) -> Optional[BackwardCall]:
+    return backward_call(call, context.analysis(ImportMap))

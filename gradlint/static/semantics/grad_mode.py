@@ -1,0 +1,68 @@
+"""Is a node inside a region where autograd records nothing?
+
+``with torch.no_grad():``, ``torch.inference_mode()``, ``torch.set_grad_enabled(False)``
+and functions decorated with ``@torch.no_grad()`` / ``@torch.inference_mode()``
+disable recording; ``torch.enable_grad()`` (and ``set_grad_enabled(True)``,
+``inference_mode(False)``) re-enable it. The innermost region wins.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from gradlint.static.semantics.imports import ImportMap
+
+_DISABLING = {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad",
+              "torch.autograd.inference_mode", "torch.autograd.grad_mode.inference_mode"}
+_ENABLING = {"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"}
+_SET = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"}
+
+
+def grad_mode_of(expr: cst.BaseExpression, imports: ImportMap) -> Optional[bool]:
+    """False if ``expr`` (a context manager or decorator) disables grad, True if it
+    enables it, None if it is unrelated or its effect is not a literal."""
+    call = expr if isinstance(expr, cst.Call) else None
+    target = call.func if call is not None else expr
+    name = imports.resolve(target)
+    if name is None:
+        return None
+    first = None
+    if call is not None:
+        positional = [a for a in call.args if a.keyword is None]
+        kw = {a.keyword.value: a for a in call.args if a.keyword is not None}
+        first = (positional[0] if positional else kw.get("mode")) if call.args else None
+    literal = None
+    if first is not None and isinstance(first.value, cst.Name) and first.value.value in ("True", "False"):
+        literal = first.value.value == "True"
+    if name in _DISABLING:
+        if name.endswith("inference_mode") and literal is False:
+            return True
+        return False
+    if name in _ENABLING:
+        return True
+    if name in _SET:
+        return literal
+    return None
+
+
+def grad_disabled(node: cst.CSTNode, context) -> bool:
+    """True when ``node`` is evidently inside a no-grad/inference region of this file."""
+    imports = context.analysis(ImportMap)
+    for anc in context.ancestors(node):
+        if isinstance(anc, cst.With):
+            for item in anc.items:
+                mode = grad_mode_of(item.item, imports)
+                if mode is not None:
+                    return not mode
+        elif isinstance(anc, (cst.FunctionDef,)):
+            for dec in anc.decorators:
+                mode = grad_mode_of(dec.decorator, imports)
+                if mode is not None:
+                    return not mode
+            # Grad mode of the caller is not visible from inside a function.
+            return False
+        elif isinstance(anc, cst.Lambda):
+            return False
+    return False
