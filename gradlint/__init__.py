@@ -24,6 +24,6 @@ def __getattr__(name):
 
 
 def load_ipython_extension(ipython):  # pragma: no cover - thin delegation
-    from gradlint.runtime.notebook import load_ipython_extension as _load
+    from gradlint.notebook import load_ipython_extension as _load
 
     _load(ipython)
