@@ -1,0 +1,17 @@
+"""``concise``: one line per diagnostic, ``path:row:col: CODE message`` (grep/editor friendly)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from gradlint.reporters.context import ReportContext, summary
+from gradlint.static.diagnostic import Diagnostic
+
+
+def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
+    lines = [
+        f"{ctx.display_path(d.filename)}:{d.location.row}:{d.location.column}: {d.code} {d.message}"
+        for d in diagnostics
+    ]
+    body = "\n".join(lines) + "\n" if lines else ""
+    return body + summary(diagnostics, ctx)

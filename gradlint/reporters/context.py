@@ -1,0 +1,114 @@
+"""What a renderer may know besides the diagnostics, and text helpers shared by formats."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Type
+
+from gradlint.static.diagnostic import Diagnostic, Fix
+from gradlint.static.rule import Rule
+
+# There is no published rule site yet: ``url`` fields are null until there is one.
+RULE_URL_TEMPLATE: Optional[str] = None
+
+
+def rule_url(code: str) -> Optional[str]:
+    return RULE_URL_TEMPLATE.format(code=code) if RULE_URL_TEMPLATE else None
+
+
+@dataclass
+class ReportContext:
+    cwd: str = field(default_factory=os.getcwd)
+    rules: Sequence[Type[Rule]] = ()
+    show_fixes: bool = False
+    unsafe_fixes: bool = False
+    # True under --fix/--fix-only: ``fixed`` holds the diagnostics whose fixes were applied.
+    fix_mode: bool = False
+    fixed: List[Diagnostic] = field(default_factory=list)
+    quiet: bool = False
+    # Source text of inputs that are not on disk (stdin), by diagnostic filename.
+    sources: Dict[str, str] = field(default_factory=dict)
+    _lines: Dict[str, Optional[List[str]]] = field(default_factory=dict, repr=False)
+
+    def display_path(self, filename: str) -> str:
+        """Relative to the working directory when the file is below it."""
+        if not os.path.isabs(filename):
+            return filename
+        rel = os.path.relpath(filename, self.cwd)
+        if rel.startswith(os.pardir + os.sep) or rel == os.pardir:
+            return filename
+        return rel
+
+    def source_lines(self, filename: str) -> Optional[List[str]]:
+        if filename not in self._lines:
+            text = self.sources.get(filename)
+            if text is None:
+                try:
+                    with open(filename, "rb") as fh:
+                        text = fh.read().decode("utf-8", errors="replace")
+                except OSError:
+                    text = None
+            if text is not None and text.startswith("\ufeff"):
+                text = text[1:]
+            self._lines[filename] = text.splitlines() if text is not None else None
+        return self._lines[filename]
+
+    def fix_available(self, fix: Optional[Fix]) -> bool:
+        """Would ``--fix`` (with the current ``--unsafe-fixes`` setting) apply it?"""
+        return fix is not None and (fix.applicability == "safe" or self.unsafe_fixes)
+
+    def rule_name(self, d: Diagnostic) -> str:
+        if d.rule_name:
+            return d.rule_name
+        for r in self.rules:
+            if r.code == d.code:
+                return r.name
+        return ""
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def summary(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
+    """ruff-style closing lines for the human formats (empty under --quiet)."""
+    if ctx.quiet:
+        return ""
+    lines: List[str] = []
+    if ctx.show_fixes and ctx.fixed:
+        lines.append(fixed_listing(ctx.fixed, ctx))
+    n = len(diagnostics)
+    if ctx.fix_mode:
+        f = len(ctx.fixed)
+        if n == 0 and f == 0:
+            lines.append("All checks passed!")
+        elif n == 0:
+            lines.append(f"Found {plural(f, 'error')} ({f} fixed, 0 remaining).")
+        else:
+            lines.append(f"Found {plural(n + f, 'error')} ({f} fixed, {n} remaining).")
+    elif n == 0:
+        lines.append("All checks passed!")
+    else:
+        lines.append(f"Found {plural(n, 'error')}.")
+    fixable = sum(1 for d in diagnostics if ctx.fix_available(d.fix))
+    hidden = sum(1 for d in diagnostics if d.fix is not None and not ctx.fix_available(d.fix))
+    if fixable and not ctx.fix_mode:
+        lines.append(f"[*] {fixable} fixable with the `--fix` option.")
+    if hidden:
+        lines.append(f"({plural(hidden, 'hidden fix')} can be enabled with the `--unsafe-fixes` option.)")
+    return "\n".join(lines) + "\n"
+
+
+def fixed_listing(fixed: Sequence[Diagnostic], ctx: ReportContext) -> str:
+    """``--show-fixes``: what was fixed, per file and code."""
+    by_file: Dict[str, Counter] = {}
+    for d in fixed:
+        by_file.setdefault(ctx.display_path(d.filename), Counter())[(d.code, ctx.rule_name(d))] += 1
+    out = [f"Fixed {plural(len(fixed), 'error')}:"]
+    for path in sorted(by_file):
+        out.append(f"- {path}:")
+        for (code, name), count in sorted(by_file[path].items()):
+            out.append(f"    {count} × {code} ({name})" if name else f"    {count} × {code}")
+    return "\n".join(out) + "\n"

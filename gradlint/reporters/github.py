@@ -1,0 +1,35 @@
+"""``github``: GitHub Actions workflow commands, one ``::error`` annotation per diagnostic."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from gradlint.reporters.context import ReportContext
+from gradlint.static.diagnostic import Diagnostic
+
+
+def _escape_data(s: str) -> str:
+    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(s: str) -> str:
+    return _escape_data(s).replace(":", "%3A").replace(",", "%2C")
+
+
+def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
+    out = []
+    for d in diagnostics:
+        path = ctx.display_path(d.filename)
+        props = ",".join(
+            [
+                f"title={_escape_property(f'gradlint ({d.code})')}",
+                f"file={_escape_property(path)}",
+                f"line={d.location.row}",
+                f"col={d.location.column}",
+                f"endLine={d.end_location.row}",
+                f"endColumn={d.end_location.column}",
+            ]
+        )
+        text = f"{path}:{d.location.row}:{d.location.column}: {d.code} {d.message}"
+        out.append(f"::error {props}::{_escape_data(text)}\n")
+    return "".join(out)

@@ -1,0 +1,95 @@
+"""``sarif``: a SARIF 2.1.0 log (GitHub code scanning, IDE viewers).
+
+One run; ``tool.driver.rules`` lists every enabled rule (plus GL000 when it
+occurs) with its docs; each result has ``ruleId``, ``ruleIndex``, ``level``
+(always ``error``), ``message`` and one physical location whose URI is relative
+to ``%SRCROOT%`` (the working directory, declared in ``originalUriBaseIds``)
+when the file lies below it, else an absolute ``file://`` URI.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+from gradlint import __version__
+from gradlint.reporters.context import ReportContext, rule_url
+from gradlint.static.diagnostic import GL000, Diagnostic
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def _rule_entry(code: str, name: str, summary: str, docs: str) -> Dict[str, Any]:
+    entry: Dict[str, Any] = {
+        "id": code,
+        "name": name,
+        "shortDescription": {"text": summary},
+        "fullDescription": {"text": docs or summary},
+        "help": {"text": docs or summary, "markdown": docs or summary},
+        "defaultConfiguration": {"level": "error"},
+    }
+    url = rule_url(code)
+    if url:
+        entry["helpUri"] = url
+    return entry
+
+
+def _artifact(filename: str, ctx: ReportContext) -> Dict[str, Any]:
+    if filename == "-":
+        return {"uri": "stdin"}
+    shown = ctx.display_path(filename)
+    if not os.path.isabs(shown):
+        return {"uri": Path(shown).as_posix(), "uriBaseId": "%SRCROOT%"}
+    return {"uri": Path(shown).as_uri()}
+
+
+def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
+    rules: List[Dict[str, Any]] = []
+    index: Dict[str, int] = {}
+    for r in ctx.rules:
+        index[r.code] = len(rules)
+        rules.append(_rule_entry(r.code, r.name, r.summary(), r.docs()))
+    for d in diagnostics:
+        if d.code not in index:
+            index[d.code] = len(rules)
+            if d.code == GL000:
+                rules.append(_rule_entry(GL000, "parse-error", "The file could not be analysed.", ""))
+            else:
+                rules.append(_rule_entry(d.code, d.rule_name or d.code, d.message, ""))
+    results = []
+    for d in diagnostics:
+        region = {
+            "startLine": d.location.row,
+            "startColumn": d.location.column,
+            "endLine": d.end_location.row,
+            "endColumn": d.end_location.column,
+        }
+        result: Dict[str, Any] = {
+            "ruleId": d.code,
+            "ruleIndex": index[d.code],
+            "level": "error",
+            "message": {"text": d.message},
+            "locations": [{"physicalLocation": {"artifactLocation": _artifact(d.filename, ctx), "region": region}}],
+        }
+        results.append(result)
+    log = {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "gradlint",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "rules": rules,
+                    }
+                },
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": Path(ctx.cwd).as_uri() + "/"}},
+                "results": results,
+            }
+        ],
+    }
+    return _json.dumps(log, indent=2) + "\n"

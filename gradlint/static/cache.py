@@ -1,0 +1,184 @@
+"""The lint cache (like ``.ruff_cache``): one JSON file per project and settings.
+
+Layout: ``<cache-dir>/<gradlint version>/<settings key>.json``.  The settings
+key hashes the enabled rules, the per-file ignores, the project root and a
+fingerprint of gradlint's own source files (so editing a rule during development
+invalidates results as a version bump would).  Each entry is keyed by absolute
+path and holds ``(mtime_ns, size)``, the content hash, the effective rule set of
+that file, and its diagnostics.
+
+A lookup first compares ``(mtime_ns, size)`` with ``os.stat``: an unchanged tree
+is answered without reading a single source file.  When the stat differs, the
+content hash decides (a ``touch`` or a checkout does not force a re-lint).  A
+file modified within the last two seconds is stored without its mtime, because
+an edit in the same clock tick could keep both mtime and size: it is re-hashed
+next time.
+
+The whole file is read once and written once, atomically (temp file +
+``os.replace``).  A missing, corrupt or unreadable cache is ignored and rebuilt;
+a cache that cannot be written is silently skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Type
+
+from gradlint import __version__
+from gradlint.static.diagnostic import Diagnostic
+from gradlint.static.rule import Rule
+
+_FORMAT = 1
+_RECENT_NS = 2_000_000_000
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _implementation_fingerprint(rules: Sequence[Type[Rule]]) -> List[Tuple[str, int, int]]:
+    import gradlint.static as static_pkg
+
+    files = set()
+    static_dir = os.path.dirname(static_pkg.__file__)
+    for folder in (static_dir, os.path.join(static_dir, "semantics")):
+        try:
+            files.update(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".py"))
+        except OSError:
+            pass
+    for rule in rules:
+        module = sys.modules.get(rule.__module__)
+        f = getattr(module, "__file__", None)
+        if f:
+            files.add(f)
+    out = []
+    for f in sorted(files):
+        try:
+            st = os.stat(f)
+            out.append((f, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((f, 0, 0))
+    return out
+
+
+def settings_key(rules: Sequence[Type[Rule]], per_file_ignores: Dict[str, List[str]], root: str) -> str:
+    payload = json.dumps(
+        {
+            "format": _FORMAT,
+            "version": __version__,
+            "rules": [r.code for r in rules],
+            "per_file_ignores": sorted((k, sorted(v)) for k, v in per_file_ignores.items()),
+            "root": root,
+            "impl": _implementation_fingerprint(rules),
+        },
+        sort_keys=True,
+    )
+    return hashlib.blake2b(payload.encode(), digest_size=10).hexdigest()
+
+
+def rules_key(rules: Iterable[Type[Rule]]) -> str:
+    return ",".join(r.code for r in rules)
+
+
+class Cache:
+    def __init__(self, path: str):
+        self.path = path
+        self.entries: Dict[str, List[Any]] = {}
+        self.dirty = False
+
+    @classmethod
+    def open(cls, cache_dir: str, key: str) -> "Cache":
+        cache = cls(os.path.join(cache_dir, __version__, f"{key}.json"))
+        try:
+            with open(cache.path, "rb") as fh:
+                data = json.load(fh)
+            if isinstance(data, dict) and data.get("format") == _FORMAT and isinstance(data.get("files"), dict):
+                cache.entries = data["files"]
+        except Exception:  # missing, truncated, garbage, permissions: start afresh
+            cache.entries = {}
+        return cache
+
+    # entry: [mtime_ns | None, size, hash, rules_key, [diagnostic dicts]]
+    def _diagnostics(self, entry: List[Any]) -> Optional[List[Diagnostic]]:
+        try:
+            return [Diagnostic.from_dict(d) for d in entry[4]]
+        except Exception:
+            return None
+
+    def lookup_stat(self, path: str, st: os.stat_result, rkey: str) -> Optional[List[Diagnostic]]:
+        entry = self.entries.get(path)
+        if (
+            entry is None
+            or not isinstance(entry, list)
+            or len(entry) != 5
+            or entry[0] is None
+            or entry[0] != st.st_mtime_ns
+            or entry[1] != st.st_size
+            or entry[3] != rkey
+        ):
+            return None
+        return self._diagnostics(entry)
+
+    def lookup_hash(self, path: str, st: os.stat_result, digest: str, rkey: str) -> Optional[List[Diagnostic]]:
+        entry = self.entries.get(path)
+        if entry is None or not isinstance(entry, list) or len(entry) != 5:
+            return None
+        if entry[2] != digest or entry[3] != rkey:
+            return None
+        diags = self._diagnostics(entry)
+        if diags is not None:
+            # Same content under a new mtime (touch, checkout): remember the new stat.
+            self.entries[path] = [_trusted_mtime(st), st.st_size, digest, rkey, entry[4]]
+            self.dirty = True
+        return diags
+
+    def store(self, path: str, st: os.stat_result, digest: str, rkey: str, diags: Sequence[Diagnostic]) -> None:
+        self.entries[path] = [_trusted_mtime(st), st.st_size, digest, rkey, [d.to_dict() for d in diags]]
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        folder = os.path.dirname(self.path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            top = os.path.dirname(folder)
+            _write_marker(os.path.join(top, ".gitignore"), "# Automatically created by gradlint.\n*\n")
+            _write_marker(
+                os.path.join(top, "CACHEDIR.TAG"),
+                "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by gradlint.\n",
+            )
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump({"format": _FORMAT, "files": self.entries}, fh, separators=(",", ":"))
+                os.replace(tmp, self.path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except OSError:
+            return  # read-only checkout, full disk: linting still worked
+        self.dirty = False
+
+
+def _trusted_mtime(st: os.stat_result) -> Optional[int]:
+    if st.st_mtime_ns > time.time_ns() - _RECENT_NS:
+        return None
+    return st.st_mtime_ns
+
+
+def _write_marker(path: str, text: str) -> None:
+    if not os.path.exists(path):
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError:
+            pass

@@ -1,0 +1,132 @@
+"""Turn the paths given on the command line into the list of files to lint.
+
+Folders are walked recursively for ``*.py`` files, skipping excluded names
+(``DEFAULT_EXCLUDES`` plus ``exclude``/``extend-exclude``).  A file named
+explicitly is linted whatever its extension, and even when an exclude pattern
+matches it, unless ``--force-exclude`` is given (as in ruff, so that pre-commit,
+which passes file names, still honours excludes when asked to).
+
+Symlinked folders are followed once: each folder is identified by
+``(st_dev, st_ino)``, so loops and repeated links end the walk instead of
+recursing forever.  Problems along the way (broken links, unreadable folders)
+are returned as warnings, never raised.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Set, Tuple
+
+from gradlint.static.selection import path_matches
+
+SOURCE_SUFFIXES = (".py",)
+
+
+class MissingPathError(Exception):
+    """A path given on the command line does not exist (exit code 2)."""
+
+    def __init__(self, path: str):
+        super().__init__(f"path '{path}' does not exist")
+        self.path = path
+
+
+@dataclass
+class Discovered:
+    files: List[str] = field(default_factory=list)  # absolute, sorted, unique
+    warnings: List[str] = field(default_factory=list)
+
+
+def is_excluded(path: str, patterns: Sequence[str], root: Optional[str]) -> bool:
+    return any(path_matches(p, path, root) for p in patterns)
+
+
+def discover_files(
+    paths: Sequence[str],
+    exclude: Sequence[str],
+    root: Optional[str],
+    *,
+    force_exclude: bool = False,
+) -> Discovered:
+    """Raises MissingPathError for the first path that does not exist."""
+    out = Discovered()
+    found: Set[str] = set()
+    visited: Set[Tuple[int, int]] = set()
+    for raw in paths:
+        path = os.path.abspath(raw)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise MissingPathError(raw) from None
+        except OSError as exc:
+            # A path we cannot even stat (e.g. a parent folder without x permission).
+            out.warnings.append(f"cannot access '{raw}': {exc.strerror or exc}")
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if force_exclude and is_excluded(path, exclude, root):
+                continue
+            _walk(path, exclude, root, found, visited, out)
+        else:
+            if force_exclude and is_excluded(path, exclude, root):
+                continue
+            found.add(path)
+    out.files = sorted(found)
+    return out
+
+
+def _walk(
+    top: str,
+    exclude: Sequence[str],
+    root: Optional[str],
+    found: Set[str],
+    visited: Set[Tuple[int, int]],
+    out: Discovered,
+) -> None:
+    # Plain names (the common case: ".git", "build") are tested with a set
+    # lookup; only real glob patterns go through fnmatch.
+    plain = {p for p in exclude if not any(ch in p for ch in "*?[/")}
+    globs = [p for p in exclude if p not in plain]
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = os.stat(folder)
+        except OSError as exc:
+            out.warnings.append(f"cannot access '{folder}': {exc.strerror or exc}")
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in visited:
+            continue  # a symlink loop or a second link to a folder already walked
+        visited.add(key)
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as exc:
+            out.warnings.append(f"cannot read folder '{folder}': {exc.strerror or exc}")
+            continue
+        for entry in entries:
+            name = entry.name
+            if name in plain:
+                continue
+            path = entry.path
+            if globs and any(path_matches(g, path, root) for g in globs):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+            except OSError:
+                is_dir = False
+            if is_dir:
+                stack.append(path)
+                continue
+            if not name.endswith(SOURCE_SUFFIXES):
+                continue
+            try:
+                is_file = entry.is_file()
+            except OSError:
+                is_file = False
+            if not is_file:
+                if entry.is_symlink() and not os.path.exists(path):
+                    out.warnings.append(f"skipping broken symlink '{path}'")
+                continue
+            found.add(path)
