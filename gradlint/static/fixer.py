@@ -168,8 +168,8 @@ def _fix_key(d: Diagnostic, text: str, spans: List[Span]) -> Tuple:
     return (d.code, tuple((text[s:t], c) for s, t, c in spans))
 
 
-def _display(filename: str, d: Diagnostic) -> str:
-    return f"{filename}:{d.location.row}:{d.location.column}: {d.code}"
+def _display(d: Diagnostic) -> str:
+    return f"{d.code} fix at {d.location.row}:{d.location.column}"
 
 
 def _one_round(
@@ -193,7 +193,7 @@ def _one_round(
             continue
         spans = _spans(text, starts, fix, newline)
         if spans is None:
-            errors.append(f"{_display(filename, d)} fix skipped: its edits overlap each other (a bug in the rule; please report it)")
+            errors.append(f"{_display(d)} skipped: its edits overlap each other (a bug in the rule; please report it)")
             continue
         key = _fix_key(d, text, spans)
         if key in failed:
@@ -234,7 +234,7 @@ def _one_round(
             else:
                 failed.add(key)
                 errors.append(
-                    f"{_display(filename, d)} fix dropped: it would make the code invalid ({why}); "
+                    f"{_display(d)} dropped: it would make the code invalid ({why}); "
                     "the file was left as it was for this fix. Please report this."
                 )
         new = _apply(text, [sp for j in ok for sp in chosen[j][0]])
@@ -280,7 +280,7 @@ def _fix_loop(
         applied.extend(fixed)
         if new in seen:
             errors.append(
-                f"{filename}: fixes did not converge (round {round_no + 1} brought back an earlier text); "
+                f"fixes did not converge (round {round_no + 1} brought back an earlier text); "
                 "stopped. Please report this."
             )
             text = new
@@ -296,7 +296,7 @@ def _fix_loop(
             break
         current = lint_source(filename, data, rules)
     else:
-        errors.append(f"{filename}: fixes still applied after {MAX_ROUNDS} rounds; stopped. Please report this.")
+        errors.append(f"fixes still applied after {MAX_ROUNDS} rounds; stopped. Please report this.")
     if not applied:
         return text, [], list(diagnostics), errors
     if rules:
@@ -332,7 +332,7 @@ def _encoder(encoding: str, errors: List[str], filename: str):
             return text.encode(encoding)
         except UnicodeEncodeError as exc:
             errors.append(
-                f"{filename}: fixed text cannot be encoded as {encoding} ({exc.reason}); file left unchanged"
+                f"fixed text cannot be encoded as {encoding} ({exc.reason}); file left unchanged"
             )
             return None
 
@@ -380,7 +380,8 @@ def fix_file(
 
     ``rules``: what to re-lint with between rounds; pass the file's effective
     rules.  By default, the registered rules of the codes in ``diagnostics``.
-    Nothing raises for an I/O problem: it is reported in ``errors``.
+    Nothing raises for an I/O problem: it is reported in ``errors``, whose
+    messages do not repeat the path (the caller prefixes it).
     """
     path = Path(path)
     filename = str(path)
@@ -395,10 +396,10 @@ def fix_file(
     try:
         text, encoding = _read_text(path)
     except OSError as exc:
-        result.errors.append(f"{filename}: cannot read file: {exc.strerror or exc}")
+        result.errors.append(f"cannot read file: {exc.strerror or exc}")
         return result
     if text is None:
-        result.errors.append(f"{filename}: cannot decode file; not fixed")
+        result.errors.append(f"cannot decode file; not fixed")
         return result
     result.old_text = text
 
@@ -454,16 +455,16 @@ def _atomic_write(path: Path, data: bytes) -> Optional[str]:
     try:
         st = os.stat(target)
     except OSError as exc:
-        return f"{path}: cannot write fixes: {exc.strerror or exc}"
+        return f"cannot write fixes: {exc.strerror or exc}"
     mode = stat.S_IMODE(st.st_mode)
     # os.replace would happily swap a read-only file for a writable one (only the
     # directory's permissions matter), and root passes os.access: check the bits too.
     if not (mode & 0o222) or not os.access(target, os.W_OK):
-        return f"{path}: cannot write fixes: the file is read-only (fixes not applied)"
+        return f"cannot write fixes: the file is read-only (fixes not applied)"
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".gradlint-fix", dir=target.parent)
     except OSError as exc:
-        return f"{path}: cannot write fixes: cannot create a temporary file in {target.parent}: {exc.strerror or exc}"
+        return f"cannot write fixes: cannot create a temporary file in {target.parent}: {exc.strerror or exc}"
     try:
         try:
             _write_bytes(fd, data)
@@ -484,7 +485,7 @@ def _atomic_write(path: Path, data: bytes) -> Optional[str]:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-        return f"{path}: cannot write fixes: {reason} (the file was left unchanged)"
+        return f"cannot write fixes: {reason} (the file was left unchanged)"
     return None
 
 
