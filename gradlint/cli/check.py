@@ -214,8 +214,10 @@ def _emit(text: str, output_file: Optional[str]) -> None:
 
 
 def _read_stdin() -> bytes:
-    stream = click.get_binary_stream("stdin")
-    return stream.read()
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is not None:
+        return buffer.read()
+    return sys.stdin.read().encode("utf-8")
 
 
 def _check_stdin(
@@ -238,7 +240,10 @@ def _check_stdin(
         return diags
     from gradlint.cli.fixing import fix_stdin
 
-    new_text, old_text, fixed, remaining = fix_stdin(fixer, data, name, diags, settings, unsafe=unsafe)
+    new_text, old_text, fixed, remaining, errors = fix_stdin(fixer, data, name, diags, settings, unsafe=unsafe)
+    for e in errors:
+        if not ctx.quiet:
+            warn(f"{stdin_filename or '-'}: {e}")
     if diff:
         if new_text is not None and new_text != old_text:
             click.echo(fixer.unified_diff(stdin_filename or "-", old_text, new_text), nl=False)

@@ -22,9 +22,25 @@ def _offset(lines, row, col):
     return sum(len(l) for l in lines[: row - 1]) + col - 1
 
 
-def fix_file(path: Path, diagnostics, *, unsafe: bool, write: bool = True) -> FixResult:
-    CALLS.append({"path": str(path), "n": len(diagnostics), "unsafe": unsafe, "write": write})
+def fix_file(path: Path, diagnostics, *, unsafe: bool, write: bool = True, rules=None) -> FixResult:
+    CALLS.append({"path": str(path), "n": len(diagnostics), "unsafe": unsafe, "write": write, "rules": rules})
     old = Path(path).read_text(encoding="utf-8")
+    res = _fix(old, diagnostics, unsafe)
+    if write and res.new_text is not None:
+        tmp = str(path) + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(res.new_text)
+        os.replace(tmp, path)
+    return res
+
+
+def fix_text(text, diagnostics, *, unsafe, filename="-", rules=None):
+    CALLS.append({"path": filename, "n": len(diagnostics), "unsafe": unsafe, "write": False, "rules": rules})
+    res = _fix(text, diagnostics, unsafe)
+    return (res.new_text if res.new_text is not None else text), res.applied, res.errors
+
+
+def _fix(old, diagnostics, unsafe):
     lines = old.splitlines(keepends=True)
     res = FixResult(old_text=old)
     chosen = []
@@ -44,11 +60,6 @@ def fix_file(path: Path, diagnostics, *, unsafe: bool, write: bool = True) -> Fi
         text = text[:a] + content + text[b:]
     res.applied = chosen
     res.new_text = text
-    if write:
-        tmp = str(path) + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
     return res
 
 

@@ -1,0 +1,138 @@
+"""The cache: warm runs skip linting (and reading), edits invalidate, damage is harmless."""
+
+import json
+import os
+
+import pytest
+
+import gradlint.static.runner as runner
+from test_check import BACKWARD, write
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    """Counts files linted and files read by the runner (in-process: -j1)."""
+    calls = {"lint": [], "read": []}
+    real_lint, real_read = runner.lint_source, runner.read_bytes
+
+    def lint(filename, data, rules):
+        calls["lint"].append(os.path.basename(filename))
+        return real_lint(filename, data, rules)
+
+    def read(path):
+        calls["read"].append(os.path.basename(path))
+        return real_read(path)
+
+    monkeypatch.setattr(runner, "lint_source", lint)
+    monkeypatch.setattr(runner, "read_bytes", read)
+    return calls
+
+
+def age(path, seconds=60):
+    """Pretend the file was written a while ago (fresh mtimes are not trusted)."""
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 10**9))
+
+
+def test_warm_run_neither_lints_nor_reads(project, run, counting):
+    a = write(project, "a.py", BACKWARD)
+    b = write(project, "b.py", "x = 1\n")
+    age(a), age(b)
+    first = run("-j1", "--output-format", "json", ".")
+    assert sorted(counting["lint"]) == ["a.py", "b.py"]
+    assert (project / ".gradlint_cache" / "CACHEDIR.TAG").is_file()
+    counting["lint"].clear(), counting["read"].clear()
+    second = run("-j1", "--output-format", "json", ".")
+    assert counting["lint"] == [] and counting["read"] == []
+    assert second.stdout == first.stdout and second.exit_code == first.exit_code == 1
+
+
+def test_edit_invalidates(project, run, counting):
+    a = write(project, "a.py", BACKWARD)
+    age(a)
+    assert run("-j1", "--output-format", "concise", ".").exit_code == 1
+    # Same size, different content, same second: the hash still catches it.
+    a.write_text(BACKWARD.replace("loss.backward()", "loss.forward_()"))
+    counting["lint"].clear()
+    r = run("-j1", "--output-format", "concise", ".")
+    assert counting["lint"] == ["a.py"]
+    assert r.exit_code == 0 and "GL901" not in r.stdout
+    a.write_text("print(1)\n")
+    r = run("-j1", "--output-format", "concise", ".")
+    assert "a.py:1:1: GL902" in r.stdout
+
+
+def test_touch_without_change_uses_hash(project, run, counting):
+    a = write(project, "a.py", BACKWARD)
+    age(a, 120)
+    run("-j1", ".")
+    age(a, 60)  # new mtime, same content
+    counting["lint"].clear()
+    r = run("-j1", "--output-format", "concise", ".")
+    assert counting["lint"] == [] and "GL901" in r.stdout
+
+
+def test_selection_change_is_not_served_stale(project, run, counting):
+    a = write(project, "a.py", BACKWARD + "print(1)\n")
+    age(a)
+    run("-j1", ".")
+    r = run("-j1", "--select", "GL902", "--output-format", "concise", ".")
+    assert "GL902" in r.stdout and "GL901" not in r.stdout
+    r = run("-j1", "--per-file-ignores", "a.py:GL902", "--output-format", "concise", ".")
+    assert "GL901" in r.stdout and "GL902" not in r.stdout
+
+
+def test_corrupt_cache_is_ignored_and_rebuilt(project, run, counting):
+    a = write(project, "a.py", BACKWARD)
+    age(a)
+    run("-j1", ".")
+    (cache_file,) = (project / ".gradlint_cache").rglob("*.json")
+    for garbage in (b"{not json", b"", b"[1,2]", json.dumps({"format": 1, "files": {str(a): "x"}}).encode(),
+                    json.dumps({"format": 1, "files": {str(a): [1, 2, 3, 4, [{"bad": 1}]]}}).encode()):
+        cache_file.write_bytes(garbage)
+        r = run("-j1", "--output-format", "concise", ".")
+        assert r.exit_code == 1 and "a.py:4:5: GL901" in r.stdout and r.stderr == ""
+    json.loads(cache_file.read_text())  # rewritten whole
+
+
+def test_unwritable_cache_dir_is_harmless(project, run, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache folder should be")
+    write(project, "a.py", BACKWARD)
+    r = run("--cache-dir", blocker / "sub", "--output-format", "concise", ".")
+    assert r.exit_code == 1 and "GL901" in r.stdout and r.stderr == ""
+
+
+def test_no_cache_and_cache_dir(project, run, tmp_path, counting):
+    write(project, "a.py", BACKWARD)
+    run("--no-cache", ".")
+    assert not (project / ".gradlint_cache").exists()
+    elsewhere = tmp_path / "c"
+    run("--cache-dir", elsewhere, ".")
+    assert list(elsewhere.rglob("*.json")) and not (project / ".gradlint_cache").exists()
+
+
+def test_cache_lives_at_project_root(project, run, monkeypatch):
+    write(project, "src/a.py", BACKWARD)
+    monkeypatch.chdir(project / "src")
+    run(".")
+    assert (project / ".gradlint_cache").is_dir() and not (project / "src" / ".gradlint_cache").exists()
+
+
+def test_parallel_run_fills_the_cache(project, run, counting):
+    for i in range(12):
+        age(write(project, f"m{i}.py", BACKWARD))
+    first = run("-j2", "--output-format", "json", ".")
+    counting["lint"].clear()
+    second = run("-j1", "--output-format", "json", ".")
+    assert counting["lint"] == [] and second.stdout == first.stdout
+
+
+def test_fresh_file_edited_in_the_same_tick_is_relinted(project, run, monkeypatch):
+    a = write(project, "a.py", BACKWARD)
+    st = os.stat(a)
+    run("-j1", ".")
+    a.write_text(BACKWARD.replace("loss.backward()", "loss.forward_()"))
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime as when cached
+    r = run("-j1", "--output-format", "concise", ".")
+    assert r.exit_code == 0 and "GL901" not in r.stdout

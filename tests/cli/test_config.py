@@ -1,0 +1,163 @@
+"""Configuration discovery, validation errors, and CLI-over-config precedence."""
+
+import json
+
+import pytest
+
+from test_check import BACKWARD, write
+
+
+def codes_in(run, *args):
+    r = run("--output-format", "json", "--no-cache", *args)
+    assert r.exit_code in (0, 1), r.output
+    return sorted({(d["filename"].rsplit("/", 1)[-1], d["code"]) for d in json.loads(r.stdout)})
+
+
+def test_config_found_by_walking_up(project, run):
+    (project / "pyproject.toml").write_text("[tool.gradlint]\nignore = ['GL901']\n")
+    write(project, "src/pkg/deep/a.py", BACKWARD + "print(1)\n")
+    # Run from a folder without any config of its own, pointing below the project.
+    assert codes_in(run, "src/pkg/deep") == [("a.py", "GL902")]
+    assert codes_in(run, "src/pkg/deep/a.py") == [("a.py", "GL902")]
+
+
+def test_config_discovered_from_checked_path_not_cwd(project, run, tmp_path, monkeypatch):
+    (project / "pyproject.toml").write_text("[tool.gradlint]\nselect = ['GL902']\n")
+    write(project, "a.py", BACKWARD + "print(1)\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert codes_in(run, project / "a.py") == [("a.py", "GL902")]
+
+
+def test_pyproject_without_table_is_skipped(project, run):
+    (project / "pyproject.toml").write_text("[tool.gradlint]\nignore = ['GL902']\n")
+    sub = project / "sub"
+    write(project, "sub/pyproject.toml", "[project]\nname = 'sub'\n")
+    write(project, "sub/a.py", "print(1)\n" + BACKWARD)
+    assert codes_in(run, sub) == [("a.py", "GL901")]
+
+
+def test_gradlint_toml_beats_pyproject_and_dot_file_beats_both(project, run):
+    (project / "pyproject.toml").write_text("[tool.gradlint]\nselect = ['GL901']\n")
+    write(project, "a.py", BACKWARD + "print(1)\n")
+    (project / "gradlint.toml").write_text("select = ['GL902']\n")
+    assert codes_in(run, ".") == [("a.py", "GL902")]
+    (project / ".gradlint.toml").write_text("select = ['GL901', 'GL902']\n")
+    assert codes_in(run, ".") == [("a.py", "GL901"), ("a.py", "GL902")]
+
+
+def test_nearer_config_wins(project, run):
+    (project / "pyproject.toml").write_text("[tool.gradlint]\nselect = ['GL901']\n")
+    write(project, "sub/gradlint.toml", "select = ['GL902']\n")
+    write(project, "sub/a.py", BACKWARD + "print(1)\n")
+    assert codes_in(run, "sub") == [("a.py", "GL902")]
+
+
+def test_explicit_config_option(project, run, tmp_path):
+    cfg = tmp_path / "other.toml"
+    cfg.write_text("select = ['GL902']\n")
+    write(project, "a.py", BACKWARD + "print(1)\n")
+    assert codes_in(run, "--config", cfg, ".") == [("a.py", "GL902")]
+    r = run("--config", tmp_path / "missing.toml", ".")
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+
+
+def test_cli_overrides_config(project, run):
+    (project / "pyproject.toml").write_text(
+        "[tool.gradlint]\nselect = ['GL901']\nignore = ['GL902']\nper-file-ignores = {'a.py' = ['GL950']}\n"
+    )
+    write(project, "a.py", BACKWARD + "print(1)\noptimizer.zero_grad()\n")
+    assert codes_in(run, ".") == [("a.py", "GL901")]
+    # --select replaces the configured select (and starts the selection afresh).
+    assert codes_in(run, "--select", "GL902", ".") == [("a.py", "GL902")]
+    # --extend-select adds to it; the configured per-file ignore still applies.
+    assert codes_in(run, "--extend-select", "GL950", ".") == [("a.py", "GL901")]
+    # --per-file-ignores replaces the configured table.
+    assert codes_in(run, "--extend-select", "GL950", "--per-file-ignores", "a.py:GL901", ".") == [("a.py", "GL950")]
+    # --ignore on top of the configured select.
+    assert codes_in(run, "--ignore", "GL901", ".") == []
+
+
+def test_config_extend_select_off_by_default_rule(project, run):
+    (project / "pyproject.toml").write_text("[tool.gradlint]\nextend-select = ['GL950']\n")
+    write(project, "a.py", "optimizer.zero_grad()\n")
+    assert codes_in(run, ".") == [("a.py", "GL950")]
+
+
+def test_config_exclude_and_extend_exclude(project, run):
+    write(project, "gen/g.py", BACKWARD)
+    write(project, "src/a.py", BACKWARD)
+    write(project, "build/b.py", BACKWARD)
+    (project / "pyproject.toml").write_text("[tool.gradlint]\nextend-exclude = ['gen']\n")
+    assert codes_in(run, ".") == [("a.py", "GL901")]
+    (project / "pyproject.toml").write_text("[tool.gradlint]\nexclude = ['gen']\n")
+    assert codes_in(run, ".") == [("a.py", "GL901"), ("b.py", "GL901")]
+
+
+def test_config_per_file_ignores_globs(project, run):
+    (project / "pyproject.toml").write_text(
+        "[tool.gradlint.per-file-ignores]\n'tests/**/*.py' = ['GL901']\n'conftest.py' = ['GL9']\n"
+    )
+    write(project, "tests/unit/test_x.py", BACKWARD)
+    write(project, "pkg/conftest.py", BACKWARD + "print(1)\n")
+    write(project, "pkg/a.py", BACKWARD)
+    assert codes_in(run, ".") == [("a.py", "GL901")]
+
+
+def test_relative_patterns_are_relative_to_the_config_folder(project, run, monkeypatch):
+    (project / "pyproject.toml").write_text("[tool.gradlint]\nextend-exclude = ['src/gen']\n")
+    write(project, "src/gen/a.py", BACKWARD)
+    write(project, "src/b.py", BACKWARD)
+    monkeypatch.chdir(project / "src")
+    assert codes_in(run, ".") == [("b.py", "GL901")]
+
+
+@pytest.mark.parametrize(
+    "toml, expected",
+    [
+        ("[tool.gradlint\nselect = 1\n", "pyproject.toml: invalid TOML"),
+        ("[tool.gradlint]\nselct = ['GL901']\n", "pyproject.toml: [tool.gradlint] key 'selct': unknown key (did you mean 'select'?)"),
+        ("[tool.gradlint]\nwhatever = 1\n", "key 'whatever': unknown key (known keys:"),
+        ("[tool.gradlint]\nselect = 'GL901'\n", "key 'select': expected a list of strings, got str 'GL901'"),
+        ("[tool.gradlint]\nignore = ['GL901', 3]\n", "key 'ignore': expected a list of strings, got a list containing int 3"),
+        ("[tool.gradlint]\nselect = ['GL999']\n", "key 'select': unknown rule selector 'GL999'"),
+        ("[tool.gradlint]\nextend-select = ['nonsense!']\n", "key 'extend-select': unknown rule selector 'nonsense!'"),
+        ("[tool.gradlint]\nper-file-ignores = ['x']\n", "key 'per-file-ignores': expected a table"),
+        ("[tool.gradlint.per-file-ignores]\n'a.py' = 'GL901'\n", "pattern 'a.py' expects a list of rule codes"),
+        ("[tool.gradlint.per-file-ignores]\n'a.py' = ['GL998']\n", "key 'per-file-ignores': pattern 'a.py': unknown rule selector 'GL998'"),
+        ("[tool.gradlint]\nexclude = {a = 1}\n", "key 'exclude': expected a list of strings"),
+        ("[tool]\ngradlint = 3\n", "'tool.gradlint' must be a table"),
+    ],
+)
+def test_bad_config_is_one_line_exit_2(project, run, toml, expected):
+    (project / "pyproject.toml").write_text(toml)
+    write(project, "a.py", BACKWARD)
+    r = run(".")
+    assert r.exit_code == 2
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("gradlint: error: ")
+    assert str(project / "pyproject.toml") in r.stderr
+    assert expected in r.stderr
+    assert "Traceback" not in r.output and r.stdout == ""
+
+
+def test_bad_gradlint_toml(project, run):
+    (project / "gradlint.toml").write_text("select = [\n")
+    write(project, "a.py", BACKWARD)
+    r = run(".")
+    assert r.exit_code == 2 and "gradlint.toml: invalid TOML" in r.stderr
+
+
+def test_malformed_foreign_pyproject_is_skipped(project, run):
+    # A broken pyproject.toml that does not mention gradlint is not ours to judge.
+    write(project, "sub/pyproject.toml", "[project\n")
+    write(project, "sub/a.py", BACKWARD)
+    r = run("--no-cache", "sub")
+    assert r.exit_code == 1 and "GL901" in r.stdout
+
+
+def test_cache_dir_config_key(project, run):
+    (project / "pyproject.toml").write_text("[tool.gradlint]\ncache-dir = '.mycache'\n")
+    write(project, "a.py", BACKWARD)
+    run(".")
+    assert (project / ".mycache").is_dir() and not (project / ".gradlint_cache").exists()
