@@ -1,0 +1,112 @@
+"""GL006: a training loop that steps the optimizer but never clears gradients."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from gradlint.static.rule import Rule
+from gradlint.static.semantics.optim import OptimAnalysis, guard_tests_within
+
+
+class MissingZeroGrad(Rule):
+    """## What it does
+    Flags a loop whose body runs a backward pass and `optimizer.step()` (or
+    `scaler.step(optimizer)`) but never clears the gradients: no
+    `optimizer.zero_grad()`, `model.zero_grad()`, `p.grad = None` nor
+    `p.grad.zero_()` anywhere in the loop (helpers of the same file that clear
+    them count).
+
+    ## Why is this bad?
+    PyTorch *adds* every backward pass into `.grad`; nothing resets it for you.
+    Without a `zero_grad()` per step, step *n* applies the sum of the gradients of
+    steps 1..n: the effective learning rate grows every iteration, and the loss
+    curve looks like a bad hyperparameter ("loss explodes after a few hundred
+    steps", "loss is nan") rather than a bug. Nothing raises.
+
+    Deliberate gradient accumulation (step and `zero_grad()` every *k* batches
+    under `if (i + 1) % k == 0:`) is not reported, nor is a loop that clears the
+    gradients through a helper (`self.optimizer_zero_grad()`).
+
+    ## Example
+    ```python
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    ```
+
+    ## Use instead
+    ```python
+    for x, y in loader:
+        optimizer.zero_grad(set_to_none=True)
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    ```
+    """
+
+    code = "GL006"
+    name = "missing-zero-grad"
+    message = (
+        "`{step}` runs every iteration of a loop that never clears gradients, so each step applies the "
+        "sum of all previous gradients; call `{optimizer}.zero_grad()` once per step"
+    )
+    prefilter = (".step(",)
+    VALID = [
+        """
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+        """,
+        """
+        for i, (x, y) in enumerate(loader):
+            loss = criterion(model(x), y) / accum
+            loss.backward()
+            if (i + 1) % accum == 0:
+                optimizer.step()
+                optimizer.zero_grad()
+        """,
+    ]
+    INVALID = [
+        """
+        for x, y in loader:
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()  # error
+        """,
+    ]
+
+    @classmethod
+    def could_match(cls, text: str) -> bool:
+        return ".step(" in text and "backward" in text
+
+    def visit_Module(self, node: cst.Module) -> None:
+        analysis = self.context.analysis(OptimAnalysis)
+        for scope in analysis.scopes:
+            reported = set()
+            steps = [e for e in scope.events if e.kind == "step" and e.loops]
+            for step in steps:
+                loop = next(
+                    (l for l in reversed(step.loops)
+                     if any(l in e.loops and e.populates_grad for e in scope.events)),
+                    None,
+                )
+                if loop is None or (id(loop), step.key) in reported:
+                    continue
+                if step.node.args and not _is_scaler_step(step.node):
+                    continue  # step(closure): the closure clears and backpropagates
+                if any(analysis.clears(e) for e in scope.events if loop in e.loops):
+                    continue
+                conditional = bool(guard_tests_within(step, loop))
+                if conditional and any(analysis.clears(e) for e in scope.events):
+                    continue  # accumulation: gradients are cleared elsewhere in this function
+                reported.add((id(loop), step.key))
+                self.report(step.node, step=self.context.code_for(step.node), optimizer=step.key)
+
+
+def _is_scaler_step(call: cst.Call) -> bool:
+    return isinstance(call.func, cst.Attribute) and "scaler" in (
+        cst.Module([]).code_for_node(call.func.value).lower()
+    )

@@ -1,0 +1,176 @@
+"""GL012: a misspelt ``requires_grad`` that silently does nothing."""
+
+from __future__ import annotations
+
+import re
+from typing import Optional, Set
+
+import libcst as cst
+
+from gradlint.static.rule import Replace, Rule
+from gradlint.static.semantics.imports import ImportMap, dotted_name
+
+TYPOS = {
+    "require_grad": "requires_grad",
+    "requires_grads": "requires_grad",
+    "require_grads": "requires_grad",
+    "requires_gradient": "requires_grad",
+    "requires_gradients": "requires_grad",
+    "require_gradient": "requires_grad",
+    "require_gradients": "requires_grad",
+}
+# Tensor methods that take ``requires_grad=`` like the torch factories do.
+_TENSOR_FACTORY_METHODS = {"new_tensor", "new_zeros", "new_ones", "new_empty", "new_full"}
+_PATTERN = re.compile(r"\b(" + "|".join(sorted(TYPOS, key=len, reverse=True)) + r"|requires_grad_)\b")
+
+
+class RequiresGradTypo(Rule):
+    """## What it does
+    Flags assignments to `require_grad`, `requires_grads`, `require_grads`,
+    `requires_gradient` (and similar misspellings) on tensors and parameters, the
+    same names as keywords of torch calls, and `x.requires_grad_ = False` (the
+    in-place *method* assigned instead of called).
+
+    ## Why is this bad?
+    Tensors and `nn.Parameter`s accept any attribute, so `p.require_grad = False`
+    just creates a new, unused attribute: the parameter keeps training ("frozen
+    layers still being updated", "requires_grad False not working"). Assigning
+    `requires_grad_` replaces the method on that object and changes nothing. A
+    misspelt keyword of a torch factory fails instead:
+    `TypeError: zeros() got an unexpected keyword argument 'require_grad'`.
+
+    Names a file defines itself (a dataclass field `require_grad: bool`, a
+    parameter `def f(require_grad=True)`, an attribute it reads back) are not
+    reported.
+
+    ## Example
+    ```python
+    for p in model.backbone.parameters():
+        p.require_grad = False
+    ```
+
+    ## Use instead
+    ```python
+    for p in model.backbone.parameters():
+        p.requires_grad = False
+    ```
+    (for a whole module, `model.backbone.requires_grad_(False)`).
+
+    ## Fix safety
+    The fix replaces the misspelt name with `requires_grad`, which is what the
+    code evidently meant; it is safe.
+    """
+
+    code = "GL012"
+    name = "requires-grad-typo"
+    message = "`{wrong}` is not a torch attribute, so this silently does nothing; use `{right}`"
+    fix_applicability = "safe"
+    VALID = [
+        """
+        for p in model.parameters():
+            p.requires_grad = False
+        """,
+        """
+        from dataclasses import dataclass
+        @dataclass
+        class LayerSpec:
+            require_grad: bool = True
+        spec = LayerSpec()
+        spec.require_grad = False
+        """,
+    ]
+    INVALID = [
+        """
+        for p in model.parameters():
+            p.require_grad = False  # error
+        """,
+        """
+        import torch
+        w = torch.zeros(3, require_grad=True)  # error
+        """,
+    ]
+
+    @classmethod
+    def could_match(cls, text: str) -> bool:
+        return "require" in text and _PATTERN.search(text) is not None
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._user_names: Optional[Set[str]] = None
+
+    def _defined_here(self, name: str) -> bool:
+        if self._user_names is None:
+            finder = _UserNames()
+            self.context.module.visit(finder)
+            self._user_names = finder.names
+        return name in self._user_names
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for t in node.targets:
+            target = t.target
+            if not isinstance(target, cst.Attribute):
+                continue
+            wrong = target.attr.value
+            right = TYPOS.get(wrong) or ("requires_grad" if wrong == "requires_grad_" else None)
+            if right is None or dotted_name(target.value) in ("self", "cls"):
+                continue
+            if self._defined_here(wrong):
+                continue
+            self.report(target, wrong=wrong, right=right, fix=Replace(target.attr, cst.Name(right)))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        for arg in node.args:
+            if arg.keyword is None:
+                continue
+            wrong = arg.keyword.value
+            right = TYPOS.get(wrong) or ("requires_grad" if wrong == "requires_grad_" else None)
+            if right is None or not self._torch_call(node) or self._defined_here(wrong):
+                continue
+            self.report(arg, wrong=wrong, right=right, fix=Replace(arg.keyword, cst.Name(right)))
+
+    def _torch_call(self, call: cst.Call) -> bool:
+        qual = self.context.analysis(ImportMap).resolve(call.func) or ""
+        if qual.startswith("torch.") or qual == "torch":
+            return True
+        return isinstance(call.func, cst.Attribute) and call.func.attr.value in _TENSOR_FACTORY_METHODS
+
+
+class _UserNames(cst.CSTVisitor):
+    """Typo-like names this file defines or reads back: then they are its own, not a typo."""
+
+    def __init__(self) -> None:
+        self.names: Set[str] = set()
+        self._stored: Set[int] = set()
+
+    def _add(self, name: str) -> None:
+        if name in TYPOS or name == "requires_grad_":
+            self.names.add(name)
+
+    def visit_Param(self, node: cst.Param) -> None:
+        self._add(node.name.value)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._add(node.name.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        target = node.target
+        self._add(target.value if isinstance(target, cst.Name) else target.attr.value if isinstance(target, cst.Attribute) else "")
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for t in node.targets:
+            target = t.target
+            if isinstance(target, cst.Name):
+                self._add(target.value)
+            elif isinstance(target, cst.Attribute):
+                self._stored.add(id(target))
+                if dotted_name(target.value) in ("self", "cls"):
+                    self._add(target.attr.value)  # an attribute of the user's own class
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        # Reading the name back (``if p.require_grad:``) means the file gives it a meaning.
+        if id(node) not in self._stored:
+            self._add(node.attr.value)
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        # getattr(obj, "require_grad") / config keys
+        self._add(node.value.strip("\"'"))

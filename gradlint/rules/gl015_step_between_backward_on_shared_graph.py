@@ -1,0 +1,194 @@
+"""GL015: an optimizer step between two backward passes through the same graph."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Set, Tuple
+
+import libcst as cst
+
+from gradlint.static.rule import Rule
+from gradlint.static.semantics.imports import dotted_name
+from gradlint.static.semantics.optim import Event, OptimAnalysis, ScopeInfo, last_assignment, last_part
+
+
+class StepBetweenBackwardOnSharedGraph(Rule):
+    """## What it does
+    Flags `optimizer.step()` (or `scaler.step(optimizer)`) between two backward
+    calls when the second loss was computed *before* the step, from a forward
+    through the parameters that step updates: the GAN pattern
+    `d_loss.backward(retain_graph=True); opt_d.step(); g_loss.backward()` where
+    `g_loss` reuses the discriminator's outputs.
+
+    ## Why is this bad?
+    `step()` updates the parameters in place. The graph of the second loss saved
+    those parameters (their version counter) for its backward, so the second
+    backward fails with
+
+    `RuntimeError: one of the variables needed for gradient computation has been modified by an inplace operation: [torch.FloatTensor [128, 1]], which is output 0 of AsStridedBackward0, is at version 2; expected version 1 instead.`
+
+    (PyTorch before 1.5 silently computed the generator's gradients with the
+    stale discriminator weights instead.)
+
+    ## Example
+    ```python
+    d_loss = bce(D(real), ones) + bce(D(fake.detach()), zeros)
+    g_loss = bce(D(fake), ones)
+    d_loss.backward()
+    opt_d.step()
+    g_loss.backward()
+    opt_g.step()
+    ```
+
+    ## Use instead
+    ```python
+    d_loss = bce(D(real), ones) + bce(D(fake.detach()), zeros)
+    d_loss.backward()
+    opt_d.step()
+    g_loss = bce(D(fake), ones)  # a fresh forward through the updated D
+    g_loss.backward()
+    opt_g.step()
+    ```
+    """
+
+    code = "GL015"
+    name = "step-between-backward-on-shared-graph"
+    message = (
+        "`{step}` updates in place parameters that `{loss}` (computed before the step) still needs for its "
+        "backward on line {line}, which fails with \"one of the variables needed for gradient computation has "
+        "been modified by an inplace operation\"; run both backward passes before stepping, or recompute "
+        "`{loss}` after the step"
+    )
+    VALID = [
+        """
+        opt_d = Adam(D.parameters())
+        opt_g = Adam(G.parameters())
+        for real in loader:
+            fake = G(z)
+            d_loss = bce(D(real), ones) + bce(D(fake.detach()), zeros)
+            d_loss.backward()
+            opt_d.step()
+            g_loss = bce(D(fake), ones)
+            g_loss.backward()
+            opt_g.step()
+        """,
+    ]
+    INVALID = [
+        """
+        opt_d = Adam(D.parameters())
+        opt_g = Adam(G.parameters())
+        for real in loader:
+            fake = G(z)
+            d_loss = bce(D(real), ones) + bce(D(fake.detach()), zeros)
+            g_loss = bce(D(fake), ones)
+            d_loss.backward(retain_graph=True)
+            opt_d.step()  # error
+            g_loss.backward()
+            opt_g.step()
+        """,
+    ]
+
+    @classmethod
+    def could_match(cls, text: str) -> bool:
+        return text.count("backward") >= 2 and ".step(" in text
+
+    def visit_Module(self, node: cst.Module) -> None:
+        analysis = self.context.analysis(OptimAnalysis)
+        for scope in analysis.scopes:
+            events = scope.events
+            for si, step in enumerate(events):
+                if step.kind != "step" or not step.key:
+                    continue
+                first = next((e for e in reversed(events[:si]) if e.populates_grad and analysis.reaches(e, step)), None)
+                if first is None:
+                    continue
+                second = next((e for e in events[si + 1:] if e.kind == "backward"), None)
+                if second is None or second.backward is None or second.backward.target is None:
+                    continue
+                if not analysis.reaches(step, second):
+                    continue
+                hit = self._stale_forward(second, step, first, scope, analysis)
+                if hit:
+                    self.report(
+                        step.node,
+                        step=self.context.code_for(step.node),
+                        loss=self.context.code_for(second.backward.target),
+                        line=self.context.position(second.node).start.line,
+                    )
+
+    def _stale_forward(self, second: Event, step: Event, first: Event, scope: ScopeInfo, analysis) -> bool:
+        target = second.backward.target
+        name = dotted_name(target)
+        if name is None:
+            return False  # computed inline, after the step
+        assign = last_assignment(scope, name, second) or last_assignment(scope, name.split(".")[0], second)
+        if assign is None or assign.order > step.order or assign.value is None:
+            return False
+        calls = _forward_calls(assign, scope, set())
+        if not calls:
+            return False  # detached inputs only, or nothing visible
+        models = analysis.optimizer_models.get(step.key) or analysis.optimizer_models.get(
+            "self." + last_part(step.key)
+        )
+        if models:
+            return any(_calls_model(c, models) for c in calls)
+        # Unknown parameter set: only the explicit retain_graph=True on the first backward says
+        # both losses share one graph, and the second must also share a forward with the first.
+        if not (first.backward is not None and first.backward.retain_graph):
+            return False
+        first_target = first.backward.target
+        first_name = dotted_name(first_target) if first_target is not None else None
+        if first_name is None:
+            return False
+        first_assign = last_assignment(scope, first_name, first)
+        if first_assign is None:
+            return False
+        first_calls = _forward_calls(first_assign, scope, set())
+        return bool({_call_text(c) for c in calls} & {_call_text(c) for c in first_calls})
+
+
+def _call_text(call: cst.Call) -> Optional[str]:
+    return dotted_name(call.func)
+
+
+def _calls_model(call: cst.Call, models: Set[str]) -> bool:
+    name = dotted_name(call.func) or ""
+    for m in models:
+        if name == m or name.startswith(m + "."):
+            return True
+    return False
+
+
+_DETACHING = {"detach", "item", "tolist", "cpu_detached", "numpy"}
+
+
+def _forward_calls(assign: Event, scope: ScopeInfo, seen: Set[str]) -> List[cst.Call]:
+    """Calls whose outputs flow into ``assign``'s value, following earlier assignments."""
+    out: List[cst.Call] = []
+    value = assign.value
+    if value is None or isinstance(assign.node, (cst.For, cst.With)):
+        return out
+    stack = [value]
+    names: Set[str] = set()
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Call):
+            f = n.func
+            if isinstance(f, cst.Attribute) and f.attr.value in _DETACHING:
+                continue
+            out.append(n)
+        if isinstance(n, cst.Lambda):
+            continue
+        d = dotted_name(n) if isinstance(n, (cst.Name, cst.Attribute)) else None
+        if d is not None:
+            names.add(d)
+            if isinstance(n, cst.Attribute):
+                names.add(d.split(".")[0])
+            if not isinstance(n, cst.Attribute):
+                continue
+        stack.extend(n.children)
+    for name in names - seen:
+        seen.add(name)
+        prev = last_assignment(scope, name, assign)
+        if prev is not None:
+            out.extend(_forward_calls(prev, scope, seen))
+    return out

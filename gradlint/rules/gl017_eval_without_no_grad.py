@@ -1,0 +1,269 @@
+"""GL017: an evaluation loop that runs the model with autograd recording."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Set
+
+import libcst as cst
+
+from gradlint.static.rule import Replace, Rule
+from gradlint.static.semantics.imports import ImportMap
+from gradlint.static.semantics.optim import (
+    LIGHTNING_EVAL_HOOKS, Event, OptimAnalysis, ScopeInfo, grad_mode_at, last_part, looks_like_eval_function,
+    looks_like_eval_loader, looks_like_model_name, names_in,
+)
+
+
+class EvalWithoutNoGrad(Rule):
+    """## What it does
+    Flags an evaluation loop (after `model.eval()`, or in a function or loop that
+    is evidently for validation, testing or inference: `evaluate`, `validate`,
+    `test`, `predict`, `val_loader`, `test_loader`) that calls the model outside
+    `torch.no_grad()` / `torch.inference_mode()` and never calls backward. It is
+    reported once per loop, at the first model call.
+
+    ## Why is this bad?
+    `model.eval()` only switches dropout and batch-norm behaviour; it does not
+    turn autograd off. Every forward still builds a graph and saves its
+    activations for a backward that never comes, and outputs kept across the loop
+    (`preds.append(out)`, `total += loss`) hold those graphs for the whole pass:
+    evaluation uses several times the memory it needs and runs slower, the
+    typical "CUDA out of memory during validation" / "torch.OutOfMemoryError:
+    CUDA out of memory. Tried to allocate ..." that does not happen in training.
+
+    Not reported when the caller visibly disables grad (`with torch.no_grad():
+    evaluate(model, loader)` in the same file), for Lightning's `validation_step`
+    / `test_step` / `predict_step` (the framework disables grad), nor for
+    `model.eval()` in training code that calls backward (batch-norm freezing).
+
+    ## Example
+    ```python
+    def evaluate(model, val_loader):
+        model.eval()
+        correct = 0
+        for x, y in val_loader:
+            out = model(x)
+            correct += (out.argmax(1) == y).sum().item()
+        return correct
+    ```
+
+    ## Use instead
+    ```python
+    def evaluate(model, val_loader):
+        model.eval()
+        correct = 0
+        with torch.inference_mode():
+            for x, y in val_loader:
+                out = model(x)
+                correct += (out.argmax(1) == y).sum().item()
+        return correct
+    ```
+
+    ## Fix safety
+    The fix wraps the loop in `with torch.inference_mode():`. It is unsafe: code
+    in the loop that does need gradients (an input-gradient saliency map, a
+    tensor created there and trained later) would stop working, and tensors
+    created under inference mode cannot be used in autograd afterwards.
+    """
+
+    code = "GL017"
+    name = "eval-without-no-grad"
+    message = (
+        "`{model}` runs in an evaluation loop with autograd on: every forward builds a graph and keeps its "
+        "activations for a backward that never comes; wrap the loop in `with torch.inference_mode():`"
+    )
+    fix_applicability = "unsafe"
+    VALID = [
+        """
+        import torch
+        def evaluate(model, val_loader):
+            model.eval()
+            with torch.no_grad():
+                for x, y in val_loader:
+                    out = model(x)
+        """,
+        """
+        import torch
+        def train(model, loader, opt):
+            model.eval()  # freeze batch norm
+            for x, y in loader:
+                loss = model(x).sum()
+                loss.backward()
+                opt.step()
+        """,
+    ]
+    INVALID = [
+        """
+        import torch
+        def evaluate(model, val_loader):
+            model.eval()
+            for x, y in val_loader:
+                out = model(x)  # error
+        """,
+    ]
+
+    @classmethod
+    def could_match(cls, text: str) -> bool:
+        return "torch" in text and any(s in text for s in ("eval", "val", "test", "predict", "infer"))
+
+    def visit_Module(self, node: cst.Module) -> None:
+        analysis = self.context.analysis(OptimAnalysis)
+        imports = self.context.analysis(ImportMap)
+        modules = {e.key for s in analysis.scopes for e in s.events if e.kind in ("eval", "train") and e.key}
+        for scope in analysis.scopes:
+            if _framework_or_test(scope):
+                continue
+            reported: List[cst.CSTNode] = []
+            loops = _loops_outermost_first(scope)
+            if not loops:
+                continue
+            scope_backward = any(analysis.calls_backward(e) for e in scope.events)
+            eval_name = any(looks_like_eval_function(s.name) for s in _scope_chain(scope))
+            for loop in loops:
+                if any(r in _enclosing_loops(scope, loop) for r in reported):
+                    continue
+                in_loop = [e for e in scope.events if loop in e.loops]
+                if not in_loop or any(analysis.calls_backward(e) for e in in_loop):
+                    continue
+                by_loader = isinstance(loop, cst.For) and looks_like_eval_loader(loop.iter)
+                by_eval_mode = _after_eval(scope, loop, in_loop[0])
+                if not (by_loader or ((eval_name or by_eval_mode) and not scope_backward)):
+                    continue
+                call = self._first_model_call(in_loop, scope, loop, modules, imports)
+                if call is None:
+                    continue
+                if self._grad_off(call, scope, analysis, imports):
+                    continue
+                reported.append(loop)
+                self.report(
+                    call.node,
+                    model=self.context.code_for(call.node.func),
+                    fix=self._fix(loop, imports),
+                    fix_message="Wrap the loop in `with torch.inference_mode():`",
+                )
+
+    # -- what is a model call -----------------------------------------------------------------
+    def _first_model_call(self, events: List[Event], scope: ScopeInfo, loop, modules: Set[str], imports) -> Optional[Event]:
+        batch_names = {e.key for e in events if e.kind == "assign" and e.key}
+        batch_names |= {e.key for e in scope.events if e.kind == "assign" and e.node is loop and e.key}
+        for e in events:
+            if e.kind != "call" or not e.key or not e.node.args:
+                continue
+            name = e.key[: -len(".forward")] if e.key.endswith(".forward") else e.key
+            head = name.split(".")[0]
+            if head in imports.aliases and head != name:
+                continue  # torch.cat(...), np.mean(...), F.relu(...)
+            if head in imports.aliases and name not in modules:
+                continue
+            if not (name in modules or looks_like_model_name(name)):
+                continue
+            args_names: Set[str] = set()
+            for a in e.node.args:
+                args_names |= names_in(a.value)
+            if args_names & batch_names:
+                return e
+        return None
+
+    # -- is grad visibly off? ---------------------------------------------------------------------
+    def _grad_off(self, call: Event, scope: ScopeInfo, analysis, imports) -> bool:
+        mode, _ = grad_mode_at(call, scope, imports)
+        if mode is not None:
+            return mode is False
+        for w in call.withs:  # `torch.no_grad() if cond else nullcontext()`: unknown, stay silent
+            text = " ".join(self.context.code_for(i.item) for i in w.items)
+            if "no_grad" in text or "inference_mode" in text or "set_grad_enabled" in text:
+                return True
+        for e in scope.events:
+            if e.order >= call.order:
+                break
+            if e.kind == "call" and e.key and (
+                last_part(e.key) in ("set_grad_enabled", "requires_grad_", "inference_mode", "no_grad")
+            ):
+                return True
+        return self._callers_disable(scope, analysis, imports, depth=2)
+
+    def _callers_disable(self, scope: ScopeInfo, analysis, imports, depth: int) -> bool:
+        """Is a function of this chain called from this file under no_grad (or by an unknown mode)?"""
+        for s in _scope_chain(scope):
+            if not isinstance(s.node, cst.FunctionDef):
+                continue
+            if any(grad_mode_of_decorators(s, imports) for _ in (0,)):
+                return True
+            fname = s.node.name.value
+            for other in analysis.scopes:
+                for e in other.events:
+                    if e.kind != "call" or last_part(e.key) != fname:
+                        continue
+                    mode, _ = grad_mode_at(e, other, imports)
+                    if mode is False:
+                        return True
+                    if mode is None and depth > 0 and other is not s and self._callers_disable(other, analysis, imports, depth - 1):
+                        return True
+        return False
+
+    # -- the fix ---------------------------------------------------------------------------------------
+    def _fix(self, loop, imports) -> Optional[Replace]:
+        alias = next((local for local, full in sorted(imports.aliases.items()) if full == "torch"), None)
+        if alias is None:
+            return None  # no module alias to spell torch.inference_mode with
+        # The loop's own leading comments stay above the new `with`, outside the replaced range.
+        with_stmt = cst.With(
+            items=[cst.WithItem(cst.parse_expression(f"{alias}.inference_mode()"))],
+            body=cst.IndentedBlock(body=[loop.with_changes(leading_lines=[])]),
+        )
+        return Replace(loop, with_stmt)
+
+
+def grad_mode_of_decorators(scope: ScopeInfo, imports) -> bool:
+    from gradlint.static.semantics.grad_mode import grad_mode_of
+
+    return any(grad_mode_of(d.decorator, imports) is False for d in scope.node.decorators)
+
+
+def _scope_chain(scope: ScopeInfo):
+    s: Optional[ScopeInfo] = scope
+    while s is not None:
+        yield s
+        s = s.parent
+
+
+def _framework_or_test(scope: ScopeInfo) -> bool:
+    for s in _scope_chain(scope):
+        if not isinstance(s.node, cst.FunctionDef):
+            continue
+        name = s.node.name.value
+        if name in LIGHTNING_EVAL_HOOKS or name.startswith("test_"):
+            return True
+        if any(c.startswith("Test") or c.endswith("Test") or c.endswith("Tests") for c in s.classes):
+            return True
+    return False
+
+
+def _loops_outermost_first(scope: ScopeInfo):
+    seen, out = set(), []
+    for e in scope.events:
+        for loop in e.loops:
+            if id(loop) not in seen:
+                seen.add(id(loop))
+                out.append(loop)
+    return out
+
+
+def _enclosing_loops(scope: ScopeInfo, loop) -> tuple:
+    for e in scope.events:
+        if loop in e.loops:
+            return e.loops[: e.loops.index(loop)]
+    return ()
+
+
+def _after_eval(scope: ScopeInfo, loop, first: Event) -> bool:
+    """A ``X.eval()`` earlier in this scope (outside the loop), not undone by ``X.train()``."""
+    state = {}
+    for e in scope.events:
+        if e.order >= first.order:
+            break
+        if loop in e.loops:
+            continue
+        if e.kind in ("eval", "train") and e.key:
+            state[e.key] = e.kind
+    return any(v == "eval" for v in state.values())

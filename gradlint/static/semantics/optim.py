@@ -1,0 +1,646 @@
+"""Training-loop structure: what a loop body does to gradients, in what order.
+
+One walk per file turns each scope (function body, or module top level) into an
+ordered list of *events*: backward calls, optimizer ``step()`` (and
+``scaler.step(opt)``), ``zero_grad()`` of an optimizer or a model, other ways of
+clearing gradients (``p.grad = None``, ``p.grad.zero_()``, helpers whose name
+says ``zero_grad`` or whose body in this file clears), ``.eval()``/``.train()``
+switches, and every other call, plus the assignments between them.  Each event
+knows the statement path that leads to it, so rules can ask structural
+questions without a parent lookup:
+
+- which loops and ``if`` guards enclose it (is the step under
+  ``if (i + 1) % accum == 0``?),
+- which ``with`` blocks enclose it (grad mode, ``accelerator.accumulate``),
+- can control flow go from one event to a later one within an iteration
+  (``reaches``): not across exclusive ``if``/``else`` branches, not past a
+  ``continue``/``break``/``return``/``raise`` that ends the block first.
+
+Optimizers are paired by receiver text (``opt_d.step()`` with ``opt_d.zero_grad()``,
+``scaler.step(opt_g)`` with ``opt_g``), and with the models whose
+``.parameters()`` built them (``opt_d = Adam(netD.parameters())`` lets
+``netD.zero_grad()`` pair with ``opt_d.step()``).
+
+Nested functions, classes and lambdas are their own scopes: a closure passed to
+``optimizer.step(closure)`` is not part of the loop that calls ``step``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+
+import libcst as cst
+
+from gradlint.static.semantics.backward import BackwardCall, backward_call
+from gradlint.static.semantics.grad_mode import grad_mode_of
+from gradlint.static.semantics.imports import ImportMap, dotted_name
+
+Scope = Union[cst.Module, cst.FunctionDef]
+Loop = Union[cst.For, cst.While]
+
+# Receivers whose ``.step()`` applies gradients: opt, optD, opt_g, g_optim, optimizer_G,
+# self.optimizers[0] is not a dotted name and is caught through the bound-name table.
+_OPTIM_NAME = re.compile(r"optim|(^|_)opt($|_|\d)|^opt[A-Z0-9]|[a-z0-9]Opt($|_|[A-Z0-9])|_opt[A-Z]")
+_NOT_OPTIM = re.compile(r"sched|(^|_)lr($|_)|warmup|option|opts$|optional|adapt", re.I)
+# Classes whose instances are optimizers even when the variable is called ``solver``.
+_OPTIM_CLASSES = {
+    "SGD", "Adam", "AdamW", "Adamax", "Adagrad", "Adadelta", "RMSprop", "Rprop", "LBFGS", "NAdam", "RAdam",
+    "SparseAdam", "ASGD", "Adafactor", "Lion", "LAMB", "Lamb", "LARS", "Lars", "AdamW8bit", "Adam8bit",
+    "FusedAdam", "FusedLAMB", "DeepSpeedCPUAdam", "Muon", "Shampoo", "Sophia", "Prodigy", "ZeroRedundancyOptimizer",
+}
+_OPTIM_FACTORIES = re.compile(r"(^|_)(create|make|build|get|init|setup|configure)_?optim", re.I)
+# Methods on a tensor's ``.grad`` that clear it.
+_GRAD_CLEARING = {"zero_", "detach_", "fill_", "mul_", "requires_grad_", "copy_", "set_"}
+_TERMINATORS = (cst.Continue, cst.Break, cst.Return, cst.Raise)
+
+# Call names that are never a model forward, whatever they are called on.
+_NOT_MODEL_CALLS = {
+    "len", "print", "range", "enumerate", "zip", "list", "tuple", "dict", "set", "str", "int", "float", "bool",
+    "isinstance", "getattr", "setattr", "hasattr", "super", "type", "iter", "next", "sorted", "min", "max", "sum",
+    "abs", "round", "map", "filter", "open", "format", "repr", "any", "all",
+}
+_MODEL_NAME = re.compile(
+    r"^(model|net|network|module|backbone|encoder|decoder|generator|discriminator|classifier|policy|critic|actor|"
+    r"student|teacher|ema|ema_model|unet|vae|transformer|detector|segmenter|head|gen|disc|G|D|netG|netD|"
+    r"[A-Za-z0-9_]*_(model|net|network|encoder|decoder|backbone|classifier)|(model|net)_?[A-Za-z0-9_]+|"
+    r"[a-z]+(Net|Model))$"
+)
+_NOT_MODEL_NAME = re.compile(
+    r"tokeni[sz]er|processor|extractor|loss|criterion|metric|config|optim|sched|loader|dataset|pipeline|pipe$|"
+    r"fn$|func$|_name|name$|path|dir$|file|cls$|class|type$|_id$|args|kwargs|params?$|state|dict|list|cache|"
+    r"generate|sample|hook|wrapper_fn|callback|logger|writer|tracker|accelerator|fabric|trainer|engine$",
+    re.I,
+)
+_EVAL_FUNC = re.compile(
+    r"^_*(validate|validation|valid|val|evaluate|evaluation|eval|test|predict|prediction|inference|infer|"
+    r"score|benchmark)(_[a-z0-9_]*)?$|_(eval|evaluate|evaluation|validate|validation|val|test|predict|"
+    r"inference|infer)$",
+    re.I,
+)
+_EVAL_LOADER = re.compile(r"(^|_)(val|valid|validation|test|eval|evaluation|dev|holdout)(_|$)|^(val|valid|test|eval|dev)[a-z]*(loader|set|data)", re.I)
+_LOADER_WORD = re.compile(r"loader|dataset|data($|_)|batches|iterator|iter$|_dl$|^dl_|ds$", re.I)
+# Lightning runs these hooks under no_grad itself.
+LIGHTNING_EVAL_HOOKS = {"validation_step", "test_step", "predict_step", "on_validation_batch_end"}
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One level of the statement path to an event: block identity and index in it."""
+
+    block: Tuple[int, str]  # (id of the owning node, branch label)
+    index: int
+    stmts: Tuple[cst.CSTNode, ...]
+    owner: cst.CSTNode
+
+
+@dataclass
+class Event:
+    kind: str  # backward | step | zero_grad | clear | clear_helper | eval | train | call | assign
+    node: cst.CSTNode
+    order: int
+    frames: Tuple[Frame, ...]
+    loops: Tuple[Loop, ...]
+    guards: Tuple[Tuple[cst.If, bool], ...]
+    withs: Tuple[cst.With, ...]
+    key: Optional[str] = None  # optimizer / model receiver text, or assigned name
+    backward: Optional[BackwardCall] = None
+    value: Optional[cst.BaseExpression] = None  # for assignments
+    augmented: bool = False
+
+    @property
+    def populates_grad(self) -> bool:
+        """A backward that accumulates into ``.grad`` (``autograd.grad`` returns them instead)."""
+        return self.kind == "backward" and self.backward is not None and not self.backward.is_grad
+
+
+@dataclass
+class ScopeInfo:
+    node: Scope
+    events: List[Event] = field(default_factory=list)
+    classes: Tuple[str, ...] = ()  # enclosing class names, outermost first
+    parent: Optional["ScopeInfo"] = None
+
+    def of_kind(self, *kinds: str) -> List[Event]:
+        return [e for e in self.events if e.kind in kinds]
+
+    def in_loop(self, loop: Loop, *kinds: str) -> List[Event]:
+        return [e for e in self.events if loop in e.loops and (not kinds or e.kind in kinds)]
+
+    @property
+    def name(self) -> str:
+        return self.node.name.value if isinstance(self.node, cst.FunctionDef) else "<module>"
+
+
+class _Calls(cst.CSTVisitor):
+    """Calls in an expression, source order, not descending into lambdas."""
+
+    def __init__(self) -> None:
+        self.calls: List[cst.Call] = []
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.calls.append(node)
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+
+def calls_in(node: cst.CSTNode) -> List[cst.Call]:
+    v = _Calls()
+    node.visit(v)
+    return v.calls
+
+
+def names_in(node: cst.CSTNode) -> Set[str]:
+    """Plain names read by an expression (roots of attribute chains included)."""
+    out: Set[str] = set()
+
+    class _N(cst.CSTVisitor):
+        def visit_Name(self, n: cst.Name) -> None:
+            out.add(n.value)
+
+        def visit_Attribute(self, n: cst.Attribute) -> bool:
+            d = dotted_name(n)
+            if d is not None:
+                out.add(d)
+            n.value.visit(self)
+            return False
+
+    node.visit(_N())
+    return out
+
+
+def _target_names(target: cst.BaseExpression) -> List[str]:
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out: List[str] = []
+        for el in target.elements:
+            out.extend(_target_names(el.value))
+        return out
+    if isinstance(target, cst.StarredElement):
+        return _target_names(target.value)
+    d = dotted_name(target)
+    return [d] if d else []
+
+
+def last_part(name: Optional[str]) -> str:
+    return (name or "").rsplit(".", 1)[-1]
+
+
+def looks_like_optimizer_name(name: Optional[str]) -> bool:
+    last = last_part(name)
+    if not last or _NOT_OPTIM.search(last):
+        return False
+    return bool(_OPTIM_NAME.search(last))
+
+
+def has_modulo(expr: cst.CSTNode) -> bool:
+    """``(i + 1) % accum`` in a condition; not string formatting, not ``% 1``."""
+    for node in _walk(expr):
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo):
+            if isinstance(node.left, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)):
+                continue
+            if isinstance(node.right, cst.Integer) and node.right.value in ("1", "0"):
+                continue
+            return True
+    return False
+
+
+def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(reversed(n.children))
+
+
+class OptimAnalysis:
+    """Per-file: ``context.analysis(OptimAnalysis)``; built on first use."""
+
+    def __init__(self, context) -> None:
+        self.context = context
+        self.imports: ImportMap = context.analysis(ImportMap)
+        self.scopes: List[ScopeInfo] = []
+        self._scope_of: Dict[int, ScopeInfo] = {}
+        # optimizer receiver text -> texts of the models whose parameters it was built from
+        self.optimizer_models: Dict[str, Set[str]] = {}
+        self.optimizer_names: Set[str] = set()
+        self.functions: Dict[str, List[cst.FunctionDef]] = {}
+        self._order = 0
+        self._classes: Tuple[str, ...] = ()
+        self._collect_bindings(context.module)
+        self._walk_scope(context.module, context.module.body)
+        self._clearing_funcs: Optional[Set[str]] = None
+        self._backward_funcs: Optional[Set[str]] = None
+
+    # -- file-level bindings ---------------------------------------------------
+    def _collect_bindings(self, module: cst.Module) -> None:
+        for node in _walk(module):
+            if isinstance(node, cst.FunctionDef):
+                self.functions.setdefault(node.name.value, []).append(node)
+            elif isinstance(node, cst.Assign) and isinstance(node.value, (cst.Call, cst.Subscript, cst.Attribute)):
+                value = node.value
+                is_opt = self._is_optimizer_factory(value)
+                if not is_opt:
+                    continue
+                models = {dotted_name(c.func.value) for c in calls_in(value)
+                          if isinstance(c.func, cst.Attribute) and c.func.attr.value in ("parameters", "named_parameters")}
+                models.discard(None)
+                for t in node.targets:
+                    for name in _target_names(t.target):
+                        self.optimizer_names.add(name)
+                        if models:
+                            self.optimizer_models.setdefault(name, set()).update(models)  # type: ignore[arg-type]
+
+    def _is_optimizer_factory(self, value: cst.BaseExpression) -> bool:
+        if isinstance(value, cst.Subscript):  # opt_g, opt_d = self.optimizers()[0]...
+            value = value.value
+        if not isinstance(value, cst.Call):
+            return False
+        qual = self.imports.resolve(value.func) or ""
+        last = last_part(qual)
+        if qual.startswith("torch.optim.") and last[:1].isupper():
+            return True
+        return last in _OPTIM_CLASSES or last == "optimizers" or bool(_OPTIM_FACTORIES.search(last))
+
+    def is_optimizer(self, name: Optional[str]) -> bool:
+        return bool(name) and (name in self.optimizer_names or looks_like_optimizer_name(name))
+
+    # -- the walk ------------------------------------------------------------------
+    def _walk_scope(self, node: Scope, body: Sequence[cst.BaseStatement], parent: Optional[ScopeInfo] = None,
+                    classes: Tuple[str, ...] = ()) -> None:
+        info = ScopeInfo(node, classes=classes, parent=parent)
+        self.scopes.append(info)
+        self._scope_of[id(node)] = info
+        self._block(info, body, (), (), (), (), (id(node), "body"), node)
+
+    def scope_of(self, node: Scope) -> Optional[ScopeInfo]:
+        return self._scope_of.get(id(node))
+
+    def _next(self) -> int:
+        self._order += 1
+        return self._order
+
+    def _block(self, info, stmts, frames, loops, guards, withs, key, owner) -> None:
+        stmts = tuple(stmts)
+        for i, stmt in enumerate(stmts):
+            fr = frames + (Frame(key, i, stmts, owner),)
+            self._stmt(info, stmt, fr, loops, guards, withs)
+
+    def _exprs(self, info, expr, fr, loops, guards, withs) -> None:
+        if expr is None:
+            return
+        for call in calls_in(expr):
+            self._classify(info, call, fr, loops, guards, withs)
+
+    def _stmt(self, info, stmt, fr, loops, guards, withs) -> None:
+        ctx = (fr, loops, guards, withs)
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                self._small(info, small, *ctx)
+        elif isinstance(stmt, cst.FunctionDef):
+            self._walk_scope(stmt, _body(stmt.body), info, self._classes)
+        elif isinstance(stmt, cst.ClassDef):
+            self._classes = self._classes + (stmt.name.value,)
+            try:
+                for inner in _body(stmt.body):
+                    if isinstance(inner, (cst.FunctionDef, cst.ClassDef)):
+                        self._stmt(info, inner, fr, loops, guards, withs)
+            finally:
+                self._classes = self._classes[:-1]
+        elif isinstance(stmt, cst.If):
+            self._exprs(info, stmt.test, *ctx)
+            self._block(info, _body(stmt.body), fr, loops, guards + ((stmt, True),), withs, (id(stmt), "body"), stmt)
+            if stmt.orelse is not None:
+                other = [stmt.orelse] if isinstance(stmt.orelse, cst.If) else _body(stmt.orelse.body)
+                self._block(info, other, fr, loops, guards + ((stmt, False),), withs, (id(stmt), "orelse"), stmt)
+        elif isinstance(stmt, (cst.For, cst.While)):
+            if isinstance(stmt, cst.For):
+                self._exprs(info, stmt.iter, *ctx)
+                for name in _target_names(stmt.target):
+                    info.events.append(Event("assign", stmt, self._next(), fr, loops, guards, withs, key=name, value=stmt.iter))
+            else:
+                self._exprs(info, stmt.test, *ctx)
+            self._block(info, _body(stmt.body), fr, loops + (stmt,), guards, withs, (id(stmt), "loop"), stmt)
+            if stmt.orelse is not None:
+                self._block(info, _body(stmt.orelse.body), fr, loops, guards, withs, (id(stmt), "else"), stmt)
+        elif isinstance(stmt, cst.With):
+            for item in stmt.items:
+                self._exprs(info, item.item, *ctx)
+                if item.asname is not None:
+                    for name in _target_names(item.asname.name):
+                        info.events.append(Event("assign", stmt, self._next(), fr, loops, guards, withs, key=name, value=item.item))
+            self._block(info, _body(stmt.body), fr, loops, guards, withs + (stmt,), (id(stmt), "with"), stmt)
+        elif isinstance(stmt, (cst.Try, cst.TryStar)):
+            self._block(info, _body(stmt.body), fr, loops, guards, withs, (id(stmt), "try"), stmt)
+            for h, handler in enumerate(stmt.handlers):
+                self._block(info, _body(handler.body), fr, loops, guards, withs, (id(stmt), f"except{h}"), stmt)
+            if stmt.orelse is not None:
+                self._block(info, _body(stmt.orelse.body), fr, loops, guards, withs, (id(stmt), "else"), stmt)
+            if stmt.finalbody is not None:
+                self._block(info, _body(stmt.finalbody.body), fr, loops, guards, withs, (id(stmt), "finally"), stmt)
+        elif isinstance(stmt, cst.Match):
+            self._exprs(info, stmt.subject, *ctx)
+            for c, case in enumerate(stmt.cases):
+                self._block(info, _body(case.body), fr, loops, guards, withs, (id(stmt), f"case{c}"), stmt)
+
+    def _small(self, info, small, fr, loops, guards, withs) -> None:
+        ctx = (fr, loops, guards, withs)
+        if isinstance(small, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
+            value = small.value
+            self._exprs(info, value, *ctx)
+            targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+            for t in targets:
+                if isinstance(t, cst.Attribute) and t.attr.value == "grad":
+                    info.events.append(Event("clear", small, self._next(), fr, loops, guards, withs, key=dotted_name(t.value)))
+                for name in _target_names(t):
+                    info.events.append(Event("assign", small, self._next(), fr, loops, guards, withs, key=name,
+                                             value=value, augmented=isinstance(small, cst.AugAssign)))
+        elif isinstance(small, cst.Del):
+            for el in _walk(small.target):
+                if isinstance(el, cst.Attribute) and el.attr.value == "grad":
+                    info.events.append(Event("clear", small, self._next(), fr, loops, guards, withs))
+        elif isinstance(small, (cst.Expr, cst.Return)):
+            self._exprs(info, small.value, *ctx)
+        elif isinstance(small, cst.Raise):
+            self._exprs(info, small.exc, *ctx)
+
+    def _classify(self, info, call: cst.Call, fr, loops, guards, withs) -> None:
+        def add(kind: str, key: Optional[str] = None, bw: Optional[BackwardCall] = None) -> None:
+            info.events.append(Event(kind, call, self._next(), fr, loops, guards, withs, key=key, backward=bw))
+
+        bw = backward_call(call, self.imports)
+        if bw is not None:
+            add("backward", bw=bw)
+            return
+        func = call.func
+        if isinstance(func, cst.Attribute):
+            attr = func.attr.value
+            recv = dotted_name(func.value)
+            if attr == "step":
+                if "scaler" in last_part(recv).lower() and call.args and call.args[0].keyword is None:
+                    add("step", dotted_name(call.args[0].value) or self.context.code_for(call.args[0].value))
+                    return
+                if self.is_optimizer(recv):
+                    add("step", recv)
+                    return
+            elif attr == "zero_grad":
+                add("zero_grad", recv or self.context.code_for(func.value))
+                return
+            elif "zero_grad" in attr:
+                add("clear_helper", recv)
+                return
+            elif (attr in _GRAD_CLEARING or attr.endswith("_")) and _mentions_grad_attr(func.value):
+                add("clear", dotted_name(func.value))
+                return
+            elif attr in ("eval", "train") and recv is not None:
+                if attr == "eval" and not call.args:
+                    add("eval", recv)
+                    return
+                if attr == "train":
+                    first = call.args[0].value if call.args else None
+                    off = isinstance(first, cst.Name) and first.value == "False"
+                    add("eval" if off else "train", recv)
+                    return
+        elif isinstance(func, cst.Name) and "zero_grad" in func.value:
+            add("clear_helper", func.value)
+            return
+        add("call", dotted_name(func))
+
+    # -- helpers defined in this file ------------------------------------------------
+    def _funcs_with(self, kinds: Tuple[str, ...]) -> Set[str]:
+        """Names of functions of this file that (directly or one call deep) do ``kinds``."""
+        direct: Set[str] = set()
+        calls: Dict[str, Set[str]] = {}
+        for info in self.scopes:
+            if not isinstance(info.node, cst.FunctionDef):
+                continue
+            name = info.node.name.value
+            if any(e.kind in kinds for e in info.events):
+                direct.add(name)
+            calls.setdefault(name, set()).update(last_part(e.key) for e in info.events if e.kind == "call" and e.key)
+        found = set(direct)
+        for _ in range(2):
+            found |= {n for n, callees in calls.items() if callees & found}
+        return found
+
+    @property
+    def clearing_functions(self) -> Set[str]:
+        if self._clearing_funcs is None:
+            self._clearing_funcs = self._funcs_with(("zero_grad", "clear", "clear_helper"))
+        return self._clearing_funcs
+
+    @property
+    def backward_functions(self) -> Set[str]:
+        if self._backward_funcs is None:
+            self._backward_funcs = self._funcs_with(("backward",))
+        return self._backward_funcs
+
+    def clears(self, event: Event) -> bool:
+        """Does this event clear gradients (directly, or through a helper of this file)?"""
+        if event.kind in ("zero_grad", "clear", "clear_helper"):
+            return True
+        return event.kind == "call" and bool(event.key) and last_part(event.key) in self.clearing_functions
+
+    def calls_backward(self, event: Event) -> bool:
+        return event.kind == "backward" or (
+            event.kind == "call" and bool(event.key) and last_part(event.key) in self.backward_functions
+        )
+
+    # -- pairing ---------------------------------------------------------------------
+    def zero_grad_pairs_with(self, zero: Event, optimizer: str, scope: ScopeInfo) -> bool:
+        """Does ``zero`` (a ``zero_grad`` event) clear the gradients ``optimizer.step()`` applies?"""
+        recv = zero.key or ""
+        if recv == optimizer:
+            return True
+        if self.is_optimizer(recv):
+            return False  # another optimizer: the GAN case
+        models = self.optimizer_models.get(optimizer)
+        if models is None:
+            models = self.optimizer_models.get("self." + last_part(optimizer)) or self.optimizer_models.get(last_part(optimizer))
+        if models:
+            return recv in models or last_part(recv) in {last_part(m) for m in models}
+        # Mapping unknown: a model's zero_grad clears this optimizer's gradients only if
+        # the scope steps a single optimizer and zeroes a single model.
+        steps = {e.key for e in scope.events if e.kind == "step"}
+        model_zeros = {e.key for e in scope.events if e.kind == "zero_grad" and not self.is_optimizer(e.key)}
+        return steps == {optimizer} and model_zeros == {recv}
+
+    # -- control flow ----------------------------------------------------------------
+    @staticmethod
+    def reaches(a: Event, b: Event) -> bool:
+        """Can control go from ``a`` to ``b`` (later in the source) in one pass of the scope?"""
+        if a.order >= b.order:
+            return False
+        fa, fb = a.frames, b.frames
+        d = 0
+        while d < len(fa) and d < len(fb) and fa[d].block == fb[d].block and fa[d].index == fb[d].index:
+            d += 1
+        if d < len(fa) and d < len(fb) and fa[d].block != fb[d].block:
+            label_a, label_b = fa[d].block[1], fb[d].block[1]
+            exclusive = {label_a, label_b} <= {"body", "orelse"} or (
+                label_a.startswith(("except", "case")) or label_b.startswith(("except", "case"))
+            )
+            if exclusive:
+                return False
+            stop = d - 1  # a's branch block must run to its end, then the container goes on to b
+        else:
+            stop = d
+            if d < len(fa) and d < len(fb):
+                # same block: nothing between them may end the block
+                between = fa[d].stmts[fa[d].index + 1 : fb[d].index]
+                if any(_terminates(s, loops_below=False) for s in between):
+                    return False
+        # from a up to the divergence level, the rest of each enclosing block must not end it;
+        # break/continue only end the path when no loop lies between them and the divergence
+        for level in range(len(fa) - 1, stop, -1):
+            frame = fa[level]
+            loop_between = any(
+                fa[j].block[1] == "loop" for j in range(stop + 1, level + 1)
+            )
+            rest = frame.stmts[frame.index + 1 :]
+            if any(_terminates(s, loops_below=loop_between) for s in rest):
+                return False
+        return True
+
+
+def _terminates(stmt: cst.CSTNode, loops_below: bool) -> bool:
+    if not isinstance(stmt, cst.SimpleStatementLine):
+        return False
+    for small in stmt.body:
+        if isinstance(small, (cst.Return, cst.Raise)):
+            return True
+        if isinstance(small, (cst.Continue, cst.Break)) and not loops_below:
+            return True
+    return False
+
+
+def _body(block) -> Sequence[cst.BaseStatement]:
+    if isinstance(block, cst.IndentedBlock):
+        return block.body
+    if isinstance(block, cst.SimpleStatementSuite):
+        return [cst.SimpleStatementLine(body=block.body)]
+    return getattr(block, "body", ())
+
+
+def _mentions_grad_attr(expr: cst.BaseExpression) -> bool:
+    """``p.grad``, ``p.grad.data``, ``self.w.grad``: the receiver chain goes through ``.grad``."""
+    while isinstance(expr, (cst.Attribute, cst.Subscript)):
+        if isinstance(expr, cst.Attribute) and expr.attr.value == "grad":
+            return True
+        expr = expr.value
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries shared by several rules
+# ---------------------------------------------------------------------------------------------
+
+
+def innermost_loop_with(events: Sequence[Event], step: Event, kinds_pred) -> Optional[Loop]:
+    """The innermost loop around ``step`` whose body also holds an event matching ``kinds_pred``."""
+    for loop in reversed(step.loops):
+        if any(loop in e.loops and kinds_pred(e) for e in events if e is not step):
+            return loop
+    return None
+
+
+def guard_tests_within(event: Event, loop: Optional[Loop]) -> List[cst.BaseExpression]:
+    """``if`` tests that guard ``event`` inside ``loop`` (all of them when ``loop`` is None)."""
+    tests = []
+    inside = loop is None
+    for frame in event.frames:
+        if frame.owner is loop:
+            inside = True
+            continue
+        if inside and isinstance(frame.owner, cst.If):
+            tests.append(frame.owner.test)
+    return tests
+
+
+def is_accumulation_guard(test: cst.BaseExpression, scope: ScopeInfo) -> bool:
+    """``(i + 1) % accum == 0``, or a flag assigned from such an expression in this scope."""
+    if has_modulo(test):
+        return True
+    names = names_in(test)
+    for e in scope.events:
+        if e.kind == "assign" and e.key in names and e.value is not None and has_modulo(e.value):
+            return True
+    return False
+
+
+def last_assignment(scope: ScopeInfo, name: str, before: Event) -> Optional[Event]:
+    found = None
+    for e in scope.events:
+        if e.order >= before.order:
+            break
+        if e.kind == "assign" and e.key == name:
+            found = e
+    return found
+
+
+def assignments_of(scope: ScopeInfo, name: str, before: Event) -> List[Event]:
+    return [e for e in scope.events if e.kind == "assign" and e.key == name and e.order < before.order]
+
+
+def root_names(expr: cst.BaseExpression) -> Set[str]:
+    """Names an expression's value comes from, dotted where the chain is plain (``out.loss``)."""
+    out: Set[str] = set()
+    d = dotted_name(expr)
+    if d is not None:
+        out.add(d)
+        parts = d.split(".")
+        for i in range(1, len(parts)):
+            out.add(".".join(parts[:i]))
+        return out
+    return names_in(expr)
+
+
+def grad_mode_at(event: Event, scope: ScopeInfo, imports: ImportMap) -> Tuple[Optional[bool], Optional[cst.CSTNode]]:
+    """(mode, region) of the innermost ``with``/decorator that sets grad mode for ``event``.
+
+    ``(None, None)`` when nothing in this scope sets it (the caller's mode applies).
+    """
+    for w in reversed(event.withs):
+        for item in w.items:
+            mode = grad_mode_of(item.item, imports)
+            if mode is not None:
+                return mode, w
+    if isinstance(scope.node, cst.FunctionDef):
+        for dec in scope.node.decorators:
+            mode = grad_mode_of(dec.decorator, imports)
+            if mode is not None:
+                return mode, scope.node
+    return None, None
+
+
+def looks_like_eval_function(name: str) -> bool:
+    return bool(_EVAL_FUNC.search(name)) and not name.startswith("test_")
+
+
+def looks_like_eval_loader(expr: cst.BaseExpression) -> bool:
+    """``val_loader``, ``self.test_dataloader()``, ``enumerate(valid_loader)``, ``tqdm(eval_dl)``."""
+    for name in sorted(names_in(expr)):
+        last = last_part(name)
+        if "train" in last.lower():
+            return False
+        if _EVAL_LOADER.search(last) and _LOADER_WORD.search(last):
+            return True
+    for call in calls_in(expr):
+        last = last_part(dotted_name(call.func))
+        if re.match(r"(val|valid|validation|test|eval|predict)_?dataloader$", last, re.I):
+            return True
+    return False
+
+
+def looks_like_model_name(name: Optional[str]) -> bool:
+    last = last_part(name)
+    return bool(last) and bool(_MODEL_NAME.match(last)) and not _NOT_MODEL_NAME.search(last)
+
+
+__all__ = [
+    "Event", "Frame", "ScopeInfo", "OptimAnalysis", "calls_in", "names_in", "root_names", "has_modulo",
+    "innermost_loop_with", "guard_tests_within", "is_accumulation_guard", "last_assignment", "assignments_of",
+    "grad_mode_at", "looks_like_eval_function", "looks_like_eval_loader", "looks_like_model_name",
+    "looks_like_optimizer_name", "LIGHTNING_EVAL_HOOKS", "last_part",
+]
