@@ -1,0 +1,122 @@
+"""GL001: backward inside a loop on a value the loop keeps accumulating."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from gradlint.static.rule import Rule
+from gradlint.static.semantics.backward import is_backward_call
+from gradlint.static.semantics.loops import LoopAnalysis, ScopeTracker, accumulated_backward
+
+
+class BackwardInAccumulationLoop(ScopeTracker, Rule):
+    """## What it does
+    Flags a backward call inside a loop (`for`/`while`, nested too) on a tensor
+    that the loop accumulates across iterations (`loss += term`,
+    `loss = loss + term`, `losses.append(term)`), without `retain_graph=True`.
+
+    ## Why is this bad?
+    The first `backward()` frees the saved tensors of the graph behind the
+    accumulated value. On the next iteration the accumulator still contains that
+    freed graph, so backpropagating through it again fails with
+
+    ```
+    RuntimeError: Trying to backward through the graph a second time (or directly access saved tensors after they have already been freed). Saved intermediate values of the graph are freed when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time or if you need to access saved tensors after calling backward.
+    ```
+
+    Do not follow the error's advice to add `retain_graph=True`: that makes
+    every iteration re-traverse all earlier graphs and add their gradients again
+    (see GL002).
+
+    ## Example
+    ```python
+    loss = 0
+    for x, y in loader:
+        loss += criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    ```
+
+    ## Use instead
+    Backpropagate each iteration's own loss (and keep a detached running total for logging):
+    ```python
+    total = 0.0
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    ```
+    or sum the terms and call `backward()` once, after the loop.
+    """
+
+    code = "GL001"
+    name = "backward-in-accumulation-loop"
+    message = (
+        "`{target}` is backpropagated inside a loop that keeps accumulating `{key}` across iterations: "
+        "the next iteration backpropagates through a graph this call already freed (\"Trying to backward "
+        "through the graph a second time\"); sum the terms and call backward once after the loop, "
+        "or backpropagate each iteration's term separately"
+    )
+    # ``autograd`` covers every spelling of autograd.grad/backward, aliases included
+    # (``from torch.autograd import grad as g``); ``backward`` covers the methods.
+    prefilter = ("backward", "autograd")
+
+    VALID = [
+        """
+        for x, y in loader:
+            loss = criterion(model(x), y)
+            loss.backward()
+        """,
+        """
+        for x, y in loader:
+            loss = 0
+            for head in heads:
+                loss += criterion(head(x), y)
+            loss.backward()
+        """,
+        """
+        loss = 0
+        for x, y in loader:
+            loss += criterion(model(x), y)
+        loss.backward()
+        """,
+        """
+        loss = 0
+        for i, (x, y) in enumerate(loader):
+            loss = loss + criterion(model(x), y)
+            if (i + 1) % accum == 0:
+                loss.backward()
+                optimizer.step()
+                loss = 0
+        """,
+    ]
+    INVALID = [
+        """
+        loss = 0
+        for x, y in loader:
+            loss += criterion(model(x), y)
+            loss.backward()  # error
+        """,
+        """
+        import torch
+        total = torch.zeros(())
+        while step < n:
+            total = total + model(next(it)).sum()
+            torch.autograd.backward(total)  # error
+        """,
+    ]
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if self.loop_depth == 0:
+            return
+        bw = is_backward_call(node, self.context)
+        if bw is None or bw.retain_graph is not False:
+            return
+        facts = self.context.analysis(LoopAnalysis).facts(self.current_scope)
+        site = facts.backward_of_call.get(node)
+        if site is None:
+            return
+        found = accumulated_backward(facts, site)
+        if found is not None:
+            self.report(node, target=self.context.code_for(bw.target), key=found.key)

@@ -1,0 +1,206 @@
+"""GL003: a graph-carrying tensor accumulated into something that outlives the iteration."""
+
+from __future__ import annotations
+
+from typing import List, Union
+
+import libcst as cst
+
+from gradlint.static.rule import Replace, Rule
+from gradlint.static.semantics.imports import dotted_name
+from gradlint.static.semantics.loops import LoopAnalysis, ScopeFacts, ScopeTracker, graph_accumulation, is_forward_like
+
+# Expressions that take ``.detach()`` without parentheses.
+_ATOMS = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
+
+
+class GraphHistoryAccumulation(ScopeTracker, Rule):
+    """## What it does
+    Flags a tensor that carries an autograd graph (a loss, a model output, a
+    backward target, or arithmetic on one) being accumulated into something that
+    outlives the loop iteration: `total += loss`, `total = total + loss`,
+    `losses.append(loss)`, `d[k] = d.get(k, 0) + loss`, `self.epoch_loss += loss`,
+    in a training or evaluation loop (or a Lightning `*_step`), outside
+    `torch.no_grad()`.
+
+    ## Why is this bad?
+    The accumulated tensor keeps a reference to the whole graph of every
+    iteration it was computed in: all activations saved for backward stay in
+    memory until the accumulator is freed. Memory grows every step until
+    `CUDA out of memory` (or the host runs out), and every later operation on the
+    accumulator extends the graph further. This is the most common "memory leak"
+    in PyTorch training loops (PyTorch FAQ: "My model reports cuda runtime
+    error(2): out of memory" — "Don't accumulate history across your training
+    loop").
+
+    Accumulating inside a model's `forward` (hidden states, auxiliary losses)
+    is fine and not reported, and so is a loss summed over terms that is
+    backpropagated (GL001/GL002 cover the loop cases).
+
+    ## Example
+    ```python
+    total_loss = 0
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss
+    ```
+
+    ## Use instead
+    ```python
+    total_loss = 0.0
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item()  # or loss.detach() to keep a tensor on the device
+    ```
+
+    ## Fix safety
+    The fix inserts `.detach()` on the accumulated value. It is safe: the
+    accumulator holds the same numbers without their history. Gradient flow
+    through the accumulator is what the rule reports as unintended; when it is
+    intended (the accumulator is backpropagated), the rule does not fire.
+    """
+
+    code = "GL003"
+    name = "graph-history-accumulation"
+    message = (
+        "`{acc}` accumulates `{value}`, which carries its autograd graph: every iteration's graph stays "
+        "in memory as long as `{acc}` lives (memory grows each step); accumulate `{value}.item()` "
+        "(a number) or `{value}.detach()` (a tensor)"
+    )
+    fix_applicability = "safe"
+
+    VALID = [
+        """
+        total = 0
+        for x, y in loader:
+            loss = criterion(model(x), y)
+            loss.backward()
+            total += loss.item()
+        """,
+        """
+        import torch
+        preds = []
+        with torch.no_grad():
+            for x, _ in loader:
+                preds.append(model(x))
+        """,
+        """
+        correct = 0
+        for x, y in loader:
+            out = model(x)
+            loss = criterion(out, y)
+            loss.backward()
+            correct += (out.argmax(1) == y).sum()
+        """,
+        """
+        def forward(self, x):
+            all_hidden_states = ()
+            for layer in self.layers:
+                x = layer(x)
+                all_hidden_states += (x,)
+            return x, all_hidden_states
+        """,
+        """
+        loss = 0
+        for x, y in loader:
+            loss = loss + criterion(model(x), y)
+        loss.backward()
+        """,
+    ]
+    INVALID = [
+        """
+        total = 0
+        for x, y in loader:
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+            total += loss  # error
+        """,
+        """
+        losses = []
+        for x, y in val_loader:
+            losses.append(criterion(model(x), y))  # error
+        """,
+        """
+        class LitModel:
+            def training_step(self, batch, batch_idx):
+                x, y = batch
+                loss = F.cross_entropy(self(x), y)
+                self.epoch_loss += loss  # error
+                return loss
+        """,
+    ]
+
+    @classmethod
+    def could_match(cls, text: str) -> bool:
+        # An accumulation needs ``+=``/``.append(``/``.extend(``/a ``+``; the value needs a loss
+        # or model. ``model``/``net``/``loss`` substrings also catch ``self.encoder``-free code
+        # that names its modules that way; code naming neither is left out on purpose.
+        if "+=" not in text and ".append(" not in text and " + " not in text and ".extend(" not in text:
+            return False
+        return any(s in text for s in ("loss", "Loss", "model", "net", "criterion", "self(", "backward"))
+
+    def _candidate(self, node: cst.CSTNode, key: Union[str, None]) -> None:
+        if key is None:
+            return
+        if self.loop_depth == 0 and not key.startswith("self."):
+            return
+        name = self.scope_name()
+        if is_forward_like(name):
+            return
+        facts: ScopeFacts = self.context.analysis(LoopAnalysis).facts(self.current_scope)
+        d = facts.def_of_node.get(node)
+        if d is None or d.kind != "accum":
+            return
+        values = graph_accumulation(facts, d, name)
+        if not values:
+            return
+        fixes = [Replace(v, _detached(self.context.code_for(v), v)) for v in _fixable(values)]
+        self.report(
+            node,
+            acc=d.key,
+            value=_short(self.context.code_for(values[0])),
+            fix=fixes or None,
+            fix_message="Detach the accumulated value",
+        )
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        target = node.target.value if isinstance(node.target, cst.Subscript) else node.target
+        self._candidate(node, dotted_name(target))
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) != 1 or not isinstance(node.value, (cst.BinaryOperation, cst.Call)):
+            return
+        target = node.targets[0].target
+        target = target.value if isinstance(target, cst.Subscript) else target
+        self._candidate(node, dotted_name(target))
+
+    def visit_Expr(self, node: cst.Expr) -> None:
+        call = node.value
+        if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value in ("append", "extend", "insert"):
+            self._candidate(node, dotted_name(call.func.value))
+
+
+def _fixable(values: List[cst.BaseExpression]) -> List[cst.BaseExpression]:
+    out: List[cst.BaseExpression] = []
+    for v in values:
+        if isinstance(v, (cst.Tuple, cst.List)):
+            out += [el.value for el in v.elements if not isinstance(el, cst.StarredElement)]
+        elif not isinstance(v, (cst.GeneratorExp, cst.ListComp, cst.StarredElement)):
+            out.append(v)
+    return out
+
+
+def _detached(code: str, node: cst.BaseExpression) -> str:
+    if isinstance(node, _ATOMS) or (node.lpar and node.rpar):
+        return f"{code}.detach()"
+    return f"({code}).detach()"
+
+
+def _short(code: str) -> str:
+    code = " ".join(code.split())
+    return code if len(code) <= 40 else code[:37] + "..."

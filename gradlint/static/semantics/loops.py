@@ -1,0 +1,942 @@
+"""Loops, values accumulated across their iterations, and the backward calls inside them.
+
+Rules GL001-GL003 share one question: *does a value carry autograd graph from
+one iteration of a loop into the next?*  This module answers it per function,
+flow-insensitively but structure-aware, with a strong bias to silence:
+
+* A **unit** is one statement line (``a = b; c()`` is one unit) or a compound
+  header (``for x in y:`` assigns ``x``).  Every unit knows the loops whose
+  *body* contains it (comprehensions are not loops here) and its path of
+  compound statements, so "unconditionally executed in loop L" is answerable.
+* A **def** is what a unit does to a name or dotted name (``loss``,
+  ``self.epoch_loss``): ``accum`` (``x += t``, ``x = x + t``, ``x = t + x``,
+  ``x.append(t)``, ``d[k] = d.get(k, 0) + t``, ``x = torch.cat([x, t])``),
+  ``keep`` (rebinds from an expression that still references the old value
+  through a graph-preserving path: ``x = x / n``, ``h = model(x, h)``) or
+  ``kill`` (a fresh value: ``x = 0``, ``x = crit(...)``, ``x = x.detach()``,
+  ``x.detach_()``, ``del x``, a ``for``/``with`` target).
+* **Graph references** of an expression are the names whose autograd graph
+  can flow into its value: ``.item()``, ``.detach()``, ``float()``, ``len()``,
+  comparisons, ``argmax``, ``.shape`` and shape arguments cut the flow; callee
+  names (``model`` in ``model(x)``) are not values.
+* **Graph-carrying** (needs positive evidence): a model call, a loss call, a
+  backward target, or arithmetic/tensor methods on one of those.
+
+The facts of a function are built lazily, only when a rule has a candidate in
+it; :class:`ScopeTracker` gives rules, during the batched traversal, the scope
+(function, lambda, class or module) and loop depth they are in, without paying
+for parent metadata.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+
+import libcst as cst
+
+from gradlint.static.semantics.backward import BackwardCall, backward_call
+from gradlint.static.semantics.grad_mode import grad_mode_of
+from gradlint.static.semantics.imports import ImportMap, dotted_name
+
+Scope = Union[cst.Module, cst.FunctionDef, cst.Lambda, cst.ClassDef]
+Loop = Union[cst.For, cst.While]
+
+# -- vocabulary ---------------------------------------------------------------
+
+# Methods/functions whose result carries no autograd graph (or is not a tensor).
+_CUT_METHODS = frozenset(
+    """item detach tolist numpy argmax argmin argsort size dim numel nelement ndimension long int bool
+    short byte char eq ne lt gt le ge isnan isinf isfinite nonzero count_nonzero data_ptr any all
+    equal is_nonzero element_size stride storage_offset is_contiguous unique bincount get_device
+    __len__ zeros_like ones_like empty_like""".split()
+)
+_CUT_FUNCTIONS = frozenset(
+    """float int len bool str repr round isinstance hasattr id type print format range enumerate
+    torch.argmax torch.argmin torch.argsort torch.eq torch.ne torch.lt torch.gt torch.le torch.ge
+    torch.isnan torch.isinf torch.isfinite torch.numel torch.zeros_like torch.ones_like torch.empty_like
+    torch.randn_like torch.rand_like torch.full_like torch.count_nonzero torch.nonzero torch.equal
+    torch.bincount torch.unique torch.tensor torch.as_tensor torch.zeros torch.ones torch.empty
+    torch.randn torch.rand torch.randint torch.arange torch.full math.isnan math.isfinite np.isnan""".split()
+)
+# Attributes that read no graph: metadata, or the graph-free ``.data`` view.
+_CUT_ATTRIBUTES = frozenset("data shape dtype device ndim is_cuda requires_grad grad_fn names layout".split())
+# Methods whose arguments are shapes, devices, dtypes: only the receiver flows.
+_SHAPE_ARG_METHODS = frozenset(
+    """to cuda cpu type view reshape expand repeat permute transpose squeeze unsqueeze flatten
+    contiguous float double half bfloat16 view_as reshape_as expand_as narrow split chunk""".split()
+)
+# Functional losses (torch.nn.functional and friends) by their last name component.
+_FUNCTIONAL_LOSSES = frozenset(
+    """cross_entropy nll_loss mse_loss l1_loss smooth_l1_loss huber_loss binary_cross_entropy
+    binary_cross_entropy_with_logits kl_div poisson_nll_loss gaussian_nll_loss ctc_loss hinge_embedding_loss
+    cosine_embedding_loss margin_ranking_loss multi_margin_loss multilabel_margin_loss
+    multilabel_soft_margin_loss soft_margin_loss triplet_margin_loss triplet_margin_with_distance_loss""".split()
+)
+_LOSS_NAME = re.compile(
+    r"^(?:(?:\w+_)?(?:loss|losses|criterion|crit)(?:_?fn|_func|_function|_module|_op)?|"
+    r"(?:compute|calc|calculate|get|forward)_(?:\w+_)?loss(?:es)?|lossfn|loss_?function)$",
+    re.I,
+)
+_MODEL_NAME = re.compile(
+    r"^(?:model|net|network|module|encoder|decoder|generator|discriminator|critic|actor|policy|value_net|"
+    r"backbone|classifier|transformer|unet|vae|autoencoder|G|D|netG|netD|gen|disc|student|teacher|"
+    r"\w+_(?:model|net|network|encoder|decoder)|(?:model|net)_\w+|forward)$"
+)
+# Iterables that yield fresh data (no graph shared across iterations).
+_DATA_NAME = re.compile(
+    r"(?:loader|dataloader|data_iter|dataiter|batches|dataset|train_data|val_data|valid_data|test_data|"
+    r"train_iter|val_iter|batch_iter|^it$|_iterator$|^iterator$|^data$|^samples$)",
+    re.I,
+)
+_DATA_WRAPPERS = frozenset("enumerate tqdm tqdm.tqdm zip iter islice itertools.islice trange".split())
+_EPOCH_NAME = re.compile(r"epoch", re.I)
+_OPTIMIZER_RECEIVER = re.compile(r"(?:^|_)(?:optim|optimizer|optimiser|opt|optimizers|scaler)(?:_\w+)?$", re.I)
+_FORWARD_LIKE = re.compile(r"^(?:_*forward\w*|\w*_forward|__call__)$")
+_STEP_METHOD = re.compile(r"^(?:training_step|train_step|validation_step|val_step|test_step|\w+_step)$")
+
+_ADDITIVE = (cst.Add, cst.Subtract)
+_ACCUM_AUG = (cst.AddAssign, cst.SubtractAssign)
+_CAT_FUNCS = frozenset("torch.cat torch.concat torch.concatenate torch.stack torch.hstack torch.vstack".split())
+_LIST_ACCUM_METHODS = frozenset(("append", "extend", "insert"))
+
+
+# -- expression helpers -------------------------------------------------------
+
+
+def _prefixes(dotted: str) -> Iterator[str]:
+    parts = dotted.split(".")
+    for i in range(1, len(parts) + 1):
+        yield ".".join(parts[:i])
+
+
+def additive_leaves(expr: cst.BaseExpression) -> List[cst.BaseExpression]:
+    """The operands of a chain of ``+``/``-``: ``a + b - c`` -> [a, b, c]."""
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, _ADDITIVE):
+        return additive_leaves(expr.left) + additive_leaves(expr.right)
+    return [expr]
+
+
+def _method_name(call: cst.Call) -> Optional[str]:
+    return call.func.attr.value if isinstance(call.func, cst.Attribute) else None
+
+
+def graph_refs(expr: Optional[cst.CSTNode], imports: Optional[ImportMap] = None) -> Set[str]:
+    """Names (and dotted names, with their prefixes) whose graph can flow into ``expr``."""
+    out: Set[str] = set()
+    if expr is not None:
+        _refs(expr, imports, out, set())
+    return out
+
+
+def _resolve(node: cst.CSTNode, imports: Optional[ImportMap]) -> Optional[str]:
+    if imports is not None:
+        return imports.resolve(node)
+    return dotted_name(node)
+
+
+def _refs(node: cst.CSTNode, imports: Optional[ImportMap], out: Set[str], bound: Set[str]) -> None:
+    if isinstance(node, cst.Name):
+        if node.value not in bound and node.value not in ("True", "False", "None"):
+            out.add(node.value)
+        return
+    if isinstance(node, cst.Attribute):
+        if node.attr.value in _CUT_ATTRIBUTES:
+            return
+        name = dotted_name(node)
+        if name is not None:
+            if name.split(".", 1)[0] not in bound:
+                out.update(_prefixes(name))
+            return
+        _refs(node.value, imports, out, bound)
+        return
+    if isinstance(node, cst.Call):
+        method = _method_name(node)
+        if method is not None:
+            if method in _CUT_METHODS:
+                return
+            qual = _resolve(node.func, imports)
+            if qual in _CUT_FUNCTIONS:
+                return
+            receiver = node.func.value  # type: ignore[attr-defined]
+            # A module-level function (torch.sigmoid) has no receiver value; a method does.
+            if not (qual and qual.split(".", 1)[0] in ("torch", "numpy", "np", "math", "F", "nn")):
+                if not _is_callee_like(receiver):
+                    _refs(receiver, imports, out, bound)
+            if method in _SHAPE_ARG_METHODS:
+                return
+        else:
+            qual = _resolve(node.func, imports)
+            if qual in _CUT_FUNCTIONS:
+                return
+            if not isinstance(node.func, (cst.Name, cst.Attribute)):
+                _refs(node.func, imports, out, bound)
+        for arg in node.args:
+            _refs(arg.value, imports, out, bound)
+        return
+    if isinstance(node, cst.Comparison):
+        return
+    if isinstance(node, cst.UnaryOperation):
+        if not isinstance(node.operator, cst.Not):
+            _refs(node.expression, imports, out, bound)
+        return
+    if isinstance(node, cst.Subscript):
+        _refs(node.value, imports, out, bound)
+        return
+    if isinstance(node, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString, cst.Integer, cst.Float,
+                         cst.Imaginary, cst.Lambda, cst.Ellipsis)):
+        return
+    if isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+        inner = set(bound)
+        comp = node.for_in
+        while comp is not None:
+            _refs(comp.iter, imports, out, inner)
+            inner |= _target_names(comp.target)
+            comp = comp.inner_for_in
+        elt = node.key if isinstance(node, cst.DictComp) else node.elt
+        _refs(elt, imports, out, inner)
+        if isinstance(node, cst.DictComp):
+            _refs(node.value, imports, out, inner)
+        return
+    if isinstance(node, cst.Dict):
+        for el in node.elements:
+            _refs(el.value, imports, out, bound)
+        return
+    if isinstance(node, (cst.BinaryOperation, cst.BooleanOperation)):
+        _refs(node.left, imports, out, bound)
+        _refs(node.right, imports, out, bound)
+        return
+    if isinstance(node, cst.IfExp):
+        _refs(node.body, imports, out, bound)
+        _refs(node.orelse, imports, out, bound)
+        return
+    if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
+        for el in node.elements:
+            _refs(el.value, imports, out, bound)
+        return
+    if isinstance(node, (cst.StarredElement, cst.NamedExpr)):
+        _refs(node.value, imports, out, bound)
+        return
+    if isinstance(node, cst.Await):
+        _refs(node.expression, imports, out, bound)
+        return
+
+
+def _is_callee_like(receiver: cst.BaseExpression) -> bool:
+    """``self.encoder`` in ``self.encoder.forward(x)``: a module used as callee, not a value."""
+    name = dotted_name(receiver)
+    if name is None:
+        return False
+    last = name.rsplit(".", 1)[-1]
+    return name == "self" or bool(_MODEL_NAME.match(last)) or bool(_LOSS_NAME.match(last))
+
+
+def _target_names(target: cst.BaseExpression) -> Set[str]:
+    if isinstance(target, cst.Name):
+        return {target.value}
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out: Set[str] = set()
+        for el in target.elements:
+            out |= _target_names(el.value)
+        return out
+    if isinstance(target, cst.StarredElement):
+        return _target_names(target.value)
+    return set()
+
+
+def _target_keys(target: cst.BaseExpression) -> List[Tuple[str, cst.BaseExpression]]:
+    """Dotted keys bound by an assignment target (tuples unpacked)."""
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out: List[Tuple[str, cst.BaseExpression]] = []
+        for el in target.elements:
+            out += _target_keys(el.value)
+        return out
+    if isinstance(target, cst.StarredElement):
+        return _target_keys(target.value)
+    name = dotted_name(target)
+    return [(name, target)] if name is not None else []
+
+
+def is_loss_call(call: cst.Call, imports: Optional[ImportMap] = None) -> bool:
+    name = _resolve(call.func, imports)
+    if name is None:
+        return False
+    last = name.rsplit(".", 1)[-1]
+    if last in _FUNCTIONAL_LOSSES or last == "loss":
+        return True
+    return bool(_LOSS_NAME.match(last)) and not re.search(r"scale|weight|history|meter|avg|log|names?$|type", last, re.I)
+
+
+def is_model_call(call: cst.Call, imports: Optional[ImportMap] = None) -> bool:
+    """``model(x)``, ``self.encoder(h)``, ``G(z)``, ``self(x)`` (Lightning), ``model.forward(x)``."""
+    if not call.args:
+        return False
+    name = dotted_name(call.func)
+    if name is None:
+        return False
+    if name == "self":
+        return True
+    parts = name.split(".")
+    if parts[-1] == "forward" and len(parts) > 1:
+        parts = parts[:-1]
+    if parts[-1] == "module" and len(parts) > 1:  # DDP's model.module(x)
+        parts = parts[:-1]
+    if parts[0] in ("torch", "nn", "F", "np", "numpy", "math"):
+        return False
+    return bool(_MODEL_NAME.match(parts[-1])) and parts[-1] != "forward"
+
+
+# -- per-scope facts ----------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Unit:
+    """One statement line, or the header of a ``for``/``with`` (which binds targets)."""
+
+    node: cst.CSTNode
+    index: int
+    loops: Tuple[Loop, ...]  # loops whose body holds this unit, outermost first
+    path: Tuple[Tuple[cst.CSTNode, str], ...]  # enclosing compound statements and which part
+    # Loops this unit is followed by an unconditional exit from (a later ``break`` in its
+    # block leaves the innermost loop; ``return``/``raise`` leave them all).
+    exits: Tuple[Loop, ...] = ()
+
+    def in_loop(self, loop: Loop) -> bool:
+        return any(l is loop for l in self.loops)
+
+    def unconditional_in(self, loop: Loop) -> bool:
+        """Runs on every iteration of ``loop`` that completes (no if/loop/except in between)."""
+        seen = False
+        for node, part in self.path:
+            if node is loop:
+                seen = True
+                continue
+            if seen and not (isinstance(node, cst.With) or part in ("try", "finally")):
+                return False
+        return seen
+
+
+@dataclass(eq=False)
+class Def:
+    key: str
+    kind: str  # "accum" | "keep" | "kill"
+    unit: Unit
+    node: cst.CSTNode  # the small statement (or call, or header) doing it
+    value: Optional[cst.BaseExpression] = None  # the RHS (kill/keep)
+    increments: Tuple[cst.BaseExpression, ...] = ()  # accum: what is added
+
+
+@dataclass(eq=False)
+class BackwardSite:
+    bw: BackwardCall
+    unit: Unit
+
+
+class ScopeFacts:
+    """What one function (or module, class body, lambda) does, statement by statement."""
+
+    def __init__(self, scope: Scope, imports: ImportMap):
+        self.scope = scope
+        self.imports = imports
+        self.units: List[Unit] = []
+        self.defs: Dict[str, List[Def]] = {}
+        self.def_of_node: Dict[cst.CSTNode, Def] = {}
+        self.backwards: List[BackwardSite] = []
+        self.backward_of_call: Dict[cst.Call, BackwardSite] = {}
+        self.optimizer_steps: List[Unit] = []
+        self.params: Set[str] = set()
+        self.loops: List[Loop] = []
+        self.no_grad_units: Set[int] = set()
+        if isinstance(scope, cst.FunctionDef):
+            self._params(scope.params)
+            self._block(scope.body, (), ())
+        elif isinstance(scope, cst.Lambda):
+            self._params(scope.params)
+        elif isinstance(scope, cst.ClassDef):
+            self._block(scope.body, (), ())
+        else:
+            self._block_stmts(scope.body, (), ())
+
+    # -- construction --
+    def _params(self, params: cst.Parameters) -> None:
+        for p in list(params.params) + list(params.posonly_params) + list(params.kwonly_params):
+            self.params.add(p.name.value)
+        for star in (params.star_arg, params.star_kwarg):
+            if isinstance(star, cst.Param):
+                self.params.add(star.name.value)
+
+    def _block(self, suite: cst.BaseSuite, path, loops) -> None:
+        if isinstance(suite, cst.IndentedBlock):
+            self._block_stmts(suite.body, path, loops)
+        elif isinstance(suite, cst.SimpleStatementSuite):
+            self._unit(suite, suite.body, path, loops)
+
+    def _block_stmts(self, stmts: Sequence[cst.BaseStatement], path, loops) -> None:
+        first = len(self.units)
+        for stmt in stmts:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                exits = _exits(stmt.body, loops)
+                if exits:
+                    for unit in self.units[first:]:
+                        unit.exits = unit.exits + exits
+                self._unit(stmt, stmt.body, path, loops)
+            elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+                # Its own scope; but binding the name is a kill here.
+                unit = self._new_unit(stmt, path, loops)
+                self._add_def(stmt.name.value, "kill", unit, stmt)
+            elif isinstance(stmt, cst.If):
+                self._block(stmt.body, path + ((stmt, "if"),), loops)
+                orelse = stmt.orelse
+                if isinstance(orelse, cst.If):
+                    self._block_stmts([orelse], path + ((stmt, "else"),), loops)
+                elif isinstance(orelse, cst.Else):
+                    self._block(orelse.body, path + ((stmt, "else"),), loops)
+            elif isinstance(stmt, cst.For):
+                self.loops.append(stmt)
+                inner_loops = loops + (stmt,)
+                inner_path = path + ((stmt, "body"),)
+                header = self._new_unit(stmt, inner_path, inner_loops)
+                for key, _ in _target_keys(stmt.target):
+                    self._add_def(key, "kill", header, stmt)
+                self._block(stmt.body, inner_path, inner_loops)
+                if stmt.orelse is not None:
+                    self._block(stmt.orelse.body, path + ((stmt, "else"),), loops)
+            elif isinstance(stmt, cst.While):
+                self.loops.append(stmt)
+                self._block(stmt.body, path + ((stmt, "body"),), loops + (stmt,))
+                if stmt.orelse is not None:
+                    self._block(stmt.orelse.body, path + ((stmt, "else"),), loops)
+            elif isinstance(stmt, cst.With):
+                inner_path = path + ((stmt, "with"),)
+                header = self._new_unit(stmt, inner_path, loops)
+                for item in stmt.items:
+                    if item.asname is not None:
+                        for key, _ in _target_keys(item.asname.name):
+                            self._add_def(key, "kill", header, stmt)
+                self._block(stmt.body, inner_path, loops)
+            elif isinstance(stmt, (cst.Try, cst.TryStar)):
+                self._block(stmt.body, path + ((stmt, "try"),), loops)
+                for handler in stmt.handlers:
+                    self._block(handler.body, path + ((stmt, "except"),), loops)
+                if stmt.orelse is not None:
+                    self._block(stmt.orelse.body, path + ((stmt, "else"),), loops)
+                if stmt.finalbody is not None:
+                    self._block(stmt.finalbody.body, path + ((stmt, "finally"),), loops)
+            elif isinstance(stmt, cst.Match):
+                for case in stmt.cases:
+                    self._block(case.body, path + ((stmt, "case"),), loops)
+
+    def _new_unit(self, node, path, loops) -> Unit:
+        unit = Unit(node, len(self.units), tuple(loops), tuple(path))
+        self.units.append(unit)
+        return unit
+
+    def _unit(self, node, smalls: Sequence[cst.BaseSmallStatement], path, loops) -> None:
+        unit = self._new_unit(node, path, loops)
+        for small in smalls:
+            self._small(small, unit)
+            finder = _CallFinder()
+            small.visit(finder)
+            for call in finder.calls:
+                bw = backward_call(call, self.imports)
+                if bw is not None:
+                    site = BackwardSite(bw, unit)
+                    self.backwards.append(site)
+                    self.backward_of_call[call] = site
+                elif _is_optimizer_step(call):
+                    self.optimizer_steps.append(unit)
+            for named in finder.walrus:
+                for key, _ in _target_keys(named.target):
+                    self._classify_assign(key, named.value, unit, named)
+
+    def _add_def(self, key, kind, unit, node, value=None, increments=()) -> Def:
+        d = Def(key, kind, unit, node, value, tuple(increments))
+        self.defs.setdefault(key, []).append(d)
+        self.def_of_node.setdefault(node, d)
+        return d
+
+    def _small(self, small: cst.BaseSmallStatement, unit: Unit) -> None:
+        if isinstance(small, (cst.Assign, cst.AnnAssign)):
+            value = small.value
+            if value is None:
+                return
+            targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+            for target in targets:
+                if isinstance(target, cst.Subscript):
+                    self._subscript_store(target, value, unit, small)
+                    continue
+                pairs = _target_keys(target)
+                if len(pairs) == 1 and pairs[0][1] is target:
+                    self._classify_assign(pairs[0][0], value, unit, small)
+                else:
+                    refs = graph_refs(value, self.imports)
+                    for key, _ in pairs:
+                        self._add_def(key, "keep" if key in refs else "kill", unit, small, value)
+        elif isinstance(small, cst.AugAssign):
+            target = small.target
+            if isinstance(target, cst.Subscript):
+                base = dotted_name(target.value)
+                if base is not None and isinstance(small.operator, _ACCUM_AUG):
+                    self._add_def(base, "accum", unit, small, small.value, (small.value,))
+                return
+            key = dotted_name(target)
+            if key is None:
+                return
+            if isinstance(small.operator, _ACCUM_AUG):
+                self._add_def(key, "accum", unit, small, small.value, (small.value,))
+            else:
+                self._add_def(key, "keep", unit, small, small.value)
+        elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+            call = small.value
+            method = _method_name(call)
+            if method is None:
+                return
+            key = dotted_name(call.func.value)  # type: ignore[attr-defined]
+            if key is None:
+                return
+            if method in _LIST_ACCUM_METHODS and call.args:
+                added = call.args[-1].value
+                if method == "extend" and isinstance(added, (cst.List, cst.Tuple)):
+                    incs = tuple(el.value for el in added.elements)
+                else:
+                    incs = (added,)
+                self._add_def(key, "accum", unit, small, added, incs)
+            elif method in ("detach_", "clear"):
+                self._add_def(key, "kill", unit, small)
+        elif isinstance(small, cst.Del):
+            for key, _ in _target_keys(small.target):
+                self._add_def(key, "kill", unit, small)
+
+    def _classify_assign(self, key: str, value: cst.BaseExpression, unit: Unit, node: cst.CSTNode) -> None:
+        leaves = additive_leaves(value)
+        if len(leaves) > 1:
+            own = [l for l in leaves if dotted_name(l) == key]
+            if own:
+                others = [l for l in leaves if dotted_name(l) != key]
+                self._add_def(key, "accum", unit, node, value, others)
+                return
+        if isinstance(value, cst.Call) and _resolve(value.func, self.imports) in _CAT_FUNCS and value.args:
+            seq = value.args[0].value
+            if isinstance(seq, (cst.List, cst.Tuple)):
+                elems = [el.value for el in seq.elements]
+                if any(dotted_name(e) == key for e in elems):
+                    self._add_def(key, "accum", unit, node, value, [e for e in elems if dotted_name(e) != key])
+                    return
+        kind = "keep" if key in graph_refs(value, self.imports) else "kill"
+        self._add_def(key, kind, unit, node, value)
+
+    def _subscript_store(self, target: cst.Subscript, value: cst.BaseExpression, unit: Unit, node) -> None:
+        """``d[k] = d.get(k, 0) + t`` / ``d[k] = d[k] + t``: accumulation into ``d``."""
+        base = dotted_name(target.value)
+        if base is None:
+            return
+        leaves = additive_leaves(value)
+        if len(leaves) < 2:
+            return
+        own = []
+        for leaf in leaves:
+            if isinstance(leaf, cst.Subscript) and dotted_name(leaf.value) == base:
+                own.append(leaf)
+            elif (isinstance(leaf, cst.Call) and _method_name(leaf) == "get"
+                  and dotted_name(leaf.func.value) == base):  # type: ignore[attr-defined]
+                own.append(leaf)
+        if own:
+            self._add_def(base, "accum", unit, node, value, [l for l in leaves if not any(l is o for o in own)])
+
+    # -- queries --
+    def defs_in(self, key: str, loop: Loop, kinds: Iterable[str] = ("accum", "keep", "kill")) -> List[Def]:
+        return [d for d in self.defs.get(key, ()) if d.kind in kinds and d.unit.in_loop(loop)]
+
+    def units_in(self, loop: Loop) -> List[Unit]:
+        return [u for u in self.units if u.in_loop(loop)]
+
+    def refs(self, expr: Optional[cst.CSTNode]) -> Set[str]:
+        return graph_refs(expr, self.imports)
+
+    def closure_in(self, keys: Iterable[str], loop: Optional[Loop], limit: int = 200) -> Set[str]:
+        """``keys`` plus every name their definitions (inside ``loop``, or anywhere when None)
+        reference, transitively."""
+        seen: Set[str] = set()
+        todo = list(keys)
+        while todo and len(seen) < limit:
+            key = todo.pop()
+            if key in seen:
+                continue
+            seen.add(key)
+            for d in self.defs.get(key, ()):
+                if loop is not None and not d.unit.in_loop(loop):
+                    continue
+                exprs = list(d.increments) if d.kind == "accum" else [d.value]
+                for e in exprs:
+                    todo.extend(self.refs(e) - seen)
+        return seen
+
+    def reaching_def(self, key: str, before: Unit) -> Optional[Def]:
+        """The last definition of ``key`` in source order before ``before`` (None if none)."""
+        best = None
+        for d in self.defs.get(key, ()):
+            if d.unit.index < before.index and d.kind != "accum":
+                best = d
+        return best
+
+    # -- graph evidence --
+    def is_graph_value(self, expr: cst.BaseExpression, at: Unit, depth: int = 0) -> bool:
+        """Positive evidence that ``expr`` carries an autograd graph (see module docs)."""
+        if depth > 6:
+            return False
+        rec = lambda e: self.is_graph_value(e, at, depth + 1)  # noqa: E731
+        if isinstance(expr, cst.Call):
+            method = _method_name(expr)
+            qual = _resolve(expr.func, self.imports)
+            if method in _CUT_METHODS or qual in _CUT_FUNCTIONS:
+                return False
+            if is_loss_call(expr, self.imports) or is_model_call(expr, self.imports):
+                return True
+            if method is not None and not (qual and qual.split(".", 1)[0] in ("torch", "F")):
+                return rec(expr.func.value)  # type: ignore[attr-defined]
+            if qual is not None and (qual.startswith("torch.") or qual in ("sum", "max", "min", "abs")):
+                return any(rec(a.value) for a in expr.args)
+            return False
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            if isinstance(expr, cst.Attribute) and expr.attr.value in _CUT_ATTRIBUTES:
+                return False
+            key = dotted_name(expr)
+            if key is None:
+                return rec(expr.value)  # type: ignore[attr-defined]
+            if self.is_backward_target(key):
+                return True
+            d = self.reaching_def(key, at)
+            if d is not None:
+                if d.kind == "kill" and d.value is not None and isinstance(d.node, (cst.Assign, cst.AnnAssign, cst.NamedExpr)):
+                    return self._unpacked_graph(d, key, at, depth)
+                return False
+            if isinstance(expr, cst.Attribute) and not key.startswith("self."):
+                return rec(expr.value)  # outputs.loss, out.logits
+            return False
+        if isinstance(expr, cst.Subscript):
+            return rec(expr.value)
+        if isinstance(expr, cst.BinaryOperation):
+            return rec(expr.left) or rec(expr.right)
+        if isinstance(expr, cst.UnaryOperation):
+            return not isinstance(expr.operator, cst.Not) and rec(expr.expression)
+        if isinstance(expr, (cst.Tuple, cst.List)):
+            return any(rec(el.value) for el in expr.elements)
+        return False
+
+    def _unpacked_graph(self, d: Def, key: str, at: Unit, depth: int) -> bool:
+        value = d.value
+        assert value is not None
+        targets = [t.target for t in d.node.targets] if isinstance(d.node, cst.Assign) else [d.node.target]  # type: ignore[union-attr]
+        for target in targets:
+            if isinstance(target, (cst.Tuple, cst.List)):
+                # ``_, pred = torch.max(out, 1)``: only the values are differentiable, not the indices.
+                names = [dotted_name(el.value) for el in target.elements]
+                if key in names and isinstance(value, cst.Call):
+                    last = (_resolve(value.func, self.imports) or "").rsplit(".", 1)[-1]
+                    if last in ("max", "min", "topk", "sort", "kthvalue", "mode", "median") and names.index(key) > 0:
+                        return False
+        return self.is_graph_value(value, d.unit, depth + 1)
+
+    def is_backward_target(self, key: str) -> bool:
+        return key in self.backward_target_keys
+
+    @property
+    def backward_target_keys(self) -> Set[str]:
+        cached = getattr(self, "_bw_keys", None)
+        if cached is None:
+            cached = set()
+            for site in self.backwards:
+                cached |= self.refs(site.bw.target)
+            self._bw_keys = cached
+        return cached
+
+    def grad_disabled_at(self, unit: Unit) -> bool:
+        """Inside a no-grad ``with`` of this scope, or a function decorated no-grad."""
+        for node, _part in reversed(unit.path):
+            if isinstance(node, cst.With):
+                for item in node.items:
+                    mode = grad_mode_of(item.item, self.imports)
+                    if mode is not None:
+                        return not mode
+        if isinstance(self.scope, cst.FunctionDef):
+            for dec in self.scope.decorators:
+                mode = grad_mode_of(dec.decorator, self.imports)
+                if mode is not None:
+                    return not mode
+        return False
+
+    # -- loop kinds --
+    def is_data_iterable(self, expr: cst.BaseExpression) -> bool:
+        """``loader``, ``enumerate(tqdm(train_loader))``, ``zip(a_loader, b_loader)``, ``range(n)``."""
+        if isinstance(expr, cst.Call):
+            name = dotted_name(expr.func) or ""
+            positional = [a.value for a in expr.args if a.keyword is None]
+            if name in ("range", "trange"):
+                return True
+            if name == "zip":
+                return bool(positional) and all(self.is_data_iterable(a) for a in positional)
+            if name in _DATA_WRAPPERS:
+                return bool(positional) and self.is_data_iterable(positional[0])
+            return False
+        name = dotted_name(expr)
+        return bool(name and _DATA_NAME.search(name.rsplit(".", 1)[-1]))
+
+    def is_iteration_loop(self, loop: Loop) -> bool:
+        """A loop over training/evaluation steps: it backpropagates or steps an optimizer, or
+        it walks a data loader or epochs."""
+        if any(s.unit.in_loop(loop) for s in self.backwards) or any(u.in_loop(loop) for u in self.optimizer_steps):
+            return True
+        if isinstance(loop, cst.For):
+            it = loop.iter
+            if isinstance(it, cst.Call) and dotted_name(it.func) in ("range", "trange"):
+                return any(_EPOCH_NAME.search(n) for n in graph_refs(it))
+            if isinstance(it, cst.Call) and dotted_name(it.func) in _DATA_WRAPPERS and it.args:
+                it = it.args[0].value
+                if isinstance(it, cst.Call) and dotted_name(it.func) in ("range", "trange"):
+                    return any(_EPOCH_NAME.search(n) for n in graph_refs(it))
+            name = dotted_name(it)
+            return bool(name and _DATA_NAME.search(name.rsplit(".", 1)[-1]))
+        return any(_EPOCH_NAME.search(n) for n in graph_refs(loop.test))
+
+
+def _exits(smalls: Sequence[cst.BaseSmallStatement], loops: Tuple[Loop, ...]) -> Tuple[Loop, ...]:
+    for small in smalls:
+        if isinstance(small, (cst.Return, cst.Raise)):
+            return loops
+        if isinstance(small, cst.Break) and loops:
+            return loops[-1:]
+    return ()
+
+
+def _is_optimizer_step(call: cst.Call) -> bool:
+    if _method_name(call) != "step":
+        return False
+    recv = dotted_name(call.func.value)  # type: ignore[attr-defined]
+    return bool(recv and _OPTIMIZER_RECEIVER.search(recv.rsplit(".", 1)[-1]))
+
+
+class _CallFinder(cst.CSTVisitor):
+    """Calls and walrus targets of one small statement (not inside lambdas)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: List[cst.Call] = []
+        self.walrus: List[cst.NamedExpr] = []
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.calls.append(node)
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self.walrus.append(node)
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+
+# -- the per-file analysis, and the rules' traversal helper ---------------------
+
+
+class LoopAnalysis:
+    """Per-file: ``context.analysis(LoopAnalysis).facts(scope)``, built once per scope."""
+
+    def __init__(self, context) -> None:
+        self.context = context
+        self.imports: ImportMap = context.analysis(ImportMap)
+        self._facts: Dict[int, ScopeFacts] = {}
+
+    def facts(self, scope: Scope) -> ScopeFacts:
+        key = id(scope)
+        found = self._facts.get(key)
+        if found is None:
+            found = self._facts[key] = ScopeFacts(scope, self.imports)
+        return found
+
+
+class ScopeTracker:
+    """Mixin for rules: the enclosing scope and loop depth during the batched traversal.
+
+    Loop depth counts ``for``/``while`` statements of the current scope (their
+    headers included: callers must confirm with :class:`ScopeFacts`).
+    """
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._scopes: List[List] = [[node, 0]]
+
+    # (libcst registers visitor methods by their ``__name__``: no aliases here.)
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._scopes.append([node, 0])
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._scopes.pop()
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._scopes.append([node, 0])
+
+    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+        self._scopes.pop()
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self._scopes.append([node, 0])
+
+    def leave_Lambda(self, node: cst.Lambda) -> None:
+        self._scopes.pop()
+
+    def visit_For(self, node: cst.For) -> None:
+        self._scopes[-1][1] += 1
+
+    def leave_For(self, node: cst.For) -> None:
+        self._scopes[-1][1] -= 1
+
+    def visit_While(self, node: cst.While) -> None:
+        self._scopes[-1][1] += 1
+
+    def leave_While(self, node: cst.While) -> None:
+        self._scopes[-1][1] -= 1
+
+    @property
+    def current_scope(self) -> Scope:
+        return self._scopes[-1][0]
+
+    @property
+    def loop_depth(self) -> int:
+        return self._scopes[-1][1]
+
+    def scope_name(self) -> str:
+        scope = self.current_scope
+        return scope.name.value if isinstance(scope, (cst.FunctionDef, cst.ClassDef)) else ""
+
+
+def is_forward_like(name: str) -> bool:
+    return bool(_FORWARD_LIKE.match(name))
+
+
+def is_step_method(name: str) -> bool:
+    return bool(_STEP_METHOD.match(name))
+
+
+# -- the questions GL001-GL003 ask ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccumulatedBackward:
+    """A backward call on a value that a loop around it accumulates across iterations."""
+
+    site: BackwardSite
+    loop: Loop
+    key: str  # the accumulated name the backward target depends on
+    accumulation: Def
+
+
+def _graphy_increment(facts: ScopeFacts, d: Def) -> bool:
+    """Not evidently graph-free: ``n += 1`` and ``total += loss.item()`` are not."""
+    return any(facts.refs(inc) - {d.key} for inc in d.increments)
+
+
+def accumulated_backward(facts: ScopeFacts, site: BackwardSite) -> Optional[AccumulatedBackward]:
+    """GL001/GL002: the backward target depends on a name that an enclosing loop accumulates
+    and never rebinds fresh (any rebinding, even conditional, counts as a possible reset)."""
+    unit = site.unit
+    if not unit.loops or site.bw.target is None:
+        return None
+    direct = facts.refs(site.bw.target)
+    for loop in reversed(unit.loops):
+        if any(l is loop for l in unit.exits):
+            continue  # ``backward(); break``: it runs once
+        for key in sorted(facts.closure_in(direct, loop)):
+            accums = [d for d in facts.defs_in(key, loop, ("accum",)) if _graphy_increment(facts, d)]
+            if accums and not facts.defs_in(key, loop, ("kill",)):
+                return AccumulatedBackward(site, loop, key, accums[0])
+    return None
+
+
+def _loop_start(facts: ScopeFacts, loop: Loop) -> int:
+    for u in facts.units:
+        if u.in_loop(loop):
+            return u.index
+    return -1
+
+
+def unused_retained_graph(facts: ScopeFacts, site: BackwardSite) -> Optional[Loop]:
+    """GL002: ``retain_graph=True`` in a loop whose retained graph nothing can reuse.
+
+    Flags only when no other backward runs in or after the loop, and every value the
+    target depends on is evidently rebuilt each iteration from fresh data (a data
+    loader's items, literals): no graph from before the loop, and none carried from
+    the previous iteration, can reach it.
+    """
+    bw = site.bw
+    unit = site.unit
+    if bw.retain_graph is not True or bw.create_graph or not unit.loops or bw.target is None:
+        return None
+    loop = unit.loops[-1]
+    start = _loop_start(facts, loop)
+    for other in facts.backwards:
+        if other is site:
+            continue
+        if other.unit.index >= start or any(other.unit.in_loop(l) for l in unit.loops):
+            return None
+    keys = facts.closure_in(facts.refs(bw.target), loop)
+    users: Dict[str, int] = {}
+    for k in keys:
+        for d in facts.defs_in(k, loop):
+            exprs = d.increments if d.kind == "accum" else (d.value,)
+            for e in exprs:
+                for r in facts.refs(e):
+                    users[r] = min(users.get(r, d.unit.index), d.unit.index)
+    for key in keys:
+        inside = facts.defs_in(key, loop)
+        if inside:
+            first_use = users.get(key)
+            if first_use is not None or any(d.kind == "accum" for d in inside):
+                limit = first_use if first_use is not None else min(d.unit.index for d in inside)
+                fresh = [d for d in inside if d.kind == "kill" and d.unit.index <= limit and d.unit.unconditional_in(loop)]
+                if not fresh:
+                    return None  # carried over from the previous iteration
+            for d in inside:
+                if isinstance(d.node, cst.For) and not facts.is_data_iterable(d.node.iter):
+                    return None  # ``for h in hidden_states``: items may share one graph
+            continue
+        if not _fresh_outside(facts, key, loop):
+            return None
+    return loop
+
+
+def _fresh_outside(facts: ScopeFacts, key: str, loop: Loop) -> bool:
+    if _DATA_NAME.search(key.rsplit(".", 1)[-1]):
+        return True
+    defs = facts.defs.get(key, ())
+    if not defs or key in facts.params:
+        return False
+    for d in defs:
+        if isinstance(d.node, cst.For):
+            if not facts.is_data_iterable(d.node.iter):
+                return False
+        elif d.kind != "kill" or d.value is None or facts.refs(d.value) or facts.is_graph_value(d.value, d.unit):
+            return False
+    return True
+
+
+def graph_accumulation(facts: ScopeFacts, d: Def, scope_name: str) -> List[cst.BaseExpression]:
+    """GL003: the graph-carrying increments of an accumulation into something that outlives
+    the iteration of a training/evaluation loop (empty when there is nothing to report)."""
+    if d.kind != "accum" or is_forward_like(scope_name):
+        return []
+    key = d.key
+    unit = d.unit
+    if key.startswith("self."):
+        in_steps = any(facts.is_iteration_loop(l) for l in unit.loops)
+        if not (in_steps or is_step_method(scope_name) or facts.backwards or facts.optimizer_steps):
+            return []
+    else:
+        steps = [l for l in unit.loops if facts.is_iteration_loop(l)]
+        if not steps:
+            return []
+        for inner in unit.loops[unit.loops.index(steps[-1]):]:
+            if any(k.unit.unconditional_in(inner) for k in facts.defs_in(key, inner, ("kill",))):
+                return []  # rebuilt every iteration: it does not outlive one
+    if facts.grad_disabled_at(unit):
+        return []
+    if key in facts.closure_in(facts.backward_target_keys, None):
+        return []  # a loss summed over terms: GL001/GL002's business, or correct
+    return [inc for inc in d.increments if key not in facts.refs(inc) and facts.is_graph_value(inc, unit)]
