@@ -99,7 +99,10 @@ def lint_source(
     filename: str,
     data: bytes,
     rules: Sequence[Type[Rule]],
+    *,
+    noqa: bool = True,
 ) -> List[Diagnostic]:
+    """``noqa=False`` leaves ``# noqa`` comments to the caller (the flake8 plugin: flake8 applies them)."""
     text, err = decode_source(data, filename)
     if err is not None:
         return [err]
@@ -121,7 +124,7 @@ def lint_source(
 
     ctx = FileContext(filename, text, module)
     diagnostics = _run_rules(ctx, candidates)
-    return filter_noqa(diagnostics, text)
+    return filter_noqa(diagnostics, text) if noqa else diagnostics
 
 
 def _run_rules(ctx: FileContext, rule_classes: Sequence[Type[Rule]]) -> List[Diagnostic]:
