@@ -244,10 +244,10 @@ def _one_round(
 
 
 def _rules_for(diagnostics: Sequence[Diagnostic]) -> List[Type[Rule]]:
-    from gradlint.rules import RULES_BY_CODE
+    from gradlint.static.selection import rules_by_code
 
-    codes = {d.code for d in diagnostics}
-    return [RULES_BY_CODE[c] for c in sorted(codes) if c in RULES_BY_CODE]
+    registry = rules_by_code()
+    return [registry[c] for c in sorted({d.code for d in diagnostics}) if c in registry]
 
 
 def _fix_loop(

@@ -470,8 +470,7 @@ def test_second_fix_run_changes_nothing(tmp_path):
 def test_default_relint_rules_come_from_the_registry(monkeypatch):
     import gradlint.rules as registry
 
-    monkeypatch.setitem(registry.RULES_BY_CODE, "GL951", RenameOld)
-    monkeypatch.setitem(registry.RULES_BY_CODE, "GL954", OuterWrap)
+    monkeypatch.setattr(registry, "ALL_RULES", [RenameOld, OuterWrap])
     src = "y = outer(old_api)\n"
     new, applied, _ = fix_text(src, lint_text(src), unsafe=False)
     assert new == "y = outer2(new_api)\n"
