@@ -1,0 +1,16 @@
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+warnings.filterwarnings("ignore", message=".*NumPy.*")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
+    # A leaked trace would poison every later test: fail loudly instead.
+    from gradlint.runtime import _tracer
+
+    assert _tracer._ACTIVE is None, "a gradlint trace was left running"
