@@ -1,0 +1,1192 @@
+"""Autograd graphs that outlive one backward pass.
+
+Two facts, shared by GL008 and GL010, both about *which graph a backward frees*:
+
+* **Loop-carried recurrent state** (GL008). A name that a call reads and rebinds
+  (``out, h = rnn(x, h)``) carries the graph of every previous iteration unless
+  something cuts it (``h = h.detach()``, ``h.detach_()``, ``repackage_hidden(h)``,
+  a re-initialisation such as ``h = model.init_hidden(bs)``).  A small abstract
+  interpretation walks each loop that contains a backward call with one state
+  per variable: CLEAN (no graph of ours), LIVE (built since the last backward),
+  FREED (a backward freed its graph).  Reading a FREED state into the call that
+  rebinds it is the bug: the next backward walks into the freed graph.  State
+  kept on a module (``out, self.hidden = self.lstm(x, self.hidden)``) is checked
+  per class: some method must cut it between batches.
+
+* **Losses from a common intermediate** (GL010).  A def-use walk over each
+  block, in order, gives every graph-building value an id and the ids of the
+  graph values it was computed from.  A non-retaining backward frees the ids of
+  its loss; a later backward whose loss reaches one of those ids fails.  A
+  backward in a loop whose loss reaches a value defined before the loop frees
+  it on the first iteration and fails on the second.
+
+Both are syntactic and deliberately conservative: anything that might cut a
+graph (a helper with ``detach`` in its body, a conditional reset, an unknown
+``retain_graph``) counts as a cut, and values whose origin is not visible
+(function parameters, attributes) count as having no graph.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+
+from gradlint.static.semantics.backward import BackwardCall, backward_call
+from gradlint.static.semantics.grad_mode import grad_mode_of
+from gradlint.static.semantics.imports import ImportMap, dotted_name
+
+# ---------------------------------------------------------------------------
+# Expressions: which names' autograd history can flow into a value
+# ---------------------------------------------------------------------------
+
+# Calls / attributes that return a value without autograd history.
+_CUT_METHODS = frozenset(
+    {"detach", "detach_", "item", "tolist", "numpy", "size", "dim", "numel", "nelement", "data_ptr",
+     "is_contiguous", "get_device", "stride", "storage_offset", "__len__"}
+)
+_CUT_FIELDS = frozenset({"data", "shape", "dtype", "device", "ndim", "is_cuda", "requires_grad", "grad_fn", "is_leaf"})
+_CUT_BUILTINS = frozenset({"len", "isinstance", "type", "id", "print", "range", "str", "int", "float", "bool", "repr",
+                           "hasattr", "callable", "issubclass", "format"})
+# A helper whose name says it cuts recurrent state.
+_SANITISER_NAME = re.compile(r"(repackage|detach)", re.I)
+
+# Method calls that transform a value without introducing parameters: they
+# propagate a graph but never start one.
+_TENSOR_METHODS = frozenset(
+    """to cuda cpu float half double long int bool byte char short bfloat16 view view_as reshape reshape_as permute
+    transpose t contiguous squeeze unsqueeze flatten unflatten clone expand expand_as repeat repeat_interleave type
+    type_as sum mean std var max min norm pow sqrt rsqrt exp log abs neg sign softmax log_softmax sigmoid tanh relu
+    argmax argmin chunk split narrow index_select gather scatter masked_fill masked_select add sub mul div matmul mm
+    bmm item tolist numpy size dim detach requires_grad_ fill_ zero_ new_zeros new_ones new_full new_empty new_tensor
+    get items values keys append extend pop format join lower upper strip replace startswith endswith cumsum clamp
+    clamp_ round floor ceil eq ne lt le gt ge all any nonzero where roll flip pin_memory numel topk sort unbind
+    masked_fill_ add_ mul_ div_ sub_ copy_ unfold stack cat unsqueeze_ squeeze_ long_ to_dense to_sparse split_with_sizes
+    tensor_split movedim swapaxes swapdims select""".split()
+)
+# Calls whose result is input data, not a graph (tokenizers, loaders, augmentation...).
+_DATA_CALLEE = re.compile(
+    r"(tokeni[sz]|processor|transform|augment|collat|loader|dataset|sampler|prepare|preprocess|to_device|"
+    r"^load|^read|get_batch|^next$|feature_extractor|^iter$|encode_plus|noise|^mask|shuffle|^sample_|randn|rand$)",
+    re.I,
+)
+_CONSTRUCTOR = re.compile(r"^(_*[A-Z]|from_pretrained$|from_config$|build|create|make_|get_model|load)")
+_NOT_ORIGIN_MODULES = ("torch.", "numpy.", "np.", "math.", "random.", "time.", "os.", "logging.", "itertools.",
+                       "functools.", "collections.", "copy.", "operator.")
+_BUILTINS = frozenset(
+    """len range enumerate zip list tuple dict set frozenset sorted reversed min max sum abs int float str bool print
+    isinstance getattr setattr hasattr iter next map filter any all round type super id open format repr vars divmod
+    pow hash callable issubclass object slice""".split()
+)
+_ITER_HELPERS = frozenset({"enumerate", "zip", "list", "tuple", "sorted", "reversed", "iter"})
+_ITER_METHODS = frozenset({"items", "values", "keys"})
+
+
+def var_of(node: cst.CSTNode) -> Optional[str]:
+    """The tracked variable a target/read denotes: ``h``, ``self.hidden``; subscripts map to their base."""
+    while isinstance(node, cst.Subscript):
+        node = node.value
+    return dotted_name(node)
+
+
+def target_vars(target: cst.BaseExpression) -> List[str]:
+    """Variables bound by an assignment target (tuples, lists, starred; not subscripts)."""
+    out: List[str] = []
+    if isinstance(target, (cst.Tuple, cst.List)):
+        for el in target.elements:
+            out.extend(target_vars(el.value))
+    elif isinstance(target, cst.StarredElement):
+        out.extend(target_vars(target.value))
+    elif isinstance(target, (cst.Name, cst.Attribute)):
+        name = dotted_name(target)
+        if name is not None:
+            out.append(name)
+    return out
+
+
+def _subscript_base(target: cst.BaseExpression) -> Optional[str]:
+    if isinstance(target, cst.Subscript):
+        return var_of(target)
+    return None
+
+
+class Sanitisers:
+    """Names of functions (in this file, or by name) that return a detached value."""
+
+    def __init__(self, module: cst.Module) -> None:
+        self.names: Set[str] = set()
+        for node in _iter_defs(module):
+            if _body_detaches(node):
+                self.names.add(node.name.value)
+
+    def is_sanitiser_callee(self, func: cst.BaseExpression) -> bool:
+        name = dotted_name(func)
+        if name is None:
+            return False
+        last = name.rsplit(".", 1)[-1]
+        return last in self.names or bool(_SANITISER_NAME.search(last))
+
+
+def _iter_defs(module: cst.Module) -> Iterator[cst.FunctionDef]:
+    stack: List[cst.CSTNode] = list(module.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.FunctionDef):
+            yield node
+            stack.extend(_block(node.body))
+        elif isinstance(node, cst.ClassDef):
+            stack.extend(_block(node.body))
+        elif isinstance(node, cst.BaseCompoundStatement):
+            stack.extend(_child_blocks_flat(node))
+
+
+class _DetachFinder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found = False
+
+    def visit_Call(self, node: cst.Call) -> bool:
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("detach", "detach_"):
+            self.found = True
+        return not self.found
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        if node.attr.value == "data":
+            self.found = True
+        return not self.found
+
+
+def _body_detaches(node: cst.CSTNode) -> bool:
+    finder = _DetachFinder()
+    node.visit(finder)
+    return finder.found
+
+
+def _lambda_detaches(arg: cst.BaseExpression) -> bool:
+    return isinstance(arg, cst.Lambda) and _body_detaches(arg.body)
+
+
+def graph_reads(expr: Optional[cst.CSTNode], san: Sanitisers) -> Set[str]:
+    """Variables whose autograd history may flow into the value of ``expr``.
+
+    Reads under ``.detach()``, ``.data``, ``.item()``, shape queries, detaching
+    helpers and comparisons are excluded: they carry no graph.
+    """
+    out: Set[str] = set()
+    if expr is not None:
+        _reads(expr, san, out)
+    return out
+
+
+def _reads(node: cst.CSTNode, san: Sanitisers, out: Set[str]) -> None:
+    if isinstance(node, cst.Name):
+        if node.value not in ("True", "False", "None"):
+            out.add(node.value)
+        return
+    if isinstance(node, cst.Attribute):
+        if node.attr.value in _CUT_FIELDS:
+            return
+        name = dotted_name(node)
+        if name is not None:
+            out.add(name)
+        else:
+            _reads(node.value, san, out)
+        return
+    if isinstance(node, cst.Subscript):
+        _reads(node.value, san, out)
+        return
+    if isinstance(node, cst.Call):
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in _CUT_METHODS:
+            return
+        if isinstance(func, cst.Name) and func.value in _CUT_BUILTINS:
+            return
+        if san.is_sanitiser_callee(func) or any(_lambda_detaches(a.value) for a in node.args):
+            return
+        if isinstance(func, cst.Attribute):
+            # A tensor method's receiver carries its graph (``h.clone()``); another method's
+            # receiver is an object (``model.encode(x)``, ``self.lstm(x, h)``), not a graph.
+            if func.attr.value in _TENSOR_METHODS or not isinstance(func.value, (cst.Name, cst.Attribute)):
+                _reads(func.value, san, out)
+        elif not isinstance(func, cst.Name):
+            _reads(func, san, out)
+        for arg in node.args:
+            _reads(arg.value, san, out)
+        return
+    if isinstance(node, (cst.Comparison, cst.Lambda, cst.SimpleString, cst.FormattedString, cst.Integer, cst.Float,
+                         cst.Imaginary, cst.ConcatenatedString)):
+        return
+    if isinstance(node, cst.BooleanOperation):
+        _reads(node.left, san, out)
+        _reads(node.right, san, out)
+        return
+    if isinstance(node, cst.IfExp):
+        _reads(node.body, san, out)
+        _reads(node.orelse, san, out)
+        return
+    if isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+        _comp_reads(node, san, out)
+        return
+    for child in node.children:
+        _reads(child, san, out)
+
+
+def _comp_reads(node, san: Sanitisers, out: Set[str]) -> None:
+    """Comprehension variables stand for their iterables: ``(s.detach() for s in h)`` reads nothing."""
+    bound: Set[str] = set()
+    iter_reads: Set[str] = set()
+    comp = node.for_in
+    while comp is not None:
+        bound.update(target_vars(comp.target))
+        iter_reads |= graph_reads(comp.iter, san)
+        comp = comp.inner_for_in
+    elts = [node.key, node.value] if isinstance(node, cst.DictComp) else [node.elt]
+    elt_reads: Set[str] = set()
+    for e in elts:
+        _reads(e, san, elt_reads)
+    if any(_reads_var(elt_reads, b) for b in bound):
+        out |= {r for r in iter_reads if not any(_matches(r, b) for b in bound)}
+    out |= {r for r in elt_reads if not any(_matches(r, b) for b in bound)}
+
+
+def _matches(read: str, var: str) -> bool:
+    """A read of ``out.logits`` is a read of ``out``; a read of ``self`` is not a read of ``self.hidden``."""
+    return read == var or read.startswith(var + ".")
+
+
+def _reads_var(reads: Iterable[str], var: str) -> bool:
+    return any(_matches(r, var) for r in reads)
+
+
+def _calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
+    """Calls in an expression or simple statement, not inside lambdas or nested defs."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (cst.Lambda, cst.FunctionDef, cst.ClassDef)):
+            continue
+        if isinstance(n, cst.Call):
+            yield n
+        stack.extend(reversed(n.children))
+
+
+def is_graph_origin(expr: cst.CSTNode, imports: ImportMap, san: Sanitisers) -> bool:
+    """Does ``expr`` call something that may hold parameters (a model, a submodule, a loss)?
+
+    Tensor methods, ``torch.*`` functions, builtins, detaching helpers and calls
+    that evidently produce input data (tokenizers, loaders) start no graph.
+    """
+    for call in _calls_in(expr):
+        func = call.func
+        if san.is_sanitiser_callee(func):
+            continue
+        name = dotted_name(func)
+        if name is not None and _CONSTRUCTOR.search(name.rsplit(".", 1)[-1]):
+            continue  # building a model/loss object is not a forward pass
+        if isinstance(func, cst.Name):
+            if func.value in _BUILTINS or _DATA_CALLEE.search(func.value):
+                continue
+            qual = imports.resolve(func) or ""
+            if qual.startswith(_NOT_ORIGIN_MODULES) or qual == "torch":
+                continue
+            return True
+        if isinstance(func, cst.Attribute):
+            last = func.attr.value
+            if last in _TENSOR_METHODS or _DATA_CALLEE.search(last):
+                continue
+            qual = imports.resolve(func)
+            if qual is not None and (qual.startswith(_NOT_ORIGIN_MODULES) or qual.split(".")[0] in ("torch", "F", "np")):
+                continue
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------
+# Statement structure helpers
+# ---------------------------------------------------------------------------
+
+
+def _block(body: cst.BaseSuite) -> Sequence[cst.BaseStatement]:
+    if isinstance(body, cst.IndentedBlock):
+        return body.body
+    if isinstance(body, cst.SimpleStatementSuite):
+        return [cst.SimpleStatementLine(body=body.body)]
+    return ()
+
+
+def _child_blocks_flat(stmt: cst.BaseCompoundStatement) -> List[cst.BaseStatement]:
+    out: List[cst.BaseStatement] = []
+    for suite in _child_suites(stmt):
+        out.extend(_block(suite))
+    return out
+
+
+def _child_suites(stmt: cst.CSTNode) -> List[cst.BaseSuite]:
+    suites: List[cst.BaseSuite] = []
+    body = getattr(stmt, "body", None)
+    if isinstance(body, cst.BaseSuite):
+        suites.append(body)
+    orelse = getattr(stmt, "orelse", None)
+    while orelse is not None:
+        if isinstance(orelse, cst.If):
+            suites.append(orelse.body)
+            orelse = orelse.orelse
+        else:
+            suites.append(orelse.body)
+            orelse = None
+    for handler in getattr(stmt, "handlers", ()) or ():
+        suites.append(handler.body)
+    final = getattr(stmt, "finalbody", None)
+    if final is not None:
+        suites.append(final.body)
+    for case in getattr(stmt, "cases", ()) or ():
+        suites.append(case.body)
+    return suites
+
+
+def _walk_statements(stmts: Sequence[cst.BaseStatement]) -> Iterator[cst.BaseStatement]:
+    """Every statement, compound ones included, not descending into defs/classes."""
+    for stmt in stmts:
+        yield stmt
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        if isinstance(stmt, cst.BaseCompoundStatement):
+            yield from _walk_statements(_child_blocks_flat(stmt))
+
+
+def _small_statements(stmts: Sequence[cst.BaseStatement]) -> Iterator[cst.BaseSmallStatement]:
+    for stmt in _walk_statements(stmts):
+        if isinstance(stmt, cst.SimpleStatementLine):
+            yield from stmt.body
+
+
+def scopes(module: cst.Module) -> Iterator[Tuple[Optional[cst.FunctionDef], Optional[cst.ClassDef], Sequence[cst.BaseStatement]]]:
+    """(function, enclosing class, body) for the module and every (nested) function."""
+    yield None, None, module.body
+    stack: List[Tuple[cst.CSTNode, Optional[cst.ClassDef]]] = [(s, None) for s in module.body]
+    while stack:
+        node, cls = stack.pop()
+        if isinstance(node, cst.FunctionDef):
+            body = _block(node.body)
+            yield node, cls, body
+            stack.extend((s, None) for s in body)
+        elif isinstance(node, cst.ClassDef):
+            stack.extend((s, node) for s in _block(node.body))
+        elif isinstance(node, cst.BaseCompoundStatement):
+            stack.extend((s, cls) for s in _child_blocks_flat(node))
+
+
+def _assign_parts(small: cst.BaseSmallStatement):
+    """(targets, value, augmented) of an assignment, else None."""
+    if isinstance(small, cst.Assign):
+        return [t.target for t in small.targets], small.value, False
+    if isinstance(small, cst.AnnAssign) and small.value is not None:
+        return [small.target], small.value, False
+    if isinstance(small, cst.AugAssign):
+        return [small.target], small.value, True
+    return None
+
+
+def _disables_grad(with_stmt: cst.With, imports: ImportMap) -> Optional[bool]:
+    for item in with_stmt.items:
+        mode = grad_mode_of(item.item, imports)
+        if mode is not None:
+            return not mode
+    return None
+
+
+def _func_disables_grad(func: Optional[cst.FunctionDef], imports: ImportMap) -> bool:
+    if func is None:
+        return False
+    for dec in func.decorators:
+        mode = grad_mode_of(dec.decorator, imports)
+        if mode is not None:
+            return not mode
+    return False
+
+
+# ---------------------------------------------------------------------------
+# GL008: loop-carried recurrent state
+# ---------------------------------------------------------------------------
+
+CLEAN, LIVE, FREED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class StateFinding:
+    call: cst.Call  # the call that reads the state and rebinds it
+    var: str  # the state variable, e.g. ``hidden`` or ``self.hidden``
+    kind: str  # "loop" (a loop with backward) or "module" (state kept on ``self`` across calls)
+
+
+@dataclass
+class _Slot:
+    state: int
+    group: FrozenSet[str]  # the targets of the assignment that set it: they share one graph
+
+
+_Env = Dict[str, _Slot]
+
+
+def _join(a: _Env, b: _Env, lenient: bool) -> _Env:
+    """Join at a merge point.  ``lenient`` (if/else): a branch that cut the state wins over one
+    that freed it, because the condition (``if h is not None``) is usually what makes it right."""
+    out: _Env = {}
+    for key in set(a) | set(b):
+        sa = a.get(key, _Slot(CLEAN, frozenset()))
+        sb = b.get(key, _Slot(CLEAN, frozenset()))
+        if lenient and {sa.state, sb.state} == {CLEAN, FREED}:
+            out[key] = _Slot(CLEAN, sa.group | sb.group)
+        else:
+            best = sa if sa.state >= sb.state else sb
+            out[key] = _Slot(best.state, sa.group | sb.group)
+    return out
+
+
+class _LoopInterpreter:
+    """Abstract interpretation of one outermost loop (see module docstring)."""
+
+    def __init__(self, loop: cst.CSTNode, imports: ImportMap, san: Sanitisers, grad_off: bool) -> None:
+        self.imports = imports
+        self.san = san
+        self.findings: Dict[int, StateFinding] = {}
+        self.deps: Dict[str, Set[str]] = {}
+        # ``h = h_new`` after ``out, h_new = model(x, h)``: h_new is h under another name.
+        self.aliases: Dict[str, Set[str]] = {}
+        for small in _small_statements([loop]):
+            parts = _assign_parts(small)
+            if parts is None:
+                continue
+            targets, value, aug = parts
+            reads = graph_reads(value, san)
+            for t in targets:
+                for v in target_vars(t):
+                    self.deps.setdefault(v, set()).update(reads | ({v} if aug else set()))
+                    src = var_of(value) if isinstance(value, (cst.Name, cst.Attribute)) else None
+                    if src is not None:
+                        self.aliases.setdefault(src, set()).add(v)
+        self.loop = loop
+        self.grad_off = grad_off
+
+    def run(self) -> List[StateFinding]:
+        self._stmt(self.loop, {}, self.grad_off)
+        return list(self.findings.values())
+
+    # -- statements --------------------------------------------------------
+    def _block(self, stmts: Sequence[cst.BaseStatement], env: _Env, grad_off: bool) -> _Env:
+        for stmt in stmts:
+            env = self._stmt(stmt, env, grad_off)
+        return env
+
+    def _stmt(self, stmt: cst.CSTNode, env: _Env, grad_off: bool) -> _Env:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                env = self._small(small, env, grad_off)
+            return env
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            return env
+        if isinstance(stmt, (cst.For, cst.While)):
+            return self._loop(stmt, env, grad_off)
+        if isinstance(stmt, cst.If):
+            then = self._block(_block(stmt.body), dict(env), grad_off)
+            if stmt.orelse is None:
+                other = env
+            elif isinstance(stmt.orelse, cst.If):
+                other = self._stmt(stmt.orelse, dict(env), grad_off)
+            else:
+                other = self._block(_block(stmt.orelse.body), dict(env), grad_off)
+            return _join(then, other, lenient=True)
+        if isinstance(stmt, cst.With):
+            off = _disables_grad(stmt, self.imports)
+            return self._block(_block(stmt.body), env, grad_off if off is None else off)
+        if isinstance(stmt, cst.Try):
+            env = self._block(_block(stmt.body), env, grad_off)
+            if stmt.orelse is not None:
+                env = self._block(_block(stmt.orelse.body), env, grad_off)
+            if stmt.finalbody is not None:
+                env = self._block(_block(stmt.finalbody.body), env, grad_off)
+            return env
+        if isinstance(stmt, cst.BaseCompoundStatement):  # match, try*, ...
+            result = env
+            for suite in _child_suites(stmt):
+                result = _join(result, self._block(_block(suite), dict(env), grad_off), lenient=True)
+            return result
+        return env
+
+    def _loop(self, loop, env: _Env, grad_off: bool) -> _Env:
+        head = dict(env)
+        if isinstance(loop, cst.For):
+            iter_reads = graph_reads(loop.iter, self.san)
+            state = max((self._state(env, r) for r in iter_reads), default=CLEAN)
+            cut = self._body_cuts_target_in_place(loop)
+            if cut:
+                for r in iter_reads:
+                    for var in list(head):
+                        if _matches(r, var):
+                            head[var] = _Slot(CLEAN, head[var].group)
+            targets = frozenset(target_vars(loop.target))
+        out = head
+        for _ in range(4):  # the lattice is 3 states high: this reaches the fixpoint
+            body_env = dict(head)
+            if isinstance(loop, cst.For):
+                for v in targets:
+                    body_env[v] = _Slot(CLEAN if cut else state, targets)
+            out = self._block(_block(loop.body), body_env, grad_off)
+            new_head = _join(head, out, lenient=False)
+            if _same(new_head, head):
+                break
+            head = new_head
+        if loop.orelse is not None:
+            out = self._block(_block(loop.orelse.body), out, grad_off)
+        return _join(env, out, lenient=False)
+
+    def _body_cuts_target_in_place(self, loop: cst.For) -> bool:
+        """``for s in h: s.detach_()``."""
+        names = set(target_vars(loop.target))
+        for small in _small_statements(_block(loop.body)):
+            if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+                func = small.value.func
+                if isinstance(func, cst.Attribute) and func.attr.value == "detach_" and var_of(func.value) in names:
+                    return True
+        return False
+
+    def _state(self, env: _Env, read: str) -> int:
+        best = CLEAN
+        for var, slot in env.items():
+            if _matches(read, var):
+                best = max(best, slot.state)
+        return best
+
+    def _small(self, small: cst.BaseSmallStatement, env: _Env, grad_off: bool) -> _Env:
+        parts = _assign_parts(small)
+        value = parts[1] if parts is not None else getattr(small, "value", None)
+        if value is None:
+            return env
+        # A backward inside the right-hand side (``g = torch.autograd.grad(loss, p)``) runs first.
+        backwards = [bw for bw in (backward_call(c, self.imports) for c in _calls_in(value)) if bw is not None]
+        if parts is None:
+            env = self._expression_statement(value, env)
+        else:
+            targets, _, aug = parts
+            env = self._assign(targets, value, aug, env, grad_off)
+        for bw in backwards:
+            env = self._backward(bw, env)
+        return env
+
+    def _expression_statement(self, value: cst.BaseExpression, env: _Env) -> _Env:
+        if not isinstance(value, cst.Call):
+            return env
+        func = value.func
+        cut: List[str] = []
+        if isinstance(func, cst.Attribute) and func.attr.value == "detach_":
+            base = var_of(func.value)
+            if base is not None:
+                cut.append(base)
+        elif self.san.is_sanitiser_callee(func):
+            # ``repackage_hidden(h)`` used for its side effect (an in-place helper).
+            for arg in value.args:
+                base = var_of(arg.value)
+                if base is not None:
+                    cut.append(base)
+        if not cut:
+            return env
+        env = dict(env)
+        for base in cut:
+            for var in list(env):
+                if _matches(var, base) or _matches(base, var):
+                    env[var] = _Slot(CLEAN, env[var].group)
+            env.setdefault(base, _Slot(CLEAN, frozenset({base})))
+        return env
+
+    def _assign(self, targets, value, aug: bool, env: _Env, grad_off: bool) -> _Env:
+        reads = graph_reads(value, self.san)
+        bound: List[str] = []
+        for t in targets:
+            bound.extend(target_vars(t))
+        rebinders = set(bound)
+        for b in bound:
+            rebinders |= self.aliases.get(b, set())
+        if isinstance(value, cst.Call) and not grad_off:
+            for r in reads:
+                if self._state(env, r) == FREED and any(_matches(r, v) for v in rebinders):
+                    var = next(v for v in rebinders if _matches(r, v))
+                    self.findings.setdefault(id(value), StateFinding(value, var, "loop"))
+        if aug:
+            reads = reads | set(bound)
+        if grad_off:
+            state = CLEAN
+        else:
+            state = max((self._state(env, r) for r in reads), default=CLEAN)
+            if state == CLEAN and reads and any(True for _ in _calls_in(value)):
+                state = LIVE
+        env = dict(env)
+        group = frozenset(bound)
+        for v in bound:
+            for var in list(env):
+                if var != v and _matches(var, v):  # rebinding ``self`` parts: forget the old fields
+                    del env[var]
+            env[v] = _Slot(state, group)
+        for t in targets:
+            base = _subscript_base(t)
+            if base is not None and not reads and base in env:
+                env[base] = _Slot(CLEAN, env[base].group)  # ``hidden[0] = hidden[0].detach()``-style partial cut
+        return env
+
+    def _backward(self, bw: BackwardCall, env: _Env) -> _Env:
+        if bw.retain_graph is not False or bw.target is None:
+            return env  # retained (or unknown): the graph survives, nothing is freed
+        roots = graph_reads(bw.target, self.san)
+        reach = self._closure(roots)
+        env = dict(env)
+        for var, slot in env.items():
+            if slot.state == LIVE and (_reads_var(reach, var) or any(_reads_var(reach, g) for g in slot.group)):
+                env[var] = _Slot(FREED, slot.group)
+        return env
+
+    def _closure(self, roots: Set[str]) -> Set[str]:
+        seen: Set[str] = set()
+        todo = list(roots)
+        while todo:
+            r = todo.pop()
+            if r in seen:
+                continue
+            seen.add(r)
+            for var, deps in self.deps.items():
+                if _matches(r, var) or _matches(var, r):
+                    todo.extend(d for d in deps if d not in seen)
+        return seen
+
+
+def _same(a: _Env, b: _Env) -> bool:
+    return a.keys() == b.keys() and all(a[k].state == b[k].state and a[k].group == b[k].group for k in a)
+
+
+def _contains_backward(stmts: Sequence[cst.BaseStatement], imports: ImportMap) -> bool:
+    for small in _small_statements(stmts):
+        for call in _calls_in(small):
+            if backward_call(call, imports) is not None:
+                return True
+    return False
+
+
+def _outermost_loops(stmts: Sequence[cst.BaseStatement]) -> Iterator[Tuple[cst.CSTNode, bool]]:
+    """Outermost loops of a body, with whether an enclosing ``with no_grad`` is evident (resolved later)."""
+    for stmt in stmts:
+        if isinstance(stmt, (cst.For, cst.While)):
+            yield stmt, False
+        elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        elif isinstance(stmt, cst.BaseCompoundStatement):
+            yield from _outermost_loops(_child_blocks_flat(stmt))
+
+
+# Methods that, by their name, run without training (state updates there need no cut).
+_INFERENCE_METHOD = re.compile(r"(generate|sample|predict|infer|evaluat|^eval|validation_step|test_step|beam|greedy)", re.I)
+_RESET_METHOD = re.compile(r"(reset|detach|repackage|clear|init\w*(hidden|state|memory)|(hidden|state|memory)\w*init)", re.I)
+
+
+class RecurrentState:
+    """Per-file GL008 facts; build with ``context.analysis(RecurrentState)``."""
+
+    def __init__(self, context) -> None:
+        module = context.module
+        self.imports: ImportMap = context.analysis(ImportMap)
+        self.sanitisers = Sanitisers(module)
+        self.findings: List[StateFinding] = []
+        seen: Set[int] = set()
+        in_loop_rebinds: Set[int] = set()
+        for func, _cls, body in scopes(module):
+            off = _func_disables_grad(func, self.imports)
+            for loop, _ in _outermost_loops(body):
+                if not _contains_backward([loop], self.imports):
+                    continue
+                grad_off = off or self._under_no_grad(body, loop)
+                for small in _small_statements([loop]):
+                    parts = _assign_parts(small)
+                    if parts is not None and isinstance(parts[1], cst.Call):
+                        in_loop_rebinds.add(id(parts[1]))
+                for finding in _LoopInterpreter(loop, self.imports, self.sanitisers, grad_off).run():
+                    if id(finding.call) not in seen:
+                        seen.add(id(finding.call))
+                        self.findings.append(finding)
+        for finding in self._module_state(module, in_loop_rebinds):
+            if id(finding.call) not in seen:
+                seen.add(id(finding.call))
+                self.findings.append(finding)
+
+    def _under_no_grad(self, body: Sequence[cst.BaseStatement], loop: cst.CSTNode) -> bool:
+        """Is ``loop`` inside a grad-disabling ``with`` of this body?"""
+
+        def search(stmts, off: bool) -> Optional[bool]:
+            for stmt in stmts:
+                if stmt is loop:
+                    return off
+                if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+                    continue
+                if isinstance(stmt, cst.BaseCompoundStatement):
+                    inner = off
+                    if isinstance(stmt, cst.With):
+                        mode = _disables_grad(stmt, self.imports)
+                        inner = off if mode is None else mode
+                    found = search(_child_blocks_flat(stmt), inner)
+                    if found is not None:
+                        return found
+            return None
+
+        return bool(search(body, False))
+
+    # -- state kept on the module ------------------------------------------
+    def _module_state(self, module: cst.Module, skip: Set[int]) -> Iterator[StateFinding]:
+        classes = {c.name.value: c for c in _iter_classes(module)}
+        file_resets = self._file_level_resets(module)
+        for cls in classes.values():
+            candidates: List[Tuple[cst.Call, str]] = []
+            for method in _methods(cls):
+                if _INFERENCE_METHOD.search(method.name.value) or _func_disables_grad(method, self.imports):
+                    continue
+                for small, grad_off in _smalls_with_grad(_block(method.body), self.imports):
+                    if grad_off:
+                        continue
+                    parts = _assign_parts(small)
+                    if parts is None or parts[2] or not isinstance(parts[1], cst.Call) or id(parts[1]) in skip:
+                        continue
+                    targets, value, _ = parts
+                    reads = graph_reads(value, self.sanitisers)
+                    for t in targets:
+                        for v in target_vars(t):
+                            if v.startswith("self.") and v.count(".") == 1 and _reads_var(reads, v):
+                                candidates.append((value, v))
+            if not candidates:
+                continue
+            cut = self._class_cuts(cls, classes, {c for _, c in candidates}, {id(c) for c, _ in candidates})
+            for call, var in candidates:
+                attr = var.split(".", 1)[1]
+                if var in cut or attr in file_resets:
+                    continue
+                yield StateFinding(call, var, "module")
+
+    def _class_cuts(self, cls: cst.ClassDef, classes, vars_: Set[str], rebinding_calls: Set[int]) -> Set[str]:
+        """State attributes some method of the class (or an in-file base) cuts or re-creates."""
+        cut: Set[str] = set()
+        todo, visited = [cls], set()
+        while todo:
+            c = todo.pop()
+            if c.name.value in visited:
+                continue
+            visited.add(c.name.value)
+            for base in c.bases:
+                name = dotted_name(base.value)
+                if name in classes:
+                    todo.append(classes[name])
+            for method in _methods(c):
+                if method.name.value == "__init__":
+                    continue
+                if _RESET_METHOD.search(method.name.value) and any(
+                    v in cut or _mentions(method, v) for v in vars_
+                ):
+                    cut |= {v for v in vars_ if _mentions(method, v)}
+                for small in _small_statements(_block(method.body)):
+                    parts = _assign_parts(small)
+                    if parts is not None:
+                        targets, value, aug = parts
+                        if id(value) in rebinding_calls or aug:
+                            continue
+                        reads = graph_reads(value, self.sanitisers)
+                        for t in targets:
+                            for v in target_vars(t) + [_subscript_base(t) or ""]:
+                                if v in vars_ and not _reads_var(reads, v):
+                                    cut.add(v)
+                    elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+                        func = small.value.func
+                        if isinstance(func, cst.Attribute) and func.attr.value == "detach_":
+                            base = var_of(func.value)
+                            if base in vars_:
+                                cut.add(base)
+                        elif self.sanitisers.is_sanitiser_callee(func):
+                            for arg in small.value.args:
+                                if var_of(arg.value) in vars_:
+                                    cut.add(var_of(arg.value))
+        return cut
+
+    def _file_level_resets(self, module: cst.Module) -> Set[str]:
+        """Attribute names assigned from outside a class (``model.hidden = None``), and a wildcard
+        for calls to reset-like methods (``model.reset_hidden()``) whose body may be elsewhere."""
+        names: Set[str] = set()
+        for func, cls, body in scopes(module):
+            for small in _small_statements(body):
+                parts = _assign_parts(small)
+                if parts is not None:
+                    for t in parts[0]:
+                        for v in target_vars(t):
+                            head, _, attr = v.rpartition(".")
+                            if head and head != "self" and attr:
+                                names.add(attr)
+                for call in _calls_in(small):
+                    if isinstance(call.func, cst.Attribute) and _RESET_METHOD.search(call.func.attr.value):
+                        receiver = dotted_name(call.func.value)
+                        if receiver is not None and receiver != "self":
+                            names.add(_ANY_ATTR)
+        if _ANY_ATTR in names:
+            return _Everything()
+        return names
+
+
+_ANY_ATTR = "*"
+
+
+class _Everything(set):
+    def __contains__(self, item) -> bool:  # type: ignore[override]
+        return True
+
+
+def _mentions(node: cst.CSTNode, var: str) -> bool:
+    class _Find(cst.CSTVisitor):
+        found = False
+
+        def visit_Attribute(self, n: cst.Attribute) -> bool:
+            if dotted_name(n) == var:
+                self.found = True
+            return not self.found
+
+    f = _Find()
+    node.visit(f)
+    return f.found
+
+
+def _iter_classes(module: cst.Module) -> Iterator[cst.ClassDef]:
+    stack: List[cst.CSTNode] = list(module.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.ClassDef):
+            yield node
+            stack.extend(_block(node.body))
+        elif isinstance(node, cst.FunctionDef):
+            stack.extend(_block(node.body))
+        elif isinstance(node, cst.BaseCompoundStatement):
+            stack.extend(_child_blocks_flat(node))
+
+
+def _methods(cls: cst.ClassDef) -> Iterator[cst.FunctionDef]:
+    for stmt in _walk_statements(_block(cls.body)):
+        if isinstance(stmt, cst.FunctionDef):
+            yield stmt
+
+
+def _smalls_with_grad(stmts: Sequence[cst.BaseStatement], imports: ImportMap, off: bool = False):
+    for stmt in stmts:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                yield small, off
+        elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        elif isinstance(stmt, cst.BaseCompoundStatement):
+            inner = off
+            if isinstance(stmt, cst.With):
+                mode = _disables_grad(stmt, imports)
+                inner = off if mode is None else mode
+            yield from _smalls_with_grad(_child_blocks_flat(stmt), imports, inner)
+
+
+# ---------------------------------------------------------------------------
+# GL010: several backward passes through one graph
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Def:
+    anc: FrozenSet[int]  # ids of graph values this value was computed from (itself included)
+    # ids every *element* of this value shares (a list of losses from one forward);
+    # None for an empty collection that appends may still fill.
+    shared: Optional[FrozenSet[int]] = frozenset()
+    depth: int = 0  # how many loops enclose the definition (appends in deeper loops repeat)
+
+
+@dataclass(frozen=True)
+class SharedGraphFinding:
+    call: cst.Call  # the backward that walks into a freed graph
+    first: Optional[cst.Call]  # the earlier backward that freed it (None: the same call, previous iteration)
+    loss: str  # source of the second loss
+    kind: str  # "sequence" or "loop"
+
+
+_EMPTY = _Def(frozenset())
+
+
+@dataclass
+class _Flow:
+    env: Dict[str, _Def]
+    freed: Dict[int, cst.Call] = field(default_factory=dict)  # graph id -> backward that freed it
+    loops: Tuple[int, ...] = ()  # first id of each enclosing loop (innermost last)
+
+
+class SharedGraphs:
+    """Per-file GL010 facts; build with ``context.analysis(SharedGraphs)``."""
+
+    def __init__(self, context) -> None:
+        self.context = context
+        self.imports: ImportMap = context.analysis(ImportMap)
+        self.sanitisers = Sanitisers(context.module)
+        self.findings: List[SharedGraphFinding] = []
+        self._reported: Set[int] = set()
+        self._next = 0
+        for func, _cls, body in scopes(context.module):
+            if not _contains_backward(body, self.imports):
+                continue
+            if func is not None and _func_disables_grad(func, self.imports):
+                continue
+            self._block(body, _Flow({}), grad_off=False)
+
+    def _new_id(self) -> int:
+        self._next += 1
+        return self._next
+
+    # -- expressions ---------------------------------------------------------
+    def _lookup(self, env: Dict[str, _Def], read: str) -> _Def:
+        best, best_len = _EMPTY, -1
+        for var, d in env.items():
+            if _matches(read, var) and len(var) > best_len:
+                best, best_len = d, len(var)
+        return best
+
+    def _anc(self, expr: cst.CSTNode, env: Dict[str, _Def]) -> FrozenSet[int]:
+        out: Set[int] = set()
+        for r in graph_reads(expr, self.sanitisers):
+            out |= self._lookup(env, r).anc
+        return frozenset(out)
+
+    def _shared(self, expr: cst.BaseExpression, env: Dict[str, _Def], anc: FrozenSet[int]) -> Optional[FrozenSet[int]]:
+        """Graph ids that every element of the collection ``expr`` is computed from."""
+        if isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
+            elems = [e.value for e in expr.elements if not isinstance(e, cst.StarredElement)]
+            if not elems:
+                return None
+            if len(elems) == 1:
+                return frozenset()
+            common = self._anc(elems[0], env)
+            for e in elems[1:]:
+                common &= self._anc(e, env)
+            return common
+        if isinstance(expr, cst.Dict):
+            vals = [e.value for e in expr.elements if isinstance(e, cst.DictElement)]
+            if not vals:
+                return None
+            if len(vals) == 1:
+                return frozenset()
+            common = self._anc(vals[0], env)
+            for v in vals[1:]:
+                common &= self._anc(v, env)
+            return common
+        if isinstance(expr, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+            # Graph values the element expression reads directly are shared by all elements;
+            # reads through the comprehension variable share what the iterable's elements share.
+            bound: Set[str] = set()
+            iter_shared: Set[int] = set()
+            comp = expr.for_in
+            while comp is not None:
+                bound.update(target_vars(comp.target))
+                iter_shared |= self._shared(comp.iter, env, self._anc(comp.iter, env)) or frozenset()
+                comp = comp.inner_for_in
+            elt = expr.value if isinstance(expr, cst.DictComp) else expr.elt
+            direct: Set[int] = set()
+            via_bound = False
+            for r in graph_reads(elt, self.sanitisers):
+                if any(_matches(r, b) for b in bound):
+                    via_bound = True
+                else:
+                    direct |= self._lookup(env, r).anc
+            return frozenset(direct | (iter_shared if via_bound else set()))
+        if isinstance(expr, (cst.Name, cst.Attribute, cst.Subscript)):
+            var = var_of(expr)
+            if var is not None:
+                d = self._lookup(env, var)
+                if d.shared is None or isinstance(d.shared, _OneElement):
+                    return frozenset()  # iterating zero or one element runs one backward
+                return d.shared
+            return frozenset()
+        if isinstance(expr, cst.Call):
+            func = expr.func
+            helper = (isinstance(func, cst.Name) and func.value in _ITER_HELPERS) or (
+                isinstance(func, cst.Attribute) and func.attr.value in _ITER_METHODS
+            )
+            if helper:
+                out: Set[int] = set()
+                parts = [a.value for a in expr.args]
+                if isinstance(func, cst.Attribute):
+                    parts.append(func.value)
+                for p in parts:
+                    out |= self._shared(p, env, self._anc(p, env)) or frozenset()
+                return frozenset(out)
+            return anc  # one call: all its outputs come from one forward
+        return frozenset()
+
+    # -- statements ------------------------------------------------------------
+    def _block(self, stmts: Sequence[cst.BaseStatement], flow: _Flow, grad_off: bool) -> None:
+        for stmt in stmts:
+            self._stmt(stmt, flow, grad_off)
+
+    def _nested(self, stmts: Sequence[cst.BaseStatement], flow: _Flow, grad_off: bool, loop_start: Optional[int] = None) -> _Flow:
+        inner = _Flow(dict(flow.env), dict(flow.freed), flow.loops + ((loop_start,) if loop_start is not None else ()))
+        self._block(stmts, inner, grad_off)
+        return inner
+
+    def _after_branch(self, flow: _Flow, inner: _Flow, stmts: Sequence[cst.BaseStatement], keep_appends: bool) -> None:
+        """Names a branch (or loop) assigned are unknown afterwards; frees inside it do not leak out."""
+        assigned: Set[str] = set()
+        appended: Set[str] = set()
+        for small in _small_statements(stmts):
+            parts = _assign_parts(small)
+            if parts is not None:
+                for t in parts[0]:
+                    assigned.update(target_vars(t))
+                    base = _subscript_base(t)
+                    if base is not None:
+                        appended.add(base)
+            elif isinstance(small, cst.Expr) and _append_target(small.value) is not None:
+                appended.add(_append_target(small.value))
+        for stmt in _walk_statements(stmts):
+            if isinstance(stmt, cst.For):
+                assigned.update(target_vars(stmt.target))
+        for v in assigned:
+            flow.env[v] = _EMPTY
+        for v in appended - assigned:
+            flow.env[v] = inner.env.get(v, _EMPTY) if keep_appends else _EMPTY
+
+    def _stmt(self, stmt: cst.CSTNode, flow: _Flow, grad_off: bool) -> None:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                self._small(small, flow, grad_off)
+            return
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            return
+        if isinstance(stmt, cst.With):
+            off = _disables_grad(stmt, self.imports)
+            self._block(_block(stmt.body), flow, grad_off if off is None else off)
+            return
+        if isinstance(stmt, (cst.For, cst.While)):
+            self._loop(stmt, flow, grad_off)
+            return
+        if isinstance(stmt, cst.BaseCompoundStatement):
+            for suite in _child_suites(stmt):
+                stmts = _block(suite)
+                inner = self._nested(stmts, flow, grad_off)
+                self._after_branch(flow, inner, stmts, keep_appends=False)
+            return
+
+    def _loop(self, loop, flow: _Flow, grad_off: bool) -> None:
+        body = _block(loop.body)
+        start = self._next + 1
+        inner_env = dict(flow.env)
+        # A name the body rebinds is fresh on every iteration after the first: what it
+        # held before the loop is not shared across iterations.
+        variant: Set[str] = set()
+        for small in _small_statements(body):
+            parts = _assign_parts(small)
+            if parts is not None:
+                for t in parts[0]:
+                    variant.update(target_vars(t))
+        for v in variant:
+            if v in inner_env and inner_env[v].anc:
+                nid = self._new_id()
+                inner_env[v] = _Def(frozenset({nid}))
+        if isinstance(loop, cst.For):
+            anc = self._anc(loop.iter, flow.env)
+            shared = self._shared(loop.iter, flow.env, anc) or frozenset()
+            for v in target_vars(loop.target):
+                inner_env[v] = _Def(shared, frozenset())
+        inner = _Flow(inner_env, dict(flow.freed), flow.loops + (start,))
+        self._block(body, inner, grad_off)
+        self._after_branch(flow, inner, body, keep_appends=True)
+        if loop.orelse is not None:
+            self._block(_block(loop.orelse.body), flow, grad_off)
+
+    def _small(self, small: cst.BaseSmallStatement, flow: _Flow, grad_off: bool) -> None:
+        parts = _assign_parts(small)
+        value = parts[1] if parts is not None else getattr(small, "value", None)
+        if value is None:
+            return
+        for call in _calls_in(value):
+            bw = backward_call(call, self.imports)
+            if bw is not None:
+                self._backward(bw, flow)
+        if parts is not None:
+            self._assign(parts[0], value, parts[2], flow, grad_off)
+        elif isinstance(small, cst.Expr):
+            base = _append_target(value)
+            if base is not None and isinstance(value, cst.Call) and value.args:
+                self._append(base, value.args[0].value, flow, extend=value.func.attr.value == "extend")
+
+    def _assign(self, targets, value, aug: bool, flow: _Flow, grad_off: bool) -> None:
+        env = flow.env
+        anc = frozenset() if grad_off else self._anc(value, env)
+        if not grad_off and (anc or is_graph_origin(value, self.imports, self.sanitisers)):
+            nid = self._new_id()
+            anc = anc | {nid}
+        shared = self._shared(value, env, anc) if anc or isinstance(value, (cst.List, cst.Dict)) else frozenset()
+        for t in targets:
+            names = target_vars(t)
+            if aug:
+                for v in names:
+                    old = env.get(v, _EMPTY)
+                    env[v] = _Def(old.anc | anc, frozenset())
+                continue
+            for v in names:
+                for var in list(env):
+                    if var != v and _matches(var, v):
+                        del env[var]
+                env[v] = _Def(anc, shared if len(names) == 1 else anc, len(flow.loops))
+            base = _subscript_base(t)
+            if base is not None:
+                self._append(base, value, flow, extend=False)
+
+    def _append(self, base: str, elem: cst.BaseExpression, flow: _Flow, extend: bool) -> None:
+        env = flow.env
+        old = env.get(base)
+        if old is None:
+            return
+        anc = self._anc(elem, env)
+        contrib = anc
+        if extend:
+            contrib = self._shared(elem, env, anc) or frozenset()
+        repeated = len(flow.loops) > old.depth
+        if repeated:
+            # Appended once per iteration: only what exists before the loop is common to all.
+            start = flow.loops[-1]
+            contrib = frozenset(i for i in contrib if i < start)
+        if old.shared is None:
+            shared = contrib if repeated else _OneElement(contrib)
+        elif isinstance(old.shared, _OneElement):
+            shared = frozenset(old.shared) & contrib
+        else:
+            shared = old.shared & contrib
+        env[base] = _Def(old.anc | anc, shared, old.depth)
+
+    def _backward(self, bw: BackwardCall, flow: _Flow) -> None:
+        if bw.target is None:
+            return
+        anc = self._anc(bw.target, flow.env)
+        if id(bw.call) not in self._reported:
+            hit = [flow.freed[i] for i in sorted(anc) if i in flow.freed]
+            if hit:
+                self._report(SharedGraphFinding(bw.call, hit[0], self.context.code_for(bw.target), "sequence"))
+            elif flow.loops and bw.retain_graph is False:
+                start = flow.loops[-1]
+                if any(i < start for i in anc):
+                    self._report(SharedGraphFinding(bw.call, None, self.context.code_for(bw.target), "loop"))
+        if bw.retain_graph is False:
+            for i in anc:
+                flow.freed.setdefault(i, bw.call)
+
+    def _report(self, finding: SharedGraphFinding) -> None:
+        self._reported.add(id(finding.call))
+        self.findings.append(finding)
+
+
+class _OneElement(frozenset):
+    """``shared`` of a collection holding exactly one appended element so far."""
+
+
+def _append_target(value: cst.BaseExpression) -> Optional[str]:
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in ("append", "extend"):
+        return var_of(value.func.value)
+    return None
