@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Sequence
 
-from gradlint.reporters import concise, full, github, json, json_lines, sarif
+from gradlint.reporters import concise, full, github, gitlab, json, json_lines, junit, pylint, sarif
 from gradlint.reporters.context import ReportContext, rule_url
 from gradlint.static.diagnostic import Diagnostic
 
@@ -33,6 +33,9 @@ FORMATS: Dict[str, Renderer] = {
     "json-lines": json_lines.render,
     "github": github.render,
     "sarif": sarif.render,
+    "pylint": pylint.render,
+    "junit": junit.render,
+    "gitlab": gitlab.render,
 }
 
 __all__ = ["FORMATS", "ReportContext", "Renderer", "rule_url"]
