@@ -345,7 +345,19 @@ def _find_node(x, sink, pred, limit=200_000):
 # --------------------------------------------------------------------------- drawing
 
 
-def _draw(t, pick: GraphPick, path, params, live: _Live, **kw) -> Path:
+def _leaf_names(namespaces) -> Dict[str, Any]:
+    """Leaf tensors that require grad, named as the caller's namespaces name them."""
+    import torch
+
+    out: Dict[str, Any] = {}
+    for ns in reversed(list(namespaces or ())):  # innermost wins
+        for k, v in list(ns.items()):
+            if isinstance(v, torch.Tensor) and v.requires_grad and v.grad_fn is None and not k.startswith("_"):
+                out[k] = v
+    return out
+
+
+def _draw(t, pick: GraphPick, path, params, live: _Live, namespaces=(), **kw) -> Path:
     from gradlint.render import render
 
     ann = annotations_from_trace(t, graph_id=pick.graph_id, live=live)
@@ -356,7 +368,10 @@ def _draw(t, pick: GraphPick, path, params, live: _Live, **kw) -> Path:
         codes.append("GR001")
     if pick.graph_id in leaked:
         codes.append("GR002")
-    return render(pick.roots, path, params=params if params is not None else live.params, annotations=ann,
+    if params is None:
+        params = dict(live.params)
+        params.update(_leaf_names(namespaces))
+    return render(pick.roots, path, params=params, annotations=ann,
                   title=kw.pop("title", None) or pick.title, output_names=pick.names, **kw)
 
 
@@ -387,19 +402,20 @@ def render_trace(t, path: Union[str, Path], graph: Optional[int] = None, params:
             pick = GraphPick("graph", "autograd graph", roots[-1:], None, ["output"])
         else:
             pick = picks[0]
-    return _draw(t, pick, path, params, live, **kw)
+    return _draw(t, pick, path, params, live, namespaces, **kw)
 
 
 def render_picks(t, directory: Union[str, Path], namespaces: Sequence[Mapping[str, Any]] = (),
-                 params: Optional[Dict[str, Any]] = None, fmt: str = "png", limit: int = 20) -> List[Path]:
-    """One picture per :func:`pick_graphs` entry into ``directory`` (created if missing)."""
+                 params: Optional[Dict[str, Any]] = None, fmt: str = "png", limit: int = 20):
+    """Draw one picture per :func:`pick_graphs` entry into ``directory`` (created if
+    missing); returns ``[(GraphPick, Path), ...]``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     live = _scan(t)
     out = []
     for i, pick in enumerate(pick_graphs(t, namespaces, live=live)[:limit]):
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in pick.label)
-        out.append(_draw(t, pick, directory / f"{i + 1:02d}_{safe}.{fmt}", params, live))
+        out.append((pick, _draw(t, pick, directory / f"{i + 1:02d}_{safe}.{fmt}", params, live, namespaces)))
     return out
 
 
