@@ -400,6 +400,7 @@ class Trace:
         self._cuts_left = 32
         self._param_names: Dict[int, tuple] = {}
         self._modules_scanned = False
+        self._gc_scanned = False
         self._nonleaf_retained: List[dict] = []
         self._leaf_params: Dict[int, Any] = {}
         self._cuda_on = False
@@ -1397,20 +1398,52 @@ class Trace:
 
     # ------------------------------------------------------------------ GR006
 
-    def _scan_modules(self):
-        nn = torch.nn
-        Module = nn.Module
-        mods = [o for o in gc.get_objects() if issubclass(type(o), Module)]
+    def _scan_modules(self, want=None, allow_gc=True):
+        """Map parameter ids to (root module, dotted name).  Looks at the user's frames first (cheap) and
+        falls back to a gc scan when some wanted parameter is not owned by a module found there."""
+        Module = torch.nn.Module
+        mods = {}
+
+        def add(v):
+            if isinstance(v, Module):
+                mods[id(v)] = v
+            elif isinstance(v, (list, tuple)) and len(v) < 64:
+                for x in v:
+                    if isinstance(x, Module):
+                        mods[id(x)] = x
+
+        frames = _frames.user_frames(start=2, limit=8)
+        self._frames_touched = True
+        for fr in frames:
+            for v in list(fr.f_locals.values()):
+                add(v)
+                if not isinstance(v, Module) and hasattr(v, "__dict__") and not isinstance(v, type):
+                    for a in list(getattr(v, "__dict__", {}).values())[:64]:
+                        add(a)
+            if fr.f_globals is not fr.f_locals:
+                for v in list(fr.f_globals.values()):
+                    add(v)
+        self._index_modules(list(mods.values()))
+        if want is not None and all(pid in self._param_names for pid in want):
+            return
+        if self._gc_scanned or not allow_gc:
+            return
+        self._gc_scanned = True
+        self._index_modules([o for o in gc.get_objects() if issubclass(type(o), Module)])
+
+    def _index_modules(self, mods):
         children = set()
         for m in mods:
-            for c in m.children():
-                children.add(id(c))
+            for c in m.modules():
+                if c is not m:
+                    children.add(id(c))
         for m in mods:
             if id(m) in children:
                 continue
             ref = weakref.ref(m)
             for name, p in m.named_parameters():
-                if id(p) not in self._param_names:
+                ent = self._param_names.get(id(p))
+                if ent is None or ent[0]() is None:
                     self._param_names[id(p)] = (ref, name, weakref.ref(p))
         self._modules_scanned = True
 
@@ -1418,8 +1451,15 @@ class Trace:
         reached = self._reached
         if not reached:
             return
-        if any(pid not in self._param_names for pid in list(reached)[:64]) or not self._modules_scanned:
-            self._scan_modules()
+        P = torch.nn.Parameter
+        want = set()
+        for pid in reached:
+            ref = self._leaf_params.get(pid)
+            p = ref() if ref is not None else None
+            if isinstance(p, P) and pid not in self._param_names:
+                want.add(pid)
+        if want:
+            self._scan_modules(want=want)
         roots = {}
         for pid in reached:
             ent = self._param_names.get(pid)
@@ -1455,8 +1495,8 @@ class Trace:
                        "cut": ({"op": cut[1], "filename": fn, "line": line} if cut else None)}, key=key)
 
     def _names_for(self, params):
-        if not self._modules_scanned or any(id(p) not in self._param_names for p in params):
-            self._scan_modules()
+        if any(id(p) not in self._param_names for p in params):
+            self._scan_modules(want={id(p) for p in params})
         out = []
         for p in params:
             ent = self._param_names.get(id(p))
@@ -1538,19 +1578,26 @@ class Trace:
         order = {"GR003": 0, "GR004": 1, "GR002": 2, "GR001": 3, "GR006": 4, "GR007": 5, "GR005": 6}
         findings.sort(key=lambda f: order.get(f.code, 9))
         leaf = []
+        leaf_ids = []
         for pid, ref in list(self._leaf_params.items())[:10000]:
             p = ref()
             if p is None:
                 continue
+            leaf_ids.append(pid)
             ent = self._param_names.get(pid)
             leaf.append({"name": ent[1] if ent else None, "shape": list(p.shape), "has_grad": p.grad is not None})
         if leaf and any(x["name"] is None for x in leaf):
             try:
-                self._scan_modules()
-                for x, (pid, ref) in zip(leaf, [(k, r) for k, r in self._leaf_params.items() if r() is not None]):
-                    ent = self._param_names.get(pid)
-                    if ent is not None:
-                        x["name"] = ent[1]
+                self._scan_modules(want=set(self._leaf_params), allow_gc=False)
+                local_names = {}
+                for fr in _frames.user_frames(start=2, limit=4):
+                    for k, v in list(fr.f_locals.items()):
+                        if isinstance(v, torch.Tensor) and v.is_leaf:
+                            local_names.setdefault(id(v), k)
+                for x, pid in zip(leaf, leaf_ids):
+                    if x["name"] is None:
+                        ent = self._param_names.get(pid)
+                        x["name"] = ent[1] if ent is not None else local_names.get(pid)
             except Exception:  # pragma: no cover
                 pass
         cuda_peak = self._cuda_peak

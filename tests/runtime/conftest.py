@@ -4,6 +4,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 warnings.filterwarnings("ignore", message=".*NumPy.*")
+# Tiny CPU kernels: one thread avoids OpenMP spin under load on small CI machines.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
