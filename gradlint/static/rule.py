@@ -183,13 +183,24 @@ def _indent_of_line(ctx: FileContext, row: int) -> str:
     return line[: len(line) - len(line.lstrip())]
 
 
+def _end_of_line(ctx: FileContext, row: int) -> Location:
+    lines = ctx.source.splitlines()
+    line = lines[row - 1] if 0 < row <= len(lines) else ""
+    return Location(row, len(line) + 1)
+
+
+def _same_lines(a: Sequence[cst.EmptyLine], b: Sequence[cst.EmptyLine]) -> bool:
+    return len(a) == len(b) and all(x.deep_equals(y) for x, y in zip(a, b))
+
+
 def _to_edit(ctx: FileContext, part: FixPart) -> Edit:
     if isinstance(part, InsertAfter):
         pos = ctx.position(part.anchor)
         indent = _indent_of_line(ctx, pos.start.line)
         code = textwrap.dedent(part.code).strip("\n")
         body = "".join("\n" + (indent + ln if ln.strip() else ln) for ln in code.splitlines())
-        end = Location(pos.end.line, pos.end.column + 1)
+        # After the anchor's whole last line: its trailing comment stays on it.
+        end = _end_of_line(ctx, pos.end.line)
         return Edit(content=body, location=end, end_location=end)
 
     pos = ctx.position(part.old)
@@ -199,6 +210,14 @@ def _to_edit(ctx: FileContext, part: FixPart) -> Edit:
     if new is None:
         # Deleting a statement: take its whole line(s), newline included.
         return Edit(content="", location=Location(start.row, 1), end_location=Location(end.row + 1, 1))
+    if isinstance(new, cst.BaseStatement) and isinstance(part.old, cst.BaseStatement):
+        # A statement node owns its leading comment lines and the comment ending its
+        # last line, but its position excludes both: keep the old leading lines where
+        # they are, and replace through the end of the last line so the comment is
+        # not written twice.
+        if _same_lines(new.leading_lines, part.old.leading_lines):
+            new = new.with_changes(leading_lines=())
+        end = _end_of_line(ctx, end.row)
     if isinstance(new, str):
         code = new
     elif isinstance(new, cst.BaseStatement):

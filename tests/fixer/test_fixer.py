@@ -93,8 +93,9 @@ class MarkAfterSetup(Rule):
     prefilter = ("setup()",)
 
     def visit_SimpleStatementLine(self, node):
-        code = self.context.code_for(node).strip()
-        if code == "setup()" and "marker()" not in self.context.source:
+        first = node.body[0]
+        is_setup = isinstance(first, cst.Expr) and self.context.code_for(first.value) == "setup()"
+        if is_setup and "marker()" not in self.context.source:
             self.report(node, fix=InsertAfter(node, "marker()\nmore()"))
 
 
@@ -114,6 +115,27 @@ class DropDebug(Rule):
             self.report(node, fix=Replace(node, None))
 
 
+class WrapInIf(Rule):
+    """## What it does
+    Test rule: wraps a `for` loop over `items` in `if items:`, rebuilding it from the old node.
+    """
+
+    code = "GL958"
+    name = "test-wrap-if"
+    message = "guard the loop"
+    fix_applicability = "safe"
+    prefilter = ("items",)
+
+    def visit_For(self, node):
+        if isinstance(node.iter, cst.Name) and node.iter.value == "items":
+            guarded = cst.If(
+                test=cst.Name("items"),
+                body=cst.IndentedBlock(body=[node.with_changes(iter=cst.Name("itemz"), leading_lines=[])]),
+                leading_lines=node.leading_lines,
+            )
+            self.report(node, fix=Replace(node, guarded))
+
+
 class NoFix(Rule):
     """## What it does
     Test rule without a fix.
@@ -129,7 +151,7 @@ class NoFix(Rule):
             self.report(node)
 
 
-TOY = [RenameOld, RiskyCall, BreaksCode, OuterWrap, MarkAfterSetup, DropDebug, NoFix]
+TOY = [RenameOld, RiskyCall, BreaksCode, OuterWrap, MarkAfterSetup, DropDebug, WrapInIf, NoFix]
 
 
 def lint_text(text: str, rules=TOY, filename="t.py"):
@@ -303,6 +325,25 @@ def test_file_cpython_already_rejects_is_still_fixable():
 def test_insert_after_keeps_indentation():
     new, _, errors = fix("def f():\n    setup()\n    go()\n")
     assert new == "def f():\n    setup()\n    marker()\n    more()\n    go()\n" and errors == []
+
+
+def test_insert_after_a_line_with_a_comment_keeps_the_comment_on_that_line():
+    new, _, _ = fix("if x:\n    setup()  # set up\n    go()\n")
+    assert new == "if x:\n    setup()  # set up\n    marker()\n    more()\n    go()\n"
+
+
+def test_statement_replacement_keeps_leading_and_trailing_comments_once():
+    src = "def f():\n    # loop over items\n    for i in items:  # header\n        use(i)  # last line\n    done()\n"
+    new, _, errors = fix(src)
+    assert errors == []
+    assert new == (
+        "def f():\n"
+        "    # loop over items\n"
+        "    if items:\n"
+        "        for i in itemz:  # header\n"
+        "            use(i)  # last line\n"
+        "    done()\n"
+    )
 
 
 def test_delete_statement_including_last_line_without_newline():
