@@ -90,6 +90,7 @@ def make_repo(tmp_path: Path, env, files: dict) -> Path:
     repo.mkdir()
     _git("init", "-q", ".", cwd=repo, env=env)
     for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (repo / name).write_text(text)
     _git("add", *files, cwd=repo, env=env)
     return repo
@@ -123,6 +124,15 @@ def test_buggy_file_fails(env, config, tmp_path):
     repo = make_repo(tmp_path, env, {"bad.py": BAD})
     rc, out = pre_commit(repo, env, "run", "gradlint", "-c", str(config))
     assert rc == 1 and "bad.py:5:12: GL971" in out, out
+
+
+def test_configured_excludes_apply_to_the_files_pre_commit_names(env, config, tmp_path):
+    repo = make_repo(
+        tmp_path, env,
+        {"pyproject.toml": "[tool.gradlint]\nextend-exclude = ['vendor/']\n", "vendor/bad.py": BAD, "ok.py": CLEAN},
+    )
+    rc, out = pre_commit(repo, env, "run", "gradlint", "-c", str(config))
+    assert rc == 0 and "GL971" not in out, out
 
 
 def test_no_python_file_staged_passes(env, config, tmp_path):
