@@ -1,0 +1,1578 @@
+"""Tensor-kind data flow: what each name is bound to, statement by statement.
+
+For every function (and the module body) this analysis walks the statements in
+order and keeps an environment ``name -> Fact``.  A :class:`Fact` says what kind
+of value an expression evaluates to:
+
+=================================  ============================================
+``Kind.ACTIVATION``                carries a graph: a module/model output, an op on
+                                   tensors that require grad, a non-leaf copy
+``Kind.PARAMETER``                 ``nn.Parameter``, ``.weight``/``.bias``, an item
+                                   of ``.parameters()`` or of ``group["params"]``
+``Kind.LEAF_REQUIRES_GRAD``        a tensor created with ``requires_grad=True`` (or
+                                   ``.requires_grad_()`` on a tensor without graph)
+``Kind.GRADIENT``                  ``x.grad``, items of ``torch.autograd.grad(...)``
+``Kind.BUFFER``                    ``register_buffer`` names, ``running_mean``...
+``Kind.DETACHED_VIEW_OF_ACTIVATION``  ``act.detach()`` or a view of it: shares
+                                   storage (and version counter) with a graph value;
+                                   ``Fact.origin`` is the ``.detach()`` call
+``Kind.CLONE``                     a fresh copy without graph (``.detach().clone()``)
+``Kind.TENSOR``                    any other tensor without graph (``torch.zeros``,
+                                   ``p.detach()``, results computed under no_grad)
+``Kind.MODULE``                    an ``nn.Module`` (calling it gives an activation)
+``Kind.COLLECTION``                an iterable; ``Fact.elem`` is its item
+``Kind.TUPLE``                     a fixed tuple; ``Fact.items`` are its members
+``Kind.NON_TENSOR``                ints, strings, datasets...
+``Kind.UNKNOWN``                   no evidence: rules must stay silent
+=================================  ============================================
+
+Control flow is handled the cheap way: branches are joined, loop bodies are
+walked twice (so a value bound at the end of an iteration reaches the next),
+and differing kinds join to ``UNKNOWN`` (except "activation or plain tensor",
+which joins to ``ACTIVATION``: the value carries a graph on some iterations).
+Grad mode is tracked: a module called inside ``with torch.no_grad():`` (or in a
+function decorated with it) gives a ``TENSOR``.  Rebinding replaces a fact, so
+``y = act.detach(); y = y.clone()`` ends the alias.
+
+API
+---
+Build once per file with ``flow = context.analysis(Dataflow)``, then
+
+* ``flow.kind_of(expr, at=node)`` / ``flow.fact_of(expr, at=node)``: the kind of
+  ``expr`` evaluated before the statement containing ``node`` (default: ``expr``).
+  ``at`` is fastest when it is the statement itself; any other node works but
+  resolves parent links for the whole file (costly: ~3x the parse).
+* Rules that derive from :class:`TracksStatements` know their current statement
+  for free: ``self.flow_kind(expr)`` / ``self.flow_fact(expr)`` /
+  ``self.flow_grad_disabled()`` / ``self.flow_scope()``.
+* ``flow.scope_facts(scope)``: per-function facts (``retained`` names with
+  ``retain_grad()``, ``has_backward``, ``grad_disabled_at(stmt)``, ``env_before``).
+* Helpers: :func:`inplace_edits` (in-place methods, augmented and item
+  assignment), :func:`view_root`, :func:`no_grad_wrap` (a fix that puts a
+  statement under ``with torch.no_grad():``).
+
+The analysis never evaluates a scope nobody asks about: cost is paid per
+function, on the first question about it.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import libcst as cst
+
+from gradlint.static.semantics.backward import backward_call
+from gradlint.static.semantics.grad_mode import grad_mode_of
+from gradlint.static.semantics.imports import ImportMap, dotted_name
+
+
+class Kind(enum.Enum):
+    ACTIVATION = "activation"
+    PARAMETER = "parameter"
+    LEAF_REQUIRES_GRAD = "leaf-requires-grad"
+    GRADIENT = "gradient"
+    BUFFER = "buffer"
+    DETACHED_VIEW_OF_ACTIVATION = "detached-view-of-activation"
+    CLONE = "clone"
+    TENSOR = "tensor"
+    MODULE = "module"
+    COLLECTION = "collection"
+    TUPLE = "tuple"
+    NON_TENSOR = "non-tensor"
+    UNKNOWN = "unknown"
+
+
+K = Kind
+#: Tensors that require grad: an op on them builds a graph.
+REQUIRES_GRAD: FrozenSet[Kind] = frozenset({K.ACTIVATION, K.PARAMETER, K.LEAF_REQUIRES_GRAD})
+#: Every kind that is known to be a tensor.
+TENSOR_KINDS: FrozenSet[Kind] = REQUIRES_GRAD | {
+    K.GRADIENT, K.BUFFER, K.DETACHED_VIEW_OF_ACTIVATION, K.CLONE, K.TENSOR,
+}
+#: Tensors that are the model's state rather than values flowing through it.
+STATE_KINDS: FrozenSet[Kind] = frozenset({K.PARAMETER, K.LEAF_REQUIRES_GRAD, K.GRADIENT, K.BUFFER})
+
+
+@dataclass(frozen=True)
+class Fact:
+    kind: Kind
+    # DETACHED_VIEW_OF_ACTIVATION: the ``.detach()`` call; LEAF/PARAMETER: the node that
+    # created it in this file (None when only a naming convention says so).
+    origin: Optional[cst.CSTNode] = field(default=None, compare=False)
+    elem: Optional["Fact"] = None  # COLLECTION
+    items: Optional[Tuple["Fact", ...]] = None  # TUPLE
+
+    def __eq__(self, other):  # origins compared by identity
+        return (
+            isinstance(other, Fact)
+            and self.kind is other.kind
+            and self.origin is other.origin
+            and self.elem == other.elem
+            and self.items == other.items
+        )
+
+    def __hash__(self):
+        return hash((self.kind, id(self.origin)))
+
+
+UNKNOWN = Fact(K.UNKNOWN)
+NON_TENSOR = Fact(K.NON_TENSOR)
+TENSOR = Fact(K.TENSOR)
+ACTIVATION = Fact(K.ACTIVATION)
+MODULE = Fact(K.MODULE)
+GRADIENT = Fact(K.GRADIENT)
+
+
+def collection(elem: Fact) -> Fact:
+    return Fact(K.COLLECTION, elem=elem)
+
+
+def join(a: Optional[Fact], b: Optional[Fact]) -> Fact:
+    """The fact that holds after control flow merges ``a`` and ``b`` (None: unbound)."""
+    if a is None:
+        return b if b is not None else UNKNOWN
+    if b is None or a == b:
+        return a
+    if a.kind is b.kind:
+        if a.kind is K.COLLECTION:
+            return collection(join(a.elem, b.elem))
+        if a.kind is K.TUPLE and a.items and b.items and len(a.items) == len(b.items):
+            return Fact(K.TUPLE, items=tuple(join(x, y) for x, y in zip(a.items, b.items)))
+        return Fact(a.kind)
+    kinds = {a.kind, b.kind}
+    if K.ACTIVATION in kinds and kinds <= {K.ACTIVATION, K.TENSOR, K.CLONE}:
+        return ACTIVATION  # e.g. a recurrent state: zeros before the loop, an output after
+    return UNKNOWN
+
+
+# --------------------------------------------------------------------------- vocab
+_INPLACE_METHOD = re.compile(r"^[a-z][a-z0-9_]*[a-z0-9]_$")
+# End in "_" but do not write tensor data.
+_NOT_INPLACE = frozenset({"requires_grad_", "share_memory_", "retain_grad_", "rename_", "refine_names_", "detach_"})
+VIEW_METHODS = frozenset({
+    "view", "view_as", "t", "transpose", "permute", "narrow", "expand", "expand_as", "squeeze", "unsqueeze",
+    "select", "unflatten", "diagonal", "swapaxes", "swapdims", "movedim", "moveaxis", "as_strided", "unfold",
+    "T", "mT", "H", "mH", "real", "imag", "split", "chunk", "unbind", "tensor_split",
+})
+VIEW_ATTRS = frozenset({"T", "mT", "H", "mH", "real", "imag"})
+_MOVE_METHODS = frozenset({"to", "cuda", "cpu", "double", "half", "float", "bfloat16", "type", "type_as"})
+_SCALAR_METHODS = frozenset({
+    "item", "tolist", "numpy", "size", "dim", "ndimension", "numel", "nelement", "data_ptr", "stride",
+    "element_size", "is_contiguous", "storage", "untyped_storage", "get_device", "is_floating_point",
+    "is_complex", "__len__", "register_hook", "backward", "retain_grad", "equal", "allclose", "is_set_to",
+})
+_NO_GRAPH_METHODS = frozenset({
+    "argmax", "argmin", "argsort", "eq", "ne", "lt", "gt", "le", "ge", "isnan", "isinf", "isfinite",
+    "nonzero", "bool", "long", "int", "short", "byte", "char", "any", "all", "logical_not", "logical_and",
+    "logical_or", "logical_xor", "sign", "signbit", "floor_divide", "bincount", "unique", "new_zeros",
+    "new_ones", "new_empty", "new_full", "new_tensor", "zero_like",
+})
+_NON_TENSOR_ATTRS = frozenset({
+    "shape", "dtype", "device", "ndim", "requires_grad", "is_leaf", "grad_fn", "is_cuda", "layout",
+    "names", "is_sparse", "is_quantized", "is_meta", "itemsize", "nbytes", "output_nr", "_version",
+})
+_BUFFER_ATTRS = frozenset({"running_mean", "running_var", "num_batches_tracked"})
+_PARAM_ATTR = re.compile(r"^(weight|bias|(\w+_)?(weight|bias)(_\w+)?|in_proj_weight|in_proj_bias)$")
+_FACTORIES = frozenset({
+    "zeros", "ones", "empty", "full", "randn", "rand", "randint", "arange", "linspace", "logspace", "eye",
+    "tensor", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
+    "randint_like", "normal", "from_numpy", "empty_strided", "randperm", "Tensor", "FloatTensor",
+    "LongTensor", "DoubleTensor", "as_tensor", "scalar_tensor", "complex", "polar",
+})
+_TORCH_NO_GRAPH = frozenset({
+    "argmax", "argmin", "argsort", "eq", "ne", "lt", "gt", "le", "ge", "isnan", "isinf", "isfinite", "equal",
+    "allclose", "isclose", "is_tensor", "numel", "nonzero", "unique", "bincount", "histc", "searchsorted",
+    "bucketize", "manual_seed", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled", "is_grad_enabled",
+    "save", "load", "device", "dtype", "get_default_dtype", "logical_not", "logical_and", "logical_or",
+    "one_hot", "count_nonzero", "is_floating_point", "result_type", "can_cast", "promote_types",
+})
+_TORCH_DIFF_NAMESPACES = ("torch.", "torch.nn.functional.", "torch.special.", "torch.linalg.", "torch.fft.")
+# A callee or a variable that names a model/layer by convention.
+_MODEL_WORDS = (
+    "model|net|network|encoder|decoder|generator|discriminator|critic|actor|backbone|classifier|unet|vae|"
+    "netg|netd|mlp|rnn|lstm|gru|cnn|convnet|resnet|transformer|teacher|student|policy|autoencoder"
+)
+_MODEL_NAME = re.compile(rf"^(?:_*)(?:[a-z0-9]+_)*(?:{_MODEL_WORDS})(?:_[a-z0-9]+)?\d*$|^(?:g|d|g_ab|g_ba|d_a|d_b)$")
+_MODEL_CLASS = re.compile(
+    r"(Net|Model|Module|Encoder|Decoder|Generator|Discriminator|Classifier|Critic|Network|Layer|Block|"
+    r"Transformer|LSTM|GRU|RNN|MLP|CNN|Sequential|Linear|Conv\dd)\d*$"
+)
+_MODULE_BASE = re.compile(r"(Module|Model|Net|Layer|Block|Sequential|ModuleList|Lightning\w*)$")
+_MODEL_FACTORIES = re.compile(r"^(timm\.create_model|torchvision\.models\.\w+|torch\.hub\.load|copy\.deepcopy)$")
+
+
+_LAYER_ATTR = re.compile(
+    r"^(fc\d*|head|proj|linear\d*|conv\d*|embed\w*|lm_head|classifier|features|layers?\d*|blocks?\d*|"
+    r"stem|neck|dense|pooler|attn|attention|self_attn|mlp|ffn|out_proj|q_proj|k_proj|v_proj|cell|module|"
+    r"lstm\d*|gru\d*|rnn\d*|bn\d*|norm\d*|dropout|act|activation|pool|emb)$"
+)
+
+
+def is_model_name(name: str) -> bool:
+    """``model``, ``netD``, ``G``, ``text_encoder``: a variable that names a model by convention."""
+    return bool(_MODEL_NAME.match(name.lower()))
+
+
+def is_layer_name(name: str) -> bool:
+    """An attribute that names a layer of a model: ``fc``, ``encoder``, ``lm_head``."""
+    return is_model_name(name) or bool(_LAYER_ATTR.match(name.lower()))
+
+
+def _kwarg(call: cst.Call, name: str) -> Optional[cst.Arg]:
+    for a in call.args:
+        if a.keyword is not None and a.keyword.value == name:
+            return a
+    return None
+
+
+def _is_true(node: Optional[cst.BaseExpression]) -> bool:
+    return isinstance(node, cst.Name) and node.value == "True"
+
+
+def _is_false(node: Optional[cst.BaseExpression]) -> bool:
+    return isinstance(node, cst.Name) and node.value == "False"
+
+
+def is_inplace_method(name: str) -> bool:
+    return bool(_INPLACE_METHOD.match(name)) and name not in _NOT_INPLACE
+
+
+# --------------------------------------------------------------------------- edits
+@dataclass(frozen=True)
+class InplaceEdit:
+    """One in-place write: ``node`` (the call or statement), ``target`` (the tensor
+    expression written to), ``form`` ("method", "augassign" or "setitem")."""
+
+    node: cst.CSTNode
+    target: cst.BaseExpression
+    form: str
+    method: Optional[str] = None
+
+
+def inplace_edits(node: cst.CSTNode) -> List[InplaceEdit]:
+    """The in-place writes ``node`` performs itself (not those of its children).
+
+    ``t.add_(x)`` writes ``t``; ``t += x`` writes ``t``; ``t[i] = v`` and
+    ``t[i] += v`` write ``t[i]`` (a view of ``t``: use :func:`view_root`).
+    """
+    if isinstance(node, cst.Call):
+        func = node.func
+        if isinstance(func, cst.Attribute) and is_inplace_method(func.attr.value):
+            return [InplaceEdit(node, func.value, "method", func.attr.value)]
+        return []
+    if isinstance(node, cst.AugAssign):
+        if isinstance(node.target, (cst.Name, cst.Attribute, cst.Subscript)):
+            return [InplaceEdit(node, node.target, "augassign")]
+        return []
+    if isinstance(node, cst.Assign):
+        return [InplaceEdit(node, t.target, "setitem") for t in node.targets if isinstance(t.target, cst.Subscript)]
+    return []
+
+
+def view_root(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """Strip indexing and view operations: the tensor whose storage ``expr`` shows."""
+    while True:
+        if isinstance(expr, cst.Subscript):
+            expr = expr.value
+        elif isinstance(expr, cst.Attribute) and expr.attr.value in VIEW_ATTRS:
+            expr = expr.value
+        elif (
+            isinstance(expr, cst.Call)
+            and isinstance(expr.func, cst.Attribute)
+            and expr.func.attr.value in VIEW_METHODS
+        ):
+            expr = expr.func.value
+        else:
+            return expr
+
+
+# --------------------------------------------------------------------------- scopes
+Scope = cst.CSTNode  # cst.Module, cst.FunctionDef or cst.ClassDef (class body)
+_COMPOUND_BODIES = ("body", "orelse", "finalbody")
+
+
+def _block(body) -> Sequence[cst.CSTNode]:
+    if isinstance(body, cst.IndentedBlock):
+        return body.body
+    if isinstance(body, cst.SimpleStatementSuite):
+        return (body,)
+    if isinstance(body, (cst.Else, cst.Finally)):
+        return _block(body.body)
+    return ()
+
+
+@dataclass
+class ScopeFacts:
+    """What one scope's walk found."""
+
+    scope: Scope
+    env_before: Dict[cst.CSTNode, Dict[str, Fact]] = field(default_factory=dict)
+    disabled: Dict[cst.CSTNode, bool] = field(default_factory=dict)
+    # Dotted names on which ``retain_grad()`` is called anywhere in the scope.
+    retained: set = field(default_factory=set)
+    _has_backward: Optional[bool] = None
+
+    def grad_disabled_at(self, stmt: cst.CSTNode) -> bool:
+        return self.disabled.get(stmt, False)
+
+
+@dataclass
+class ClassFacts:
+    attrs: Dict[str, Fact]
+    is_module: bool
+
+
+class Dataflow:
+    """Per-file tensor-kind analysis (``context.analysis(Dataflow)``)."""
+
+    def __init__(self, context) -> None:
+        self.context = context
+        self.imports: ImportMap = context.analysis(ImportMap)
+        self._stmt_scope: Dict[cst.CSTNode, Scope] = {}
+        self._func_class: Dict[cst.CSTNode, cst.ClassDef] = {}
+        self._classes_by_name: Dict[str, cst.ClassDef] = {}
+        self._scope_facts: Dict[Scope, ScopeFacts] = {}
+        self._class_facts: Dict[cst.ClassDef, ClassFacts] = {}
+        self._torch_alias: Optional[str] = None
+        self._skeleton(context.module, context.module.body, None)
+
+    # -- statement skeleton (statements only: cheap) --------------------------
+    def _skeleton(self, scope: Scope, body: Sequence[cst.CSTNode], cls: Optional[cst.ClassDef]) -> None:
+        for stmt in body:
+            self._stmt_scope[stmt] = scope
+            if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+                for small in stmt.body:
+                    self._stmt_scope[small] = scope
+            elif isinstance(stmt, cst.FunctionDef):
+                if cls is not None:
+                    self._func_class[stmt] = cls
+                self._skeleton(stmt, _block(stmt.body), None)
+            elif isinstance(stmt, cst.ClassDef):
+                self._classes_by_name.setdefault(stmt.name.value, stmt)
+                self._skeleton(stmt, _block(stmt.body), stmt)
+            else:
+                for part in self._compound_parts(stmt):
+                    self._skeleton(scope, part, cls)
+
+    @staticmethod
+    def _compound_parts(stmt: cst.CSTNode) -> Iterator[Sequence[cst.CSTNode]]:
+        for name in _COMPOUND_BODIES:
+            sub = getattr(stmt, name, None)
+            if sub is None:
+                continue
+            if isinstance(sub, cst.If):  # elif
+                yield (sub,)
+            else:
+                yield _block(sub)
+        for handler in getattr(stmt, "handlers", ()) or ():
+            yield _block(handler.body)
+        for case in getattr(stmt, "cases", ()) or ():
+            yield _block(case.body)
+
+    # -- public API -------------------------------------------------------------
+    def statement_of(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+        """The innermost statement holding ``node`` (costly: parent links)."""
+        if node in self._stmt_scope:
+            return node
+        for anc in self.context.ancestors(node):
+            if anc in self._stmt_scope:
+                return anc
+        return None
+
+    def scope_of(self, at: cst.CSTNode) -> Scope:
+        stmt = self.statement_of(at)
+        return self._stmt_scope.get(stmt, self.context.module) if stmt is not None else self.context.module
+
+    def scope_facts(self, scope: Scope) -> ScopeFacts:
+        facts = self._scope_facts.get(scope)
+        if facts is None:
+            facts = self._scope_facts[scope] = ScopeFacts(scope)
+            _Walker(self, scope, facts).run()
+        return facts
+
+    def fact_of(
+        self,
+        expr: cst.BaseExpression,
+        at: Optional[cst.CSTNode] = None,
+        binders: Sequence[cst.CSTNode] = (),
+    ) -> Fact:
+        """The fact for ``expr`` as evaluated where ``at`` is (default: ``expr``).
+
+        ``binders`` are the comprehensions/lambdas enclosing ``expr`` inside its
+        statement (:class:`TracksStatements` passes them; with a non-statement
+        ``at`` they are found from the parent links).
+        """
+        at = expr if at is None else at
+        stmt = self.statement_of(at)
+        if stmt is None:
+            return UNKNOWN
+        if stmt is not at and not binders:
+            binders = self._binders_between(at, stmt)
+        stmt = self._small_statement_holding(stmt, expr)
+        scope = self._stmt_scope.get(stmt, self.context.module)
+        facts = self.scope_facts(scope)
+        env = facts.env_before.get(stmt)
+        if env is None:
+            return UNKNOWN  # a statement the walk did not reach (e.g. unreachable code)
+        ev = _Eval(self, scope, env, facts.grad_disabled_at(stmt))
+        for binder in binders:
+            ev.enter_binder(binder)
+        return ev.eval(expr)
+
+    def kind_of(self, expr: cst.BaseExpression, at: Optional[cst.CSTNode] = None,
+                binders: Sequence[cst.CSTNode] = ()) -> Kind:
+        return self.fact_of(expr, at, binders).kind
+
+    def grad_disabled_at(self, at: cst.CSTNode) -> bool:
+        """Inside no_grad/inference_mode (with-block or decorator of this function)."""
+        stmt = self.statement_of(at)
+        if stmt is None:
+            return False
+        scope = self._stmt_scope.get(stmt, self.context.module)
+        return self.scope_facts(scope).grad_disabled_at(stmt)
+
+    def has_backward(self, scope: Scope) -> bool:
+        """Whether the scope itself (nested functions excluded) runs a backward pass."""
+        facts = self.scope_facts(scope)
+        if facts._has_backward is None:
+            finder = _BackwardFinder(self.imports)
+            body = scope.body if isinstance(scope, cst.Module) else scope.body
+            if isinstance(body, cst.BaseSuite):
+                body.visit(finder)
+            else:
+                for stmt in body:
+                    stmt.visit(finder)
+            facts._has_backward = finder.found
+        return facts._has_backward
+
+    def torch_alias(self) -> Optional[str]:
+        """The local name bound to the ``torch`` package, if the file imports it."""
+        if self._torch_alias is None:
+            alias = ""
+            for local, full in self.imports.aliases.items():
+                if full == "torch":
+                    alias = local
+                    if local == "torch":
+                        break
+            self._torch_alias = alias
+        return self._torch_alias or None
+
+    def class_of(self, func: cst.CSTNode) -> Optional[cst.ClassDef]:
+        return self._func_class.get(func)
+
+    def class_facts(self, cls: cst.ClassDef) -> ClassFacts:
+        facts = self._class_facts.get(cls)
+        if facts is None:
+            facts = self._class_facts[cls] = self._build_class_facts(cls)
+        return facts
+
+    # -- internals ----------------------------------------------------------------
+    def _binders_between(self, node: cst.CSTNode, stmt: cst.CSTNode) -> List[cst.CSTNode]:
+        out = []
+        for anc in self.context.ancestors(node):
+            if anc is stmt:
+                break
+            if isinstance(anc, (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.Lambda)):
+                out.append(anc)
+        out.reverse()
+        return out
+
+    @staticmethod
+    def _small_statement_holding(stmt: cst.CSTNode, expr: cst.CSTNode) -> cst.CSTNode:
+        if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            if len(stmt.body) == 1:
+                return stmt.body[0]
+            for small in stmt.body:
+                if _contains(small, expr):
+                    return small
+        return stmt
+
+    def is_module_class(self, cls: cst.ClassDef) -> bool:
+        for base in cls.bases:
+            name = dotted_name(base.value) or ""
+            full = self.imports.resolve(base.value) or name
+            if full.startswith("torch.nn.") or _MODULE_BASE.search(name):
+                return True
+            local = self._classes_by_name.get(name)
+            if local is not None and local is not cls and self.is_module_class(local):
+                return True
+        for stmt in _block(cls.body):
+            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "forward":
+                return True
+        return False
+
+    def _build_class_facts(self, cls: cst.ClassDef) -> ClassFacts:
+        attrs: Dict[str, Fact] = {}
+        is_module = self.is_module_class(cls)
+        ev = _Eval(self, cls, {}, False)
+        for func in _block(cls.body):
+            if not isinstance(func, cst.FunctionDef):
+                continue
+            for small in _small_statements(_block(func.body)):
+                if isinstance(small, cst.Assign):
+                    for t in small.targets:
+                        name = dotted_name(t.target)
+                        if name and name.startswith("self.") and name.count(".") == 1:
+                            fact = ev.eval(small.value)
+                            if fact.kind in (K.ACTIVATION, K.DETACHED_VIEW_OF_ACTIVATION):
+                                fact = UNKNOWN  # per-call state of another method: not trusted
+                            attr = name[5:]
+                            attrs[attr] = join(attrs[attr], fact) if attr in attrs else fact
+                elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+                    call = small.value
+                    func_name = dotted_name(call.func) or ""
+                    if func_name in ("self.register_buffer", "self.register_parameter") and call.args:
+                        first = call.args[0].value
+                        if isinstance(first, cst.SimpleString):
+                            attr = first.evaluated_value
+                            kind = K.BUFFER if func_name.endswith("buffer") else K.PARAMETER
+                            fact = Fact(kind, origin=call)
+                            if isinstance(attr, str):
+                                attrs[attr] = join(attrs[attr], fact) if attr in attrs else fact
+        return ClassFacts(attrs, is_module)
+
+
+def _small_statements(body: Sequence[cst.CSTNode]) -> Iterator[cst.BaseSmallStatement]:
+    """Small statements of a block and its nested compound statements (not nested defs)."""
+    stack = list(reversed(body))
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            yield from stmt.body
+        elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        else:
+            for part in Dataflow._compound_parts(stmt):
+                stack.extend(reversed(part))
+
+
+def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node is target:
+            return True
+        stack.extend(node.children)
+    return False
+
+
+class _BackwardFinder(cst.CSTVisitor):
+    def __init__(self, imports: ImportMap) -> None:
+        super().__init__()
+        self.imports = imports
+        self.found = False
+
+    def visit_FunctionDef(self, node) -> bool:
+        return False
+
+    def visit_ClassDef(self, node) -> bool:
+        return False
+
+    def visit_Call(self, node: cst.Call) -> Optional[bool]:
+        if not self.found and backward_call(node, self.imports) is not None:
+            self.found = True
+        return not self.found
+
+
+# --------------------------------------------------------------------------- evaluation
+class _Eval:
+    """Evaluates expressions to facts against one environment."""
+
+    def __init__(self, flow: Dataflow, scope: Scope, env: Dict[str, Fact], disabled: bool) -> None:
+        self.flow = flow
+        self.scope = scope
+        self.env = env
+        self.disabled = disabled
+        self.overlay: Dict[str, Fact] = {}
+
+    # binders: comprehension variables and lambda parameters shadow the statement's env
+    def enter_binder(self, binder: cst.CSTNode) -> None:
+        if isinstance(binder, cst.Lambda):
+            for p in binder.params.params + binder.params.posonly_params + binder.params.kwonly_params:
+                self.overlay[p.name.value] = UNKNOWN
+            return
+        comp = getattr(binder, "for_in", None)
+        while comp is not None:
+            elem = self.elem_of(self.eval(comp.iter))
+            for name, fact in _bind_target(comp.target, elem):
+                self.overlay[name] = fact
+            comp = comp.inner_for_in
+
+    def lookup(self, name: str) -> Optional[Fact]:
+        if name in self.overlay:
+            return self.overlay[name]
+        return self.env.get(name)
+
+    def graph(self) -> Fact:
+        return TENSOR if self.disabled else ACTIVATION
+
+    # -- dispatch ------------------------------------------------------------------
+    def eval(self, e: cst.BaseExpression) -> Fact:
+        if isinstance(e, cst.Name):
+            return self.eval_name(e.value)
+        if isinstance(e, cst.Attribute):
+            return self.eval_attribute(e)
+        if isinstance(e, cst.Call):
+            return self.eval_call(e)
+        if isinstance(e, cst.Subscript):
+            return self.eval_subscript(e)
+        if isinstance(e, cst.BinaryOperation):
+            return self.arith([self.eval(e.left), self.eval(e.right)])
+        if isinstance(e, cst.UnaryOperation):
+            if isinstance(e.operator, cst.Not):
+                return NON_TENSOR
+            return self.arith([self.eval(e.expression)])
+        if isinstance(e, cst.BooleanOperation):
+            return join(self.eval(e.left), self.eval(e.right))
+        if isinstance(e, cst.Comparison):
+            facts = [self.eval(e.left)] + [self.eval(c.comparator) for c in e.comparisons]
+            return TENSOR if any(f.kind in TENSOR_KINDS for f in facts) else UNKNOWN
+        if isinstance(e, cst.IfExp):
+            return join(self.eval(e.body), self.eval(e.orelse))
+        if isinstance(e, (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.ConcatenatedString,
+                          cst.FormattedString, cst.Ellipsis)):
+            return NON_TENSOR
+        if isinstance(e, (cst.Tuple, cst.List)):
+            if any(isinstance(el, cst.StarredElement) for el in e.elements):
+                return UNKNOWN
+            return Fact(K.TUPLE, items=tuple(self.eval(el.value) for el in e.elements))
+        if isinstance(e, (cst.ListComp, cst.GeneratorExp, cst.SetComp)):
+            inner = _Eval(self.flow, self.scope, self.env, self.disabled)
+            inner.overlay = dict(self.overlay)
+            inner.enter_binder(e)
+            return collection(inner.eval(e.elt))
+        if isinstance(e, cst.NamedExpr):
+            return self.eval(e.value)
+        if isinstance(e, (cst.Dict, cst.DictComp, cst.Set, cst.Lambda)):
+            return NON_TENSOR
+        return UNKNOWN
+
+    def eval_name(self, name: str) -> Fact:
+        if name in ("True", "False", "None"):
+            return NON_TENSOR
+        fact = self.lookup(name)
+        if fact is not None:
+            return fact
+        if name == "self":
+            return Fact(K.UNKNOWN)  # handled by attribute/call evaluation
+        if name in self.flow._classes_by_name:
+            return NON_TENSOR
+        if is_model_name(name):
+            return MODULE
+        return UNKNOWN
+
+    # -- self -----------------------------------------------------------------------
+    def _class(self) -> Optional[cst.ClassDef]:
+        if isinstance(self.scope, cst.ClassDef):
+            return self.scope
+        return self.flow.class_of(self.scope)
+
+    def _self_bound(self) -> bool:
+        return self.lookup("self") is None and self._class() is not None
+
+    def eval_self_attr(self, attr: str) -> Fact:
+        cls = self._class()
+        if cls is not None:
+            fact = self.flow.class_facts(cls).attrs.get(attr)
+            if fact is not None:
+                return fact
+        if attr in _BUFFER_ATTRS:
+            return Fact(K.BUFFER)
+        if _PARAM_ATTR.match(attr):
+            return Fact(K.PARAMETER)
+        if is_layer_name(attr):
+            return MODULE
+        return UNKNOWN
+
+    # -- attributes -------------------------------------------------------------------
+    def eval_attribute(self, e: cst.Attribute) -> Fact:
+        dotted = dotted_name(e)
+        if dotted is not None:
+            fact = self.lookup(dotted)
+            if fact is not None:
+                return fact
+        attr = e.attr.value
+        if attr == "grad":
+            return GRADIENT
+        if attr in _NON_TENSOR_ATTRS:
+            return NON_TENSOR
+        if isinstance(e.value, cst.Name) and e.value.value == "self" and self._self_bound():
+            if attr == "data":
+                return UNKNOWN
+            return self.eval_self_attr(attr)
+        if attr in _BUFFER_ATTRS:
+            return Fact(K.BUFFER)
+        if _PARAM_ATTR.match(attr):
+            base = self.eval(e.value)
+            if base.kind in (K.ACTIVATION, K.TENSOR, K.DETACHED_VIEW_OF_ACTIVATION, K.CLONE):
+                return UNKNOWN
+            return Fact(K.PARAMETER)
+        base = self.eval(e.value)
+        if attr == "data":
+            return TENSOR if base.kind in TENSOR_KINDS else UNKNOWN
+        if attr in VIEW_ATTRS:
+            return self.view_of(base)
+        if attr == "param_groups":
+            return collection(UNKNOWN)
+        if base.kind is K.MODULE:
+            if attr in ("module", "_orig_mod") or is_layer_name(attr):
+                return MODULE
+            return UNKNOWN
+        if base.kind is K.ACTIVATION:
+            # Model outputs: ``out.logits``, ``outputs.last_hidden_state``.
+            return ACTIVATION
+        return UNKNOWN
+
+    # -- subscripts -----------------------------------------------------------------
+    def basic_index(self, e: cst.Subscript) -> bool:
+        for el in e.slice:
+            s = el.slice
+            if isinstance(s, cst.Slice):
+                continue
+            v = s.value
+            if isinstance(v, cst.UnaryOperation):
+                v = v.expression
+            if isinstance(v, (cst.Integer, cst.Ellipsis)):
+                continue
+            if isinstance(v, cst.Name):
+                if v.value == "None":
+                    continue
+                f = self.lookup(v.value)
+                if f is not None and f.kind is K.NON_TENSOR:
+                    continue
+            return False
+        return True
+
+    def eval_subscript(self, e: cst.Subscript) -> Fact:
+        if len(e.slice) == 1 and isinstance(e.slice[0].slice, cst.Index):
+            key = e.slice[0].slice.value
+            if isinstance(key, cst.SimpleString) and key.evaluated_value == "params":
+                return collection(Fact(K.PARAMETER, origin=e))
+        base = self.eval(e.value)
+        k = base.kind
+        if k is K.COLLECTION:
+            return base.elem or UNKNOWN
+        if k is K.TUPLE:
+            items = base.items or ()
+            if len(e.slice) == 1 and isinstance(e.slice[0].slice, cst.Index):
+                key = e.slice[0].slice.value
+                if isinstance(key, cst.Integer):
+                    i = int(key.value, 0)
+                    return items[i] if i < len(items) else UNKNOWN
+            out: Optional[Fact] = None
+            for it in items:
+                out = join(out, it) if out is not None else it
+            return out or UNKNOWN
+        if k is K.MODULE:
+            return MODULE
+        if k is K.ACTIVATION:
+            return ACTIVATION
+        if k in TENSOR_KINDS:
+            if self.basic_index(e):
+                return self.view_of(base)
+            return self.graph() if k in REQUIRES_GRAD else TENSOR
+        return UNKNOWN
+
+    def view_of(self, base: Fact) -> Fact:
+        k = base.kind
+        if k is K.DETACHED_VIEW_OF_ACTIVATION:
+            return base
+        if k in REQUIRES_GRAD:
+            return self.graph()  # a view of a leaf is not a leaf
+        if k in (K.GRADIENT, K.BUFFER, K.TENSOR, K.CLONE):
+            return Fact(k)
+        return UNKNOWN
+
+    # -- arithmetic -------------------------------------------------------------------
+    def arith(self, facts: Iterable[Fact]) -> Fact:
+        facts = list(facts)
+        if any(f.kind in REQUIRES_GRAD for f in facts):
+            return self.graph()
+        if any(f.kind in TENSOR_KINDS for f in facts):
+            if all(f.kind in TENSOR_KINDS or f.kind is K.NON_TENSOR for f in facts):
+                return TENSOR
+            return UNKNOWN
+        if facts and all(f.kind is K.NON_TENSOR for f in facts):
+            return NON_TENSOR
+        return UNKNOWN
+
+    def _flat_args(self, call: cst.Call) -> List[Fact]:
+        out = []
+        for a in call.args:
+            f = self.eval(a.value)
+            if f.kind is K.TUPLE:
+                out.extend(f.items or ())
+            elif f.kind is K.COLLECTION:
+                out.append(f.elem or UNKNOWN)
+            else:
+                out.append(f)
+        return out
+
+    # -- calls ------------------------------------------------------------------------
+    def eval_call(self, call: cst.Call) -> Fact:
+        func = call.func
+        imports = self.flow.imports
+        name = dotted_name(func)
+        if name is not None:
+            head = name.split(".")[0]
+            shadow = self.lookup(head)
+            if head in imports.aliases and (shadow is None or shadow.kind is K.NON_TENSOR):
+                fact = self.eval_qualified(imports.resolve(func) or name, call)
+                if fact is not None:
+                    return fact
+        if isinstance(func, cst.Attribute):
+            return self.eval_method(call, func)
+        if isinstance(func, cst.Name):
+            return self.eval_plain_call(call, func.value)
+        # ``self.layers[i](x)``, ``getattr(self, name)(x)``
+        callee = self.eval(func)
+        if callee.kind is K.MODULE:
+            return self.graph()
+        return UNKNOWN
+
+    def eval_qualified(self, qual: str, call: cst.Call) -> Optional[Fact]:
+        if qual in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
+            rg = _kwarg(call, "requires_grad")
+            if rg is None and len(call.args) > 1 and call.args[1].keyword is None:
+                rg = call.args[1]
+            if rg is not None and _is_false(rg.value):
+                return TENSOR
+            return Fact(K.PARAMETER, origin=call)
+        if qual in ("torch.autograd.grad",):
+            return collection(GRADIENT)
+        if qual.startswith("torch.nn.init."):
+            first = call.args[0].value if call.args else None
+            return self.eval(first) if first is not None else UNKNOWN
+        if qual.startswith("torch.nn.utils."):
+            return TENSOR if qual.endswith("clip_grad_norm_") else UNKNOWN
+        if qual.startswith("torch.nn.") and not qual.startswith("torch.nn.functional."):
+            last = qual.rsplit(".", 1)[-1]
+            return MODULE if last[:1].isupper() else None
+        if _MODEL_FACTORIES.match(qual):
+            if qual == "copy.deepcopy":
+                arg = self.eval(call.args[0].value) if call.args else UNKNOWN
+                return arg if arg.kind in (K.MODULE, K.COLLECTION) else UNKNOWN
+            return MODULE
+        if qual.endswith(".from_pretrained") and re.search(r"Model|For[A-Z]", qual):
+            return MODULE
+        if not qual.startswith(_TORCH_DIFF_NAMESPACES):
+            return None
+        last = qual.rsplit(".", 1)[-1]
+        if qual.count(".") == 1 and last in _FACTORIES:
+            rg = _kwarg(call, "requires_grad")
+            if rg is not None and _is_true(rg.value):
+                return Fact(K.LEAF_REQUIRES_GRAD, origin=call)
+            if last == "as_tensor":
+                return UNKNOWN  # may return its argument itself
+            return TENSOR
+        if last in _TORCH_NO_GRAPH:
+            non_tensor = last.startswith(("is_", "manual_seed", "save", "load", "device", "dtype", "get_", "can_",
+                                          "promote", "result", "set_", "no_grad", "enable_grad", "inference"))
+            return NON_TENSOR if non_tensor else TENSOR
+        if last == "detach":
+            args = self._flat_args(call)
+            return self.detach_of(args[0], call) if args else UNKNOWN
+        if last[:1].isupper():
+            return None  # torch.Generator(...), torch.Size(...)
+        return self.arith(self._flat_args(call)) if call.args else UNKNOWN
+
+    def detach_of(self, base: Fact, call: cst.Call) -> Fact:
+        if base.kind is K.ACTIVATION:
+            return Fact(K.DETACHED_VIEW_OF_ACTIVATION, origin=call)
+        if base.kind is K.DETACHED_VIEW_OF_ACTIVATION:
+            return base
+        if base.kind in TENSOR_KINDS:
+            return TENSOR
+        return UNKNOWN
+
+    def eval_plain_call(self, call: cst.Call, name: str) -> Fact:
+        bound = self.lookup(name)
+        if bound is not None:
+            if bound.kind is K.MODULE:
+                return self.graph()
+            return UNKNOWN
+        if name in ("list", "tuple", "iter", "sorted", "reversed", "filter"):
+            if not call.args:
+                return UNKNOWN
+            src = self.eval(call.args[-1].value)
+            if src.kind is K.COLLECTION:
+                return src
+            if src.kind is K.TUPLE:
+                return collection(self.elem_of(src))
+            return UNKNOWN
+        if name == "enumerate" and call.args:
+            return collection(Fact(K.TUPLE, items=(NON_TENSOR, self.elem_of(self.eval(call.args[0].value)))))
+        if name == "zip":
+            return collection(Fact(K.TUPLE, items=tuple(self.elem_of(self.eval(a.value)) for a in call.args)))
+        if name == "range":
+            return collection(NON_TENSOR)
+        if name in ("len", "int", "float", "str", "bool", "isinstance", "hasattr", "print", "round", "abs"):
+            return NON_TENSOR if name not in ("abs", "round") else UNKNOWN
+        if name == "next" and call.args:
+            return self.elem_of(self.eval(call.args[0].value))
+        cls = self.flow._classes_by_name.get(name)
+        if cls is not None:
+            return MODULE if self.flow.is_module_class(cls) else UNKNOWN
+        if name[:1].isupper() and _MODEL_CLASS.search(name):
+            return MODULE
+        if is_model_name(name):
+            return self.graph()  # ``model(x)``, ``G(z)``, ``netD(fake)``
+        return UNKNOWN
+
+    def eval_method(self, call: cst.Call, func: cst.Attribute) -> Fact:
+        m = func.attr.value
+        recv = func.value
+        if isinstance(recv, cst.Name) and recv.value == "self" and self._self_bound():
+            return self.eval_self_method(call, m)
+        if m in ("parameters",):
+            return collection(Fact(K.PARAMETER, origin=call))
+        if m == "named_parameters":
+            return collection(Fact(K.TUPLE, items=(NON_TENSOR, Fact(K.PARAMETER, origin=call))))
+        if m == "buffers":
+            return collection(Fact(K.BUFFER))
+        if m == "named_buffers":
+            return collection(Fact(K.TUPLE, items=(NON_TENSOR, Fact(K.BUFFER))))
+        if m in ("modules", "children"):
+            return collection(MODULE)
+        if m in ("named_modules", "named_children"):
+            return collection(Fact(K.TUPLE, items=(NON_TENSOR, MODULE)))
+        if m in ("items",):
+            return collection(Fact(K.TUPLE, items=(NON_TENSOR, UNKNOWN)))
+        base = self.eval(recv)
+        k = base.kind
+        if k is K.MODULE:
+            if m in ("forward", "__call__") or is_layer_name(m):
+                return self.graph()  # ``model.encoder(x)``
+            if m in ("to", "cuda", "cpu", "train", "eval", "float", "half", "double", "bfloat16",
+                     "requires_grad_", "apply", "type", "share_memory", "to_empty"):
+                return MODULE
+            return UNKNOWN
+        if k not in TENSOR_KINDS:
+            return UNKNOWN
+        if m == "detach":
+            if k is K.ACTIVATION and self.eval(view_root(recv)).kind in STATE_KINDS:
+                return TENSOR  # ``weight[0].detach()``: a window on a parameter, not an activation
+            return self.detach_of(base, call)
+        if m == "clone":
+            if k in REQUIRES_GRAD:
+                return self.graph()  # clone is differentiable
+            if k is K.GRADIENT:
+                return TENSOR
+            return Fact(K.CLONE)
+        if m == "requires_grad_":
+            arg = call.args[0].value if call.args else None
+            if _is_false(arg):
+                return TENSOR if k is not K.ACTIVATION else base
+            if k in (K.ACTIVATION, K.PARAMETER, K.LEAF_REQUIRES_GRAD):
+                return base
+            return Fact(K.LEAF_REQUIRES_GRAD, origin=call)
+        if m in _SCALAR_METHODS:
+            return NON_TENSOR
+        if m in _NO_GRAPH_METHODS:
+            return TENSOR
+        if is_inplace_method(m):
+            return base  # returns its receiver
+        if m in VIEW_METHODS:
+            view = self.view_of(base)
+            if m in ("split", "chunk", "unbind", "tensor_split"):
+                return collection(view)
+            return view
+        if m in _MOVE_METHODS:
+            if k is K.LEAF_REQUIRES_GRAD:
+                return base if self._noop_move(base, call, m) else self.graph()
+            if k is K.PARAMETER:
+                return self.graph()
+            if k is K.DETACHED_VIEW_OF_ACTIVATION:
+                return TENSOR  # may alias or copy: unknown, so no longer an evident alias
+            return Fact(k) if k in (K.ACTIVATION, K.CLONE, K.GRADIENT, K.BUFFER) else TENSOR
+        args = [base] + self._flat_args(call)
+        if k in (K.GRADIENT, K.BUFFER, K.CLONE, K.TENSOR, K.DETACHED_VIEW_OF_ACTIVATION):
+            return self.graph() if any(a.kind in REQUIRES_GRAD for a in args) else TENSOR
+        return self.arith(args)
+
+    @staticmethod
+    def _noop_move(base: Fact, call: cst.Call, method: str) -> bool:
+        """``torch.randn(3, requires_grad=True).float()`` returns the leaf itself."""
+        origin = base.origin
+        if not isinstance(origin, cst.Call):
+            return False
+        dtype = _kwarg(origin, "dtype")
+        device = _kwarg(origin, "device")
+        if method == "float":
+            return dtype is None
+        if method == "cpu":
+            return device is None
+        if method == "to" and len(call.args) == 1 and device is not None:
+            return cst.Module([]).code_for_node(call.args[0].value) == cst.Module([]).code_for_node(device.value)
+        return False
+
+    def eval_self_method(self, call: cst.Call, m: str) -> Fact:
+        if m in ("parameters",):
+            return collection(Fact(K.PARAMETER, origin=call))
+        if m == "named_parameters":
+            return collection(Fact(K.TUPLE, items=(NON_TENSOR, Fact(K.PARAMETER, origin=call))))
+        if m in ("modules", "children"):
+            return collection(MODULE)
+        if m in ("named_modules", "named_children"):
+            return collection(Fact(K.TUPLE, items=(NON_TENSOR, MODULE)))
+        if m == "buffers":
+            return collection(Fact(K.BUFFER))
+        if m == "forward" or self.eval_self_attr(m).kind is K.MODULE:
+            return self.graph()  # ``self.encoder(h)``
+        return UNKNOWN
+
+    # -- iteration ----------------------------------------------------------------------
+    def elem_of(self, fact: Fact) -> Fact:
+        if fact.kind is K.COLLECTION:
+            return fact.elem or UNKNOWN
+        if fact.kind is K.TUPLE:
+            out: Optional[Fact] = None
+            for it in fact.items or ():
+                out = join(out, it) if out is not None else it
+            return out or UNKNOWN
+        if fact.kind is K.ACTIVATION:
+            return ACTIVATION
+        if fact.kind is K.MODULE:
+            return MODULE  # nn.Sequential / ModuleList
+        return UNKNOWN
+
+
+def _bind_target(target: cst.BaseExpression, fact: Fact) -> List[Tuple[str, Fact]]:
+    """(dotted name, fact) pairs bound by assigning ``fact`` to ``target``."""
+    if isinstance(target, (cst.Name, cst.Attribute)):
+        name = dotted_name(target)
+        return [(name, fact)] if name else []
+    if isinstance(target, (cst.Tuple, cst.List)):
+        elements = target.elements
+        out: List[Tuple[str, Fact]] = []
+        starred = any(isinstance(el, cst.StarredElement) for el in elements)
+        for i, el in enumerate(elements):
+            if isinstance(el, cst.StarredElement):
+                sub = collection(UNKNOWN)
+            elif fact.kind is K.TUPLE and fact.items is not None and len(fact.items) == len(elements) and not starred:
+                sub = fact.items[i]
+            elif fact.kind is K.COLLECTION:
+                sub = fact.elem or UNKNOWN
+            elif fact.kind is K.ACTIVATION:
+                sub = ACTIVATION  # ``out, hidden = rnn(x)``
+            else:
+                sub = UNKNOWN
+            out.extend(_bind_target(el.value, sub))
+        return out
+    return []  # subscripts bind nothing
+
+
+# --------------------------------------------------------------------------- the walk
+Env = Dict[str, Fact]
+
+
+def _join_env(a: Env, b: Env) -> Env:
+    if a is b:
+        return a
+    out = {}
+    for name in a.keys() | b.keys():
+        out[name] = join(a.get(name), b.get(name))
+    return out
+
+
+def _assign(env: Env, pairs: Iterable[Tuple[str, Fact]]) -> Env:
+    pairs = list(pairs)
+    if not pairs:
+        return env
+    env = dict(env)
+    for name, fact in pairs:
+        prefix = name + "."
+        for key in [k for k in env if k.startswith(prefix)]:
+            del env[key]  # rebinding ``x`` forgets ``x.attr``
+        env[name] = fact
+    return env
+
+
+class _Walker:
+    """Walks one scope's statements in order, recording the env before each."""
+
+    def __init__(self, flow: Dataflow, scope: Scope, facts: ScopeFacts) -> None:
+        self.flow = flow
+        self.scope = scope
+        self.facts = facts
+
+    def run(self) -> None:
+        scope = self.scope
+        env: Env = {}
+        disabled = False
+        if isinstance(scope, cst.FunctionDef):
+            disabled = self.decorated_disabled(scope)
+            params = scope.params
+            for p in list(params.posonly_params) + list(params.params) + list(params.kwonly_params):
+                fact = UNKNOWN
+                if p.name.value == "self":
+                    continue
+                if is_model_name(p.name.value):
+                    fact = MODULE
+                env[p.name.value] = fact
+            for star in (params.star_arg, params.star_kwarg):
+                if isinstance(star, cst.Param):
+                    env[star.name.value] = UNKNOWN
+            body = _block(scope.body)
+        else:
+            body = _block(scope.body) if isinstance(scope, cst.ClassDef) else scope.body
+        self.block(body, env, disabled)
+
+    def decorated_disabled(self, func: cst.FunctionDef) -> bool:
+        for dec in func.decorators:
+            mode = grad_mode_of(dec.decorator, self.flow.imports)
+            if mode is not None:
+                return not mode
+            name = dotted_name(dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator) or ""
+            if name.endswith("_use_grad_for_differentiable") or name.endswith("no_grad"):
+                return True
+        return False
+
+    def block(self, body: Sequence[cst.CSTNode], env: Env, disabled: bool) -> Env:
+        for stmt in body:
+            env = self.stmt(stmt, env, disabled)
+        return env
+
+    def record(self, stmt: cst.CSTNode, env: Env, disabled: bool) -> None:
+        self.facts.env_before[stmt] = env
+        if disabled:
+            self.facts.disabled[stmt] = True
+        elif stmt in self.facts.disabled:
+            del self.facts.disabled[stmt]
+
+    def ev(self, env: Env, disabled: bool) -> _Eval:
+        return _Eval(self.flow, self.scope, env, disabled)
+
+    def stmt(self, stmt: cst.CSTNode, env: Env, disabled: bool) -> Env:
+        self.record(stmt, env, disabled)
+        if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            for small in stmt.body:
+                self.record(small, env, disabled)
+                env = self.small(small, env, disabled)
+            return env
+        if isinstance(stmt, cst.If):
+            then = self.block(_block(stmt.body), env, disabled)
+            if stmt.orelse is None:
+                other = env
+            elif isinstance(stmt.orelse, cst.If):
+                other = self.stmt(stmt.orelse, env, disabled)
+            else:
+                other = self.block(_block(stmt.orelse), env, disabled)
+            return _join_env(then, other)
+        if isinstance(stmt, (cst.For, cst.While)):
+            return self.loop(stmt, env, disabled)
+        if isinstance(stmt, cst.With):
+            inner = disabled
+            pairs = []
+            ev = self.ev(env, disabled)
+            for item in stmt.items:
+                mode = grad_mode_of(item.item, self.flow.imports)
+                if mode is not None:
+                    inner = not mode
+                if item.asname is not None:
+                    pairs.extend(_bind_target(item.asname.name, UNKNOWN))
+                ev.eval(item.item)
+            return self.block(_block(stmt.body), _assign(env, pairs), inner)
+        if isinstance(stmt, (cst.Try, cst.TryStar)):
+            after_body = self.block(_block(stmt.body), env, disabled)
+            start = _join_env(env, after_body)
+            out = after_body
+            if stmt.orelse is not None:
+                out = self.block(_block(stmt.orelse), after_body, disabled)
+            for handler in stmt.handlers:
+                self.record(handler, start, disabled)
+                h_env = start
+                if handler.name is not None:
+                    h_env = _assign(h_env, _bind_target(handler.name.name, NON_TENSOR))
+                out = _join_env(out, self.block(_block(handler.body), h_env, disabled))
+            if stmt.finalbody is not None:
+                out = self.block(_block(stmt.finalbody), out, disabled)
+            return out
+        if isinstance(stmt, cst.FunctionDef):
+            return _assign(env, [(stmt.name.value, NON_TENSOR)])
+        if isinstance(stmt, cst.ClassDef):
+            return _assign(env, [(stmt.name.value, NON_TENSOR)])
+        if isinstance(stmt, cst.Match):
+            out = env
+            for case in stmt.cases:
+                out = _join_env(out, self.block(_block(case.body), env, disabled))
+            return out
+        return env
+
+    def loop(self, stmt, env: Env, disabled: bool) -> Env:
+        entry = env
+        body_env = env
+        for _ in range(2):
+            if isinstance(stmt, cst.For):
+                elem = self.ev(body_env, disabled).elem_of(self.ev(body_env, disabled).eval(stmt.iter))
+                self.record(stmt, body_env, disabled)
+                body_env = _assign(body_env, _bind_target(stmt.target, elem))
+            else:
+                self.record(stmt, body_env, disabled)
+            end = self.block(_block(stmt.body), body_env, disabled)
+            body_env = _join_env(entry, end)
+        out = body_env
+        if stmt.orelse is not None:
+            out = self.block(_block(stmt.orelse), out, disabled)
+        return out
+
+    def small(self, small: cst.BaseSmallStatement, env: Env, disabled: bool) -> Env:
+        if isinstance(small, cst.Assign):
+            fact = self.ev(env, disabled).eval(small.value)
+            pairs = []
+            for t in small.targets:
+                pairs.extend(_bind_target(t.target, fact))
+                pairs.extend(self.setitem_effect(t.target, fact, env, disabled))
+                pairs.extend(self.requires_grad_assign(t.target, small.value, env))
+            return _assign(env, pairs)
+        if isinstance(small, cst.AnnAssign):
+            if small.value is None:
+                return env
+            fact = self.ev(env, disabled).eval(small.value)
+            return _assign(env, _bind_target(small.target, fact))
+        if isinstance(small, cst.AugAssign):
+            target = small.target
+            ev = self.ev(env, disabled)
+            value = ev.eval(small.value)
+            if isinstance(target, (cst.Name, cst.Attribute)):
+                name = dotted_name(target)
+                old = ev.eval(target)
+                if name is None:
+                    return env
+                if old.kind in (K.TENSOR, K.CLONE) and value.kind in REQUIRES_GRAD and not disabled:
+                    return _assign(env, [(name, ACTIVATION)])  # ``acc += out``: now carries a graph
+                if old.kind in TENSOR_KINDS or old.kind is K.NON_TENSOR:
+                    return env  # in place: same tensor, same kind
+                return _assign(env, [(name, ev.arith([old, value]))])
+            if isinstance(target, cst.Subscript):
+                return _assign(env, self.setitem_effect(target, value, env, disabled))
+            return env
+        if isinstance(small, cst.Expr):
+            return self.expr_statement(small.value, env, disabled)
+        if isinstance(small, cst.Del):
+            names = []
+            t = small.target
+            elements = t.elements if isinstance(t, cst.Tuple) else [t]
+            for el in elements:
+                target = el.value if isinstance(el, cst.Element) else el
+                n = dotted_name(target)
+                if n:
+                    names.append(n)
+            if names:
+                env = dict(env)
+                for n in names:
+                    env.pop(n, None)
+            return env
+        if isinstance(small, (cst.Import, cst.ImportFrom)):
+            pairs = []
+            names = small.names
+            if isinstance(names, cst.ImportStar):
+                return env
+            for alias in names:
+                if alias.asname is not None:
+                    n = dotted_name(alias.asname.name)
+                else:
+                    n = (dotted_name(alias.name) or "").split(".")[0]
+                if n:
+                    pairs.append((n, NON_TENSOR))
+            return _assign(env, pairs)
+        return env
+
+    def setitem_effect(self, target, value: Fact, env: Env, disabled: bool) -> List[Tuple[str, Fact]]:
+        """``buf[i] = out`` makes a graph-less buffer carry the graph of ``out``."""
+        if not isinstance(target, cst.Subscript) or disabled or value.kind not in REQUIRES_GRAD:
+            return []
+        root = view_root(target)
+        name = dotted_name(root)
+        if name is None:
+            return []
+        old = self.ev(env, disabled).eval(root)
+        if old.kind in (K.TENSOR, K.CLONE):
+            return [(name, ACTIVATION)]
+        return []
+
+    def requires_grad_assign(self, target, value, env: Env) -> List[Tuple[str, Fact]]:
+        """``x.requires_grad = True`` turns a graph-less tensor into a leaf."""
+        if not (isinstance(target, cst.Attribute) and target.attr.value == "requires_grad"):
+            return []
+        name = dotted_name(target.value)
+        if name is None:
+            return []
+        old = self.ev(env, False).eval(target.value)
+        if _is_true(value) and old.kind in (K.TENSOR, K.CLONE, K.DETACHED_VIEW_OF_ACTIVATION):
+            return [(name, Fact(K.LEAF_REQUIRES_GRAD, origin=target))]
+        if _is_false(value) and old.kind in (K.LEAF_REQUIRES_GRAD, K.PARAMETER):
+            return [(name, TENSOR)]
+        return []
+
+    def expr_statement(self, value, env: Env, disabled: bool) -> Env:
+        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)):
+            return env
+        m = value.func.attr.value
+        recv = value.func.value
+        name = dotted_name(recv)
+        if name is None:
+            return env
+        if m == "retain_grad":
+            self.facts.retained.add(name)
+            return env
+        ev = self.ev(env, disabled)
+        if m == "requires_grad_":
+            new = ev.eval(value)
+            return _assign(env, [(name, new)]) if new.kind is not K.UNKNOWN else env
+        if m in ("detach_",):
+            return _assign(env, [(name, TENSOR)])
+        if is_inplace_method(m) and not disabled:
+            old = ev.eval(recv)
+            if old.kind in (K.TENSOR, K.CLONE) and any(f.kind in REQUIRES_GRAD for f in ev._flat_args(value)):
+                return _assign(env, [(name, ACTIVATION)])  # ``buf.copy_(out)``
+        return env
+
+
+# --------------------------------------------------------------------------- rule mixin
+_BINDERS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.Lambda)
+
+
+class TracksStatements:
+    """Mixin for rules: know the current statement without parent links.
+
+    Derive a rule from ``(TracksStatements, Rule)``; if the rule defines any of
+    the ``visit_``/``leave_`` methods below, it must call ``super()``.
+    """
+
+    flow_statement: Optional[cst.CSTNode] = None
+
+    def _flow_binders(self) -> List[cst.CSTNode]:
+        stack = self.__dict__.get("_flow_binder_stack")
+        if stack is None:
+            stack = self.__dict__["_flow_binder_stack"] = []
+        return stack
+
+    @property
+    def flow(self) -> Dataflow:
+        return self.context.analysis(Dataflow)  # type: ignore[attr-defined]
+
+    def flow_fact(self, expr: cst.BaseExpression) -> Fact:
+        at = self.flow_statement
+        if at is None:
+            return self.flow.fact_of(expr)
+        return self.flow.fact_of(expr, at=at, binders=list(self._flow_binders()))
+
+    def flow_kind(self, expr: cst.BaseExpression) -> Kind:
+        return self.flow_fact(expr).kind
+
+    def flow_grad_disabled(self) -> bool:
+        stmt = self.flow_statement
+        return self.flow.grad_disabled_at(stmt) if stmt is not None else False
+
+    def flow_scope(self) -> Scope:
+        stmt = self.flow_statement
+        return self.flow._stmt_scope.get(stmt, self.context.module) if stmt is not None else self.context.module  # type: ignore[attr-defined]
+
+    def flow_small_statement(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+        stmt = self.flow_statement
+        if stmt is None:
+            return None
+        return Dataflow._small_statement_holding(stmt, node)
+
+    def _flow_set(self, node) -> None:
+        self.flow_statement = node
+        self._flow_binders().clear()
+
+    def visit_SimpleStatementLine(self, node) -> None:
+        self._flow_set(node)
+
+    def visit_SimpleStatementSuite(self, node) -> None:
+        self._flow_set(node)
+
+    def visit_If(self, node) -> None:
+        self._flow_set(node)
+
+    def visit_For(self, node) -> None:
+        self._flow_set(node)
+
+    def visit_While(self, node) -> None:
+        self._flow_set(node)
+
+    def visit_With(self, node) -> None:
+        self._flow_set(node)
+
+    def visit_Try(self, node) -> None:
+        self._flow_set(node)
+
+    def visit_ExceptHandler(self, node) -> None:
+        self._flow_set(node)
+
+    def visit_FunctionDef(self, node) -> None:
+        self._flow_set(node)
+
+    def visit_ClassDef(self, node) -> None:
+        self._flow_set(node)
+
+    def visit_Match(self, node) -> None:
+        self._flow_set(node)
+
+    def _push(self, node) -> None:
+        self._flow_binders().append(node)
+
+    def _pop(self, node) -> None:
+        stack = self._flow_binders()
+        if stack and stack[-1] is node:
+            stack.pop()
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_Lambda = _push
+    leave_ListComp = leave_SetComp = leave_DictComp = leave_GeneratorExp = leave_Lambda = _pop
+
+
+# --------------------------------------------------------------------------- fix helpers
+def no_grad_wrap(context, small: cst.CSTNode, line: cst.CSTNode, new_code: Optional[str] = None):
+    """A ``Replace`` that puts ``small`` (the only statement of ``line``) under
+    ``with torch.no_grad():``, or None when that is not mechanical (no ``torch``
+    import, several statements on the line, a one-line suite, a multi-line string).
+    """
+    from gradlint.static.rule import Replace
+
+    flow = context.analysis(Dataflow)
+    torch = flow.torch_alias()
+    if torch is None or not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+        return None
+    code = new_code if new_code is not None else context.code_for(small)
+    if '"""' in code or "'''" in code:
+        return None
+    pos = context.position(small)
+    lines = context.source.splitlines()
+    src_line = lines[pos.start.line - 1] if pos.start.line - 1 < len(lines) else ""
+    indent = src_line[: len(src_line) - len(src_line.lstrip())]
+    unit = context.module.default_indent
+    body = []
+    for i, ln in enumerate(code.split("\n")):
+        if i and ln.startswith(indent):
+            ln = ln[len(indent):]
+        body.append(unit + ln if ln.strip() else ln)
+    return Replace(small, f"with {torch}.no_grad():\n" + "\n".join(body))
+
+
+# --------------------------------------------------------------------------- attribute roles
+def write_roles(node: cst.CSTNode) -> List[Tuple[cst.BaseExpression, str]]:
+    """Expressions that ``node`` (a statement or call) writes, with how.
+
+    Roles: ``"inplace"`` (receiver of an in-place method), ``"inplace-through-data"``
+    (``X`` in ``X.data.add_()``), ``"augassign"``, ``"assign"`` (``X = v`` target),
+    ``"setitem"`` (``X`` in ``X[i] = v`` / ``X[i] += v``) and ``"del"``.  Rules call
+    this from ``visit_Call``/``visit_Assign``/``visit_AugAssign``/``visit_Del``:
+    parents are visited before children, so an ``Attribute`` visit can then tell
+    a read from a write.
+    """
+    out: List[Tuple[cst.BaseExpression, str]] = []
+    if isinstance(node, cst.Call):
+        for edit in inplace_edits(node):
+            out.append((edit.target, "inplace"))
+            if isinstance(edit.target, cst.Attribute) and edit.target.attr.value == "data":
+                out.append((edit.target.value, "inplace-through-data"))
+    elif isinstance(node, cst.AugAssign):
+        target = node.target
+        if isinstance(target, cst.Subscript):
+            out.append((target.value, "setitem"))
+        else:
+            out.append((target, "augassign"))
+    elif isinstance(node, cst.Assign):
+        for t in node.targets:
+            if isinstance(t.target, cst.Subscript):
+                out.append((t.target.value, "setitem"))
+            else:
+                out.append((t.target, "assign"))
+    elif isinstance(node, cst.AnnAssign):
+        out.append((node.target, "assign"))
+    elif isinstance(node, cst.Del):
+        t = node.target
+        for el in (t.elements if isinstance(t, cst.Tuple) else [t]):
+            out.append((el.value if isinstance(el, cst.Element) else el, "del"))
+    return out
+
+
+class TracksWrites:
+    """Mixin for rules: ``self.write_role(attr)`` says how an expression is written
+    (see :func:`write_roles`), or None for a read."""
+
+    def _roles(self) -> Dict[cst.CSTNode, str]:
+        roles = self.__dict__.get("_write_roles")
+        if roles is None:
+            roles = self.__dict__["_write_roles"] = {}
+        return roles
+
+    def write_role(self, node: cst.CSTNode) -> Optional[str]:
+        return self._roles().get(node)
+
+    def _note_writes(self, node) -> None:
+        roles = self._roles()
+        for expr, role in write_roles(node):
+            roles.setdefault(expr, role)
+
+    def visit_Call(self, node) -> None:
+        self._note_writes(node)
+
+    def visit_Assign(self, node) -> None:
+        self._note_writes(node)
+
+    def visit_AugAssign(self, node) -> None:
+        self._note_writes(node)
+
+    def visit_AnnAssign(self, node) -> None:
+        self._note_writes(node)
+
+    def visit_Del(self, node) -> None:
+        self._note_writes(node)
+
+
+def is_data_attr(node: cst.CSTNode) -> bool:
+    return isinstance(node, cst.Attribute) and node.attr.value == "data"
+
+
+def state_data_receiver(flow_fact, expr: cst.BaseExpression) -> Optional[Kind]:
+    """Kind of the state tensor (parameter, leaf, gradient, buffer) that ``expr``
+    is, or is a view of; None when ``expr`` is not evidently one.
+
+    ``flow_fact`` evaluates an expression in place (e.g. ``rule.flow_fact``).
+    """
+    fact = flow_fact(expr)
+    if fact.kind in STATE_KINDS:
+        return fact.kind
+    if fact.kind is K.ACTIVATION:
+        root = view_root(expr)
+        if root is not expr:
+            kind = flow_fact(root).kind
+            if kind in STATE_KINDS:
+                return kind
+    return None
+
+
+def _data_attrs(root: cst.CSTNode) -> List[cst.Attribute]:
+    out = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if is_data_attr(node):
+            out.append(node)
+        stack.extend(node.children)
+    return out
+
+
+def strip_state_data(context, small: cst.CSTNode, flow_fact) -> str:
+    """Code of ``small`` with ``.data`` removed wherever it is taken of a
+    parameter, leaf, gradient or buffer (``p.data.add_(p.grad.data)`` -> ``p.add_(p.grad)``)."""
+    targets = {a for a in _data_attrs(small) if state_data_receiver(flow_fact, a.value) is not None}
+    return context.module.code_for_node(small.visit(_StripData(targets)))
+
+
+class _StripData(cst.CSTTransformer):
+    def __init__(self, targets) -> None:
+        super().__init__()
+        self.targets = targets
+
+    def leave_Attribute(self, original_node, updated_node):
+        if original_node in self.targets:
+            return updated_node.value
+        return updated_node
