@@ -99,7 +99,8 @@ def check(
         fixer = fixer_module
 
     say_warning = (lambda msg: None) if quiet else warn
-    paths_list = list(paths) or ["."]
+    # Like ruff: a --stdin-filename without paths means "read stdin".
+    paths_list = list(paths) or (["-"] if stdin_filename else ["."])
     use_stdin = "-" in paths_list
     if use_stdin and len(paths_list) > 1:
         fail("'-' (stdin) cannot be combined with other paths")

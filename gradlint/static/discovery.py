@@ -14,6 +14,7 @@ are returned as warnings, never raised.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import stat
 from dataclasses import dataclass, field
@@ -86,7 +87,8 @@ def _walk(
     # Plain names (the common case: ".git", "build") are tested with a set
     # lookup; only real glob patterns go through fnmatch.
     plain = {p for p in exclude if not any(ch in p for ch in "*?[/")}
-    globs = [p for p in exclude if p not in plain]
+    name_globs = [p for p in exclude if p not in plain and "/" not in p]
+    path_globs = [p for p in exclude if "/" in p]
     stack = [top]
     while stack:
         folder = stack.pop()
@@ -110,7 +112,10 @@ def _walk(
             if name in plain:
                 continue
             path = entry.path
-            if globs and any(path_matches(g, path, root) for g in globs):
+            # Folders above were checked on the way down: only this entry's name is new.
+            if name_globs and any(fnmatch.fnmatchcase(name, g) for g in name_globs):
+                continue
+            if path_globs and any(path_matches(g, path, root) for g in path_globs):
                 continue
             try:
                 is_dir = entry.is_dir()  # follows symlinks

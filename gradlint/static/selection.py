@@ -147,13 +147,17 @@ def path_matches(pattern: str, path: str, root: Optional[str]) -> bool:
     if pattern.startswith("./"):
         pattern = pattern[2:]
     posix = path.replace(os.sep, "/")
-    if "/" not in pattern:
-        return any(fnmatch.fnmatchcase(part, pattern) for part in posix.split("/") if part)
-    candidates = [posix]
+    rel = None
     if root is not None:
         rel = os.path.relpath(path, root).replace(os.sep, "/")
-        if not rel.startswith("../"):
-            candidates.append(rel)
+        if rel == ".." or rel.startswith("../"):
+            rel = None
+    if "/" not in pattern:
+        # Only names below the project root count: a project living in /tmp/build
+        # is not excluded by "build".
+        parts = (rel if rel is not None else posix).split("/")
+        return any(fnmatch.fnmatchcase(part, pattern) for part in parts if part and part != ".")
+    candidates = [posix] + ([rel] if rel is not None else [])
     variants = {pattern}
     if pattern.startswith("**/"):
         variants.add(pattern[3:])

@@ -318,3 +318,13 @@ def test_internal_error_is_one_line_exit_2(project, run, monkeypatch):
 def test_jobs_validation(project, run):
     r = run("-j", "0", ".")
     assert r.exit_code == 2
+
+
+def test_project_inside_a_folder_with_an_excluded_name(tmp_path, run, monkeypatch):
+    root = tmp_path / "build" / "proj"
+    write(root, "pyproject.toml", "[tool.gradlint]\nextend-exclude = ['tmp*']\n")
+    write(root, "src/a.py", BACKWARD)
+    monkeypatch.chdir(root)
+    for args in ([], ["--force-exclude"]):
+        r = run("--output-format", "concise", "--no-cache", *args, ".")
+        assert "src/a.py:4:5: GL901" in r.stdout, args

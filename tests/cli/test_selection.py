@@ -62,6 +62,8 @@ def test_case_insensitive_and_unknown(test_registry):
         ("**/test_*.py", "/p/x/y/test_a.py", True),
         ("./a.py", "/p/a.py", True),
         ("/p/a.py", "/p/a.py", True),
+        ("p", "/p/a.py", False),  # folders above the project root do not count
+        ("build", "/tmp/build/proj/a.py", True),  # outside the root: every component
     ],
 )
 def test_path_matches(pattern, path, expected):

@@ -42,3 +42,9 @@ def test_stdin_cannot_mix_with_paths(project, run):
     write(project, "a.py", "x = 1\n")
     r = run("-", "a.py", input="x = 1\n")
     assert r.exit_code == 2 and "cannot be combined" in r.stderr
+
+
+def test_stdin_filename_alone_reads_stdin(project, run):
+    write(project, "a.py", "x = 1\n")  # not linted: stdin is
+    r = run("--stdin-filename", "t.py", "--output-format", "concise", input=BACKWARD)
+    assert r.exit_code == 1 and r.stdout.startswith("t.py:4:5: GL901")
