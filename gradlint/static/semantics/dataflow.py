@@ -889,6 +889,9 @@ class _Eval:
         return UNKNOWN
 
     def eval_plain_call(self, call: cst.Call, name: str) -> Fact:
+        if name == "self" and self._self_bound():
+            cls = self._class()
+            return self.graph() if cls is not None and self.flow.is_module_class(cls) else UNKNOWN
         bound = self.lookup(name)
         if bound is not None:
             if bound.kind is K.MODULE:

@@ -41,7 +41,9 @@ def _iter_import_statements(body) -> Iterator[cst.CSTNode]:
                 if isinstance(small, (cst.Import, cst.ImportFrom)):
                     yield small
         elif isinstance(stmt, cst.BaseCompoundStatement):
-            block = stmt.body
+            block = getattr(stmt, "body", None)  # ``match`` has cases, not a body
+            for case in getattr(stmt, "cases", ()) or ():
+                stack.extend(getattr(case.body, "body", ()))
             if isinstance(block, cst.IndentedBlock):
                 stack.extend(block.body)
             elif isinstance(block, cst.SimpleStatementSuite):

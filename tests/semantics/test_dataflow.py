@@ -1,0 +1,369 @@
+"""The tensor-kind data flow: what names are bound to, statement by statement."""
+
+import textwrap
+
+import libcst as cst
+import pytest
+
+from gradlint.static.rule import FileContext
+from gradlint.static.semantics.dataflow import (
+    Dataflow,
+    Kind,
+    inplace_edits,
+    is_model_name,
+    join,
+    view_root,
+    write_roles,
+    Fact,
+)
+
+K = Kind
+
+
+def flow_for(src):
+    src = textwrap.dedent(src)
+    module = cst.parse_module(src)
+    ctx = FileContext("t.py", src, module)
+    return ctx, ctx.analysis(Dataflow)
+
+
+def _find_probe(node):
+    """The ``probe(...)`` call in the source."""
+    found = []
+
+    class V(cst.CSTVisitor):
+        def visit_Call(self, call):
+            if isinstance(call.func, cst.Name) and call.func.value == "probe":
+                found.append(call)
+
+    node.visit(V())
+    assert len(found) == 1
+    return found[0]
+
+
+def kinds_at_probe(src):
+    """Kinds of the arguments of the ``probe(...)`` call, evaluated where it stands."""
+    ctx, flow = flow_for(src)
+    call = _find_probe(ctx.module)
+    return [flow.kind_of(a.value, at=call) for a in call.args]
+
+
+def test_activation_sources_and_derived_values():
+    kinds = kinds_at_probe(
+        """
+        import torch
+        import torch.nn.functional as F
+        def step(model, x, y):
+            out = model(x)
+            loss = F.cross_entropy(out, y)
+            h = out.relu().sum(dim=1)
+            scaled = out * 2 + 1
+            cat = torch.cat([out, x], dim=1)
+            a, b = model(x)
+            probe(out, loss, h, scaled, cat, a, b, x)
+        """
+    )
+    assert kinds[:7] == [K.ACTIVATION] * 7
+    assert kinds[7] is K.UNKNOWN  # a function argument: no evidence
+
+
+def test_constructors_loaders_and_state_are_not_activations():
+    kinds = kinds_at_probe(
+        """
+        import numpy as np
+        import torch
+        import torch.nn as nn
+        from torchvision import datasets
+        def f(model):
+            z = torch.zeros(3)
+            ds = datasets.MNIST("data")
+            arr = np.zeros(3)
+            w = nn.Parameter(torch.randn(3))
+            leaf = torch.randn(3, requires_grad=True)
+            for p in model.parameters():
+                g = p.grad
+            weight = model.fc.weight
+            probe(z, ds, arr, w, leaf, p, g, weight, model)
+        """
+    )
+    assert kinds == [K.TENSOR, K.UNKNOWN, K.UNKNOWN, K.PARAMETER, K.LEAF_REQUIRES_GRAD, K.PARAMETER,
+                     K.GRADIENT, K.PARAMETER, K.MODULE]
+
+
+def test_detach_alias_views_and_clone_end_it():
+    kinds = kinds_at_probe(
+        """
+        def f(model, x):
+            out = model(x)
+            y = out.detach()
+            v = y[:, :5]
+            t = y.t()
+            idx = y[mask]
+            c = y.clone()
+            d = out.detach().clone()
+            e = y * 2
+            probe(y, v, t, idx, c, d, e)
+        """
+    )
+    assert kinds == [K.DETACHED_VIEW_OF_ACTIVATION] * 3 + [K.TENSOR, K.CLONE, K.CLONE, K.TENSOR]
+
+
+def test_rebinding_replaces_the_fact_and_statement_order_matters():
+    src = """
+        def f(model, x):
+            out = model(x)
+            y = out.detach()
+            first(y)
+            y = y.clone()
+            second(y)
+    """
+    ctx, flow = flow_for(src)
+    func = ctx.module.body[0]
+    stmts = func.body.body
+    first, second = stmts[2].body[0].value, stmts[4].body[0].value
+    assert flow.kind_of(first.args[0].value, at=stmts[2]) is K.DETACHED_VIEW_OF_ACTIVATION
+    assert flow.kind_of(second.args[0].value, at=stmts[4]) is K.CLONE
+
+
+def test_detach_origin_is_the_detach_call():
+    ctx, flow = flow_for(
+        """
+        def f(model, x):
+            y = model(x).detach()
+            probe(y)
+        """
+    )
+    call = _find_probe(ctx.module)
+    fact = flow.fact_of(call.args[0].value, at=call)
+    assert ctx.code_for(fact.origin) == "model(x).detach()"
+
+
+def test_no_grad_regions_give_plain_tensors():
+    kinds = kinds_at_probe(
+        """
+        import torch
+        @torch.no_grad()
+        def f(model, x):
+            out = model(x)
+            probe(out)
+        """
+    )
+    assert kinds == [K.TENSOR]
+    kinds = kinds_at_probe(
+        """
+        import torch as t
+        def f(model, x):
+            with t.no_grad():
+                a = model(x)
+            b = model(x)
+            probe(a, b)
+        """
+    )
+    assert kinds == [K.TENSOR, K.ACTIVATION]
+
+
+def test_loop_carried_values_reach_the_next_iteration():
+    kinds = kinds_at_probe(
+        """
+        import torch
+        def f(rnn, xs):
+            prev = torch.zeros(1, 8)
+            for x in xs:
+                probe(prev)
+                prev = rnn(x, prev)
+        """
+    )
+    assert kinds == [K.ACTIVATION]
+
+
+def test_branches_that_disagree_join_to_unknown():
+    kinds = kinds_at_probe(
+        """
+        import torch
+        def f(model, x, flag):
+            if flag:
+                y = model(x).detach()
+            else:
+                y = torch.zeros(3)
+            probe(y)
+        """
+    )
+    assert kinds == [K.UNKNOWN]
+
+
+def test_nonleaf_moves_and_noop_moves():
+    kinds = kinds_at_probe(
+        """
+        import torch
+        import torch.nn as nn
+        def f(device):
+            a = torch.randn(3, requires_grad=True).cuda()
+            b = torch.randn(3, requires_grad=True).to(device)
+            c = torch.randn(3, requires_grad=True).float()
+            d = torch.randn(3, device=device, requires_grad=True).to(device)
+            e = nn.Parameter(torch.randn(3)).to(device)
+            g = torch.randn(3).to(device)
+            g.requires_grad_()
+            h = torch.randn(3)
+            h.requires_grad = True
+            probe(a, b, c, d, e, g, h)
+        """
+    )
+    assert kinds == [K.ACTIVATION, K.ACTIVATION, K.LEAF_REQUIRES_GRAD, K.LEAF_REQUIRES_GRAD, K.ACTIVATION,
+                     K.LEAF_REQUIRES_GRAD, K.LEAF_REQUIRES_GRAD]
+
+
+def test_class_attributes_layers_parameters_buffers():
+    kinds = kinds_at_probe(
+        """
+        import torch
+        import torch.nn as nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.encoder = nn.Linear(4, 4)
+                self.scale = nn.Parameter(torch.ones(1))
+                self.register_buffer("steps", torch.zeros(1))
+                self.data = [1, 2]
+
+            def forward(self, x):
+                h = self.encoder(x)
+                probe(h, self.scale, self.steps, self.data, self(x))
+        """
+    )
+    assert kinds == [K.ACTIVATION, K.PARAMETER, K.BUFFER, K.UNKNOWN, K.ACTIVATION]
+
+
+def test_comprehension_variables_and_param_groups():
+    ctx, flow = flow_for(
+        """
+        def f(model, optimizer, out):
+            x = model(out)
+            params = [p for p in model.parameters() if p.requires_grad]
+            for group in optimizer.param_groups:
+                for q in group["params"]:
+                    probe(params[0], q, [p.data for p in model.parameters()])
+        """
+    )
+    call = _find_probe(ctx.module)
+    assert flow.kind_of(call.args[0].value, at=call) is K.PARAMETER
+    assert flow.kind_of(call.args[1].value, at=call) is K.PARAMETER
+    comp = call.args[2].value
+    # ``p`` inside the comprehension is the comprehension's own variable.
+    assert flow.kind_of(comp.elt.value, at=comp.elt) is K.PARAMETER
+
+
+def test_named_parameters_zip_and_enumerate_unpack():
+    kinds = kinds_at_probe(
+        """
+        def f(model, ema):
+            for name, p in model.named_parameters():
+                pass
+            for q, avg in zip(model.parameters(), ema.parameters()):
+                pass
+            for i, r in enumerate(model.parameters()):
+                pass
+            probe(name, p, q, avg, i, r)
+        """
+    )
+    assert kinds == [K.NON_TENSOR, K.PARAMETER, K.PARAMETER, K.PARAMETER, K.NON_TENSOR, K.PARAMETER]
+
+
+def test_autograd_grad_results_are_gradients():
+    kinds = kinds_at_probe(
+        """
+        from torch.autograd import grad
+        def f(loss, params):
+            grads = grad(loss, params, create_graph=True)
+            (g0,) = grad(loss, params)
+            probe(grads[0], g0)
+        """
+    )
+    assert kinds == [K.GRADIENT, K.GRADIENT]
+
+
+def test_retain_grad_and_backward_facts():
+    ctx, flow = flow_for(
+        """
+        def f(model, x):
+            out = model(x)
+            out.retain_grad()
+            out.sum().backward()
+
+        def g(model):
+            for p in model.parameters():
+                p.uniform_()
+        """
+    )
+    f, g = ctx.module.body
+    assert flow.scope_facts(f).retained == {"out"}
+    assert flow.has_backward(f) and not flow.has_backward(g)
+
+
+def test_inplace_setitem_makes_buffer_carry_graph():
+    kinds = kinds_at_probe(
+        """
+        import torch
+        def f(model, xs):
+            buf = torch.zeros(4, 3)
+            buf[0] = model(xs[0])
+            acc = torch.zeros(3)
+            acc += model(xs[1])
+            probe(buf, acc)
+        """
+    )
+    assert kinds == [K.ACTIVATION, K.ACTIVATION]
+
+
+def test_module_level_script_and_aliases():
+    kinds = kinds_at_probe(
+        """
+        import torch as t
+        from torch import nn
+        net = nn.Sequential(nn.Linear(2, 2))
+        w = t.ones(2, requires_grad=True)
+        y = net(t.randn(2)) @ w
+        probe(net, w, y)
+        """
+    )
+    assert kinds == [K.MODULE, K.LEAF_REQUIRES_GRAD, K.ACTIVATION]
+
+
+def test_helpers():
+    stmt = cst.parse_statement("y[:, 0].mul_(2)\n").body[0].value
+    (edit,) = inplace_edits(stmt)
+    assert edit.form == "method" and cst.Module([]).code_for_node(view_root(edit.target)) == "y"
+    assert inplace_edits(cst.parse_statement("t.requires_grad_()\n").body[0].value) == []
+    aug = cst.parse_statement("w -= lr\n").body[0]
+    assert [e.form for e in inplace_edits(aug)] == ["augassign"]
+    setitem = cst.parse_statement("w[0] = 1\n").body[0]
+    assert [e.form for e in inplace_edits(setitem)] == ["setitem"]
+    roles = write_roles(cst.parse_statement("p.data.add_(1)\n").body[0].value)
+    assert [r for _, r in roles] == ["inplace", "inplace-through-data"]
+    assert is_model_name("netD") and is_model_name("text_encoder") and is_model_name("G")
+    assert not is_model_name("data") and not is_model_name("loader")
+    assert join(Fact(K.ACTIVATION), Fact(K.TENSOR)).kind is K.ACTIVATION
+    assert join(Fact(K.PARAMETER), Fact(K.TENSOR)).kind is K.UNKNOWN
+
+
+def test_odd_code_does_not_crash():
+    src = """
+        import torch
+        match cmd:
+            case [x, *rest]:
+                y = x
+        async def f(model, *args, **kw):
+            async with ctx as (a, b):
+                z = [*args]
+            (q := model(args))
+            del z, a
+            global G
+            try:
+                pass
+            except* ValueError as e:
+                pass
+            probe(q, e)
+    """
+    ctx, flow = flow_for(src)
+    call = _find_probe(ctx.module)
+    assert flow.kind_of(call.args[1].value, at=call) is K.NON_TENSOR
