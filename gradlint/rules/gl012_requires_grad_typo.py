@@ -9,6 +9,7 @@ import libcst as cst
 
 from gradlint.static.rule import Replace, Rule
 from gradlint.static.semantics.imports import ImportMap, dotted_name
+from gradlint.static.semantics.optim import child_nodes
 
 TYPOS = {
     "require_grad": "requires_grad",
@@ -22,6 +23,12 @@ TYPOS = {
 # Tensor methods that take ``requires_grad=`` like the torch factories do.
 _TENSOR_FACTORY_METHODS = {"new_tensor", "new_zeros", "new_ones", "new_empty", "new_full"}
 _PATTERN = re.compile(r"\b(" + "|".join(sorted(TYPOS, key=len, reverse=True)) + r"|requires_grad_)\b")
+
+
+_METHOD_ASSIGNED = (
+    "assigning to `{wrong}` replaces the in-place method instead of calling it, so requires_grad is unchanged; "
+    "use `{right}`"
+)
 
 
 class RequiresGradTypo(Rule):
@@ -100,9 +107,7 @@ class RequiresGradTypo(Rule):
 
     def _defined_here(self, name: str) -> bool:
         if self._user_names is None:
-            finder = _UserNames()
-            self.context.module.visit(finder)
-            self._user_names = finder.names
+            self._user_names = _user_names(self.context.module)
         return name in self._user_names
 
     def visit_Assign(self, node: cst.Assign) -> None:
@@ -116,7 +121,8 @@ class RequiresGradTypo(Rule):
                 continue
             if self._defined_here(wrong):
                 continue
-            self.report(target, wrong=wrong, right=right, fix=Replace(target.attr, cst.Name(right)))
+            message = _METHOD_ASSIGNED if wrong == "requires_grad_" else None
+            self.report(target, message, wrong=wrong, right=right, fix=Replace(target.attr, cst.Name(right)))
 
     def visit_Call(self, node: cst.Call) -> None:
         for arg in node.args:
@@ -135,42 +141,37 @@ class RequiresGradTypo(Rule):
         return isinstance(call.func, cst.Attribute) and call.func.attr.value in _TENSOR_FACTORY_METHODS
 
 
-class _UserNames(cst.CSTVisitor):
+def _user_names(module: cst.Module) -> Set[str]:
     """Typo-like names this file defines or reads back: then they are its own, not a typo."""
+    names: Set[str] = set()
+    stored: Set[int] = set()
 
-    def __init__(self) -> None:
-        self.names: Set[str] = set()
-        self._stored: Set[int] = set()
-
-    def _add(self, name: str) -> None:
+    def add(name: str) -> None:
         if name in TYPOS or name == "requires_grad_":
-            self.names.add(name)
+            names.add(name)
 
-    def visit_Param(self, node: cst.Param) -> None:
-        self._add(node.name.value)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._add(node.name.value)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        target = node.target
-        self._add(target.value if isinstance(target, cst.Name) else target.attr.value if isinstance(target, cst.Attribute) else "")
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for t in node.targets:
-            target = t.target
-            if isinstance(target, cst.Name):
-                self._add(target.value)
-            elif isinstance(target, cst.Attribute):
-                self._stored.add(id(target))
-                if dotted_name(target.value) in ("self", "cls"):
-                    self._add(target.attr.value)  # an attribute of the user's own class
-
-    def visit_Attribute(self, node: cst.Attribute) -> None:
-        # Reading the name back (``if p.require_grad:``) means the file gives it a meaning.
-        if id(node) not in self._stored:
-            self._add(node.attr.value)
-
-    def visit_SimpleString(self, node: cst.SimpleString) -> None:
-        # getattr(obj, "require_grad") / config keys
-        self._add(node.value.strip("\"'"))
+    stack: list = [module]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Param):
+            add(node.name.value)
+        elif isinstance(node, cst.FunctionDef):
+            add(node.name.value)
+        elif isinstance(node, cst.AnnAssign):
+            target = node.target
+            add(target.value if isinstance(target, cst.Name) else target.attr.value if isinstance(target, cst.Attribute) else "")
+        elif isinstance(node, cst.Assign):
+            for t in node.targets:
+                target = t.target
+                if isinstance(target, cst.Name):
+                    add(target.value)
+                elif isinstance(target, cst.Attribute):
+                    stored.add(id(target))
+                    if dotted_name(target.value) in ("self", "cls"):
+                        add(target.attr.value)  # an attribute of the user's own class
+        elif isinstance(node, cst.Attribute) and id(node) not in stored:
+            add(node.attr.value)  # read back (``if p.require_grad:``): the file gives it a meaning
+        elif isinstance(node, cst.SimpleString):
+            add(node.value.strip("\"'").lstrip("-").replace("-", "_"))  # getattr(o, "require_grad"), --require-grad
+        stack.extend(reversed(child_nodes(node)))
+    return names

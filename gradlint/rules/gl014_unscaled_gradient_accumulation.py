@@ -9,7 +9,7 @@ import libcst as cst
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.imports import dotted_name
 from gradlint.static.semantics.optim import (
-    Event, OptimAnalysis, ScopeInfo, assignments_of, guard_tests_within, is_accumulation_guard, last_part,
+    Event, OptimAnalysis, ScopeInfo, assignments_of, child_nodes, guard_tests_within, is_accumulation_guard, last_part,
 )
 
 
@@ -136,12 +136,23 @@ class UnscaledGradientAccumulation(Rule):
         if name is None:
             if isinstance(expr, cst.Subscript):
                 return self._unscaled(expr.value, at, scope, analysis, seen)
+            if isinstance(expr, cst.BinaryOperation):  # `loss_a + loss_b`: scaled if a part is
+                return self._unscaled(expr.left, at, scope, analysis, seen) and self._unscaled(
+                    expr.right, at, scope, analysis, seen
+                )
+            if isinstance(expr, cst.UnaryOperation):
+                return self._unscaled(expr.expression, at, scope, analysis, seen)
             if isinstance(expr, cst.Call):
                 callee = last_part(dotted_name(expr.func))
                 if callee in analysis.functions:
                     return False  # a helper of this file may scale; stay silent
+                func = expr.func
+                if isinstance(func, cst.Attribute) and callee in _REDUCTIONS:
+                    return self._unscaled(func.value, at, scope, analysis, seen)  # `loss.mean()`
                 return True
-            return isinstance(expr, (cst.BinaryOperation, cst.UnaryOperation))
+            if isinstance(expr, (cst.Integer, cst.Float)):
+                return True  # `total = 0` before `total += loss`: neutral
+            return False  # something else: unknown, stay silent
         if name in seen:
             return True
         seen.add(name)
@@ -157,11 +168,16 @@ class UnscaledGradientAccumulation(Rule):
                 if d.augmented:
                     if isinstance(d.node.operator, (cst.DivideAssign, cst.MultiplyAssign)):
                         return False
+                    if not self._unscaled(d.value, d, scope, analysis, seen):
+                        return False
                     continue
                 if not self._unscaled(d.value, d, scope, analysis, seen):
                     return False
             return True
         return False  # never assigned here (a parameter): unknown
+
+
+_REDUCTIONS = {"mean", "sum", "float", "squeeze", "to", "contiguous", "clone", "double", "half", "nanmean"}
 
 
 def _scaled(expr: cst.BaseExpression) -> bool:
@@ -181,7 +197,7 @@ def _scaled(expr: cst.BaseExpression) -> bool:
             return True
         if isinstance(n, cst.Lambda):
             continue
-        stack.extend(n.children)
+        stack.extend(child_nodes(n))
     return False
 
 

@@ -8,7 +8,7 @@ import libcst as cst
 
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.imports import dotted_name
-from gradlint.static.semantics.optim import Event, OptimAnalysis, ScopeInfo, last_assignment, last_part
+from gradlint.static.semantics.optim import Event, OptimAnalysis, ScopeInfo, child_nodes, last_assignment, last_part
 
 
 class StepBetweenBackwardOnSharedGraph(Rule):
@@ -116,34 +116,23 @@ class StepBetweenBackwardOnSharedGraph(Rule):
                     )
 
     def _stale_forward(self, second: Event, step: Event, first: Event, scope: ScopeInfo, analysis) -> bool:
-        target = second.backward.target
-        name = dotted_name(target)
-        if name is None:
-            return False  # computed inline, after the step
-        assign = last_assignment(scope, name, second) or last_assignment(scope, name.split(".")[0], second)
-        if assign is None or assign.order > step.order or assign.value is None:
-            return False
-        calls = _forward_calls(assign, scope, set())
-        if not calls:
-            return False  # detached inputs only, or nothing visible
+        # Forward calls evaluated before the step whose outputs reach the second loss.
+        stale = [c for c, order in _forward_calls(second.backward.target, second, scope, set()) if order < step.order]
+        if not stale:
+            return False  # computed after the step, or from detached inputs only
         models = analysis.optimizer_models.get(step.key) or analysis.optimizer_models.get(
             "self." + last_part(step.key)
         )
         if models:
-            return any(_calls_model(c, models) for c in calls)
+            return any(_calls_model(c, models) for c in stale)
         # Unknown parameter set: only the explicit retain_graph=True on the first backward says
         # both losses share one graph, and the second must also share a forward with the first.
-        if not (first.backward is not None and first.backward.retain_graph):
+        if not (first.backward is not None and first.backward.retain_graph and first.backward.target is not None):
             return False
-        first_target = first.backward.target
-        first_name = dotted_name(first_target) if first_target is not None else None
-        if first_name is None:
-            return False
-        first_assign = last_assignment(scope, first_name, first)
-        if first_assign is None:
-            return False
-        first_calls = _forward_calls(first_assign, scope, set())
-        return bool({_call_text(c) for c in calls} & {_call_text(c) for c in first_calls})
+        first_calls = [c for c, _ in _forward_calls(first.backward.target, first, scope, set())]
+        shared = {_call_text(c) for c in stale} & {_call_text(c) for c in first_calls}
+        shared.discard(None)
+        return bool(shared)
 
 
 def _call_text(call: cst.Call) -> Optional[str]:
@@ -161,13 +150,13 @@ def _calls_model(call: cst.Call, models: Set[str]) -> bool:
 _DETACHING = {"detach", "item", "tolist", "cpu_detached", "numpy"}
 
 
-def _forward_calls(assign: Event, scope: ScopeInfo, seen: Set[str]) -> List[cst.Call]:
-    """Calls whose outputs flow into ``assign``'s value, following earlier assignments."""
-    out: List[cst.Call] = []
-    value = assign.value
-    if value is None or isinstance(assign.node, (cst.For, cst.With)):
-        return out
-    stack = [value]
+def _forward_calls(expr: cst.BaseExpression, at: Event, scope: ScopeInfo, seen: Set[str]) -> List[Tuple[cst.Call, int]]:
+    """Calls whose outputs flow into ``expr`` (evaluated at ``at``), each with the order it ran at.
+
+    Follows earlier assignments of the names ``expr`` reads; stops at ``.detach()``/``.item()``.
+    """
+    out: List[Tuple[cst.Call, int]] = []
+    stack = [expr]
     names: Set[str] = set()
     while stack:
         n = stack.pop()
@@ -175,20 +164,37 @@ def _forward_calls(assign: Event, scope: ScopeInfo, seen: Set[str]) -> List[cst.
             f = n.func
             if isinstance(f, cst.Attribute) and f.attr.value in _DETACHING:
                 continue
-            out.append(n)
+            out.append((n, at.order))
         if isinstance(n, cst.Lambda):
             continue
-        d = dotted_name(n) if isinstance(n, (cst.Name, cst.Attribute)) else None
-        if d is not None:
-            names.add(d)
-            if isinstance(n, cst.Attribute):
+        if isinstance(n, (cst.Name, cst.Attribute)):
+            d = dotted_name(n)
+            if d is not None:
+                names.add(d)
                 names.add(d.split(".")[0])
-            if not isinstance(n, cst.Attribute):
-                continue
-        stack.extend(n.children)
-    for name in names - seen:
+                if isinstance(n, cst.Name):
+                    continue
+        stack.extend(child_nodes(n))
+    for name in sorted(names - seen):
         seen.add(name)
-        prev = last_assignment(scope, name, assign)
-        if prev is not None:
-            out.extend(_forward_calls(prev, scope, seen))
-    return out
+        prev = last_assignment(scope, name, at)
+        if prev is None or prev.value is None or isinstance(prev.node, (cst.For, cst.With)):
+            continue
+        if _constructs(prev.value):
+            continue  # `model = Net()`, `opt = SGD(...)`, `model = accelerator.prepare(model)`: no forward
+        out.extend(_forward_calls(prev.value, prev, scope, seen))
+    return [(c, o) for c, o in out if last_part(dotted_name(c.func)) not in _NOT_FORWARD]
+
+
+_NOT_FORWARD = {"parameters", "named_parameters", "to", "cuda", "cpu", "train", "eval", "zero_grad", "step"}
+_BUILDERS = {"prepare", "prepare_model", "create_model", "from_pretrained", "compile", "build_model", "get_model",
+             "deepcopy", "copy", "load", "DDP", "FSDP"}
+
+
+def _constructs(value: cst.BaseExpression) -> bool:
+    """Object construction rather than a forward pass: a class call or a model builder."""
+    if not isinstance(value, cst.Call):
+        return False
+    last = last_part(dotted_name(value.func))
+    # CamelCase is a class; `G(z)` / `D(x)` (single capitals) are the usual GAN module names.
+    return bool(last) and ((last[0].isupper() and any(ch.islower() for ch in last)) or last in _BUILDERS)

@@ -27,6 +27,7 @@ Nested functions, classes and lambdas are their own scopes: a closure passed to
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
@@ -133,41 +134,64 @@ class ScopeInfo:
         return self.node.name.value if isinstance(self.node, cst.FunctionDef) else "<module>"
 
 
-class _Calls(cst.CSTVisitor):
-    """Calls in an expression, source order, not descending into lambdas."""
+# libcst's ``node.children`` and ``node.visit`` rebuild nodes and cost ~100x a field read;
+# this walk reads the dataclass fields that can hold code (no whitespace, brackets, commas).
+_SKIP_FIELD = re.compile(
+    r"whitespace|^(lpar|rpar|comma|semicolon|colon|dot|equal|star|lbracket|rbracket|lbrace|rbrace|header|footer|"
+    r"leading_lines|lines_after_decorators|newline|asynchronous|operator|default_indent|default_newline|encoding)$"
+)
+_FIELDS: Dict[type, Tuple[str, ...]] = {}
 
-    def __init__(self) -> None:
-        self.calls: List[cst.Call] = []
 
-    def visit_Call(self, node: cst.Call) -> None:
-        self.calls.append(node)
+def child_nodes(node: cst.CSTNode) -> List[cst.CSTNode]:
+    t = type(node)
+    names = _FIELDS.get(t)
+    if names is None:
+        names = _FIELDS[t] = tuple(f.name for f in dataclasses.fields(t) if not _SKIP_FIELD.search(f.name))
+    out: List[cst.CSTNode] = []
+    for name in names:
+        v = getattr(node, name)
+        if isinstance(v, cst.CSTNode):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            out.extend(x for x in v if isinstance(x, cst.CSTNode))
+    return out
 
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
+
+def iter_nodes(node: cst.CSTNode, into_lambdas: bool = False) -> Iterator[cst.CSTNode]:
+    """Pre-order, source order, not into nested function/class bodies (nor lambdas unless asked)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if n is not node and isinstance(n, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        if isinstance(n, cst.Lambda) and not into_lambdas:
+            continue
+        stack.extend(reversed(child_nodes(n)))
 
 
 def calls_in(node: cst.CSTNode) -> List[cst.Call]:
-    v = _Calls()
-    node.visit(v)
-    return v.calls
+    """Calls in an expression, source order, not descending into lambdas."""
+    return [n for n in iter_nodes(node) if isinstance(n, cst.Call)]
 
 
 def names_in(node: cst.CSTNode) -> Set[str]:
-    """Plain names read by an expression (roots of attribute chains included)."""
+    """Plain names read by an expression (and dotted chains, ``out.loss``)."""
     out: Set[str] = set()
-
-    class _N(cst.CSTVisitor):
-        def visit_Name(self, n: cst.Name) -> None:
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Name):
             out.add(n.value)
-
-        def visit_Attribute(self, n: cst.Attribute) -> bool:
+            continue
+        if isinstance(n, cst.Attribute):
             d = dotted_name(n)
             if d is not None:
                 out.add(d)
-            n.value.visit(self)
-            return False
-
-    node.visit(_N())
+            stack.append(n.value)
+            continue
+        stack.extend(child_nodes(n))
     return out
 
 
@@ -207,11 +231,7 @@ def has_modulo(expr: cst.CSTNode) -> bool:
 
 
 def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        stack.extend(reversed(n.children))
+    return iter_nodes(node, into_lambdas=True)
 
 
 class OptimAnalysis:
@@ -228,29 +248,32 @@ class OptimAnalysis:
         self.functions: Dict[str, List[cst.FunctionDef]] = {}
         self._order = 0
         self._classes: Tuple[str, ...] = ()
-        self._collect_bindings(context.module)
         self._walk_scope(context.module, context.module.body)
+        self._resolve_steps()
         self._clearing_funcs: Optional[Set[str]] = None
         self._backward_funcs: Optional[Set[str]] = None
 
     # -- file-level bindings ---------------------------------------------------
-    def _collect_bindings(self, module: cst.Module) -> None:
-        for node in _walk(module):
-            if isinstance(node, cst.FunctionDef):
-                self.functions.setdefault(node.name.value, []).append(node)
-            elif isinstance(node, cst.Assign) and isinstance(node.value, (cst.Call, cst.Subscript, cst.Attribute)):
-                value = node.value
-                is_opt = self._is_optimizer_factory(value)
-                if not is_opt:
-                    continue
-                models = {dotted_name(c.func.value) for c in calls_in(value)
-                          if isinstance(c.func, cst.Attribute) and c.func.attr.value in ("parameters", "named_parameters")}
-                models.discard(None)
-                for t in node.targets:
-                    for name in _target_names(t.target):
-                        self.optimizer_names.add(name)
-                        if models:
-                            self.optimizer_models.setdefault(name, set()).update(models)  # type: ignore[arg-type]
+    def _bind_optimizer(self, node: cst.Assign) -> None:
+        """``opt_d = Adam(netD.parameters())``: remember the optimizer and its models."""
+        value = node.value
+        if not self._is_optimizer_factory(value):
+            return
+        models = {dotted_name(c.func.value) for c in calls_in(value)
+                  if isinstance(c.func, cst.Attribute) and c.func.attr.value in ("parameters", "named_parameters")}
+        models.discard(None)
+        for t in node.targets:
+            for name in _target_names(t.target):
+                self.optimizer_names.add(name)
+                if models:
+                    self.optimizer_models.setdefault(name, set()).update(models)  # type: ignore[arg-type]
+
+    def _resolve_steps(self) -> None:
+        """``X.step()`` is an optimizer step once every binding of the file is known."""
+        for info in self.scopes:
+            for e in info.events:
+                if e.kind == "step?":
+                    e.kind = "step" if self.is_optimizer(e.key) else "call"
 
     def _is_optimizer_factory(self, value: cst.BaseExpression) -> bool:
         if isinstance(value, cst.Subscript):  # opt_g, opt_d = self.optimizers()[0]...
@@ -269,6 +292,8 @@ class OptimAnalysis:
     # -- the walk ------------------------------------------------------------------
     def _walk_scope(self, node: Scope, body: Sequence[cst.BaseStatement], parent: Optional[ScopeInfo] = None,
                     classes: Tuple[str, ...] = ()) -> None:
+        if isinstance(node, cst.FunctionDef):
+            self.functions.setdefault(node.name.value, []).append(node)
         info = ScopeInfo(node, classes=classes, parent=parent)
         self.scopes.append(info)
         self._scope_of[id(node)] = info
@@ -348,6 +373,8 @@ class OptimAnalysis:
         ctx = (fr, loops, guards, withs)
         if isinstance(small, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
             value = small.value
+            if isinstance(small, cst.Assign) and isinstance(value, (cst.Call, cst.Subscript)):
+                self._bind_optimizer(small)
             self._exprs(info, value, *ctx)
             targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
             for t in targets:
@@ -381,8 +408,8 @@ class OptimAnalysis:
                 if "scaler" in last_part(recv).lower() and call.args and call.args[0].keyword is None:
                     add("step", dotted_name(call.args[0].value) or self.context.code_for(call.args[0].value))
                     return
-                if self.is_optimizer(recv):
-                    add("step", recv)
+                if recv is not None:
+                    add("step?", recv)  # resolved once all optimizer bindings are known
                     return
             elif attr == "zero_grad":
                 add("zero_grad", recv or self.context.code_for(func.value))
