@@ -466,6 +466,8 @@ class Dataflow:
     def class_facts(self, cls: cst.ClassDef) -> ClassFacts:
         facts = self._class_facts.get(cls)
         if facts is None:
+            # Placeholder first: evaluating ``self.a = self.b(x)`` asks for this class again.
+            self._class_facts[cls] = ClassFacts({}, False)
             facts = self._class_facts[cls] = self._build_class_facts(cls)
         return facts
 
@@ -490,14 +492,18 @@ class Dataflow:
                     return small
         return stmt
 
-    def is_module_class(self, cls: cst.ClassDef) -> bool:
+    def is_module_class(self, cls: cst.ClassDef, _seen: Optional[set] = None) -> bool:
+        seen = _seen if _seen is not None else set()
+        if cls in seen:
+            return False
+        seen.add(cls)
         for base in cls.bases:
             name = dotted_name(base.value) or ""
             full = self.imports.resolve(base.value) or name
             if full.startswith("torch.nn.") or _MODULE_BASE.search(name):
                 return True
             local = self._classes_by_name.get(name)
-            if local is not None and local is not cls and self.is_module_class(local):
+            if local is not None and self.is_module_class(local, seen):
                 return True
         for stmt in _block(cls.body):
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "forward":
@@ -1445,16 +1451,10 @@ def no_grad_wrap(context, small: cst.CSTNode, line: cst.CSTNode, new_code: Optio
     code = new_code if new_code is not None else context.code_for(small)
     if '"""' in code or "'''" in code:
         return None
-    pos = context.position(small)
-    lines = context.source.splitlines()
-    src_line = lines[pos.start.line - 1] if pos.start.line - 1 < len(lines) else ""
-    indent = src_line[: len(src_line) - len(src_line.lstrip())]
+    # libcst prints continuation lines relative to the enclosing block's indentation,
+    # and the engine re-adds that indentation to every line after the first.
     unit = context.module.default_indent
-    body = []
-    for i, ln in enumerate(code.split("\n")):
-        if i and ln.startswith(indent):
-            ln = ln[len(indent):]
-        body.append(unit + ln if ln.strip() else ln)
+    body = [unit + ln if ln.strip() else ln for ln in code.split("\n")]
     return Replace(small, f"with {torch}.no_grad():\n" + "\n".join(body))
 
 
