@@ -515,3 +515,36 @@ def test_default_relint_rules_come_from_the_registry(monkeypatch):
     src = "y = outer(old_api)\n"
     new, applied, _ = fix_text(src, lint_text(src), unsafe=False)
     assert new == "y = outer2(new_api)\n"
+
+
+# -- property: any mix of the toy cases, either newline style ---------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_STATEMENTS = [
+    "x = old_api(1)  # c",
+    "y = outer(old_api)",
+    "risky(old_api)",
+    "broken()",
+    "setup()  # s",
+    "debug()",
+    "nofix = 1",
+    "for i in items:\n    use(old_api)  # inner",
+    "if a:\n    debug()\n    z = outer(outer(old_api))",
+    "s = 'é ü'; t = old_api",
+]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(_STATEMENTS), min_size=1, max_size=6), st.sampled_from(["\n", "\r\n"]), st.booleans())
+def test_fixing_any_mix_parses_keeps_newlines_and_is_idempotent(stmts, newline, unsafe):
+    src = "def f():\n    pass\n" + "".join("    " + s.replace("\n", "\n    ") + "\n" for s in stmts) + "done()\n"
+    src = src.replace("\n", newline)
+    once, _, errors = fix(src, unsafe=unsafe)
+    assert all("GL953" in e for e in errors), errors  # only the deliberately broken fix fails
+    cst.parse_module(once)
+    if newline == "\r\n":
+        assert "\n" not in once.replace("\r\n", "")
+    twice, applied, _ = fix(once, unsafe=unsafe)
+    assert twice == once and applied == []
