@@ -72,7 +72,7 @@ _DATA_CALLEE = re.compile(
     r"^load|^read|get_batch|^next$|feature_extractor|^iter$|encode_plus|noise|^mask|shuffle|^sample_|randn|rand$)",
     re.I,
 )
-_CONSTRUCTOR = re.compile(r"^(_*[A-Z]|from_pretrained$|from_config$|build|create|make_|get_model|load)")
+_CONSTRUCTOR = re.compile(r"^(_*[A-Z]\w|from_pretrained$|from_config$|build|create|make_|get_model|load)")
 _NOT_ORIGIN_MODULES = ("torch.", "numpy.", "np.", "math.", "random.", "time.", "os.", "logging.", "itertools.",
                        "functools.", "collections.", "copy.", "operator.")
 _BUILTINS = frozenset(
@@ -786,12 +786,14 @@ class RecurrentState:
                     v in cut or _mentions(method, v) for v in vars_
                 ):
                     cut |= {v for v in vars_ if _mentions(method, v)}
-                for small in _small_statements(_block(method.body)):
+                for small, guards in _smalls_with_guards(_block(method.body), ()):
                     parts = _assign_parts(small)
                     if parts is not None:
                         targets, value, aug = parts
                         if id(value) in rebinding_calls or aug:
                             continue
+                        if any(_is_none_test(g, v) for g in guards for v in vars_):
+                            continue  # ``if self.hidden is None: self.hidden = ...`` creates it once
                         reads = graph_reads(value, self.sanitisers)
                         for t in targets:
                             for v in target_vars(t) + [_subscript_base(t) or ""]:
@@ -822,8 +824,10 @@ class RecurrentState:
                             head, _, attr = v.rpartition(".")
                             if head and head != "self" and attr:
                                 names.add(attr)
-                for call in _calls_in(small):
-                    if isinstance(call.func, cst.Attribute) and _RESET_METHOD.search(call.func.attr.value):
+                # Only a call used for its effect resets state; ``h = model.init_hidden(bs)`` returns it.
+                call = small.value if isinstance(small, cst.Expr) else None
+                if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute):
+                    if _RESET_METHOD.search(call.func.attr.value):
                         receiver = dotted_name(call.func.value)
                         if receiver is not None and receiver != "self":
                             names.add(_ANY_ATTR)
@@ -838,6 +842,36 @@ _ANY_ATTR = "*"
 class _Everything(set):
     def __contains__(self, item) -> bool:  # type: ignore[override]
         return True
+
+
+def _smalls_with_guards(stmts: Sequence[cst.BaseStatement], guards: Tuple[cst.BaseExpression, ...]):
+    """Simple statements with the tests of the ``if`` statements whose body holds them."""
+    for stmt in stmts:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                yield small, guards
+        elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        elif isinstance(stmt, cst.If):
+            yield from _smalls_with_guards(_block(stmt.body), guards + (stmt.test,))
+            if stmt.orelse is not None:
+                yield from _smalls_with_guards(_block(stmt.orelse.body) if not isinstance(stmt.orelse, cst.If)
+                                               else [stmt.orelse], guards)
+        elif isinstance(stmt, cst.BaseCompoundStatement):
+            yield from _smalls_with_guards(_child_blocks_flat(stmt), guards)
+
+
+def _is_none_test(test: cst.BaseExpression, var: str) -> bool:
+    """``var is None`` / ``not var``, alone or in an ``or``."""
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.Or):
+        return _is_none_test(test.left, var) or _is_none_test(test.right, var)
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return var_of(test.expression) == var
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+        comp = test.comparisons[0]
+        return (isinstance(comp.operator, (cst.Is, cst.Equal)) and var_of(test.left) == var
+                and isinstance(comp.comparator, cst.Name) and comp.comparator.value == "None")
+    return False
 
 
 def _mentions(node: cst.CSTNode, var: str) -> bool:
