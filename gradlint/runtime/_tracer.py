@@ -508,13 +508,7 @@ class Trace:
             self._mode_popped = False
         if self._hooks_cm is not None:
             try:
-                top = torch._C._autograd._top_saved_tensors_default_hooks(False)
-                if top is not None and getattr(top[0], "__self__", None) is self:
-                    self._hooks_cm.__exit__(None, None, None)
-                else:
-                    errors.append(TraceStateError(
-                        "gradlint's saved-tensor hooks were not on top of the hook stack at stop(); "
-                        "a saved_tensors_hooks context entered inside the trace was not exited"))
+                self._remove_saved_hooks(errors)
             finally:
                 self._hooks_cm = None
         self._sink.open = False
@@ -526,6 +520,28 @@ class Trace:
                 _ACTIVE = None
         if errors and sys.exc_info()[0] is None:
             raise errors[0]
+
+    def _remove_saved_hooks(self, errors):
+        """Pop our saved-tensor hooks; hooks a user left open above ours are popped and pushed back."""
+        A = torch._C._autograd
+        above = []
+        try:
+            while True:
+                top = A._top_saved_tensors_default_hooks(False)
+                if top is None:
+                    return
+                if getattr(top[0], "__self__", None) is self:
+                    A._pop_saved_tensors_default_hooks()
+                    if above:
+                        errors.append(TraceStateError(
+                            "a saved_tensors_hooks context entered inside the trace was still open at stop(); "
+                            "gradlint removed only its own hooks"))
+                    return
+                A._pop_saved_tensors_default_hooks()
+                above.append(top)
+        finally:
+            for pack, unpack in reversed(above):
+                A._push_saved_tensors_default_hooks(pack, unpack)
 
     def _remove_mode(self):
         """Pop our TorchFunctionMode even if user modes were pushed above it."""

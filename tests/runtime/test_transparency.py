@@ -160,6 +160,18 @@ def test_exception_inside_optimizer_step_still_cleans_up():
     _assert_clean_state()
 
 
+def test_stop_with_user_hooks_left_open_removes_only_ours():
+    t = gradlint.trace().start()
+    cm = torch.autograd.graph.saved_tensors_hooks(lambda a: a, lambda a: a)
+    cm.__enter__()
+    with pytest.raises(TraceStateError, match="still open"):
+        t.stop()
+    top = torch._C._autograd._top_saved_tensors_default_hooks(False)
+    assert top is not None and getattr(top[0], "__self__", None) is not t  # the user's pair survived
+    cm.__exit__(None, None, None)
+    _assert_clean_state()
+
+
 def test_nested_trace_raises_clear_error():
     with gradlint.trace() as outer:
         with pytest.raises(TraceStateError, match="nested traces are not supported"):
