@@ -684,20 +684,36 @@ class ScopeFacts:
 
     def is_iteration_loop(self, loop: Loop) -> bool:
         """A loop over training/evaluation steps: it backpropagates or steps an optimizer, or
-        it walks a data loader or epochs."""
+        it walks a data loader or epochs (``range(epochs)``; ``range(n_layers)`` is not one)."""
         if any(s.unit.in_loop(loop) for s in self.backwards) or any(u.in_loop(loop) for u in self.optimizer_steps):
             return True
-        if isinstance(loop, cst.For):
-            it = loop.iter
-            if isinstance(it, cst.Call) and dotted_name(it.func) in ("range", "trange"):
-                return any(_EPOCH_NAME.search(n) for n in graph_refs(it))
-            if isinstance(it, cst.Call) and dotted_name(it.func) in _DATA_WRAPPERS and it.args:
-                it = it.args[0].value
-                if isinstance(it, cst.Call) and dotted_name(it.func) in ("range", "trange"):
-                    return any(_EPOCH_NAME.search(n) for n in graph_refs(it))
-            name = dotted_name(it)
-            return bool(name and _DATA_NAME.search(name.rsplit(".", 1)[-1]))
-        return any(_EPOCH_NAME.search(n) for n in graph_refs(loop.test))
+        if isinstance(loop, cst.While):
+            return any(_EPOCH_NAME.search(n) for n in _names_in(loop.test))
+        it = loop.iter
+        if isinstance(it, cst.Call) and dotted_name(it.func) in _DATA_WRAPPERS and it.args:
+            it = it.args[0].value
+        if isinstance(it, cst.Call) and dotted_name(it.func) in ("range", "trange"):
+            return any(_EPOCH_NAME.search(n) for n in _names_in(it))
+        name = dotted_name(it)
+        return bool(name and _DATA_NAME.search(name.rsplit(".", 1)[-1]))
+
+
+def _names_in(node: cst.CSTNode) -> Set[str]:
+    finder = _NameFinder()
+    node.visit(finder)
+    return finder.names
+
+
+class _NameFinder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: Set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        self.names.add(node.attr.value)
 
 
 def _exits(smalls: Sequence[cst.BaseSmallStatement], loops: Tuple[Loop, ...]) -> Tuple[Loop, ...]:
@@ -828,9 +844,22 @@ class AccumulatedBackward:
     accumulation: Def
 
 
+def _maybe_graph(facts: ScopeFacts, expr: cst.BaseExpression) -> bool:
+    """Not evidently graph-free: ``1``, ``loss.item()``, ``x.size(0)`` are; ``reg()`` is not."""
+    if facts.refs(expr):
+        return True
+    if isinstance(expr, cst.Call):
+        method = _method_name(expr)
+        return not (method in _CUT_METHODS or _resolve(expr.func, facts.imports) in _CUT_FUNCTIONS)
+    if isinstance(expr, cst.BinaryOperation):
+        return _maybe_graph(facts, expr.left) or _maybe_graph(facts, expr.right)
+    if isinstance(expr, cst.UnaryOperation):
+        return _maybe_graph(facts, expr.expression)
+    return False
+
+
 def _graphy_increment(facts: ScopeFacts, d: Def) -> bool:
-    """Not evidently graph-free: ``n += 1`` and ``total += loss.item()`` are not."""
-    return any(facts.refs(inc) - {d.key} for inc in d.increments)
+    return any(_maybe_graph(facts, inc) for inc in d.increments if d.key not in facts.refs(inc))
 
 
 def accumulated_backward(facts: ScopeFacts, site: BackwardSite) -> Optional[AccumulatedBackward]:
