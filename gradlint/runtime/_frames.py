@@ -41,6 +41,12 @@ def is_internal_code(code) -> bool:
     return r
 
 
+def is_library_code(code) -> bool:
+    """Installed third-party or stdlib code (site-packages, the stdlib directory)."""
+    fn = code.co_filename
+    return "site-packages" in fn or "dist-packages" in fn or fn.startswith(_STDLIB)
+
+
 def user_site(depth: int = 1, start: int = 2):
     """Return the innermost ``depth`` user frames as ``(code, lineno, ...)``, or ``()``."""
     try:

@@ -1389,6 +1389,10 @@ class Trace:
                     return
 
         frames = _frames.user_frames(start=3, limit=6)
+        # Library frames (IPython's shell, runners) hold their own namespaces; only the innermost
+        # library frame is searched, so holders are named in the user's code.
+        frames = [fr for i, fr in enumerate(frames)
+                  if i == 0 or not _frames.is_library_code(fr.f_code)]
         self._frames_touched = True
         globs_done = set()
         for fr in frames:
