@@ -68,11 +68,14 @@ def to_dot(tensor_or_graph, params: Optional[Dict[str, Any]] = None, annotations
     return to_digraph(tensor_or_graph, params, annotations, **kw).source
 
 
-def make_dot(var, params: Optional[Dict[str, Any]] = None, **kw):
+def make_dot(var, params: Optional[Dict[str, Any]] = None, show_attrs: bool = False, show_saved: bool = False,
+             max_attr_chars: int = 50, **kw):
     """Drop-in for ``torchviz.make_dot(var, params)``: returns a ``graphviz.Digraph``.
 
     Unlike torchviz's it works after ``backward()``, on graphs deeper than the
     recursion limit, and does not import ``distutils``; it adds gradlint's annotations.
+    ``show_attrs``/``show_saved``/``max_attr_chars`` are accepted for compatibility:
+    saved tensors are always summarised on their node (bytes, alive/freed).
     """
     return to_digraph(var, params, **kw)
 
