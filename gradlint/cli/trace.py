@@ -69,7 +69,11 @@ def _print_exception(exc: BaseException, script_file: Optional[str]) -> None:
     """Print ``exc`` as Python would for ``python train.py``: from the script's first
     frame on, without the frames of gradlint's own wrappers (they would not exist
     without the tracer); torch's frames stay."""
-    te = traceback.TracebackException(type(exc), exc, _user_tb(exc.__traceback__, script_file), compact=True)
+    tb = _user_tb(exc.__traceback__, script_file)
+    try:
+        te = traceback.TracebackException(type(exc), exc, tb, compact=True)
+    except TypeError:  # Python < 3.10
+        te = traceback.TracebackException(type(exc), exc, tb)
     seen = set()
     cur = te
     while cur is not None and id(cur) not in seen:

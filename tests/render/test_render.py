@@ -239,3 +239,15 @@ def test_torchviz_limits_that_the_renderer_works_around():
     with pytest.raises(RuntimeError, match="freed"):
         torchviz.make_dot(loss, show_saved=True)
     assert "saved: freed" in to_dot(loss)
+
+
+def test_make_dot_is_a_torchviz_compatible_entry_point():
+    from gradlint.render import make_dot
+
+    m, loss = mlp_loss()
+    loss.backward()
+    g = make_dot(loss, params=dict(m.named_parameters()), show_attrs=True, show_saved=True)
+    assert type(g).__name__ == "Digraph"
+    assert "ReluBackward0\nsaved: freed" in g.source and "2.weight" in g.source
+    # from a grad_fn node, without an output tensor
+    assert "output" not in to_dot(loss.grad_fn, legend=False) and "MeanBackward0" in to_dot(loss.grad_fn)

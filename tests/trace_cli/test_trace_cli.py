@@ -158,3 +158,23 @@ def test_html_report_is_self_contained(tmp_path):
     assert "<table class='findings'>" in html and "GR002" in html and "total_loss" in html
     assert "data:image/png;base64," in html
     assert "http://" not in html and "https://" not in html and "<script" not in html
+
+
+def test_module_imports_without_torch():
+    # The `gradlint` command group registers trace_command; it must load where torch is absent.
+    code = (
+        "import sys\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'torchviz', 'graphviz'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, _Block())\n"
+        "from click.testing import CliRunner\n"
+        "from gradlint.cli.trace import trace_command\n"
+        "assert 'torch' not in sys.modules\n"
+        "r = CliRunner().invoke(trace_command, ['fixtures/trace/clean.py'])\n"
+        "print(r.exit_code, r.output.strip())\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("1 ") and "pip install 'gradlint[runtime]'" in p.stdout
