@@ -133,9 +133,10 @@ def _run_rules(ctx: FileContext, rule_classes: Sequence[Type[Rule]]) -> List[Dia
     internal: List[Diagnostic] = []
     while active:
         ctx.diagnostics = []
+        ctx._stack.clear()
         instances = [cls(ctx) for cls in active]
         try:
-            ctx.wrapper.visit_batched(instances)
+            ctx.wrapper.visit_batched(instances, before_visit=ctx._enter, after_leave=ctx._leave)
             break
         except RecursionError:
             return internal + [

@@ -15,7 +15,7 @@ import textwrap
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
+from libcst.metadata import MetadataWrapper, PositionProvider
 
 from gradlint.static.diagnostic import Applicability, Diagnostic, Edit, Fix, Location
 
@@ -56,8 +56,9 @@ class FileContext:
     """What the rules of one file share: source, tree, lazily resolved metadata, analyses.
 
     Metadata is resolved on first use, for the whole module at once, and cached:
-    a rule that never finds a candidate never pays for ``ParentNodeProvider`` or
-    scope analysis, and positions are computed only for files with findings.
+    a rule that never finds a candidate never pays for scope analysis, and
+    positions are computed only for files with findings. Parents come free with
+    the batched traversal (see ``parent``).
     """
 
     def __init__(self, filename: str, source: str, module: cst.Module):
@@ -68,6 +69,9 @@ class FileContext:
         self.wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         self._metadata: Dict[Any, Any] = {}
         self._analyses: Dict[Any, Any] = {}
+        self._parents: Dict[cst.CSTNode, cst.CSTNode] = {}
+        self._parents_complete = False
+        self._stack: List[cst.CSTNode] = []
         self.diagnostics: List[Diagnostic] = []
 
     def metadata(self, provider: "ProviderT") -> Any:
@@ -81,14 +85,45 @@ class FileContext:
         return self.metadata(PositionProvider)[node]
 
     def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
-        return self.metadata(ParentNodeProvider).get(node)
+        # Parents are recorded during the one batched traversal (see `_enter`),
+        # so a rule asking about the node it is visiting, or anything above it,
+        # pays nothing; ParentNodeProvider would walk the whole tree again.
+        # Nodes not reached yet (an analysis looking ahead into a subtree) make
+        # us complete the map once with the fast walker.
+        parent = self._parents.get(node)
+        if parent is not None or node is self.module:
+            return parent
+        if not self._parents_complete:
+            self._complete_parents()
+            return self._parents.get(node)
+        return None
 
     def ancestors(self, node: cst.CSTNode):
-        parents = self.metadata(ParentNodeProvider)
-        node = parents.get(node)
+        node = self.parent(node)
         while node is not None:
             yield node
-            node = parents.get(node)
+            node = self.parent(node)
+
+    def _enter(self, node: cst.CSTNode) -> None:
+        stack = self._stack
+        if stack:
+            self._parents[node] = stack[-1]
+        stack.append(node)
+
+    def _leave(self, node: cst.CSTNode) -> None:
+        self._stack.pop()
+
+    def _complete_parents(self) -> None:
+        from gradlint.static.semantics.walk import iter_children
+
+        parents = self._parents
+        todo = [self.module]
+        while todo:
+            current = todo.pop()
+            for child in iter_children(current):
+                parents[child] = current
+                todo.append(child)
+        self._parents_complete = True
 
     def analysis(self, factory: "Type[T]") -> T:
         """A per-file analysis shared by every rule that asks for it (built once)."""
@@ -121,6 +156,26 @@ class Rule(cst.BatchableCSTVisitor):
     def __init__(self, context: FileContext) -> None:
         super().__init__()
         self.context = context
+
+    @classmethod
+    def _visitor_names(cls) -> Tuple[str, ...]:
+        # libcst finds visitor methods with inspect.getmembers on every instance,
+        # which walks ~1,000 attributes: per file and rule that cost more than
+        # the parse. The set of methods is a property of the class: compute once.
+        names = cls.__dict__.get("_gradlint_visitor_names")
+        if names is None:
+            names = tuple(
+                n
+                for n in dir(cls)
+                if n.startswith(("visit_", "leave_"))
+                and callable(getattr(cls, n))
+                and not getattr(getattr(cls, n), "_is_no_op", False)
+            )
+            setattr(cls, "_gradlint_visitor_names", names)
+        return names
+
+    def get_visitors(self):
+        return {n: getattr(self, n) for n in self._visitor_names()}
 
     @classmethod
     def could_match(cls, text: str) -> bool:
