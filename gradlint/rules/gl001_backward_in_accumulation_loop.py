@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradlint.static.rule import Rule
+from typing import Optional
+
+from gradlint.static.rule import Replace, Rule
 from gradlint.static.semantics.backward import is_backward_call
-from gradlint.static.semantics.loops import LoopAnalysis, ScopeTracker, accumulated_backward
+from gradlint.static.semantics.loops import (
+    AccumulatedBackward,
+    LoopAnalysis,
+    ScopeFacts,
+    ScopeTracker,
+    accumulated_backward,
+)
 
 
 class BackwardInAccumulationLoop(ScopeTracker, Rule):
@@ -48,6 +56,13 @@ class BackwardInAccumulationLoop(ScopeTracker, Rule):
         total += loss.item()
     ```
     or sum the terms and call `backward()` once, after the loop.
+
+    ## Fix safety
+    When the backward call is the last statement of the accumulating loop's
+    body and the loop does nothing else with gradients (no optimizer step, no
+    other backward), the fix moves the call after the loop. It is unsafe: the
+    gradients change from "per iteration" to "of the sum", which is the intent
+    in the cases this rule sees, but cannot be proven.
     """
 
     code = "GL001"
@@ -61,6 +76,7 @@ class BackwardInAccumulationLoop(ScopeTracker, Rule):
     # ``autograd`` covers every spelling of autograd.grad/backward, aliases included
     # (``from torch.autograd import grad as g``); ``backward`` covers the methods.
     prefilter = ("backward", "autograd")
+    fix_applicability = "unsafe"
 
     VALID = [
         """
@@ -119,4 +135,35 @@ class BackwardInAccumulationLoop(ScopeTracker, Rule):
             return
         found = accumulated_backward(facts, site)
         if found is not None:
-            self.report(node, target=self.context.code_for(bw.target), key=found.key)
+            self.report(
+                node,
+                target=self.context.code_for(bw.target),
+                key=found.key,
+                fix=self._move_after_loop(facts, found),
+                fix_message="Move the backward call after the loop",
+            )
+
+    def _move_after_loop(self, facts: ScopeFacts, found: AccumulatedBackward) -> Optional[Replace]:
+        """Rewrite ``for ...: <body>; X.backward()`` as ``for ...: <body>`` + ``X.backward()``."""
+        loop, unit = found.loop, found.site.unit
+        line = unit.node
+        body = loop.body
+        if (
+            unit.loops[-1] is not loop
+            or unit.path[-1][0] is not loop
+            or loop.orelse is not None
+            or not isinstance(body, cst.IndentedBlock)
+            or len(body.body) < 2
+            or body.body[-1] is not line
+            or not isinstance(line, cst.SimpleStatementLine)
+            or len(line.body) != 1
+            or not isinstance(line.body[0], cst.Expr)
+            or line.body[0].value is not found.site.bw.call
+            or any(u.in_loop(loop) for u in facts.optimizer_steps)
+            or any(s is not found.site and s.unit.in_loop(loop) for s in facts.backwards)
+        ):
+            return None
+        shorter = loop.with_changes(body=body.with_changes(body=body.body[:-1]), leading_lines=())
+        code = self.context.code_for(shorter).rstrip("\n")
+        moved = self.context.code_for(line.with_changes(leading_lines=())).strip()
+        return Replace(loop, code + "\n" + moved)

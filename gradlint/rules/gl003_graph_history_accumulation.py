@@ -8,7 +8,14 @@ import libcst as cst
 
 from gradlint.static.rule import Replace, Rule
 from gradlint.static.semantics.imports import dotted_name
-from gradlint.static.semantics.loops import LoopAnalysis, ScopeFacts, ScopeTracker, graph_accumulation, is_forward_like
+from gradlint.static.semantics.loops import (
+    LoopAnalysis,
+    ScopeFacts,
+    ScopeTracker,
+    graph_accumulation,
+    graph_refs,
+    is_forward_like,
+)
 
 # Expressions that take ``.detach()`` without parentheses.
 _ATOMS = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
@@ -168,7 +175,11 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
             fix_message="Detach the accumulated value",
         )
 
+    # The visitors below only pick candidates, cheaply (``i += 1`` and ``n += x.size(0)``
+    # never build the function's facts); ``ScopeFacts`` decides.
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        if not isinstance(node.operator, (cst.AddAssign, cst.SubtractAssign)) or not _maybe_graph(node.value):
+            return
         target = node.target.value if isinstance(node.target, cst.Subscript) else node.target
         self._candidate(node, dotted_name(target))
 
@@ -177,12 +188,21 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
             return
         target = node.targets[0].target
         target = target.value if isinstance(target, cst.Subscript) else target
-        self._candidate(node, dotted_name(target))
+        key = dotted_name(target)
+        if key is None or key not in graph_refs(node.value):
+            return
+        self._candidate(node, key)
 
     def visit_Expr(self, node: cst.Expr) -> None:
         call = node.value
-        if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value in ("append", "extend", "insert"):
+        if (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
+                and call.func.attr.value in ("append", "extend", "insert") and call.args
+                and _maybe_graph(call.args[-1].value)):
             self._candidate(node, dotted_name(call.func.value))
+
+
+def _maybe_graph(value: cst.BaseExpression) -> bool:
+    return isinstance(value, cst.Call) or bool(graph_refs(value))
 
 
 def _fixable(values: List[cst.BaseExpression]) -> List[cst.BaseExpression]:

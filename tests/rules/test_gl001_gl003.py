@@ -129,3 +129,49 @@ def test_prefilter_gl003_needs_accumulation_and_a_loss_or_model():
     assert GL003.could_match("preds.append(model(x))\n")
     assert not GL003.could_match("total += x\n")
     assert not GL003.could_match("loss = model(x)\n")
+
+
+def test_gl001_unsafe_fix_moves_backward_after_the_loop():
+    code = textwrap.dedent(
+        """
+        def f(model, loader, criterion):
+            loss = 0
+            for x, y in loader:
+                # sum the batch losses
+                loss += criterion(model(x), y)
+                loss.backward()
+            return loss
+        """
+    )
+    _, diags = lint(code, [GL001])
+    (diag,) = diags
+    assert diag.fix is not None and diag.fix.applicability == "unsafe"
+    assert fix_text(code, diags, unsafe=False, rules=[GL001])[1] == []
+    new, applied, errors = fix_text(code, diags, unsafe=True, rules=[GL001])
+    assert not errors and applied
+    assert new == textwrap.dedent(
+        """
+        def f(model, loader, criterion):
+            loss = 0
+            for x, y in loader:
+                # sum the batch losses
+                loss += criterion(model(x), y)
+            loss.backward()
+            return loss
+        """
+    )
+
+
+def test_gl001_no_fix_when_the_loop_steps_an_optimizer():
+    _, diags = lint(
+        """
+        loss = 0
+        for x, y in loader:
+            loss += criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+        """,
+        [GL001],
+    )
+    (diag,) = diags
+    assert diag.fix is None
