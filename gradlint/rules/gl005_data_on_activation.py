@@ -25,6 +25,10 @@ _AUG_OPS = {
     "FloorDivideAssign": "//", "ModuloAssign": "%", "PowerAssign": "**", "MatrixMultiplyAssign": "@",
 }
 _ATOMIC = (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.Integer, cst.Float)
+# Hops that keep a read on its way out of the tensor world, and where it ends.
+_PASS_THROUGH = frozenset({"cpu", "detach", "float", "double", "squeeze", "flatten", "view", "reshape", "clone"})
+_TO_PYTHON = frozenset({"item", "tolist", "numpy"})
+_LOGGING = frozenset({"print", "info", "debug", "warning", "log", "add_scalar", "set_description", "set_postfix"})
 
 
 class DataOnActivation(TracksStatements, TracksWrites, Rule):
@@ -46,7 +50,8 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
     `.data` on parameters, gradients and buffers (`p.data.clamp_(-c, c)`,
     `module.weight.data.normal_()`) is a legacy style, reported by GL016 instead;
     `.data` of datasets, numpy arrays and user objects is not a tensor's and is
-    never flagged.
+    never flagged, nor is a read that only leaves autograd's world
+    (`loss.data.item()`, `out.data.cpu().numpy()`, `print(out.data)`).
 
     ## Example
     ```python
@@ -83,6 +88,13 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
         """
         for p in model.parameters():
             p.data.clamp_(-0.01, 0.01)
+        """,
+        """
+        out = model(x)
+        loss = criterion(out, y)
+        total += loss.data.item()
+        preds = out.data.cpu().numpy()
+        print(out.data)
         """,
         """
         module.weight.data.normal_(mean=0.0, std=0.02)
@@ -136,8 +148,38 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
             return
         if state_data_receiver(self.flow_fact, base) is not None:
             return  # a view of a parameter: GL016's business
+        if self._leaves_autograd(node):
+            return
         self.report(node, target=self.context.code_for(base), fix=self._fix(node),
                     fix_message="Operate on the tensor itself instead of through `.data`")
+
+    def _leaves_autograd(self, node: cst.Attribute) -> bool:
+        """``out.data.cpu().numpy()``, ``loss.data.item()``, ``print(out.data)``: a read
+        that ends as a Python value or in a log line cannot feed back into autograd."""
+        parent = self.context.parent
+        current: cst.CSTNode = node
+        while True:
+            up = parent(current)
+            if isinstance(up, cst.Subscript) and up.value is current:
+                current = up
+                continue
+            if isinstance(up, cst.Attribute) and up.value is current:
+                call = parent(up)
+                if not (isinstance(call, cst.Call) and call.func is up):
+                    return False
+                if up.attr.value in _TO_PYTHON:
+                    return True
+                if up.attr.value in _PASS_THROUGH:
+                    current = call
+                    continue
+                return False
+            if isinstance(up, cst.Arg):
+                call = parent(up)
+                if isinstance(call, cst.Call):
+                    func = call.func
+                    name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
+                    return name in _LOGGING or name in ("float", "int")
+            return False
 
     def _fix(self, node: cst.Attribute):
         code = self.context.code_for

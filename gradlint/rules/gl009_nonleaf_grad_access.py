@@ -7,7 +7,8 @@ import re
 import libcst as cst
 
 from gradlint.static.rule import Rule
-from gradlint.static.semantics.dataflow import Kind, TracksStatements, TracksWrites, dotted_name
+from gradlint.static.semantics.dataflow import Kind, TracksStatements, TracksWrites
+from gradlint.static.semantics.imports import dotted_name
 
 _GRAD_READ = re.compile(r"\.grad\b(?![_(])")
 

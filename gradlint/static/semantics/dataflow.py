@@ -67,6 +67,7 @@ import libcst as cst
 from gradlint.static.semantics.backward import backward_call
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
+from gradlint.static.semantics.walk import iter_children
 
 
 class Kind(enum.Enum):
@@ -354,6 +355,8 @@ class Dataflow:
                 self._classes_by_name.setdefault(stmt.name.value, stmt)
                 self._skeleton(stmt, _block(stmt.body), stmt)
             else:
+                for handler in getattr(stmt, "handlers", ()) or ():
+                    self._stmt_scope[handler] = scope
                 for part in self._compound_parts(stmt):
                     self._skeleton(scope, part, cls)
 
@@ -561,7 +564,7 @@ def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
         node = stack.pop()
         if node is target:
             return True
-        stack.extend(node.children)
+        stack.extend(iter_children(node))
     return False
 
 
@@ -1559,7 +1562,7 @@ def _data_attrs(root: cst.CSTNode) -> List[cst.Attribute]:
         node = stack.pop()
         if is_data_attr(node):
             out.append(node)
-        stack.extend(node.children)
+        stack.extend(iter_children(node))
     return out
 
 
