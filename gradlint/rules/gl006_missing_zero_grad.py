@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from gradlint.static.rule import Rule
-from gradlint.static.semantics.optim import OptimAnalysis, guard_tests_within
+from gradlint.static.semantics.optim import other_framework, OptimAnalysis, guard_tests_within
 
 
 class MissingZeroGrad(Rule):
@@ -80,7 +80,7 @@ class MissingZeroGrad(Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        return ".step(" in text and "backward" in text
+        return ".step(" in text and "backward" in text and not other_framework(text)
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis = self.context.analysis(OptimAnalysis)

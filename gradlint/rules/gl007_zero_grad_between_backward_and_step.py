@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from gradlint.static.rule import Rule
-from gradlint.static.semantics.optim import OptimAnalysis
+from gradlint.static.semantics.optim import other_framework, OptimAnalysis
 
 
 class ZeroGradBetweenBackwardAndStep(Rule):
@@ -78,7 +78,7 @@ class ZeroGradBetweenBackwardAndStep(Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        return "zero_grad" in text and ".step(" in text and "backward" in text
+        return "zero_grad" in text and ".step(" in text and "backward" in text and not other_framework(text)
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis = self.context.analysis(OptimAnalysis)

@@ -77,7 +77,9 @@ class BackwardUnderNoGrad(Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        return "backward" in text or "autograd.grad" in text
+        return ("backward" in text or "autograd.grad" in text) and any(
+            s in text for s in ("no_grad", "inference_mode", "set_grad_enabled")
+        )
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis = self.context.analysis(OptimAnalysis)

@@ -74,6 +74,7 @@ class RequiresGradTypo(Rule):
     fix_applicability = "safe"
     VALID = [
         """
+        import torch
         for p in model.parameters():
             p.requires_grad = False
         """,
@@ -88,6 +89,7 @@ class RequiresGradTypo(Rule):
     ]
     INVALID = [
         """
+        import torch
         for p in model.parameters():
             p.require_grad = False  # error
         """,
@@ -99,7 +101,8 @@ class RequiresGradTypo(Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        return "require" in text and _PATTERN.search(text) is not None
+        # A file that never mentions torch may be another framework's own `require_grad`.
+        return "torch" in text and "require" in text and _PATTERN.search(text) is not None
 
     def __init__(self, context) -> None:
         super().__init__(context)

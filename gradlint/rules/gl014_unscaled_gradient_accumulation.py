@@ -9,7 +9,7 @@ import libcst as cst
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.imports import dotted_name
 from gradlint.static.semantics.optim import (
-    Event, OptimAnalysis, ScopeInfo, assignments_of, child_nodes, guard_tests_within, is_accumulation_guard, last_part,
+    other_framework, Event, OptimAnalysis, ScopeInfo, assignments_of, child_nodes, guard_tests_within, is_accumulation_guard, last_part,
 )
 
 
@@ -92,7 +92,7 @@ class UnscaledGradientAccumulation(Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        return "%" in text and ".step(" in text and "backward" in text
+        return "%" in text and ".step(" in text and "backward" in text and not other_framework(text)
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis = self.context.analysis(OptimAnalysis)

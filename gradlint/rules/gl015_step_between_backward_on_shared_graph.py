@@ -8,7 +8,7 @@ import libcst as cst
 
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.imports import dotted_name
-from gradlint.static.semantics.optim import Event, OptimAnalysis, ScopeInfo, child_nodes, last_assignment, last_part
+from gradlint.static.semantics.optim import other_framework, Event, OptimAnalysis, ScopeInfo, child_nodes, last_assignment, last_part
 
 
 class StepBetweenBackwardOnSharedGraph(Rule):
@@ -53,8 +53,8 @@ class StepBetweenBackwardOnSharedGraph(Rule):
     code = "GL015"
     name = "step-between-backward-on-shared-graph"
     message = (
-        "`{step}` updates in place parameters that `{loss}` (computed before the step) still needs for its "
-        "backward on line {line}, which fails with \"one of the variables needed for gradient computation has "
+        "`{step}` updates in place parameters that the graph of `{loss}` (a forward run before the step) still "
+        "needs for its backward on line {line}, which fails with \"one of the variables needed for gradient computation has "
         "been modified by an inplace operation\"; run both backward passes before stepping, or recompute "
         "`{loss}` after the step"
     )
@@ -89,7 +89,7 @@ class StepBetweenBackwardOnSharedGraph(Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        return text.count("backward") >= 2 and ".step(" in text
+        return text.count("backward") >= 2 and ".step(" in text and not other_framework(text)
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis = self.context.analysis(OptimAnalysis)

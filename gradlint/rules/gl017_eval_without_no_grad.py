@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import List, Optional, Set
 
 import libcst as cst
@@ -11,6 +12,13 @@ from gradlint.static.semantics.imports import ImportMap
 from gradlint.static.semantics.optim import (
     LIGHTNING_EVAL_HOOKS, Event, OptimAnalysis, ScopeInfo, grad_mode_at, last_part, looks_like_eval_function,
     looks_like_eval_loader, looks_like_model_name, names_in,
+)
+
+
+# Some sign of evaluation: `.eval()`, an eval-like function name, an eval-like loader name.
+_EVIDENCE = re.compile(
+    r"\.eval\(|\.train\(False|def \w*(?:val|test|predict|infer|eval)|(?:val|valid|test|eval|dev)\w*(?:loader|data|_dl|set)",
+    re.I,
 )
 
 
@@ -104,7 +112,7 @@ class EvalWithoutNoGrad(Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        return "torch" in text and any(s in text for s in ("eval", "val", "test", "predict", "infer"))
+        return "torch" in text and _EVIDENCE.search(text) is not None
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis = self.context.analysis(OptimAnalysis)
@@ -117,7 +125,6 @@ class EvalWithoutNoGrad(Rule):
             loops = _loops_outermost_first(scope)
             if not loops:
                 continue
-            scope_backward = any(analysis.calls_backward(e) for e in scope.events)
             eval_name = any(looks_like_eval_function(s.name) for s in _scope_chain(scope))
             for loop in loops:
                 if any(r in _enclosing_loops(scope, loop) for r in reported):
@@ -125,9 +132,13 @@ class EvalWithoutNoGrad(Rule):
                 in_loop = [e for e in scope.events if loop in e.loops]
                 if not in_loop or any(analysis.calls_backward(e) for e in in_loop):
                     continue
-                by_loader = isinstance(loop, cst.For) and looks_like_eval_loader(loop.iter)
+                by_loader = isinstance(loop, cst.For) and _eval_iterable(loop, scope)
                 by_eval_mode = _after_eval(scope, loop, in_loop[0])
-                if not (by_loader or ((eval_name or by_eval_mode) and not scope_backward)):
+                # A backward later in the scope may consume what the loop computes (REINFORCE
+                # collects log-probs in a loop, then backpropagates their sum): then only an
+                # evaluation loader is evidence enough.
+                later_backward = any(analysis.calls_backward(e) and e.order > in_loop[0].order for e in scope.events)
+                if not (by_loader or ((eval_name or by_eval_mode) and not later_backward)):
                     continue
                 call = self._first_model_call(in_loop, scope, loop, modules, imports)
                 if call is None:
@@ -254,6 +265,21 @@ def _enclosing_loops(scope: ScopeInfo, loop) -> tuple:
         if loop in e.loops:
             return e.loops[: e.loops.index(loop)]
     return ()
+
+
+def _eval_iterable(loop: cst.For, scope: ScopeInfo) -> bool:
+    """``for b in val_loader`` or ``val_bar = tqdm(val_loader); for b in val_bar``."""
+    if looks_like_eval_loader(loop.iter):
+        return True
+    if isinstance(loop.iter, cst.Name):
+        value = None
+        for e in scope.events:
+            if e.node is loop:
+                break
+            if e.kind == "assign" and e.key == loop.iter.value:
+                value = e.value
+        return value is not None and looks_like_eval_loader(value)
+    return False
 
 
 def _after_eval(scope: ScopeInfo, loop, first: Event) -> bool:

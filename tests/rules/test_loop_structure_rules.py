@@ -47,16 +47,20 @@ def test_gl012_fix_renames_attribute_and_keyword():
 
 
 def test_gl012_method_assignment_has_its_own_message():
-    _, diags = lint_snippet("x.requires_grad_ = False\n", [GL012])
+    _, diags = lint_snippet("import torch\nx.requires_grad_ = False\n", [GL012])
     (d,) = diags
     assert "replaces the in-place method" in d.message and d.fix is not None and d.fix.applicability == "safe"
 
 
 def test_gl012_silent_for_names_the_file_defines_or_non_torch_calls():
-    assert _codes("def f(require_grad=True):\n    pass\nf(require_grad=False)\nx.require_grad = 1\n", GL012) == []
-    assert _codes("import foo\nfoo.make(require_grad=True)\n", GL012) == []
-    assert _codes("class A:\n    def __init__(self):\n        self.require_grad = True\n", GL012) == []
-    assert _codes("if getattr(p, 'require_grad', False):\n    p.require_grad = False\n", GL012) == []
+    t = "import torch\n"
+    assert _codes(t + "def f(require_grad=True):\n    pass\nf(require_grad=False)\nx.require_grad = 1\n", GL012) == []
+    assert _codes(t + "import foo\nfoo.make(require_grad=True)\n", GL012) == []
+    assert _codes(t + "class A:\n    def __init__(self):\n        self.require_grad = True\n", GL012) == []
+    assert _codes(t + "if getattr(p, 'require_grad', False):\n    p.require_grad = False\n", GL012) == []
+    # the same assignment alone is reported, and a file without torch is left alone
+    assert _codes(t + "p.require_grad = False\n", GL012) == [("GL012", 2)]
+    assert _codes("p.require_grad = False\n", GL012) == []
 
 
 # -- GL017 ---------------------------------------------------------------------------------

@@ -54,6 +54,21 @@ _OPTIM_CLASSES = {
 _OPTIM_FACTORIES = re.compile(r"(^|_)(create|make|build|get|init|setup|configure)_?optim", re.I)
 # Methods on a tensor's ``.grad`` that clear it.
 _GRAD_CLEARING = {"zero_", "detach_", "fill_", "mul_", "requires_grad_", "copy_", "set_"}
+# Helpers that clear gradients by name: self.optimizer_zero_grad(), zero_grads(model), clear_grad()
+_CLEAR_NAME = re.compile(r"zero_?grad|clear_?grad|cleargrad|reset_grad", re.I)
+# Other frameworks with torch-like training APIs (paddle's clear_grad, jittor's step(loss)):
+# their loops are not PyTorch's and follow other rules.
+_OTHER_FRAMEWORK = re.compile(
+    r"^\s*(?:import|from)\s+(?:paddle|mindspore|jittor|megengine|oneflow|mxnet|chainer|tensorflow|jax|flax|keras)\b",
+    re.M,
+)
+
+
+def other_framework(text: str) -> bool:
+    """The file imports another deep-learning framework (and so is probably not PyTorch code)."""
+    return "torch" not in text and _OTHER_FRAMEWORK.search(text) is not None
+
+
 _TERMINATORS = (cst.Continue, cst.Break, cst.Return, cst.Raise)
 
 # Call names that are never a model forward, whatever they are called on.
@@ -414,7 +429,7 @@ class OptimAnalysis:
             elif attr == "zero_grad":
                 add("zero_grad", recv or self.context.code_for(func.value))
                 return
-            elif "zero_grad" in attr:
+            elif _CLEAR_NAME.search(attr):
                 add("clear_helper", recv)
                 return
             elif (attr in _GRAD_CLEARING or attr.endswith("_")) and _mentions_grad_attr(func.value):
@@ -429,7 +444,7 @@ class OptimAnalysis:
                     off = isinstance(first, cst.Name) and first.value == "False"
                     add("eval" if off else "train", recv)
                     return
-        elif isinstance(func, cst.Name) and "zero_grad" in func.value:
+        elif isinstance(func, cst.Name) and _CLEAR_NAME.search(func.value):
             add("clear_helper", func.value)
             return
         add("call", dotted_name(func))
@@ -669,5 +684,5 @@ __all__ = [
     "Event", "Frame", "ScopeInfo", "OptimAnalysis", "calls_in", "names_in", "root_names", "has_modulo",
     "innermost_loop_with", "guard_tests_within", "is_accumulation_guard", "last_assignment", "assignments_of",
     "grad_mode_at", "looks_like_eval_function", "looks_like_eval_loader", "looks_like_model_name",
-    "looks_like_optimizer_name", "LIGHTNING_EVAL_HOOKS", "last_part",
+    "looks_like_optimizer_name", "LIGHTNING_EVAL_HOOKS", "last_part", "other_framework", "child_nodes", "iter_nodes",
 ]
