@@ -54,6 +54,7 @@ def cli() -> None:
     gradlint src/               lint (same as `gradlint check src/`)
     gradlint rule GL001         explain a rule
     gradlint rule --all         list all rules
+    gradlint trace train.py     run a script under gradlint.trace() (needs gradlint[runtime])
 
     Exit codes: 0 no violations, 1 violations found, 2 usage or configuration error.
     """
@@ -61,9 +62,11 @@ def cli() -> None:
 
 from gradlint.cli.check import check  # noqa: E402  (commands register on `cli`)
 from gradlint.cli.rule_cmd import rule  # noqa: E402
+from gradlint.cli.trace import trace_command  # noqa: E402  (imports torch only when run)
 
 cli.add_command(check)
 cli.add_command(rule)
+cli.add_command(trace_command)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -1676,7 +1676,19 @@ class Trace:
         return f"<gradlint.Trace {state}: {len(self.report()['findings'])} findings>"
 
     def _repr_html_(self) -> str:
-        return render_html(self.report(), trace=self)
+        # The rendering package draws graph pictures too; without torchviz/graphviz
+        # installed it may be unusable, and the plain tables still work.
+        try:
+            from gradlint.render.html import report_html
+        except ImportError:
+            return render_html(self.report(), trace=self)
+        return report_html(self)
+
+    def render(self, path, graph=None, params=None, **kwargs):
+        """Draw a traced graph (default: the most interesting one) to PNG/SVG/DOT by suffix."""
+        from gradlint.render import render_trace
+
+        return render_trace(self, path, graph=graph, params=params, **kwargs)
 
 
 def trace(fn=None, *, stacks: int = 1, cuda="auto", inplace: bool = True, max_graphs: int = 1000,
