@@ -10,7 +10,7 @@ from gradlint.static.rule import Rule
 from gradlint.static.semantics.state import RecurrentState
 
 # A state attribute rebound from itself on one line: ``out, self.hidden = self.lstm(x, self.hidden)``.
-_SELF_STATE = re.compile(r"self\.(\w+)\b[^\n=]*=[^=\n][^\n]*\bself\.\1\b")
+_SELF_STATE = re.compile(r"^[ \t]*[\w., ()\[\]*]*\bself\.(\w+)\b[\w., ()\[\]*]*=[ \t]*[\w.]+\([^\n]*\bself\.\1\b", re.M)
 
 
 class RnnHiddenNotDetached(Rule):

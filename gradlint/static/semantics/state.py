@@ -80,6 +80,21 @@ _BUILTINS = frozenset(
     isinstance getattr setattr hasattr iter next map filter any all round type super id open format repr vars divmod
     pow hash callable issubclass object slice""".split()
 )
+# Methods of modules/optimizers that return leaves or objects, never a forward's output.
+_OBJECT_METHODS = frozenset(
+    """parameters named_parameters buffers named_buffers modules named_modules children named_children state_dict
+    load_state_dict train eval zero_grad step register_forward_hook register_hook apply half_ to_empty prepare
+    unwrap_model requires_grad_ get_input_embeddings get_output_embeddings""".split()
+)
+# Names that hold objects (models, loaders, optimizers...), never an autograd graph.
+_OBJECT_NAME = re.compile(
+    r"(model|net|module|optim|opt$|loader|dl$|dataset|data_?set|sched|tokeni[sz]er|processor|accelerator|metric|"
+    r"config|cfg|args|device|scaler|engine|trainer|criterion|loss_fn|loss_func|writer|logger|generator|sampler|"
+    r"collator|callback|strategy|fabric|plugin|pipeline|env$|state_dict)",
+    re.I,
+)
+# Collections returned by one call that hold several losses/outputs of one forward.
+_LOSSY_NAME = re.compile(r"(loss|output|outs?$|logit|pred|score|head)", re.I)
 _ITER_HELPERS = frozenset({"enumerate", "zip", "list", "tuple", "sorted", "reversed", "iter"})
 _ITER_METHODS = frozenset({"items", "values", "keys"})
 
@@ -293,7 +308,7 @@ def is_graph_origin(expr: cst.CSTNode, imports: ImportMap, san: Sanitisers) -> b
             return True
         if isinstance(func, cst.Attribute):
             last = func.attr.value
-            if last in _TENSOR_METHODS or _DATA_CALLEE.search(last):
+            if last in _TENSOR_METHODS or last in _OBJECT_METHODS or _DATA_CALLEE.search(last):
                 continue
             qual = imports.resolve(func)
             if qual is not None and (qual.startswith(_NOT_ORIGIN_MODULES) or qual.split(".")[0] in ("torch", "F", "np")):
@@ -741,6 +756,8 @@ class RecurrentState:
         classes = {c.name.value: c for c in _iter_classes(module)}
         file_resets = self._file_level_resets(module)
         for cls in classes.values():
+            if not _is_module_class(cls, classes):
+                continue  # a metric or a trainer keeps state too, but never runs it through autograd
             candidates: List[Tuple[cst.Call, str]] = []
             for method in _methods(cls):
                 if _INFERENCE_METHOD.search(method.name.value) or _func_disables_grad(method, self.imports):
@@ -752,6 +769,13 @@ class RecurrentState:
                     if parts is None or parts[2] or not isinstance(parts[1], cst.Call) or id(parts[1]) in skip:
                         continue
                     targets, value, _ = parts
+                    callee = dotted_name(value.func) or ""
+                    if not callee.startswith("self.") or not is_graph_origin(
+                        cst.Call(func=value.func), self.imports, self.sanitisers
+                    ):
+                        # A recurrent step runs a submodule: ``torch.cat([self.buf, x])``,
+                        # ``max(self.best, x)``, ``log(..., self.flag)`` are bookkeeping.
+                        continue
                     reads = graph_reads(value, self.sanitisers)
                     for t in targets:
                         for v in target_vars(t):
@@ -842,6 +866,24 @@ _ANY_ATTR = "*"
 class _Everything(set):
     def __contains__(self, item) -> bool:  # type: ignore[override]
         return True
+
+
+_MODULE_BASE = re.compile(r"(Module|Model|Mixin)$")
+
+
+def _is_module_class(cls: cst.ClassDef, classes: Dict[str, cst.ClassDef], seen: Optional[Set[str]] = None) -> bool:
+    """Does the class derive (directly, or through classes of this file) from an ``nn.Module``-like base?"""
+    seen = seen if seen is not None else set()
+    seen.add(cls.name.value)
+    for base in cls.bases:
+        name = dotted_name(base.value) or ""
+        last = name.rsplit(".", 1)[-1]
+        if last in classes and last not in seen:
+            if _is_module_class(classes[last], classes, seen):
+                return True
+        elif _MODULE_BASE.search(last):
+            return True
+    return False
 
 
 def _smalls_with_guards(stmts: Sequence[cst.BaseStatement], guards: Tuple[cst.BaseExpression, ...]):
@@ -989,7 +1031,8 @@ class SharedGraphs:
             out |= self._lookup(env, r).anc
         return frozenset(out)
 
-    def _shared(self, expr: cst.BaseExpression, env: Dict[str, _Def], anc: FrozenSet[int]) -> Optional[FrozenSet[int]]:
+    def _shared(self, expr: cst.BaseExpression, env: Dict[str, _Def], anc: FrozenSet[int],
+                lossy: bool = False) -> Optional[FrozenSet[int]]:
         """Graph ids that every element of the collection ``expr`` is computed from."""
         if isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
             elems = [e.value for e in expr.elements if not isinstance(e, cst.StarredElement)]
@@ -1051,7 +1094,9 @@ class SharedGraphs:
                 for p in parts:
                     out |= self._shared(p, env, self._anc(p, env)) or frozenset()
                 return frozenset(out)
-            return anc  # one call: all its outputs come from one forward
+            # One call producing a collection of losses/outputs: all come from one forward.  Any
+            # other call result (a loader, a model) is not iterated over as graph values.
+            return anc if lossy else frozenset()
         return frozenset()
 
     # -- statements ------------------------------------------------------------
@@ -1156,9 +1201,15 @@ class SharedGraphs:
         if not grad_off and (anc or is_graph_origin(value, self.imports, self.sanitisers)):
             nid = self._new_id()
             anc = anc | {nid}
-        shared = self._shared(value, env, anc) if anc or isinstance(value, (cst.List, cst.Dict)) else frozenset()
         for t in targets:
             names = target_vars(t)
+            if names and all(_OBJECT_NAME.search(v.rsplit(".", 1)[-1]) for v in names):
+                for v in names:
+                    env[v] = _EMPTY  # a model, loader or optimizer: an object, not a graph
+                continue
+            lossy = len(names) == 1 and bool(_LOSSY_NAME.search(names[0].rsplit(".", 1)[-1]))
+            shared = (self._shared(value, env, anc, lossy) if anc or isinstance(value, (cst.List, cst.Dict))
+                      else frozenset())
             if aug:
                 for v in names:
                     old = env.get(v, _EMPTY)
