@@ -8,6 +8,7 @@ import libcst as cst
 
 from gradlint.static.rule import Replace, Rule
 from gradlint.static.semantics.dataflow import Kind, TracksStatements, inplace_edits
+from gradlint.static.semantics.imports import dotted_name
 
 _INPLACE_SIGN = re.compile(r"[a-z0-9]_\(|[-+*/%&|^@]=|\]\s*=[^=]")
 
@@ -73,6 +74,16 @@ class InplaceOnDetached(TracksStatements, Rule):
 
     VALID = [
         """
+        next_q = target_net(next_states).detach()
+        next_q[dones] = 0.0
+        """,
+        """
+        for x in xs:
+            h = rnn(x, h)
+            h = h.detach()
+            h.clamp_(-1, 1)
+        """,
+        """
         out = model(x)
         y = out.detach().clone()
         y.zero_()
@@ -101,17 +112,20 @@ class InplaceOnDetached(TracksStatements, Rule):
         """
         out = model(x)
         out.detach().zero_()  # error
+        out.sum().backward()
         """,
         """
         out = model(x)
         y = out.detach()
         y[:, :5].mul_(2)  # error
+        loss = (out - y).pow(2).mean()
         """,
         """
         h = encoder(x)
         y = h.detach()
         y += 1  # error
         y[0] = 0  # error
+        loss = h.sum()
         """,
     ]
 
@@ -128,13 +142,34 @@ class InplaceOnDetached(TracksStatements, Rule):
     def visit_Assign(self, node: cst.Assign) -> None:
         self._check(node)
 
+    def _original_in_use(self, origin) -> bool:
+        """Is the activation behind ``origin`` (its ``.detach()`` call) still wanted?
+
+        ``target_net(s).detach()`` detaches a temporary nothing else refers to, and
+        ``h = h.detach()`` drops the only name of the old value: editing those harms
+        no one. The original must be a name read somewhere else in the function.
+        """
+        if not (isinstance(origin, cst.Call) and isinstance(origin.func, cst.Attribute)):
+            return False
+        name = dotted_name(origin.func.value)
+        if name is None:
+            return False
+        for anc in self.context.ancestors(origin):
+            if isinstance(anc, cst.Assign):
+                if any(dotted_name(t.target) == name for t in anc.targets):
+                    return False  # rebinds the name of the original
+                break
+            if isinstance(anc, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
+                break
+        return self.flow.loads(self.flow_scope()).get(name, 0) >= 2
+
     def _check(self, node: cst.CSTNode) -> None:
         for edit in inplace_edits(node):
             target = edit.target
             if edit.form == "setitem":
                 target = target.value  # ``y[mask] = v`` writes ``y`` whatever the index is
             fact = self.flow_fact(target)
-            if fact.kind is not Kind.DETACHED_VIEW_OF_ACTIVATION:
+            if fact.kind is not Kind.DETACHED_VIEW_OF_ACTIVATION or not self._original_in_use(fact.origin):
                 continue
             fix = None
             origin = fact.origin

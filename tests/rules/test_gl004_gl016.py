@@ -80,12 +80,20 @@ def test_gl004_fix_clones_at_the_detach_call():
 
 
 def test_gl004_chained_fix_and_message():
-    src = "def f(model, x):\n    model(x).detach().zero_()\n"
+    src = "def f(model, x):\n    out = model(x)\n    out.detach().zero_()\n    return out\n"
     (d,) = lint(src, GL004)
     assert d.fix.applicability == "safe"
     assert "shares its storage" in d.message and ".detach().clone()" in d.message
-    assert (d.location.row, d.location.column) == (2, 5)
-    assert fix_until_stable(src, GL004) == "def f(model, x):\n    model(x).detach().clone().zero_()\n"
+    assert (d.location.row, d.location.column) == (3, 5)
+    assert "    out.detach().clone().zero_()\n" in fix_until_stable(src, GL004)
+
+
+def test_gl004_silent_when_nothing_else_holds_the_original():
+    temporary = "def f(model, x):\n    model(x).detach().zero_()\n"
+    dead = "def f(model, x):\n    out = model(x)\n    y = out.detach()\n    y.zero_()\n    return y\n"
+    rebound = "def f(rnn, x, h):\n    h = rnn(x, h)\n    h = h.detach()\n    h.zero_()\n    return h\n"
+    for src in (temporary, dead, rebound):
+        assert lint(src, GL004) == [], src
 
 
 def test_gl004_alias_survives_loops_but_not_rebinding():
@@ -99,6 +107,7 @@ def test_gl004_alias_survives_loops_but_not_rebinding():
                     y.add_(1)
                 y = y.clone()
                 y.add_(1)
+                out.sum().backward()
         """
     )
     assert [d.location.row for d in lint(src, GL004)] == [7]

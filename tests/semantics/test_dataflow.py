@@ -367,3 +367,18 @@ def test_odd_code_does_not_crash():
     ctx, flow = flow_for(src)
     call = _find_probe(ctx.module)
     assert flow.kind_of(call.args[1].value, at=call) is K.NON_TENSOR
+
+
+def test_loads_count_reads_not_bare_targets():
+    ctx, flow = flow_for(
+        """
+        def f(model, x):
+            out = model(x)
+            y = out.detach()
+            y[0] = 1
+            self.h = out
+            return self.h
+        """
+    )
+    loads = flow.loads(ctx.module.body[0])
+    assert loads["out"] == 2 and loads["y"] == 1 and loads["self.h"] == 1 and loads["model"] == 1

@@ -315,6 +315,7 @@ class ScopeFacts:
     # Dotted names on which ``retain_grad()`` is called anywhere in the scope.
     retained: set = field(default_factory=set)
     _has_backward: Optional[bool] = None
+    _loads: Optional[Dict[str, int]] = None
 
     def grad_disabled_at(self, stmt: cst.CSTNode) -> bool:
         return self.disabled.get(stmt, False)
@@ -451,6 +452,35 @@ class Dataflow:
             facts._has_backward = finder.found
         return facts._has_backward
 
+    def loads(self, scope: Scope) -> Dict[str, int]:
+        """How often each name / dotted chain (``self.h``) is read in ``scope``
+        (nested functions included: closures read it too; bare assignment targets
+        excluded). Built on first request, one walk of the scope."""
+        facts = self.scope_facts(scope)
+        if facts._loads is None:
+            counts: Dict[str, int] = {}
+            body = scope.body
+            stack: List[cst.CSTNode] = list(body) if isinstance(body, (list, tuple)) else [body]
+            while stack:
+                node = stack.pop()
+                if isinstance(node, (cst.Name, cst.Attribute)):
+                    name = dotted_name(node)
+                    if name is not None:
+                        counts[name] = counts.get(name, 0) + 1
+                        if isinstance(node, cst.Name):
+                            continue
+                if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor)):
+                    targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+                    for t in targets:
+                        stack.extend(_target_loads(t))
+                    for child in iter_children(node):
+                        if child not in targets and not isinstance(child, cst.AssignTarget):
+                            stack.append(child)
+                    continue
+                stack.extend(iter_children(node))
+            facts._loads = counts
+        return facts._loads
+
     def torch_alias(self) -> Optional[str]:
         """The local name bound to the ``torch`` package, if the file imports it."""
         if self._torch_alias is None:
@@ -556,6 +586,22 @@ def _small_statements(body: Sequence[cst.CSTNode]) -> Iterator[cst.BaseSmallStat
         else:
             for part in Dataflow._compound_parts(stmt):
                 stack.extend(reversed(part))
+
+
+def _target_loads(target: cst.CSTNode) -> List[cst.CSTNode]:
+    """Parts of an assignment target that are reads: ``x`` in ``x[i] = v``, ``obj`` in ``obj.a = v``."""
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out: List[cst.CSTNode] = []
+        for el in target.elements:
+            out.extend(_target_loads(el.value))
+        return out
+    if isinstance(target, cst.StarredElement):
+        return _target_loads(target.value)
+    if isinstance(target, cst.Subscript):
+        return [target]
+    if isinstance(target, cst.Attribute):
+        return [target.value]
+    return []
 
 
 def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
