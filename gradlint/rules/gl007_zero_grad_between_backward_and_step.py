@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from gradlint.static.rule import Rule
-from gradlint.static.semantics.optim import other_framework, OptimAnalysis
+from gradlint.static.semantics.optim import OptimAnalysis, other_framework, reaches_around
 
 
 class ZeroGradBetweenBackwardAndStep(Rule):
@@ -93,9 +93,14 @@ class ZeroGradBetweenBackwardAndStep(Rule):
                      and analysis.zero_grad_pairs_with(zero, e.key or "", scope) and reaches(zero, e)),
                     None,
                 )
+                if step is not None:
+                    between = [e for e in events if zero.order < e.order < step.order]
+                else:
+                    # `opt.step()` at the top of the loop body, `zero_grad()` at the bottom: the
+                    # next iteration steps what this one cleared.
+                    step, between = self._step_next_iteration(zero, scope, analysis)
                 if step is None:
                     continue
-                between = [e for e in events if zero.order < e.order < step.order]
                 # A backward after the zero_grad (the FGSM / two-pass pattern), or gradients
                 # written by hand (gradient surgery, federated averaging) feed the step.
                 if any(analysis.calls_backward(e) or e.kind == "clear" for e in between):
@@ -113,3 +118,18 @@ class ZeroGradBetweenBackwardAndStep(Rule):
                     step=self.context.code_for(step.node),
                     line=self.context.position(backward.node).start.line,
                 )
+
+    @staticmethod
+    def _step_next_iteration(zero, scope, analysis):
+        for loop in reversed(zero.loops):
+            in_loop = [e for e in scope.events if loop in e.loops]
+            for e in in_loop:
+                if e.order >= zero.order:
+                    break
+                if e.kind == "step" and analysis.zero_grad_pairs_with(zero, e.key or "", scope) and reaches_around(
+                    zero, e, loop
+                ):
+                    between = [x for x in in_loop if x.order > zero.order or x.order < e.order]
+                    return e, between
+            return None, []
+        return None, []

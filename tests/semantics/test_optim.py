@@ -218,3 +218,28 @@ def test_name_heuristics():
         assert looks_like_model_name(name) or name == "ResNet", name
     for name in ("tokenizer", "criterion", "loss_fn", "model_name", "metric", "model_path", "len"):
         assert not looks_like_model_name(name), name
+
+
+def test_reaches_around_goes_to_the_next_iteration():
+    from gradlint.static.semantics.optim import reaches_around
+
+    _, a = analyse(
+        """
+        def f(loader, opt):
+            for x in loader:
+                opt.step()
+                x.backward()
+                if x:
+                    opt.zero_grad()
+                    continue
+                other.zero_grad()
+                return
+        """
+    )
+    s = scope_named(a, "f")
+    step = s.of_kind("step")[0]
+    z_cont, z_ret = s.of_kind("zero_grad")
+    loop = step.loops[0]
+    assert reaches_around(z_cont, step, loop)  # continue goes round
+    assert not reaches_around(z_ret, step, loop)  # return leaves the loop
+    assert not reaches_around(step, z_cont, loop)  # only backwards in the source

@@ -546,6 +546,43 @@ class OptimAnalysis:
         return True
 
 
+def reaches_around(a: Event, b: Event, loop: Loop) -> bool:
+    """Can control go from ``a`` to the end of ``loop``'s body and, next iteration, to ``b``?
+
+    ``b`` comes before ``a`` in the body (``opt.step()`` at the top of the loop, ``zero_grad()``
+    at the bottom).  ``continue`` after ``a`` still goes round; ``break``/``return``/``raise``
+    do not, and neither does anything that ends the body before ``b``.
+    """
+    if loop not in a.loops or loop not in b.loops or b.order >= a.order:
+        return False
+    la = next(i for i, f in enumerate(a.frames) if f.owner is loop and f.block[1] == "loop")
+    lb = next(i for i, f in enumerate(b.frames) if f.owner is loop and f.block[1] == "loop")
+    goes_round = False
+    for level in range(len(a.frames) - 1, la - 1, -1):
+        frame = a.frames[level]
+        inner_loop = any(a.frames[j].block[1] == "loop" for j in range(la + 1, level + 1))
+        for stmt in frame.stmts[frame.index + 1 :]:
+            if not _terminates(stmt, loops_below=inner_loop):
+                continue
+            if _is_continue(stmt):
+                goes_round = True
+                break
+            return False
+        if goes_round:
+            break
+    for level in range(lb, len(b.frames)):
+        frame = b.frames[level]
+        if any(_terminates(stmt, loops_below=False) for stmt in frame.stmts[: frame.index]):
+            return False
+    return True
+
+
+def _is_continue(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and any(isinstance(x, cst.Continue) for x in stmt.body) and not any(
+        isinstance(x, (cst.Break, cst.Return, cst.Raise)) for x in stmt.body
+    )
+
+
 def _terminates(stmt: cst.CSTNode, loops_below: bool) -> bool:
     if not isinstance(stmt, cst.SimpleStatementLine):
         return False
@@ -682,7 +719,7 @@ def looks_like_model_name(name: Optional[str]) -> bool:
 
 __all__ = [
     "Event", "Frame", "ScopeInfo", "OptimAnalysis", "calls_in", "names_in", "root_names", "has_modulo",
-    "innermost_loop_with", "guard_tests_within", "is_accumulation_guard", "last_assignment", "assignments_of",
+    "innermost_loop_with", "reaches_around", "guard_tests_within", "is_accumulation_guard", "last_assignment", "assignments_of",
     "grad_mode_at", "looks_like_eval_function", "looks_like_eval_loader", "looks_like_model_name",
     "looks_like_optimizer_name", "LIGHTNING_EVAL_HOOKS", "last_part", "other_framework", "child_nodes", "iter_nodes",
 ]
