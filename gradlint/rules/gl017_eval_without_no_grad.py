@@ -191,6 +191,10 @@ class EvalWithoutNoGrad(Rule):
                 last_part(e.key) in ("set_grad_enabled", "requires_grad_", "inference_mode", "no_grad")
             ):
                 return True
+            # `for p in model.parameters(): p.requires_grad = False`: frozen weights build no graph
+            if (e.kind == "assign" and (e.key or "").endswith(".requires_grad") and isinstance(e.value, cst.Name)
+                    and e.value.value == "False"):
+                return True
         return self._callers_disable(scope, analysis, imports, depth=2)
 
     def _callers_disable(self, scope: ScopeInfo, analysis, imports, depth: int) -> bool:
