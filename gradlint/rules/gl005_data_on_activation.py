@@ -27,7 +27,9 @@ _AUG_OPS = {
 _ATOMIC = (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.Integer, cst.Float)
 # Hops that keep a read on its way out of the tensor world, and where it ends.
 _PASS_THROUGH = frozenset({"cpu", "detach", "float", "double", "squeeze", "flatten", "view", "reshape", "clone"})
-_TO_PYTHON = frozenset({"item", "tolist", "numpy"})
+_TO_PYTHON = frozenset({"item", "tolist", "numpy", "argmax", "argmin", "argsort", "eq", "ne", "gt", "lt", "ge", "le"})
+# ``out.data.max(1)[1]``: the indices half of these results has no gradient.
+_WITH_INDICES = frozenset({"max", "min", "topk", "sort", "kthvalue", "mode", "median"})
 _LOGGING = frozenset({"print", "info", "debug", "warning", "log", "add_scalar", "set_description", "set_postfix"})
 
 
@@ -51,7 +53,8 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
     `module.weight.data.normal_()`) is a legacy style, reported by GL016 instead;
     `.data` of datasets, numpy arrays and user objects is not a tensor's and is
     never flagged, nor is a read that only leaves autograd's world
-    (`loss.data.item()`, `out.data.cpu().numpy()`, `print(out.data)`).
+    (`loss.data.item()`, `out.data.cpu().numpy()`, `print(out.data)`,
+    `out.data.max(1)[1]`, `out.data.argmax(1)`).
 
     ## Example
     ```python
@@ -94,6 +97,7 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
         loss = criterion(out, y)
         total += loss.data.item()
         preds = out.data.cpu().numpy()
+        pred = out.data.max(1, keepdim=True)[1]
         print(out.data)
         """,
         """
@@ -172,6 +176,11 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
                 if up.attr.value in _PASS_THROUGH:
                     current = call
                     continue
+                if up.attr.value in _WITH_INDICES:
+                    sub = parent(call)
+                    if isinstance(sub, cst.Subscript) and sub.value is call and len(sub.slice) == 1:
+                        index = sub.slice[0].slice
+                        return isinstance(index, cst.Index) and isinstance(index.value, cst.Integer) and index.value.value == "1"
                 return False
             if isinstance(up, cst.Arg):
                 call = parent(up)
