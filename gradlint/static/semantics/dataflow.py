@@ -898,6 +898,12 @@ class _Eval:
             return Fact(K.PARAMETER, origin=call)
         if qual in ("torch.autograd.grad",):
             return collection(GRADIENT)
+        if qual in ("torch.autograd.Variable", "torch.autograd.variable.Variable"):
+            rg = _kwarg(call, "requires_grad")
+            if rg is not None and _is_true(rg.value):
+                return Fact(K.LEAF_REQUIRES_GRAD, origin=call)
+            inner = self.eval(call.args[0].value) if call.args else UNKNOWN
+            return inner if inner.kind in TENSOR_KINDS else UNKNOWN
         if qual.startswith("torch.nn.init."):
             first = call.args[0].value if call.args else None
             return self.eval(first) if first is not None else UNKNOWN
