@@ -22,7 +22,7 @@ TYPOS = {
 }
 # Tensor methods that take ``requires_grad=`` like the torch factories do.
 _TENSOR_FACTORY_METHODS = {"new_tensor", "new_zeros", "new_ones", "new_empty", "new_full"}
-_PATTERN = re.compile(r"\b(" + "|".join(sorted(TYPOS, key=len, reverse=True)) + r"|requires_grad_)\b")
+_PATTERN = re.compile(r"\b(?:" + "|".join(sorted(TYPOS, key=len, reverse=True)) + r")\b|\brequires_grad_\s*=[^=]")
 
 
 _METHOD_ASSIGNED = (

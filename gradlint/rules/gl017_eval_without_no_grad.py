@@ -17,9 +17,9 @@ from gradlint.static.semantics.optim import (
 
 # Some sign of evaluation: `.eval()`, an eval-like function name, an eval-like loader name.
 _EVIDENCE = re.compile(
-    r"\.eval\(|\.train\(False|def \w*(?:val|test|predict|infer|eval)|(?:val|valid|test|eval|dev)\w*(?:loader|data|_dl|set)",
-    re.I,
+    r"\.eval\(|\.train\(False|(?:val|valid|validation|test|eval|dev)_?(?:data)?(?:loader|set|dl)\b", re.I
 )
+_DEF = re.compile(r"def\s+(\w+)")
 
 
 class EvalWithoutNoGrad(Rule):
@@ -112,7 +112,9 @@ class EvalWithoutNoGrad(Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        return "torch" in text and _EVIDENCE.search(text) is not None
+        if "torch" not in text:
+            return False
+        return _EVIDENCE.search(text) is not None or any(looks_like_eval_function(n) for n in _DEF.findall(text))
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis = self.context.analysis(OptimAnalysis)
