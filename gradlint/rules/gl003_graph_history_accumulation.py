@@ -17,6 +17,11 @@ from gradlint.static.semantics.loops import (
     is_forward_like,
 )
 
+_CONTEXT_HINTS = (
+    "backward", "autograd", ".step(", "_step", "loader", "epoch", "batches", "dataset:", "dataset)",
+    "dataset,", "_data", "_iter", "iterator", " in data", " in samples", " in it:", " in it)",
+)
+
 # Expressions that take ``.detach()`` without parentheses.
 _ATOMS = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
 
@@ -144,12 +149,17 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        # An accumulation needs ``+=``/``.append(``/``.extend(``/a ``+``; the value needs a loss
-        # or model. ``model``/``net``/``loss`` substrings also catch ``self.encoder``-free code
-        # that names its modules that way; code naming neither is left out on purpose.
+        # Three conjuncts, each a necessary condition of a finding (see loops.py):
+        # an accumulation (``+=``, ``.append(``, ``.extend(``, or a ``+``); a loss or
+        # model (``self(`` is Lightning's forward); a training/evaluation context
+        # (backward, optimizer step, ``*_step`` method, a loader/dataset/iterator, epochs).
+        # The vocabulary mirrors the analysis: code that names none of these gives the
+        # analysis no evidence either, so skipping its parse loses nothing.
         if "+=" not in text and ".append(" not in text and " + " not in text and ".extend(" not in text:
             return False
-        return any(s in text for s in ("loss", "Loss", "model", "net", "criterion", "self(", "backward"))
+        if not any(s in text for s in ("loss", "Loss", "model", "net", "criterion", "self(")):
+            return False
+        return any(s in text for s in _CONTEXT_HINTS)
 
     def _candidate(self, node: cst.CSTNode, key: Union[str, None]) -> None:
         if key is None:

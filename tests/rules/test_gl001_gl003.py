@@ -124,11 +124,13 @@ def test_prefilter_gl001_gl002(text, matches):
     assert GL001.could_match(text) is matches and GL002.could_match(text) is matches
 
 
-def test_prefilter_gl003_needs_accumulation_and_a_loss_or_model():
-    assert GL003.could_match("total += loss\n")
-    assert GL003.could_match("preds.append(model(x))\n")
-    assert not GL003.could_match("total += x\n")
-    assert not GL003.could_match("loss = model(x)\n")
+def test_prefilter_gl003_needs_accumulation_a_loss_or_model_and_a_loop_context():
+    assert GL003.could_match("for b in loader:\n    total += loss\n")
+    assert GL003.could_match("for x in val_loader:\n    preds.append(model(x))\n")
+    assert GL003.could_match("def training_step(self, b):\n    self.s += F.mse_loss(self(b), b)\n")
+    assert not GL003.could_match("for b in loader:\n    total += x\n")
+    assert not GL003.could_match("for b in loader:\n    loss = model(x)\n")
+    assert not GL003.could_match("for layer in self.layers:\n    hidden = hidden + layer(hidden)  # model\n")
 
 
 def test_gl001_unsafe_fix_moves_backward_after_the_loop():

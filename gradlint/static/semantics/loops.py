@@ -85,9 +85,9 @@ _MODEL_NAME = re.compile(
     r"\w+_(?:model|net|network|encoder|decoder)|(?:model|net)_\w+|forward)$"
 )
 # Iterables that yield fresh data (no graph shared across iterations).
+# (GL003's prefilter mirrors this vocabulary: keep them in step.)
 _DATA_NAME = re.compile(
-    r"(?:loader|dataloader|data_iter|dataiter|batches|dataset|train_data|val_data|valid_data|test_data|"
-    r"train_iter|val_iter|batch_iter|^it$|_iterator$|^iterator$|^data$|^samples$)",
+    r"(?:loader|data_iter|dataiter|batches|dataset|_data$|_iter$|iterator$|^it$|^data$|^samples$)",
     re.I,
 )
 _DATA_WRAPPERS = frozenset("enumerate tqdm tqdm.tqdm zip iter islice itertools.islice trange".split())
