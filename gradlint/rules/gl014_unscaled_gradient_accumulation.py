@@ -134,7 +134,7 @@ class UnscaledGradientAccumulation(Rule):
             return False
         name = dotted_name(expr)
         if name is None:
-            if isinstance(expr, cst.Subscript):
+            if isinstance(expr, (cst.Subscript, cst.Attribute)):  # `outputs[0]`, `model(**batch).loss`
                 return self._unscaled(expr.value, at, scope, analysis, seen)
             if isinstance(expr, cst.BinaryOperation):  # `loss_a + loss_b`: scaled if a part is
                 return self._unscaled(expr.left, at, scope, analysis, seen) and self._unscaled(
