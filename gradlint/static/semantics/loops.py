@@ -604,13 +604,21 @@ class ScopeFacts:
             key = dotted_name(expr)
             if key is None:
                 return rec(expr.value)  # type: ignore[attr-defined]
-            if self.is_backward_target(key):
-                return True
             d = self.reaching_def(key, at)
             if d is not None:
-                if d.kind == "kill" and d.value is not None and isinstance(d.node, (cst.Assign, cst.AnnAssign, cst.NamedExpr)):
-                    return self._unpacked_graph(d, key, at, depth)
+                if d.value is None or self.grad_disabled_at(d.unit):
+                    return False  # a loop target, or computed under no_grad
+                if isinstance(d.node, cst.AugAssign):  # ``loss *= w``: as graph-carrying as before
+                    return rec(d.value) or self.is_graph_value(expr, d.unit, depth + 1)
+                if isinstance(d.node, (cst.Assign, cst.AnnAssign, cst.NamedExpr)):
+                    if self._unpacked_graph(d, key, at, depth):
+                        return True
+                    # A backward target is evidence too, unless this binding is evidently graph-free
+                    # (``loss = loss.item()`` after the backward).
+                    return self.is_backward_target(key) and _maybe_graph(self, d.value)
                 return False
+            if self.is_backward_target(key):
+                return True
             if isinstance(expr, cst.Attribute) and not key.startswith("self."):
                 return rec(expr.value)  # outputs.loss, out.logits
             return False
