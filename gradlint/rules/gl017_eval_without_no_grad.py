@@ -228,7 +228,8 @@ class EvalWithoutNoGrad(Rule):
             items=[cst.WithItem(cst.parse_expression(f"{alias}.inference_mode()"))],
             body=cst.IndentedBlock(body=[loop.with_changes(leading_lines=[])]),
         )
-        return Replace(loop, with_stmt)
+        # Rendered with this module's own indentation (2 spaces, tabs...), not libcst's default.
+        return Replace(loop, self.context.module.code_for_node(with_stmt).strip("\n"))
 
 
 def grad_mode_of_decorators(scope: ScopeInfo, imports) -> bool:

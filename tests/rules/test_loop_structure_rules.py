@@ -252,3 +252,10 @@ def test_gl015_needs_the_forward_before_the_step():
     line = "g_loss = -D(fake).mean()"
     assert _codes(code.format(g_before=line, g_after="pass"), GL015) == [("GL015", 9)]
     assert _codes(code.format(g_before="pass", g_after=line), GL015) == []
+
+
+def test_gl017_fix_keeps_the_file_indentation():
+    code = "import torch\ndef validate(model, val_loader):\n  model.eval()\n  for b in val_loader:\n    if b:\n      out = model(b)\n  return out\n"
+    new, applied = _fix(code, GL017, unsafe=True)
+    assert len(applied) == 1
+    assert "  with torch.inference_mode():\n    for b in val_loader:\n      if b:\n        out = model(b)\n  return out\n" in new
