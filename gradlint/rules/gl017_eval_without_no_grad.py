@@ -204,7 +204,7 @@ class EvalWithoutNoGrad(Rule):
         for s in _scope_chain(scope):
             if not isinstance(s.node, cst.FunctionDef):
                 continue
-            if any(grad_mode_of_decorators(s, imports) for _ in (0,)):
+            if grad_mode_of_decorators(s, imports) or self._framework_no_grad(s):
                 return True
             fname = s.node.name.value
             for other in analysis.scopes:
@@ -217,6 +217,14 @@ class EvalWithoutNoGrad(Rule):
                     if mode is None and depth > 0 and other is not s and self._callers_disable(other, analysis, imports, depth - 1):
                         return True
         return False
+
+    def _framework_no_grad(self, scope: ScopeInfo) -> bool:
+        """Hooks a framework runs with grad off: Lightning's eval steps, a transformers Pipeline's
+        ``_forward`` (run under ``inference_mode`` by ``Pipeline.forward``)."""
+        name = scope.node.name.value
+        if name in LIGHTNING_EVAL_HOOKS:
+            return True
+        return name == "_forward" and "Pipeline" in self.context.source
 
     # -- the fix ---------------------------------------------------------------------------------------
     def _fix(self, loop, imports) -> Optional[Replace]:
