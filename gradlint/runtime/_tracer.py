@@ -63,15 +63,22 @@ class GradlintError(RuntimeError):
 
 
 class BackwardThroughFreedGraphError(GradlintError):
-    """GR003: backward would run through a graph whose buffers were already freed."""
+    """GR003: backward would run through a graph whose buffers were already freed.
+
+    ``graph``: id of the freed graph the backward reached (or None); ``details``: the finding's details."""
 
     code = "GR003"
+    graph = None
+    details = None
 
 
 class InplaceOnSavedTensorError(GradlintError):
-    """GR004: a tensor saved for backward was modified in place before backward used it."""
+    """GR004: a tensor saved for backward was modified in place before backward used it.
+
+    ``graph``: id of the graph of the node that saved the tensor (or None)."""
 
     code = "GR004"
+    graph = None
 
 
 class TraceStateError(GradlintError):
@@ -96,6 +103,7 @@ class _Graph:
     __slots__ = (
         "id", "iteration", "pending", "nodes", "nodes_alive", "saved_alive", "bytes", "leaf_bytes",
         "peak", "best", "best_bytes", "first", "calls", "freed", "retained", "reported_gr001",
+        "roots", "outs", "outs_cap",
     )
 
     def __init__(self, gid, iteration, pending=False):
@@ -115,6 +123,9 @@ class _Graph:
         self.freed = None
         self.retained = None
         self.reported_gr001 = False
+        self.roots = ()  # weak references to the root tensors (backward roots / outputs alive at the boundary)
+        self.outs = [] if pending else None  # pending graphs: weak references to op outputs (compacted)
+        self.outs_cap = 4096
 
     def add_bytes(self, dev, nb, leaf):
         d = self.leaf_bytes if leaf else self.bytes
@@ -128,7 +139,7 @@ class _Tag:
     """Sentinel stored in ``node.metadata``; its finalizer reports the node's death."""
 
     __slots__ = ("sink", "it", "site", "op", "fname", "graph", "n_saved", "saved_alive", "saved_bytes",
-                 "bytes_alive", "leaf_alive", "dev", "consumed")
+                 "bytes_alive", "leaf_alive", "dev", "consumed", "fdetails", "retains")
 
     def __del__(self):
         s = self.sink
@@ -149,6 +160,10 @@ class _Packed:
         s = self.sink
         if s.open:
             s.q.append((1, self.key, self.tag, self.nb, self.dev, self.leaf))
+        else:  # after stop(): keep the node's alive/freed state exact for node_info()
+            tag = self.tag
+            if tag is not None:
+                tag.saved_alive -= 1
 
 
 class _Light:
@@ -203,6 +218,17 @@ def _first_tensor(x):
     if isinstance(x, (list, tuple)) and x and isinstance(x[0], torch.Tensor):
         return x[0]
     return None
+
+
+def _weak_roots(roots):
+    out = []
+    for r in roots:
+        if isinstance(r, torch.Tensor) and r.grad_fn is not None:
+            try:
+                out.append(weakref.ref(r))
+            except TypeError:  # pragma: no cover
+                pass
+    return tuple(out)
 
 
 def _storage_key(t):
@@ -386,6 +412,8 @@ class Trace:
         self._fkeys = set()
         self._leaks: Dict[Any, dict] = {}
         self._leak_searches = 0
+        self._gc_searches = 0
+        self._last_holders = []
         self._iterations: List[dict] = []
         self._user_steps = False
         self._opt_seen: Dict[int, Any] = {}
@@ -485,7 +513,10 @@ class Trace:
                     self._check_params()
                 self._report = self._build_report(final=True)
         finally:
-            self._teardown()
+            try:
+                self._refresh_frame_locals()
+            finally:
+                self._teardown()
         return self
 
     def _teardown(self):
@@ -512,7 +543,14 @@ class Trace:
             finally:
                 self._hooks_cm = None
         self._sink.open = False
-        self._sink.q.clear()
+        q = self._sink.q
+        while q:  # handles released after the last drain: keep their nodes' saved counts exact
+            try:
+                ev = q.popleft()
+            except IndexError:  # pragma: no cover
+                break
+            if ev[0] == 1 and ev[2] is not None:
+                ev[2].saved_alive -= 1
         self._storages = {}
         self._running = False
         with _ACTIVE_LOCK:
@@ -676,6 +714,8 @@ class Trace:
         tag.leaf_alive = 0
         tag.dev = None
         tag.consumed = None
+        tag.fdetails = None
+        tag.retains = False
         g = self._pending_graph
         if g is None:
             self._graph_id += 1
@@ -689,6 +729,20 @@ class Trace:
         fn.metadata[_TAG] = tag
         return tag
 
+    @staticmethod
+    def _note_out(g, x):
+        """Weakly remember an op output of a pending graph: its roots are found among them at the boundary."""
+        outs = g.outs
+        if outs is None:
+            return
+        try:
+            outs.append(weakref.ref(x))
+        except TypeError:  # pragma: no cover - exotic tensor subclasses
+            return
+        if len(outs) >= g.outs_cap:
+            outs[:] = [r for r in outs if r() is not None]
+            g.outs_cap = max(4096, 2 * len(outs))
+
     def _after_op(self, r, name, pend):
         tag = None
         if isinstance(r, torch.Tensor):
@@ -698,6 +752,7 @@ class Trace:
                 tag = md.get(_TAG)
                 if tag is None:
                     tag = self._new_tag(fn, name, _frames.user_site(self.stacks, 1))
+                    self._note_out(tag.graph, r)
         elif isinstance(r, (tuple, list)):
             site = None
             for x in r[:8]:
@@ -707,6 +762,7 @@ class Trace:
                         if site is None:
                             site = _frames.user_site(self.stacks, 1)
                         t2 = self._new_tag(fn, name, site)
+                        self._note_out(t2.graph, x)
                         if tag is None:
                             tag = t2
         if pend:
@@ -794,10 +850,16 @@ class Trace:
                                "would silently compute wrong gradients")
             msg = (f"in-place `{name}` {path} modifies {what} before backward used it; {consequence}. "
                    f"Fix: use the out-of-place op (e.g. `y = y + 1`) or modify a `.clone()`")
-            self._add_finding("GR004", msg, site, {
+            details = {
                 "op": name, "path": path, "saved_by_op": saved_op[0], "saved_by_node": saved_op[1],
                 "saved_at": {"filename": sfn, "line": sline}, "bytes": e[1], "version_checked": shared,
-                "stack": _frames.site_stack(site)}, key=("GR004", fn, line))
+                "graph": tag.graph.id if tag is not None and tag.graph is not None else None,
+                "stack": _frames.site_stack(site)}
+            if self._add_finding("GR004", msg, site, details, key=("GR004", fn, line)) and tag is not None:
+                # a pending graph's id changes when a backward groups it: keep details["graph"] current
+                if tag.fdetails is None:
+                    tag.fdetails = []
+                tag.fdetails.append(details)
 
     def _inplace_error(self, h):
         e = self._storages.get(h.key) if isinstance(h, _Packed) else None
@@ -819,7 +881,9 @@ class Trace:
                f"gradlint GR004: the tensor was {how}. PyTorch skips its own check while saved-tensor hooks are "
                f"installed, so gradlint raises instead of computing wrong gradients. Fix: use an out-of-place op "
                f"or modify a .clone().")
-        return InplaceOnSavedTensorError(msg)
+        exc = InplaceOnSavedTensorError(msg)
+        exc.graph = tag.graph.id if tag is not None and tag.graph is not None else None
+        return exc
 
     # ------------------------------------------------------------------ GR005, cuts, retain_grad
 
@@ -835,7 +899,12 @@ class Trace:
             f"the leaf parameters instead"), site, {"op": op}, key=("GR005", fn, line))
 
     def _on_retain_grad(self, a):
-        if a.grad_fn is None or len(self._nonleaf_retained) >= 100:
+        if a.grad_fn is None:
+            return
+        tag = a.grad_fn.metadata.get(_TAG)
+        if tag is not None:
+            tag.retains = True
+        if len(self._nonleaf_retained) >= 100:
             return
         site = _frames.user_site(1, 1)
         fn, line, _ = _frames.site_parts(site)
@@ -900,7 +969,7 @@ class Trace:
             with self._lock:
                 self._drain()
                 walk = self._walk(roots)
-                self._group(call, walk)
+                self._group(call, walk, roots)
             if walk["hits"] and not partial:
                 raise self._freed_error(call, walk, roots, None)
         _tls.depth = getattr(_tls, "depth", 0) + 1
@@ -962,7 +1031,7 @@ class Trace:
                     stack.append(n)
         return {"tags": tags, "hits": hits, "params": params, "nodes": len(seen)}
 
-    def _group(self, call, walk):
+    def _group(self, call, walk, roots=()):
         """Move the not-yet-grouped tags reached from the roots into one new graph (before the engine runs)."""
         newg = None
         touched = {}
@@ -973,6 +1042,7 @@ class Trace:
                     self._graph_id += 1
                     newg = _Graph(self._graph_id, self._it)
                     newg.nodes = walk["nodes"]
+                    newg.roots = _weak_roots(roots)
                     self._add_graph(newg)
                 if g is not None:  # move from the pending graph
                     if g.best is not None and g.best[0] is tag.site:
@@ -987,6 +1057,9 @@ class Trace:
                         g.bytes[tag.dev] = g.bytes.get(tag.dev, 0) - tag.bytes_alive
                         g.leaf_bytes[tag.dev] = g.leaf_bytes.get(tag.dev, 0) - tag.leaf_alive
                 tag.graph = newg
+                if tag.fdetails:  # findings that name this node's graph follow it
+                    for d in tag.fdetails:
+                        d["graph"] = newg.id
                 newg.nodes_alive += 1
                 newg.saved_alive += tag.saved_alive
                 if tag.dev is not None:
@@ -1051,9 +1124,11 @@ class Trace:
                "do NOT add retain_graph=True (it keeps every graph alive and backpropagates the old terms again)")
         details = {"backward": {"filename": call["filename"], "line": call["line"], "iteration": call["iteration"]},
                    "freed_by": ({k: prev[k] for k in ("filename", "line", "iteration")} if prev else None),
-                   "holder": None, "cause": None}
+                   "holder": None, "cause": None,
+                   "graph": hit.graph.id if hit is not None and hit.graph is not None else None}
         line_for_finding = (call["filename"], call["line"])
         frames = _frames.user_frames(start=3, limit=3)
+        self._frames_touched = True
         root = roots[0] if roots else None
         root_name = None
         for fr in frames:
@@ -1112,7 +1187,10 @@ class Trace:
         if err is not None:
             msg += f" [torch: {str(err).splitlines()[0]}]"
         self._add_finding("GR003", msg, call.get("_site"), details)
-        return BackwardThroughFreedGraphError("gradlint GR003: " + msg)
+        exc = BackwardThroughFreedGraphError("gradlint GR003: " + msg)
+        exc.graph = details["graph"]
+        exc.details = details
+        return exc
 
     # ------------------------------------------------------------------ optimizer hooks / iterations
 
@@ -1197,12 +1275,20 @@ class Trace:
         self._boundary()
 
     def _refresh_frame_locals(self):
-        # Python < 3.13: reading frame.f_locals leaves a snapshot dict on the frame that keeps the values it
-        # saw alive until the next read.  After a holder search, re-read it so stale tensors can die.
-        if self._frames_touched:
-            for fr in _frames.user_frames(start=2, limit=8):
+        """Drop the ``f_locals`` snapshots the holder/name searches left on the user's frames.
+
+        Python < 3.13: reading ``frame.f_locals`` of a function frame stores a snapshot dict on the frame that
+        keeps every value it saw alive (also after the function deletes or rebinds the name) until the next
+        read.  For function frames the snapshot is only a cache of the fast locals, so it is emptied (CPython
+        refills it on the next ``locals()``/``f_locals``); module and class frames (whose ``f_locals`` is the
+        real namespace) are never touched."""
+        if not self._frames_touched or sys.version_info >= (3, 13):
+            return
+        self._frames_touched = False
+        for fr in _frames.user_frames(start=2, limit=8):
+            if fr.f_code.co_flags & inspect.CO_OPTIMIZED:
                 try:
-                    fr.f_locals
+                    fr.f_locals.clear()
                 except Exception:  # pragma: no cover
                     pass
 
@@ -1215,6 +1301,8 @@ class Trace:
                 g = self._pending_graph
                 self._pending_graph = None
                 g.pending = False
+                g.roots = self._pending_roots(g)
+                g.outs = None
                 if g.nodes_alive > 0 or g.saved_alive > 0:
                     self._add_graph(g)
             if self._reached_any and not self._light:
@@ -1222,6 +1310,7 @@ class Trace:
             self._check_retained(at_exit=False)
             if not self._light:
                 self._check_leaks(b)
+                self._refresh_frame_locals()
             cuda_alloc = cuda_peak = 0
             if self._cuda_on:
                 try:
@@ -1245,6 +1334,41 @@ class Trace:
             self._cuts = []
             self._cuts_left = 32
             self._set_light(self._it % self.every != 0)
+
+    def _pending_roots(self, g, limit=16):
+        """Weak references to the outputs of pending graph ``g`` that are alive, still belong to ``g`` and
+        that no other such output's graph reaches (its roots)."""
+        if not g.outs:
+            return ()
+        sink = self._sink
+        cands = {}
+        for r in g.outs:
+            x = r()
+            if x is None:
+                continue
+            fn = x.grad_fn
+            tag = fn.metadata.get(_TAG) if fn is not None else None
+            if tag is not None and tag.graph is g and tag.sink is sink:
+                cands.setdefault(id(fn), (r, fn))
+        if not cands:
+            return ()
+        reached = set()
+        stack = []
+        for _, fn in cands.values():
+            stack.extend(n for n, _ in fn.next_functions if n is not None)
+        seen = set()
+        while stack and len(seen) < 50000:
+            f = stack.pop()
+            if id(f) in seen:
+                continue
+            seen.add(id(f))
+            if id(f) in cands:
+                reached.add(id(f))
+            if type(f).__name__ == "AccumulateGrad":
+                continue
+            stack.extend(n for n, _ in f.next_functions if n is not None)
+        out = tuple(r for k, (r, _) in cands.items() if k not in reached)
+        return out[-limit:]
 
     def _set_light(self, light):
         if light == self._light:
@@ -1319,6 +1443,13 @@ class Trace:
         if self._leak_searches < 8:
             self._leak_searches += 1
             holders = self._find_holders(its[-1])
+            if not holders and self._gc_searches < 3:
+                self._gc_searches += 1
+                holders = self._gc_holders(its[-1])
+            if holders:
+                self._last_holders = holders
+        elif self._last_holders:  # search budget spent: the leak keeps its holder
+            holders = self._last_holders
         if not holders:
             holders = [None]
         for h in holders:
@@ -1331,33 +1462,230 @@ class Trace:
             if h is not None and h.get("site"):
                 rec["holder"] = h
 
+    def _old_tag(self, t, max_it, limit=20000):
+        """A tag of this trace from iteration <= max_it reachable from ``t``'s graph, or None."""
+        fn = t.grad_fn
+        if fn is None:
+            return None
+        stack = [fn]
+        seen = set()
+        while stack and len(seen) < limit:
+            f = stack.pop()
+            if id(f) in seen:
+                continue
+            seen.add(id(f))
+            if type(f).__name__ == "AccumulateGrad":
+                continue
+            tag = f.metadata.get(_TAG)
+            if tag is not None and tag.it <= max_it and tag.sink is self._sink:
+                return tag
+            for n, _ in f.next_functions:
+                if n is not None:
+                    stack.append(n)
+        return None
+
+    @staticmethod
+    def _holder_info(c, old, name, where, kind):
+        root_tag = c.grad_fn.metadata.get(_TAG)
+        site = None
+        if root_tag is not None and root_tag.fname in _ACCUM_FUNCS and root_tag.site:
+            site = root_tag.site
+        g = root_tag.graph if root_tag is not None else None
+        return {"name": name, "where": where, "kind": kind, "site": site or old.site,
+                "accumulated": site is not None, "op": root_tag.op if root_tag is not None else None,
+                "graph": g.id if g is not None else None}
+
+    def _leak_candidates(self, max_it, limit=8):
+        """Live root tensors (newest graphs first) whose graph reaches a node from iteration <= max_it."""
+        out = []
+        seen = set()
+        graphs = list(self._graphs)
+        if self._pending_graph is not None:
+            graphs.append(self._pending_graph)
+        for g in reversed(graphs):
+            refs = g.roots
+            if g.pending and g.outs:
+                refs = g.outs[-64:]
+            for r in refs:
+                x = r()
+                if x is None or id(x) in seen or x.grad_fn is None:
+                    continue
+                seen.add(id(x))
+                old = self._old_tag(x, max_it)
+                if old is not None:
+                    out.append((x, old))
+                    if len(out) >= limit:
+                        return out
+        return out
+
+    def _gc_holders(self, max_it):
+        """Fallback holder search: climb ``gc.get_referrers`` from the leaked graphs' live root tensors (a few
+        levels: containers, object attributes, module globals, locals of the live user frames).  Keeps no
+        reference afterwards; skips the tracer's own objects and frames outside the user's code."""
+        cands = self._leak_candidates(max_it)
+        if not cands:
+            return []
+        try:
+            return self._name_by_referrers(cands)
+        finally:
+            del cands
+
+    def _name_by_referrers(self, cands, levels=6, width=256):
+        frames = _frames.user_frames(start=1, limit=8)
+        self._frames_touched = True
+        frame_of = {}  # id(frame) and id(frame.f_locals) -> frame (only the live user frames)
+        for fr in frames:
+            frame_of[id(fr)] = fr
+            try:
+                frame_of[id(fr.f_locals)] = fr
+            except Exception:  # pragma: no cover
+                pass
+        objs = {}  # id -> object on a path from a candidate up; the links hold no objects
+        link = {}  # id -> (child id, step): obj[step] is the child; step = (kind, key)
+        info = {}  # candidate id -> (tensor, old tag)
+        for x, old in cands:
+            objs[id(x)] = x
+            link[id(x)] = None
+            info[id(x)] = old
+        frontier = [x for x, _ in cands]
+        mine = {id(objs), id(frontier), id(frames), id(frame_of), id(cands)}
+        mine.update(id(c) for c in cands)
+        skip_types = (types.FrameType, types.FunctionType, types.CellType, types.ModuleType, type,
+                      weakref.ref, _Tag, _Packed, _Graph, Trace, torch.Tensor, types.CodeType)
+        anchors = []  # (name, where, kind, child id)
+        fallback = None  # (child id, object type name) of the highest plain object reached
+        try:
+            for _ in range(levels):
+                if not frontier or anchors:
+                    break
+                ids = {id(o) for o in frontier}
+                refs = gc.get_referrers(*frontier)
+                mine.add(id(refs))
+                nxt = []
+                mine.add(id(nxt))
+                for R in refs:
+                    rid = id(R)
+                    if rid in mine or rid in objs or R is frontier or R is ids:
+                        continue
+                    fr = frame_of.get(rid)
+                    if fr is not None:
+                        func = fr.f_code.co_name
+                        where = "module" if func == "<module>" else f"{func}()"
+                        kind = "module global" if func == "<module>" else "local variable"
+                        rank = next(i for i, f2 in enumerate(frames) if f2 is fr)
+                        for k, v in list(fr.f_locals.items()):
+                            if id(v) in ids:
+                                anchors.append((rank, k, where, kind, id(v)))
+                        continue
+                    if isinstance(R, skip_types):
+                        continue
+                    found = None
+                    if isinstance(R, dict):
+                        if "__builtins__" in R and isinstance(R.get("__name__"), str):
+                            for k, v in list(R.items()):
+                                if id(v) in ids and isinstance(k, str):
+                                    anchors.append((99, k, f"module {R['__name__']}", "module global", id(v)))
+                            continue
+                        for k, v in list(R.items())[:100000]:
+                            if id(v) in ids:
+                                found = (id(v), ("key", k))
+                                break
+                    elif isinstance(R, (list, tuple)):
+                        for i, v in enumerate(R[:100000]):
+                            if id(v) in ids:
+                                found = (id(v), ("idx", i))
+                                break
+                    else:
+                        try:
+                            d = vars(R)
+                        except TypeError:
+                            d = None
+                        if isinstance(d, dict):
+                            if id(d) in ids:
+                                found = (id(d), ("dictof", None))
+                            else:
+                                for k, v in list(d.items()):
+                                    if id(v) in ids:
+                                        found = (id(v), ("attr", k))
+                                        break
+                        if found is None:
+                            for cls in type(R).__mro__:
+                                for sl in getattr(cls, "__slots__", ()) or ():
+                                    if isinstance(sl, str) and id(getattr(R, sl, None)) in ids:
+                                        found = (id(getattr(R, sl)), ("attr", sl))
+                                        break
+                                if found:
+                                    break
+                        if found is not None:
+                            fallback = (rid, type(R).__name__)
+                    if found is None:
+                        continue
+                    objs[rid] = R
+                    link[rid] = found
+                    if len(nxt) < width:
+                        nxt.append(R)
+                del refs
+                frontier = nxt
+            # one object reached from several names is one holder: the innermost frame's name wins
+            out = []
+            for _, name, where, kind, cid in sorted(anchors, key=lambda a: a[0]):
+                h = self._compose(name, where, kind, cid, link, info, objs)
+                if h is not None:
+                    out.append(h)
+                    break
+            if not out and fallback is not None:
+                rid, tname = fallback
+                h = self._compose("", f"a {tname} object", "object attribute", rid, link, info, objs)
+                if h is not None:
+                    out.append(h)
+            return out
+        finally:
+            objs.clear()
+            frontier = None
+            frame_of.clear()
+
+    def _compose(self, name, where, kind, cid, link, info, objs):
+        """Holder dict for the path from an anchor (``name``) down to a candidate tensor."""
+        parts = [name] if name else []
+        as_attr = False
+        cur = cid
+        last = None
+        n = 0
+        while link.get(cur) is not None and n < 16:
+            n += 1
+            child, (sk, key) = link[cur]
+            if sk == "dictof":
+                as_attr = True
+            else:
+                if sk == "attr" or (sk == "key" and as_attr and isinstance(key, str)):
+                    parts.append(f".{key}")
+                elif sk == "key":
+                    parts.append(f"[{key!r}]" if isinstance(key, (str, int)) else "[...]")
+                else:
+                    parts.append(f"[{key}]")
+                as_attr = False
+                last = (sk, type(objs.get(cur)).__name__)
+            cur = child
+        if cur not in info:
+            return None
+        if last is not None and last[0] == "idx":
+            parts.pop()  # name the list, not one (moving) index of it
+            kind = f"{kind} ({last[1]})"
+        path = "".join(parts).lstrip(".")
+        if not path:
+            return None
+        x = objs.get(cur)
+        if x is None:
+            return None
+        return self._holder_info(x, info[cur], path, where, kind)
+
     def _find_holders(self, max_it):
         """Name what keeps graphs from iteration <= max_it alive: locals/globals/attributes/containers."""
         found = []
         seen_ids = set()
 
         def graph_is_old(t):
-            fn = t.grad_fn
-            if fn is None:
-                return None
-            stack = [fn]
-            seen = set()
-            keep = []
-            while stack and len(seen) < 20000:
-                f = stack.pop()
-                if id(f) in seen:
-                    continue
-                seen.add(id(f))
-                keep.append(f)
-                if type(f).__name__ == "AccumulateGrad":
-                    continue
-                tag = f.metadata.get(_TAG)
-                if tag is not None and tag.it <= max_it and tag.sink is self._sink:
-                    return tag
-                for n, _ in f.next_functions:
-                    if n is not None:
-                        stack.append(n)
-            return None
+            return self._old_tag(t, max_it)
 
         def consider(name, where, kind, v, site_frame=None):
             if isinstance(v, torch.Tensor):
@@ -1379,13 +1707,7 @@ class Trace:
                     if key in seen_ids:
                         return
                     seen_ids.add(key)
-                    root_tag = c.grad_fn.metadata.get(_TAG)
-                    site = None
-                    if root_tag is not None and root_tag.fname in _ACCUM_FUNCS and root_tag.site:
-                        site = root_tag.site
-                    found.append({"name": name, "where": where, "kind": kind,
-                                  "site": site or old.site, "accumulated": site is not None,
-                                  "op": root_tag.op if root_tag is not None else None})
+                    found.append(self._holder_info(c, old, name, where, kind))
                     return
 
         frames = _frames.user_frames(start=3, limit=6)
@@ -1530,11 +1852,13 @@ class Trace:
         if key is None:
             key = (code, fn, line, msg)
         if key in self._fkeys:
-            return
+            return False
         self._fkeys.add(key)
         if func and "function" not in details:
             details["function"] = func
-        self._findings.append(Finding(code, msg, fn, line, details))
+        f = Finding(code, msg, fn, line, details)
+        self._findings.append(f)
+        return True
 
     def _leak_findings(self):
         out = []
@@ -1570,6 +1894,7 @@ class Trace:
             out.append(Finding("GR002", msg, fn, line, {
                 "kind": kind, "holder": h["name"] if h else None, "holder_kind": h["kind"] if h else None,
                 "where": h["where"] if h else None, "accumulated_here": bool(h and h.get("accumulated")),
+                "graph": h.get("graph") if h else None,
                 "nodes_alive": nodes, "saved_bytes_alive": saved,
                 "series": [{"boundary": s["boundary"], "nodes_alive": s["nodes_alive"],
                             "saved_bytes_alive": s["saved_bytes_alive"]} for s in series],
@@ -1610,6 +1935,7 @@ class Trace:
             try:
                 self._scan_modules(want=set(self._leaf_params), allow_gc=False)
                 local_names = {}
+                self._frames_touched = True
                 for fr in _frames.user_frames(start=2, limit=4):
                     for k, v in list(fr.f_locals.items()):
                         if isinstance(v, torch.Tensor) and v.is_leaf:
@@ -1674,6 +2000,73 @@ class Trace:
     def __repr__(self) -> str:
         state = "running" if self._running else "stopped"
         return f"<gradlint.Trace {state}: {len(self.report()['findings'])} findings>"
+
+    # ------------------------------------------------------------------ public graph API (the renderer uses it)
+
+    def node_info(self, node) -> Optional[dict]:
+        """What this trace recorded about autograd node ``node`` (a ``grad_fn``), or None when the trace did not
+        see it being created.  Keys: ``op`` (node class), ``call`` (the torch function), ``site``
+        (``{"filename", "line", "function"}`` of the creating user line, or None), ``source`` (``"file:line"``),
+        ``stack``, ``iteration``, ``graph`` (graph id), ``saved_tensors``, ``saved_bytes`` (activation bytes the
+        node saved, kept after they are freed), ``state`` (``"alive"``/``"freed"`` for its saved tensors, None if
+        it saved none; exact also after stop()) and ``retains_grad``."""
+        try:
+            tag = node.metadata.get(_TAG)
+        except Exception:
+            return None
+        if not isinstance(tag, _Tag) or tag.sink is not self._sink:
+            return None
+        if self._running:
+            with self._lock:
+                self._drain()
+        fn, line, func = _frames.site_parts(tag.site)
+        g = tag.graph
+        state = None if not tag.n_saved else ("alive" if tag.saved_alive > 0 else "freed")
+        return {
+            "op": tag.op, "call": tag.fname,
+            "site": {"filename": fn, "line": line, "function": func} if fn is not None else None,
+            "source": f"{fn}:{line}" if fn is not None else None,
+            "stack": _frames.site_stack(tag.site) if tag.site else [],
+            "iteration": tag.it, "graph": g.id if g is not None else None,
+            "saved_tensors": tag.n_saved, "saved_bytes": tag.saved_bytes, "state": state,
+            "retains_grad": bool(tag.retains),
+        }
+
+    def _graph_obj(self, graph_id):
+        pg = self._pending_graph
+        if pg is not None and pg.id == graph_id:
+            return pg
+        for g in reversed(self._graphs):
+            if g.id == graph_id:
+                return g
+        return None
+
+    def graph_roots(self, graph_id: int) -> list:
+        """The live root tensors of graph ``graph_id``: the tensors a backward was called on, or, for a graph no
+        backward consumed, its outputs that were alive at the iteration boundary.  The trace holds them by weak
+        references only, so a root that died is simply missing (``[]`` when none is left).  A root modified in
+        place since (``total_loss += loss``) now starts a newer graph that contains this one."""
+        with self._lock:
+            g = self._graph_obj(graph_id)
+            if g is None:
+                return []
+            refs = self._pending_roots(g) if g.pending else g.roots
+            out = []
+            for r in refs:
+                x = r()
+                if x is not None and x.grad_fn is not None:
+                    out.append(x)
+            return out
+
+    def named_parameters(self) -> List[tuple]:
+        """``[(name, parameter)]`` for the live parameters the trace has named (module paths such as
+        ``fc1.weight``), like ``nn.Module.named_parameters``."""
+        out = []
+        for ent in list(self._param_names.values()):
+            p = ent[2]()
+            if p is not None:
+                out.append((ent[1], p))
+        return out
 
     def _repr_html_(self) -> str:
         # The rendering package draws graph pictures too; without torchviz/graphviz

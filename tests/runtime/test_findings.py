@@ -174,6 +174,110 @@ def test_gr002_eval_without_no_grad_keeps_activations():
     assert "no_grad" in f.message
 
 
+class _Logger:
+    def __init__(self):
+        self.history = {"train": [], "val": []}
+
+    def log(self, loss):
+        self.history["train"].append(loss)  # a graph per step, held two containers deep
+
+
+class _Metrics:
+    def __init__(self):
+        self.total = 0
+
+
+class _Trainer:
+    def __init__(self, model):
+        self.model = model
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        self.metrics = _Metrics()
+
+    def fit(self, n):
+        for _ in range(n):
+            loss = self.model(torch.randn(4, 10)).pow(2).mean()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            self.metrics.total = self.metrics.total + loss  # <metrics>
+
+
+def _train_logging(n, model, opt, logger):
+    for _ in range(n):
+        loss = model(torch.randn(4, 10)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        logger.log(loss)
+
+
+def _closure_logger():
+    state = _Logger()
+
+    class _Log:
+        def log(self, loss):
+            state.log(loss)
+
+    return _Log()
+
+
+def test_gr002_holder_named_by_referrers_dict_in_object_attribute():
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    logger = _Logger()
+    with gradlint.trace() as t:
+        _train_logging(4, model, opt, logger)
+    f = only(t, "GR002")
+    assert f.details["holder"] == "logger.history['train']", f.details
+    assert f.details["where"] == "_train_logging()"
+    assert f.details["holder_kind"] == "local variable (list)"
+    assert "`logger.history['train']`" in f.message and "could not name" not in f.message
+
+
+def test_gr002_holder_named_two_attributes_deep():
+    with gradlint.trace() as t:
+        _Trainer(mlp()).fit(4)
+    f = only(t, "GR002")
+    assert f.details["holder"] == "self.metrics.total", f.details
+    assert f.details["where"] == "fit()"
+    assert f.line == line_of("metrics")  # the accumulation that rebinds the holder
+
+
+def test_gr002_holder_list_inside_list_and_object_without_a_name():
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with gradlint.trace() as t:
+        runs = [[], []]
+        for i in range(4):
+            loss = model(torch.randn(4, 10)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            runs[1].append(loss)
+    assert only(t, "GR002").details["holder"] == "runs[1]"
+    # an object no frame or module names (a closure's): named from the object's type
+    with gradlint.trace() as t2:
+        _train_logging(4, model, opt, _closure_logger())
+    f = only(t2, "GR002")
+    assert f.details["holder"] == "history['train']" and f.details["where"] == "a _Logger object", f.details
+
+
+def test_gr002_referrer_search_keeps_no_tensor_alive():
+    import gc
+    import weakref
+
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    logger = _Logger()
+    with gradlint.trace() as t:
+        _train_logging(4, model, opt, logger)
+    assert only(t, "GR002").details["holder"] == "logger.history['train']"
+    refs = [weakref.ref(x) for x in logger.history["train"]]
+    del logger
+    gc.collect()
+    assert all(r() is None for r in refs)  # neither the tracer nor frame snapshots keep the losses
+
+
 def test_eval_with_no_grad_clean():
     model = mlp()
     with gradlint.trace() as t:
