@@ -70,6 +70,22 @@ def trace_images(t, namespaces: Sequence[Mapping[str, Any]] = (), limit: int = 6
     return out, None
 
 
+def _hook_images(t) -> Optional[List[Image]]:
+    """Pictures from hooks registered with ``gradlint.runtime.register_image_hook`` (None: no hook answered)."""
+    try:
+        from gradlint.runtime.report import _image_hooks
+    except ImportError:  # pragma: no cover
+        return None
+    for hook in list(_image_hooks):
+        try:
+            png = hook(t)
+        except Exception:  # a hook must never cost the report
+            continue
+        if png:
+            return [("graph", png)]
+    return None
+
+
 def report_html(t, images: Optional[Sequence[Image]] = None, namespaces: Sequence[Mapping[str, Any]] = (),
                 title: str = "gradlint.trace") -> str:
     """HTML fragment: summary, findings, graphs, memory per iteration, graph pictures."""
@@ -77,6 +93,8 @@ def report_html(t, images: Optional[Sequence[Image]] = None, namespaces: Sequenc
 
     rep = t.report()
     note = None
+    if images is None:
+        images = _hook_images(t)
     if images is None:
         images, note = trace_images(t, namespaces)
     f = rep.get("findings", [])
