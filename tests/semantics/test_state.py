@@ -282,3 +282,11 @@ def test_branches_do_not_leak_frees():
         mse(out, y).backward()
     """
     assert shared_findings(src) == []
+
+
+def test_factories_and_integer_results_carry_no_graph():
+    assert reads("torch.randn_like(reference)") == set()
+    assert reads("torch.randn((2, *input_size))") == set()
+    assert reads("logits.argmax(-1)") == set()
+    assert reads("np.asarray(out)") == set()
+    assert reads("torch.cat([a, b])") == {"a", "b"}

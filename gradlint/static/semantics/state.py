@@ -47,6 +47,13 @@ _CUT_METHODS = frozenset(
     {"detach", "detach_", "item", "tolist", "numpy", "size", "dim", "numel", "nelement", "data_ptr",
      "is_contiguous", "get_device", "stride", "storage_offset", "__len__"}
 )
+# Integer- or bool-valued results: no gradient flows through them.
+_CUT_METHODS = _CUT_METHODS | {"argmax", "argmin", "argsort", "eq", "ne", "lt", "le", "gt", "ge", "isnan", "isinf",
+                               "isfinite", "nonzero", "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor"}
+# Factories make leaves whatever their arguments (``torch.randn_like(out)``, ``torch.zeros(out.shape)``).
+_FACTORIES = re.compile(r"^(zeros|ones|empty|full|rand|randn|randint|randperm|arange|linspace|logspace|eye|tensor|"
+                        r"\w+_like|manual_seed|from_numpy|bernoulli|multinomial|normal)$")
+_MODULE_ALIASES = frozenset({"torch", "F", "nn", "np", "numpy", "math", "th", "torch.nn.functional", "nn.functional"})
 _CUT_FIELDS = frozenset({"data", "shape", "dtype", "device", "ndim", "is_cuda", "requires_grad", "grad_fn", "is_leaf"})
 _CUT_BUILTINS = frozenset({"len", "isinstance", "type", "id", "print", "range", "str", "int", "float", "bool", "repr",
                            "hasattr", "callable", "issubclass", "format"})
@@ -219,10 +226,20 @@ def _reads(node: cst.CSTNode, san: Sanitisers, out: Set[str]) -> None:
             return
         if san.is_sanitiser_callee(func) or any(_lambda_detaches(a.value) for a in node.args):
             return
+        callee = dotted_name(func)
+        if callee is not None and "." in callee:
+            head, _, last = callee.rpartition(".")
+            if (head in ("torch", "t", "th") or head.startswith("torch.")) and _FACTORIES.match(last):
+                return
+            if head in ("np", "numpy") or head.startswith("numpy."):
+                return  # leaving autograd for numpy
         if isinstance(func, cst.Attribute):
             # A tensor method's receiver carries its graph (``h.clone()``); another method's
             # receiver is an object (``model.encode(x)``, ``self.lstm(x, h)``), not a graph.
-            if func.attr.value in _TENSOR_METHODS or not isinstance(func.value, (cst.Name, cst.Attribute)):
+            receiver = dotted_name(func.value)
+            if receiver in _MODULE_ALIASES:
+                pass  # ``torch.cat(...)``, ``F.softmax(...)``: a library, not a value
+            elif func.attr.value in _TENSOR_METHODS or not isinstance(func.value, (cst.Name, cst.Attribute)):
                 _reads(func.value, san, out)
         elif not isinstance(func, cst.Name):
             _reads(func, san, out)
@@ -868,7 +885,7 @@ class _Everything(set):
         return True
 
 
-_MODULE_BASE = re.compile(r"(Module|Model|Mixin)$")
+_MODULE_BASE = re.compile(r"(Module|Model)$")
 
 
 def _is_module_class(cls: cst.ClassDef, classes: Dict[str, cst.ClassDef], seen: Optional[Set[str]] = None) -> bool:
@@ -1210,6 +1227,10 @@ class SharedGraphs:
             lossy = len(names) == 1 and bool(_LOSSY_NAME.search(names[0].rsplit(".", 1)[-1]))
             shared = (self._shared(value, env, anc, lossy) if anc or isinstance(value, (cst.List, cst.Dict))
                       else frozenset())
+            if isinstance(value, _COLLECTIONS) and len(names) == 1:
+                # A collection is only as shared as its elements: ``losses[i].backward()`` for
+                # losses of separate forwards touches one graph each.
+                anc = shared or frozenset()
             if aug:
                 for v in names:
                     old = env.get(v, _EMPTY)
@@ -1244,7 +1265,8 @@ class SharedGraphs:
             shared = frozenset(old.shared) & contrib
         else:
             shared = old.shared & contrib
-        env[base] = _Def(old.anc | anc, shared, old.depth)
+        # As for literals, a filled collection carries what its elements share.
+        env[base] = _Def(frozenset(shared), shared, old.depth)
 
     def _backward(self, bw: BackwardCall, flow: _Flow) -> None:
         if bw.target is None:
@@ -1265,6 +1287,9 @@ class SharedGraphs:
     def _report(self, finding: SharedGraphFinding) -> None:
         self._reported.add(id(finding.call))
         self.findings.append(finding)
+
+
+_COLLECTIONS = (cst.List, cst.Tuple, cst.Set, cst.Dict, cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)
 
 
 class _OneElement(frozenset):
