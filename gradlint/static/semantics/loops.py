@@ -37,6 +37,7 @@ from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence
 import libcst as cst
 
 from gradlint.static.semantics.backward import BackwardCall, backward_call
+from gradlint.static.semantics.dataflow import is_model_name
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 
@@ -284,7 +285,9 @@ def is_model_call(call: cst.Call, imports: Optional[ImportMap] = None) -> bool:
         parts = parts[:-1]
     if parts[0] in ("torch", "nn", "F", "np", "numpy", "math"):
         return False
-    return bool(_MODEL_NAME.match(parts[-1])) and parts[-1] != "forward"
+    last = parts[-1]
+    # The shared model vocabulary of dataflow.py (``mlp``, ``text_encoder``, ``netD``...) plus ours.
+    return last != "forward" and (bool(_MODEL_NAME.match(last)) or is_model_name(last))
 
 
 # -- per-scope facts ----------------------------------------------------------
