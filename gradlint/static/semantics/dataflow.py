@@ -401,20 +401,20 @@ class Dataflow:
         self,
         expr: cst.BaseExpression,
         at: Optional[cst.CSTNode] = None,
-        binders: Sequence[cst.CSTNode] = (),
+        binders: Optional[Sequence[cst.CSTNode]] = None,
     ) -> Fact:
         """The fact for ``expr`` as evaluated where ``at`` is (default: ``expr``).
 
         ``binders`` are the comprehensions/lambdas enclosing ``expr`` inside its
-        statement (:class:`TracksStatements` passes them; with a non-statement
-        ``at`` they are found from the parent links).
+        statement, outermost first (:class:`TracksStatements` passes them); when
+        None they are found from the parent links.
         """
         at = expr if at is None else at
         stmt = self.statement_of(at)
         if stmt is None:
             return UNKNOWN
-        if stmt is not at and not binders:
-            binders = self._binders_between(at, stmt)
+        if binders is None:
+            binders = self._binders_between(expr, stmt) if expr is not stmt else []
         stmt = self._small_statement_holding(stmt, expr)
         scope = self._stmt_scope.get(stmt, self.context.module)
         facts = self.scope_facts(scope)
@@ -427,7 +427,7 @@ class Dataflow:
         return ev.eval(expr)
 
     def kind_of(self, expr: cst.BaseExpression, at: Optional[cst.CSTNode] = None,
-                binders: Sequence[cst.CSTNode] = ()) -> Kind:
+                binders: Optional[Sequence[cst.CSTNode]] = None) -> Kind:
         return self.fact_of(expr, at, binders).kind
 
     def grad_disabled_at(self, at: cst.CSTNode) -> bool:
@@ -508,7 +508,7 @@ class Dataflow:
     def _binders_between(self, node: cst.CSTNode, stmt: cst.CSTNode) -> List[cst.CSTNode]:
         out = []
         for anc in self.context.ancestors(node):
-            if anc is stmt:
+            if anc is stmt or anc in self._stmt_scope:
                 break
             if isinstance(anc, (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.Lambda)):
                 out.append(anc)
