@@ -1,16 +1,20 @@
 """Adapter: annotations and root tensors from a ``gradlint.trace()`` object.
 
-What it reads from the tracer (gradlint/runtime; read-only):
+It uses the tracer's public API only (gradlint/runtime, docs/runtime.md):
 
-* the ``_Tag`` the tracer stores in every autograd node's ``metadata["_gradlint"]``:
-  creating user line (``site``), op, iteration, graph, saved-tensor counts and bytes;
-* the report (``t.report()``): findings (GR001 ``details["graph"]``, GR004
-  ``details["saved_by_node"]``/``["saved_at"]``, GR002/GR003 ``details["holder"]``)
-  and graph records (ids, ``alive_at_exit``, ``freed``).
+* ``t.node_info(node)``: creating user line, op, iteration, graph id, saved bytes,
+  alive/freed state and ``retains_grad`` of a node the trace saw being created;
+* ``t.graph_roots(graph_id)``: the live root tensors of a graph (the tracer holds
+  them by weak references, so it keeps nothing alive);
+* ``t.named_parameters()``: names of the parameters the trace saw;
+* the report (``t.report()``): findings (``details["graph"]`` on GR001-GR004,
+  GR004 ``details["saved_by_node"]``/``["saved_at"]``, GR002/GR003
+  ``details["holder"]``) and graph records (ids, ``alive_at_exit``, ``freed``).
 
-The tracer keeps no reference to graphs (on purpose: it must not keep them alive),
-so the tensors to draw from are found among live objects (``gc``) and in the
-namespaces the caller passes (the script's globals, a traceback's frames).
+Only for a graph that is still alive but whose recorded roots all died (an
+intermediate tensor holds it, not its output) are the tensors searched among the
+live objects (``gc``); the namespaces the caller passes (the script's globals, a
+traceback's frames) name outputs and leaves.
 """
 
 from __future__ import annotations
@@ -23,30 +27,14 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from gradlint.render.annotations import NodeInfo
 
-_TAG = "_gradlint"
-_ACCUM = {"add", "__add__", "__radd__", "__iadd__", "add_", "sum", "stack", "cat", "sub", "__sub__", "sub_",
-          "__isub__"}
 
-
-def _tag_of(fn, sink=None):
-    try:
-        tag = fn.metadata.get(_TAG)
-    except Exception:
-        return None
-    if tag is None or (sink is not None and getattr(tag, "sink", None) is not sink):
-        return None
-    return tag
-
-
-def _fmt_site(site) -> Optional[str]:
-    if not site:
+def _info(t, fn) -> Optional[dict]:
+    get = getattr(t, "node_info", None)
+    if get is None or fn is None:
         return None
     try:
-        from gradlint.runtime._frames import fmt_site
-
-        s = fmt_site(site)
-        return None if s == "<unknown>" else s
-    except Exception:  # pragma: no cover - tracer internals changed
+        return get(fn)
+    except Exception:  # pragma: no cover - defensive: a picture never breaks on a node
         return None
 
 
@@ -59,42 +47,65 @@ def _report(t) -> dict:
 
 @dataclass
 class _Live:
-    """Live tensors (and modules) that belong to trace ``t``, from one gc pass."""
+    """Live root tensors of trace ``t``, per graph, and parameter names."""
 
-    tensors: List[Any] = field(default_factory=list)  # tensors whose grad_fn carries this trace's tag
-    retains: set = field(default_factory=set)  # id(grad_fn) of non-leaf tensors with retain_grad()
-    params: Dict[str, Any] = field(default_factory=dict)  # name -> parameter of the root modules
+    tensors: List[Any] = field(default_factory=list)  # all roots found (deduplicated by grad_fn)
+    by_graph: Dict[int, List[Any]] = field(default_factory=dict)  # graph id -> its live roots
+    params: Dict[str, Any] = field(default_factory=dict)  # name -> parameter
+    gc_used: bool = False  # the gc fallback ran (some alive graph had no live recorded root)
 
 
-def _scan(t) -> _Live:
+def _scan(t, namespaces: Sequence[Mapping[str, Any]] = ()) -> _Live:
+    """Roots from ``t.graph_roots``; a ``gc`` pass only for alive graphs whose recorded roots are all gone."""
     import torch
 
-    sink = getattr(t, "_sink", None)
     live = _Live()
-    modules = []
-    with warnings.catch_warnings():  # isinstance() on some lazy torch modules warns
-        warnings.simplefilter("ignore")
-        objs = [o for o in gc.get_objects() if isinstance(o, (torch.Tensor, torch.nn.Module))]
-    for o in objs:
-        if isinstance(o, torch.Tensor):
+    seen = set()
+
+    def add(gid, x):
+        live.by_graph.setdefault(gid, []).append(x)
+        if id(x.grad_fn) not in seen:
+            seen.add(id(x.grad_fn))
+            live.tensors.append(x)
+
+    missing = set()
+    roots_of = getattr(t, "graph_roots", None)
+    for g in _report(t).get("graphs", []):
+        gid = g["id"]
+        roots = roots_of(gid) if roots_of is not None else []
+        for x in roots:
+            add(gid, x)
+        if not roots and g.get("freed") is None:
+            missing.add(gid)
+    if missing:
+        live.gc_used = True
+        with warnings.catch_warnings():  # isinstance() on some lazy torch modules warns
+            warnings.simplefilter("ignore")
+            objs = [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]
+        for o in objs:
             try:
                 fn = o.grad_fn
             except Exception:
                 continue
-            if fn is None:
-                continue
-            if _tag_of(fn, sink) is not None:
-                live.tensors.append(o)
-            if getattr(o, "retains_grad", False):
-                live.retains.add(id(fn))
-        elif isinstance(o, torch.nn.Module):
-            modules.append(o)
-    children = {id(c) for m in modules for c in m.children()}
-    for m in modules:
-        if id(m) in children:
-            continue
-        for name, p in m.named_parameters():
-            live.params.setdefault(name, p)
+            info = _info(t, fn) if fn is not None else None
+            if info is not None and info["graph"] in missing:
+                add(info["graph"], o)
+        del objs
+    # parameter names: the trace's, then the modules found in the caller's namespaces
+    try:
+        live.params.update(dict(t.named_parameters()))
+    except Exception:
+        pass
+    mods = []
+    for ns in namespaces or ():
+        for v in list(ns.values()):
+            if isinstance(v, torch.nn.Module):
+                mods.append(v)
+    children = {id(c) for m in mods for c in m.modules() if c is not m}
+    for m in mods:
+        if id(m) not in children:
+            for name, p in m.named_parameters():
+                live.params.setdefault(name, p)
     return live
 
 
@@ -120,7 +131,7 @@ def _graph_sets(rep: dict):
     return gr001, leaked, gr004
 
 
-def annotations_from_trace(t, graph_id: Optional[int] = None, live: Optional[_Live] = None):
+def annotations_from_trace(t, graph_id: Optional[int] = None, live: Optional[_Live] = None):  # noqa: ARG001
     """``node -> NodeInfo`` from trace ``t``.
 
     ``saved_bytes`` are the activation bytes the node saved (kept after they are
@@ -132,39 +143,33 @@ def annotations_from_trace(t, graph_id: Optional[int] = None, live: Optional[_Li
     modified in place.  With ``graph_id``, nodes of other graphs are labelled with
     their graph and iteration.
     """
-    sink = getattr(t, "_sink", None)
     rep = _report(t)
     gr001, leaked, gr004 = _graph_sets(rep)
-    retains = live.retains if live is not None else set()
-    try:
-        from gradlint.runtime._frames import site_parts
-    except Exception:  # pragma: no cover
-        site_parts = None
 
     def annotate(node) -> Optional[NodeInfo]:
-        tag = _tag_of(node, sink)
-        if tag is None:
-            return NodeInfo(retains_grad=True) if id(node) in retains else None
-        gid = getattr(getattr(tag, "graph", None), "id", None)
+        info = _info(t, node)
+        if info is None:
+            return None
+        gid = info["graph"]
         codes = []
         if gid in gr001:
             codes.append("GR001")
         if gid in leaked:
             codes.append("GR002")
-        if gr004 and site_parts is not None:
-            fn, line, _ = site_parts(tag.site)
-            if (tag.op, fn, line) in gr004:
+        if gr004:
+            site = info.get("site") or {}
+            if (info["op"], site.get("filename"), site.get("line")) in gr004:
                 codes.append("GR004")
-        nb = int(getattr(tag, "saved_bytes", 0) or 0)
+        nb = int(info.get("saved_bytes") or 0)
         note = None
         if graph_id is not None and gid is not None and gid != graph_id:
-            note = f"graph {gid}, iteration {tag.it}"
+            note = f"graph {gid}, iteration {info['iteration']}"
         return NodeInfo(
             saved_bytes=nb if nb > 0 else None,
             state=None,
-            source=_fmt_site(tag.site),
+            source=info.get("source"),
             codes=codes,
-            retains_grad=id(node) in retains,
+            retains_grad=bool(info.get("retains_grad")),
             note=note,
         )
 
@@ -202,8 +207,8 @@ def _reduce_roots(tensors: Sequence[Any], limit: int = 200_000) -> List[Any]:
     return [x for k, x in by_fn.items() if k not in reached]
 
 
-def _span(x, sink, limit=50_000):
-    """(min iteration, max iteration) of the tagged nodes reachable from tensor ``x``."""
+def _span(t, x, limit=50_000):
+    """(min iteration, max iteration) of the traced nodes reachable from tensor ``x``."""
     lo = hi = None
     stack = [x.grad_fn]
     seen = set()
@@ -212,10 +217,11 @@ def _span(x, sink, limit=50_000):
         if id(f) in seen:
             continue
         seen.add(id(f))
-        tag = _tag_of(f, sink)
-        if tag is not None:
-            lo = tag.it if lo is None else min(lo, tag.it)
-            hi = tag.it if hi is None else max(hi, tag.it)
+        info = _info(t, f)
+        if info is not None:
+            it = info["iteration"]
+            lo = it if lo is None else min(lo, it)
+            hi = it if hi is None else max(hi, it)
         try:
             nexts = f.next_functions
         except Exception:
@@ -262,8 +268,7 @@ def _name_for(x, namespaces) -> Optional[str]:
 def pick_graphs(t, namespaces: Sequence[Mapping[str, Any]] = (), live: Optional[_Live] = None) -> List[GraphPick]:
     """The graphs worth drawing: one per finding that has a graph (GR001-GR004) and
     one per retained / leaked graph still alive, most important first, deduplicated."""
-    sink = getattr(t, "_sink", None)
-    live = live if live is not None else _scan(t)
+    live = live if live is not None else _scan(t, namespaces)
     rep = _report(t)
     picks: List[GraphPick] = []
     used = set()
@@ -278,35 +283,41 @@ def pick_graphs(t, namespaces: Sequence[Mapping[str, Any]] = (), live: Optional[
         picks.append(GraphPick(label, title, roots, gid, names))
 
     def of_graph(gid):
-        return _reduce_roots([x for x in live.tensors if _graph_id(x, sink) == gid])
+        return _reduce_roots(live.by_graph.get(gid, [])) if gid is not None else []
 
-    for i, f in enumerate(rep.get("findings", [])):
+    for f in rep.get("findings", []):
         code, d = f["code"], f.get("details") or {}
         loc = f"{f.get('filename')}:{f.get('line')}" if f.get("filename") else ""
         title = f"{code} {loc}".strip()
-        if code == "GR001" and d.get("graph") is not None:
-            add(f"{code}_graph{d['graph']}", title + f" (graph {d['graph']} kept by retain_graph=True)",
-                of_graph(d["graph"]), d["graph"])
+        gid = d.get("graph")
+        if code == "GR001" and gid is not None:
+            add(f"{code}_graph{gid}", title + f" (graph {gid} kept by retain_graph=True)", of_graph(gid), gid)
         elif code in ("GR002", "GR003"):
             x = _lookup(namespaces, d.get("holder"))
+            if x is None and gid is not None:
+                roots = of_graph(gid)
+                x = roots[-1] if roots else None
             if x is None and code == "GR002":
-                roots = _reduce_roots(live.tensors)
-                spans = [(r, _span(r, sink)) for r in roots]
+                spans = [(r, _span(t, r)) for r in _reduce_roots(live.tensors)]
                 multi = [r for r, (lo, hi) in spans if lo is not None and hi is not None and hi > lo]
                 x = multi[0] if multi else None
             if x is not None:
                 holder = d.get("holder") or "graph"
-                add(f"{code}_{holder}", title + f" (`{holder}`)", [x], _graph_id(x, sink))
+                add(f"{code}_{holder}", title + f" (`{holder}`)", [x], _graph_id(t, x))
         elif code == "GR004":
             at = d.get("saved_at") or {}
             want = (d.get("saved_by_node"), at.get("filename"), at.get("line"))
-            from gradlint.runtime._frames import site_parts
 
-            for x in _reduce_roots(live.tensors):
-                hit = _find_node(x, sink, lambda tag: (tag.op,) + tuple(site_parts(tag.site)[:2]) == want)
+            def is_it(info):
+                site = info.get("site") or {}
+                return (info["op"], site.get("filename"), site.get("line")) == want
+
+            cands = of_graph(gid) or _reduce_roots(live.tensors)
+            for x in cands:
+                hit = _find_node(t, x, is_it)
                 if hit is not None:
                     add(f"{code}_{d.get('saved_by_node') or 'node'}", title + " (saved tensor modified in place)",
-                        [x], hit.graph.id if getattr(hit, "graph", None) is not None else None)
+                        [x], hit["graph"])
                     break
     # retained / leaked graphs still alive that no finding covered
     for g in rep.get("graphs", []):
@@ -318,12 +329,12 @@ def pick_graphs(t, namespaces: Sequence[Mapping[str, Any]] = (), live: Optional[
     return picks
 
 
-def _graph_id(x, sink) -> Optional[int]:
-    tag = _tag_of(x.grad_fn, sink)
-    return getattr(getattr(tag, "graph", None), "id", None)
+def _graph_id(t, x) -> Optional[int]:
+    info = _info(t, x.grad_fn)
+    return info["graph"] if info is not None else None
 
 
-def _find_node(x, sink, pred, limit=200_000):
+def _find_node(t, x, pred, limit=200_000) -> Optional[dict]:
     stack = [x.grad_fn]
     seen = set()
     while stack and len(seen) < limit:
@@ -331,9 +342,9 @@ def _find_node(x, sink, pred, limit=200_000):
         if id(f) in seen:
             continue
         seen.add(id(f))
-        tag = _tag_of(f, sink)
-        if tag is not None and pred(tag):
-            return tag
+        info = _info(t, f)
+        if info is not None and pred(info):
+            return info
         try:
             nexts = f.next_functions
         except Exception:
@@ -379,10 +390,9 @@ def render_trace(t, path: Union[str, Path], graph: Optional[int] = None, params:
                  namespaces: Sequence[Mapping[str, Any]] = (), **kw) -> Path:
     """Draw graph ``graph`` of trace ``t`` (default: the most relevant graph still
     alive, see :func:`pick_graphs`) into ``path``."""
-    live = _scan(t)
-    sink = getattr(t, "_sink", None)
+    live = _scan(t, namespaces)
     if graph is not None:
-        roots = _reduce_roots([x for x in live.tensors if _graph_id(x, sink) == graph])
+        roots = _reduce_roots(live.by_graph.get(graph, []))
         if not roots:
             known = [g["id"] for g in _report(t).get("graphs", [])]
             raise LookupError(
@@ -411,7 +421,7 @@ def render_picks(t, directory: Union[str, Path], namespaces: Sequence[Mapping[st
     missing); returns ``[(GraphPick, Path), ...]``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    live = _scan(t)
+    live = _scan(t, namespaces)
     out = []
     for i, pick in enumerate(pick_graphs(t, namespaces, live=live)[:limit]):
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in pick.label)
