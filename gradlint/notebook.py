@@ -54,6 +54,7 @@ def gradlint_trace(line: str, cell: str, ipython=None) -> None:
         filename = "<gradlint_trace cell>"
     code = compile(cell, filename, "exec")
     t = gradlint.trace(every=opts.every)
+    t._host = "%%gradlint_trace"  # a gradlint.trace() inside the cell runs as a view of this one
     ip.user_ns[opts.name] = t
     err: Optional[BaseException] = None
     t.start()

@@ -178,6 +178,8 @@ def _run(target: str, script_args: List[str], as_module: bool, *, json_path, htm
     namespaces: List[Mapping[str, Any]] = []
     exit_code = 0
     t = gradlint.trace(cuda="auto" if cuda is None else cuda, every=every)
+    # a `gradlint.trace()` inside the script runs as a view of this trace (docs/runtime.md, "Nested traces")
+    t._host = "gradlint trace"
     script_file: Optional[str] = None
     try:
         if as_module:

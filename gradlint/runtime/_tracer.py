@@ -379,6 +379,10 @@ class Trace:
         self.every = every
         self._running = False
         self._report = None
+        # A *host* trace (``gradlint trace``, ``%%gradlint_trace``) lets traces started inside it run as views
+        # of it; ``_outer`` is the host of a trace that runs (or ran) as such a view.
+        self._host: Optional[str] = None
+        self._outer: Optional["Trace"] = None
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -438,6 +442,11 @@ class Trace:
         self._last_step_site = None
         self._started_at = None
         self._frames_touched = False
+        self._views: List["Trace"] = []
+        self._vfindings: List[Finding] = []
+        self._vkeys: set = set()
+        self._v_it0 = 0
+        self._v_gid0 = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -466,13 +475,17 @@ class Trace:
         with _ACTIVE_LOCK:
             if self._running:
                 raise TraceStateError("this gradlint trace is already running")
-            if _ACTIVE is not None:
+            outer = _ACTIVE
+            if outer is not None and outer._host is None:
                 raise TraceStateError(
                     "gradlint.trace() is already active (started at "
-                    f"{_frames.fmt_site(_ACTIVE._started_at)}); nested traces are not supported: "
+                    f"{_frames.fmt_site(outer._started_at)}); nested traces are not supported: "
                     "keep a single trace around the outermost block"
                 )
-            _ACTIVE = self
+            if outer is None:
+                _ACTIVE = self
+        if outer is not None:
+            return self._start_view(outer)
         try:
             self._reset()
             self._report = None
@@ -504,6 +517,8 @@ class Trace:
     def stop(self) -> "Trace":
         if not self._running:
             raise TraceStateError("this gradlint trace is not running")
+        if self._outer is not None:
+            return self._stop_view()
         try:
             self._refresh_frame_locals()
             with self._lock:
@@ -512,12 +527,48 @@ class Trace:
                 if self._reached_any:
                     self._check_params()
                 self._report = self._build_report(final=True)
+                for v in list(self._views):  # views left running end with their host
+                    v._report = self._build_report(final=True, view=v)
+                    v._running = False
+                self._views = []
         finally:
             try:
                 self._refresh_frame_locals()
             finally:
                 self._teardown()
         return self
+
+    # ------------------------------------------------------------------ views (a trace inside a host trace)
+
+    def _start_view(self, outer: "Trace") -> "Trace":
+        """Run as a view of the host trace ``outer``: the host records; this trace reports what the host saw
+        between its start() and stop() (findings, graphs created, iterations), with the host's options."""
+        self._reset()
+        self._report = None
+        self._outer = outer
+        self._started_at = _frames.user_site(1, 1)
+        with outer._lock:
+            outer._drain()
+            self._v_it0 = outer._it
+            self._v_gid0 = outer._graph_id
+            outer._views.append(self)
+        self._running = True
+        return self
+
+    def _stop_view(self) -> "Trace":
+        o = self._outer
+        with o._lock:
+            o._drain()
+            self._report = o._build_report(final=True, view=self)
+            if self in o._views:
+                o._views.remove(self)
+        self._running = False
+        return self
+
+    def _view_add(self, f, key):
+        if key not in self._vkeys:
+            self._vkeys.add(key)
+            self._vfindings.append(f)
 
     def _teardown(self):
         global _ACTIVE
@@ -1269,6 +1320,9 @@ class Trace:
         """Explicit iteration boundary.  Once called, optimizer steps no longer end iterations."""
         if not self._running:
             raise TraceStateError("trace.step() called while the trace is not running")
+        if self._outer is not None:
+            self._outer.step()
+            return
         if not self._user_steps:
             self._user_steps = True
             self._stable_since = self._it + 1 if self._iterations else self._it
@@ -1388,38 +1442,38 @@ class Trace:
 
     @property
     def iteration(self) -> int:
+        if self._outer is not None and self._running:
+            return self._outer._it
         return self._it
 
     # ------------------------------------------------------------------ GR001
 
     def _check_retained(self, at_exit):
-        keep = []
         for g in self._retained:
-            call = g.retained
-            if call is None or g.reported_gr001:
-                continue
-            held = {k: v for k, v in g.bytes.items() if v > 0}
-            if g.saved_alive <= 0:
+            if g.retained is None or g.reported_gr001 or g.saved_alive <= 0:
                 continue
             g.reported_gr001 = True
-            site = call.get("_site")
-            cfn, cline, _ = _frames.site_parts(g.best[0] if g.best else (g.first[0] if g.first else None))
-            op = g.best[1] if g.best else (g.first[1] if g.first else None)
-            when = "at exit of the trace" if at_exit else f"at the end of iteration {self._it}"
-            total = sum(held.values())
-            self._add_finding("GR001", (
-                f"graph {g.id} (created at {cfn}:{cline} by {op}) was kept alive by "
-                f"`backward(retain_graph=True)` at {call['filename']}:{call['line']} and still holds "
-                f"{fmt_devbytes(held) if total else str(g.saved_alive) + ' saved tensors'} {when}. "
-                f"Drop retain_graph=True if no second backward needs this graph (sum the losses and backward "
-                f"once), or `del` the outputs that keep it alive"),
-                site, {"graph": g.id, "bytes": held, "saved_tensors": g.saved_alive,
-                       "leaf_bytes": {k: v for k, v in g.leaf_bytes.items() if v > 0},
-                       "created": {"filename": cfn, "line": cline, "op": op},
-                       "backward": {"filename": call["filename"], "line": call["line"],
-                                    "iteration": call["iteration"]}},
-                key=("GR001", call["filename"], call["line"]))
+            self._add_finding(*self._gr001(g, at_exit))
         self._retained = [g for g in self._retained if not g.reported_gr001 and g.saved_alive > 0]
+
+    def _gr001(self, g, at_exit):
+        call = g.retained
+        held = {k: v for k, v in g.bytes.items() if v > 0}
+        site = call.get("_site")
+        cfn, cline, _ = _frames.site_parts(g.best[0] if g.best else (g.first[0] if g.first else None))
+        op = g.best[1] if g.best else (g.first[1] if g.first else None)
+        when = "at exit of the trace" if at_exit else f"at the end of iteration {self._it}"
+        total = sum(held.values())
+        msg = (f"graph {g.id} (created at {cfn}:{cline} by {op}) was kept alive by "
+               f"`backward(retain_graph=True)` at {call['filename']}:{call['line']} and still holds "
+               f"{fmt_devbytes(held) if total else str(g.saved_alive) + ' saved tensors'} {when}. "
+               f"Drop retain_graph=True if no second backward needs this graph (sum the losses and backward "
+               f"once), or `del` the outputs that keep it alive")
+        details = {"graph": g.id, "bytes": held, "saved_tensors": g.saved_alive,
+                   "leaf_bytes": {k: v for k, v in g.leaf_bytes.items() if v > 0},
+                   "created": {"filename": cfn, "line": cline, "op": op},
+                   "backward": {"filename": call["filename"], "line": call["line"], "iteration": call["iteration"]}}
+        return "GR001", msg, site, details, ("GR001", call["filename"], call["line"])
 
     # ------------------------------------------------------------------ GR002
 
@@ -1720,6 +1774,12 @@ class Trace:
         for fr in frames:
             func = fr.f_code.co_name
             where = f"{func}()" if func != "<module>" else "module"
+            if func == "<module>":
+                # a module frame's locals are its globals: scan them once, under one name
+                if id(fr.f_globals) in globs_done:
+                    continue
+                globs_done.add(id(fr.f_globals))
+                where = f"module {fr.f_globals.get('__name__', '?')}"
             for k, v in list(fr.f_locals.items()):
                 if fr.f_code.co_name == "<module>":
                     kind = "module global"
@@ -1825,7 +1885,7 @@ class Trace:
             site = cut[0] if cut else None
             fn, line, _ = _frames.site_parts(site)
             key = ("GR006", type(m).__name__, tuple(names))
-            if key in self._fkeys:
+            if key in self._fkeys and not self._views:
                 continue
             cut_txt = f"; the path was cut by `{cut[1]}` at {fn}:{line}" if cut else ""
             self._add_finding("GR006", (
@@ -1851,20 +1911,27 @@ class Trace:
         fn, line, func = _frames.site_parts(site)
         if key is None:
             key = (code, fn, line, msg)
-        if key in self._fkeys:
+        seen = key in self._fkeys
+        if seen and not self._views:
             return False
-        self._fkeys.add(key)
         if func and "function" not in details:
             details["function"] = func
         f = Finding(code, msg, fn, line, details)
+        for v in self._views:  # a view reports what it saw, also what the host saw before it started
+            v._view_add(f, key)
+        if seen:
+            return False
+        self._fkeys.add(key)
         self._findings.append(f)
         return True
 
-    def _leak_findings(self):
+    def _leak_findings(self, since=None):
         out = []
         for key, rec in self._leaks.items():
             h = rec["holder"]
-            series = rec["series"]
+            series = [s for s in rec["series"] if since is None or s["boundary"] >= since]
+            if not series:
+                continue
             last = series[-1]
             nodes, saved = last["nodes_alive"], last["saved_bytes_alive"]
             growing = len(series) > 1 and (series[-1]["nodes_alive"] > series[0]["nodes_alive"]
@@ -1914,12 +1981,26 @@ class Trace:
             leaf_saved_bytes={k: max(0, v) for k, v in g.leaf_bytes.items()},
         )
 
-    def _build_report(self, final=False) -> dict:
+    def _build_report(self, final=False, view=None) -> dict:
         graphs = list(self._graphs)
         pg = self._pending_graph
-        if pg is not None and (pg.nodes_alive > 0 or pg.saved_alive > 0 or pg.saved_alive > 0):
+        if pg is not None and (pg.nodes_alive > 0 or pg.saved_alive > 0):
             graphs.append(pg)
-        findings = list(self._findings) + self._leak_findings()
+        if view is None:
+            findings = list(self._findings) + self._leak_findings()
+        else:
+            graphs = [g for g in graphs if g.id > view._v_gid0]
+            findings = list(view._vfindings) + self._leak_findings(since=view._v_it0)
+            if final:  # what a trace of its own would report at its exit, without consuming the host's
+                keys = set(view._vkeys)
+                for g in self._retained:
+                    if g.retained is not None and not g.reported_gr001 and g.saved_alive > 0 and g.id > view._v_gid0:
+                        code, msg, site, details, key = self._gr001(g, True)
+                        if key not in keys:
+                            keys.add(key)
+                            fn, line, func = _frames.site_parts(site)
+                            details["function"] = func
+                            findings.append(Finding(code, msg, fn, line, details))
         order = {"GR003": 0, "GR004": 1, "GR002": 2, "GR001": 3, "GR006": 4, "GR007": 5, "GR005": 6}
         findings.sort(key=lambda f: order.get(f.code, 9))
         leaf = []
@@ -1952,7 +2033,7 @@ class Trace:
                 cuda_peak = max(cuda_peak, torch.cuda.max_memory_allocated())
             except Exception:  # pragma: no cover
                 pass
-        return {
+        rep = {
             "version": SCHEMA_VERSION,
             "torch": torch.__version__.split("+")[0],
             "devices": sorted(self._devices),
@@ -1960,16 +2041,25 @@ class Trace:
             "graphs": [self._graph_record(g, final).to_dict() for g in graphs],
             "graphs_dropped": self._graphs_dropped,
             "grads": {"leaf": leaf, "nonleaf_retained": list(self._nonleaf_retained)},
-            "iterations": [dict(i) for i in self._iterations],
+            "iterations": [dict(i) for i in self._iterations if view is None or i["index"] >= view._v_it0],
             "memory": {"cuda_peak_bytes": int(cuda_peak), "saved_bytes_peak": dict(self._saved_peak)},
             "options": {"stacks": self.stacks, "cuda": self.cuda, "inplace": self.inplace,
                         "max_graphs": self.max_graphs, "every": self.every},
         }
+        if view is not None:
+            rep["nested_in"] = {"host": self._host, "started_at": _frames.fmt_site(view._started_at),
+                                "first_iteration": view._v_it0}
+        return rep
 
     def report(self) -> dict:
         """The report as a plain dict (a snapshot while running, final after stop())."""
         if self._report is not None and not self._running:
             return self._report
+        if self._outer is not None:
+            o = self._outer
+            with o._lock:
+                o._drain()
+                return o._build_report(final=False, view=self)
         with self._lock:
             self._drain()
             return self._build_report(final=False)
@@ -2010,6 +2100,8 @@ class Trace:
         ``stack``, ``iteration``, ``graph`` (graph id), ``saved_tensors``, ``saved_bytes`` (activation bytes the
         node saved, kept after they are freed), ``state`` (``"alive"``/``"freed"`` for its saved tensors, None if
         it saved none; exact also after stop()) and ``retains_grad``."""
+        if self._outer is not None:
+            return self._outer.node_info(node)
         try:
             tag = node.metadata.get(_TAG)
         except Exception:
@@ -2046,6 +2138,8 @@ class Trace:
         backward consumed, its outputs that were alive at the iteration boundary.  The trace holds them by weak
         references only, so a root that died is simply missing (``[]`` when none is left).  A root modified in
         place since (``total_loss += loss``) now starts a newer graph that contains this one."""
+        if self._outer is not None:
+            return self._outer.graph_roots(graph_id)
         with self._lock:
             g = self._graph_obj(graph_id)
             if g is None:
@@ -2061,6 +2155,8 @@ class Trace:
     def named_parameters(self) -> List[tuple]:
         """``[(name, parameter)]`` for the live parameters the trace has named (module paths such as
         ``fc1.weight``), like ``nn.Module.named_parameters``."""
+        if self._outer is not None:
+            return self._outer.named_parameters()
         out = []
         for ent in list(self._param_names.values()):
             p = ent[2]()

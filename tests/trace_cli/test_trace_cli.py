@@ -178,3 +178,15 @@ def test_module_imports_without_torch():
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("1 ") and "pip install 'gradlint[runtime]'" in p.stdout
+
+
+def test_script_with_its_own_trace_runs_it_as_a_view(tmp_path):
+    """In-process (no extra interpreter start): the script's trace() shares the command's trace."""
+    from click.testing import CliRunner
+
+    res = CliRunner().invoke(trace_command, ["--json", str(tmp_path / "t.json"), str(FIX / "nested.py")])
+    assert res.exit_code == 0, res.output
+    seen = last_json_line(res.output)
+    assert seen == {"codes": ["GR002"], "iterations": [1, 2, 3, 4], "nested_in": "gradlint trace"}
+    host = json.loads((tmp_path / "t.json").read_text())
+    assert [f["code"] for f in host["findings"]] == ["GR002"] and len(host["iterations"]) == 5
