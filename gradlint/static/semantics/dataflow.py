@@ -45,11 +45,21 @@ Build once per file with ``flow = context.analysis(Dataflow)``, then
 * Rules that derive from :class:`TracksStatements` know their current statement
   for free: ``self.flow_kind(expr)`` / ``self.flow_fact(expr)`` /
   ``self.flow_grad_disabled()`` / ``self.flow_scope()``.
-* ``flow.scope_facts(scope)``: per-function facts (``retained`` names with
-  ``retain_grad()``, ``has_backward``, ``grad_disabled_at(stmt)``, ``env_before``).
+* ``flow.scope_facts(scope)``: per-function facts (``retained``: dotted names
+  with ``retain_grad()``; ``grad_disabled_at(stmt)``; ``env_before``), plus
+  ``flow.has_backward(scope)`` (the function itself runs a backward pass) and
+  ``flow.loads(scope)`` (how often each name / ``self.x`` chain is read).
 * Helpers: :func:`inplace_edits` (in-place methods, augmented and item
-  assignment), :func:`view_root`, :func:`no_grad_wrap` (a fix that puts a
-  statement under ``with torch.no_grad():``).
+  assignment), :func:`view_root` (strip indexing/views), :func:`write_roles` and
+  the :class:`TracksWrites` mixin (read or write of an attribute such as
+  ``.data``/``.grad``), :func:`state_data_receiver`, :func:`strip_state_data`,
+  :func:`no_grad_wrap` (a fix that puts a statement under ``with torch.no_grad():``).
+
+Evidence rules worth knowing: a name called like a model (``model``, ``netD``,
+``G``, ``text_encoder``) or a ``self.<layer>`` attribute assigned a module in the
+class (or named like one: ``fc``, ``encoder``, ``lm_head``) gives activations;
+``.weight``/``.bias`` attributes are parameters (``Fact.origin`` None: a naming
+convention, not proof); function arguments are ``UNKNOWN``.
 
 The analysis never evaluates a scope nobody asks about: cost is paid per
 function, on the first question about it.
