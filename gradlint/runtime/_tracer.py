@@ -2165,13 +2165,9 @@ class Trace:
         return out
 
     def _repr_html_(self) -> str:
-        # The rendering package draws graph pictures too; without torchviz/graphviz
-        # installed it may be unusable, and the plain tables still work.
-        try:
-            from gradlint.render.html import report_html
-        except ImportError:
-            return render_html(self.report(), trace=self)
-        return report_html(self)
+        # Pictures come in through report.register_image_hook (gradlint.render
+        # registers one), so this stays usable without graphviz.
+        return render_html(self.report(), trace=self)
 
     def render(self, path, graph=None, params=None, **kwargs):
         """Draw a traced graph (default: the most interesting one) to PNG/SVG/DOT by suffix."""
