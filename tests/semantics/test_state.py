@@ -290,3 +290,11 @@ def test_factories_and_integer_results_carry_no_graph():
     assert reads("logits.argmax(-1)") == set()
     assert reads("np.asarray(out)") == set()
     assert reads("torch.cat([a, b])") == {"a", "b"}
+
+
+def test_functions_called_by_name_are_helpers_not_modules():
+    c = ctx("from utils import patchify\ndef make_inputs(x):\n    return x\n")
+    imports, san = ImportMap(c), Sanitisers(c.module)
+    origin = lambda e: is_graph_origin(cst.parse_expression(e), imports, san)  # noqa: E731
+    assert not origin("patchify(images)") and not origin("make_inputs(x)")
+    assert origin("net(images)")

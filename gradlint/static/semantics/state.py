@@ -139,7 +139,10 @@ class Sanitisers:
 
     def __init__(self, module: cst.Module) -> None:
         self.names: Set[str] = set()
+        # Every function defined in the file: called by bare name, it is a helper, not a module.
+        self.functions: Set[str] = set()
         for node in _iter_defs(module):
+            self.functions.add(node.name.value)
             if _body_detaches(node):
                 self.names.add(node.name.value)
 
@@ -318,6 +321,10 @@ def is_graph_origin(expr: cst.CSTNode, imports: ImportMap, san: Sanitisers) -> b
             continue  # building a model/loss object is not a forward pass
         if isinstance(func, cst.Name):
             if func.value in _BUILTINS or _DATA_CALLEE.search(func.value):
+                continue
+            if func.value in san.functions or func.value in imports.aliases:
+                # A function (``batch_patchify(images)``, ``from utils import make_inputs``), not a
+                # module instance: modules are called through variables and attributes.
                 continue
             qual = imports.resolve(func) or ""
             if qual.startswith(_NOT_ORIGIN_MODULES) or qual == "torch":
