@@ -298,3 +298,15 @@ def test_functions_called_by_name_are_helpers_not_modules():
     origin = lambda e: is_graph_origin(cst.parse_expression(e), imports, san)  # noqa: E731
     assert not origin("patchify(images)") and not origin("make_inputs(x)")
     assert origin("net(images)")
+
+
+def test_module_state_through_a_helper_method_is_a_cache():
+    src = """
+    class PosEnc(nn.Module):
+        def extend(self, x, pe):
+            return torch.zeros(x.size(1))
+        def forward(self, x):
+            self.pe = self.extend(x, self.pe)
+            return x + self.pe
+    """
+    assert state_findings(src) == []

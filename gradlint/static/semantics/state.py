@@ -783,6 +783,7 @@ class RecurrentState:
             if not _is_module_class(cls, classes):
                 continue  # a metric or a trainer keeps state too, but never runs it through autograd
             candidates: List[Tuple[cst.Call, str]] = []
+            own_methods = {m.name.value for m in _methods(cls)}
             for method in _methods(cls):
                 if _INFERENCE_METHOD.search(method.name.value) or _func_disables_grad(method, self.imports):
                     continue
@@ -794,6 +795,8 @@ class RecurrentState:
                         continue
                     targets, value, _ = parts
                     callee = dotted_name(value.func) or ""
+                    if callee.split(".")[1:2] and callee.split(".")[1] in own_methods:
+                        continue  # ``self.extend_cache(x, self.cache)``: a helper method, not a submodule
                     if not callee.startswith("self.") or not is_graph_origin(
                         cst.Call(func=value.func), self.imports, self.sanitisers
                     ):
