@@ -310,3 +310,20 @@ def test_module_state_through_a_helper_method_is_a_cache():
             return x + self.pe
     """
     assert state_findings(src) == []
+
+
+def test_object_names_hold_no_graph_but_model_outputs_do():
+    src = """
+    model_output = model(x)
+    l1 = ce(model_output, y)
+    l2 = mse(model_output, z)
+    l1.backward()
+    l2.backward()
+    """
+    assert [f[0] for f in shared_findings(src)] == [6]
+    objects = """
+    ddp_model = wrap(model(x))
+    compute(ddp_model, x).backward()
+    compute(ddp_model, y).backward()
+    """
+    assert shared_findings(objects) == []

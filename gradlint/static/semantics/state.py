@@ -100,6 +100,15 @@ _OBJECT_NAME = re.compile(
     r"collator|callback|strategy|fabric|plugin|pipeline|env$|state_dict)",
     re.I,
 )
+_VALUE_WORD = re.compile(r"(^|_)(loss|losses|out|outs|output|outputs|logits?|preds?|prediction|feats?|features|"
+                         r"hidden|emb|embeds?|embeddings|latents?|states?|scores?|y|z|h|x)(_|$|\d)", re.I)
+
+
+def _is_object_name(name: str) -> bool:
+    """``ddp_model``, ``train_dl``, ``lr_scheduler``: objects; ``model_output``: a value."""
+    return bool(_OBJECT_NAME.search(name)) and not _VALUE_WORD.search(name)
+
+
 # Collections returned by one call that hold several losses/outputs of one forward.
 _LOSSY_NAME = re.compile(r"(loss|output|outs?$|logit|pred|score|head)", re.I)
 _ITER_HELPERS = frozenset({"enumerate", "zip", "list", "tuple", "sorted", "reversed", "iter"})
@@ -1230,7 +1239,7 @@ class SharedGraphs:
             anc = anc | {nid}
         for t in targets:
             names = target_vars(t)
-            if names and all(_OBJECT_NAME.search(v.rsplit(".", 1)[-1]) for v in names):
+            if names and all(_is_object_name(v.rsplit(".", 1)[-1]) for v in names):
                 for v in names:
                     env[v] = _EMPTY  # a model, loader or optimizer: an object, not a graph
                 continue
