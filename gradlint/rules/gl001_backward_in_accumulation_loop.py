@@ -7,7 +7,7 @@ import libcst as cst
 from typing import Optional
 
 from gradlint.static.rule import Replace, Rule
-from gradlint.static.semantics.backward import is_backward_call
+from gradlint.static.semantics.backward import is_backward_call, might_backward
 from gradlint.static.semantics.loops import (
     AccumulatedBackward,
     LoopAnalysis,
@@ -76,6 +76,10 @@ class BackwardInAccumulationLoop(ScopeTracker, Rule):
     # ``autograd`` covers every spelling of autograd.grad/backward, aliases included
     # (``from torch.autograd import grad as g``); ``backward`` covers the methods.
     prefilter = ("backward", "autograd")
+
+    @classmethod
+    def could_match(cls, text: str) -> bool:
+        return might_backward(text)
     fix_applicability = "unsafe"
 
     VALID = [

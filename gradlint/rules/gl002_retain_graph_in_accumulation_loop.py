@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from gradlint.static.rule import Rule
-from gradlint.static.semantics.backward import is_backward_call
+from gradlint.static.semantics.backward import is_backward_call, might_backward
 from gradlint.static.semantics.loops import LoopAnalysis, ScopeTracker, accumulated_backward, unused_retained_graph
 
 
@@ -73,6 +73,10 @@ class RetainGraphInAccumulationLoop(ScopeTracker, Rule):
         "for \"backward through the graph a second time\", detach what carries over between iterations)"
     )
     prefilter = ("backward", "autograd")
+
+    @classmethod
+    def could_match(cls, text: str) -> bool:
+        return might_backward(text)
 
     VALID = [
         """

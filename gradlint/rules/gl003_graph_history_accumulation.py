@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import List, Union
 
 import libcst as cst
@@ -17,9 +19,12 @@ from gradlint.static.semantics.loops import (
     is_forward_like,
 )
 
-_CONTEXT_HINTS = (
-    "backward", "autograd", ".step(", "_step", "loader", "epoch", "batches", "dataset:", "dataset)",
-    "dataset,", "_data", "_iter", "iterator", " in data", " in samples", " in it:", " in it)",
+# Words of a training/evaluation loop. Kept as specific as the analysis allows:
+# bare "_data", "_iter", "batches" or "backward" matched most transformers
+# modeling files (hidden_data, "backward compatibility") without adding findings.
+_CONTEXT = re.compile(
+    r"backward\s*\(|\bgrad\s*\(|autograd\b.*\bimport\b|\.step\(|loader|epoch|iterator"
+    r"|\bin\s+(?:\w+_)?(?:batches|data|dataset|samples|it)\b|def\s+\w+_step\s*\("
 )
 
 # Expressions that take ``.detach()`` without parentheses.
@@ -159,7 +164,7 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
             return False
         if not any(s in text for s in ("loss", "Loss", "model", "net", "criterion", "self(")):
             return False
-        return any(s in text for s in _CONTEXT_HINTS)
+        return _CONTEXT.search(text) is not None
 
     def _candidate(self, node: cst.CSTNode, key: Union[str, None]) -> None:
         if key is None:

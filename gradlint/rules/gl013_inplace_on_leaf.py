@@ -6,10 +6,12 @@ import re
 
 import libcst as cst
 
+from gradlint.static.semantics.backward import might_backward
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.dataflow import Kind, TracksStatements, inplace_edits, no_grad_wrap, view_root
 
 _LEAF_SIGN = re.compile(r"requires_grad|Parameter|parameters\(|\[.params.\]")
+_REQUIRES_GRAD_TRUE = re.compile(r"requires_grad\s*=\s*True|requires_grad_\(\s*(?:True\s*)?\)")
 _INPLACE_SIGN = re.compile(r"[a-z0-9]_\(|[-+*/%&|^@]=|\]\s*=[^=]")
 
 
@@ -126,7 +128,14 @@ class InplaceOnLeaf(TracksStatements, Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        return _LEAF_SIGN.search(text) is not None and _INPLACE_SIGN.search(text) is not None
+        # A finding needs evidence that no caller disabled grad: a leaf made with
+        # requires_grad=True, or a backward in the same function. Files with only
+        # nn.Parameter (every model definition) cannot provide it.
+        return (
+            _INPLACE_SIGN.search(text) is not None
+            and _LEAF_SIGN.search(text) is not None
+            and (_REQUIRES_GRAD_TRUE.search(text) is not None or might_backward(text))
+        )
 
     def visit_Call(self, node: cst.Call) -> None:
         self._check(node)

@@ -21,6 +21,19 @@ _WRAPPER_RECEIVER = re.compile(
     r"(^|_)(accelerator|fabric|engine|model_engine|deepspeed|strategy|trainer|precision(_plugin)?)$", re.I
 )
 
+# Text that any backward call of the forms above must contain: ``.backward(``,
+# ``manual_backward(``, ``grad(`` (any alias of autograd.grad is imported from a
+# line that says ``autograd ... import``). "backward" alone is a poor filter:
+# transformers has it in 267 files, mostly "backward compatibility" in prose;
+# this matches 35.
+_BACKWARD_TEXT = re.compile(r"backward\s*\(|\bgrad\s*\(|autograd\b.*\bimport\b")
+
+
+def might_backward(text: str) -> bool:
+    """Cheap pre-filter: can this source text contain a backward call at all?"""
+    return _BACKWARD_TEXT.search(text) is not None
+
+
 AUTOGRAD_BACKWARD = "torch.autograd.backward"
 AUTOGRAD_GRAD = "torch.autograd.grad"
 
