@@ -6,6 +6,7 @@ import re
 
 import libcst as cst
 
+from gradlint.static.semantics.backward import might_backward
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.state import RecurrentState
 
@@ -124,7 +125,7 @@ class RnnHiddenNotDetached(Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        if "backward" in text or "autograd" in text:
+        if might_backward(text):
             return True
         return "self." in text and _SELF_STATE.search(text) is not None
 

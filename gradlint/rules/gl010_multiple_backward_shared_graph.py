@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradlint.static.semantics.backward import might_backward
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.state import SharedGraphs
 
@@ -63,6 +64,10 @@ class MultipleBackwardSharedGraph(Rule):
         "sum of the losses once, or pass `retain_graph=True` to all but the last backward"
     )
     prefilter = ("backward", "autograd")
+
+    @classmethod
+    def could_match(cls, text: str) -> bool:
+        return might_backward(text)
 
     VALID = [
         """
