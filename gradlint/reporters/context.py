@@ -69,7 +69,8 @@ class ReportContext:
 
 
 def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    suffix = "es" if word.endswith(("x", "s", "ch", "sh")) else "s"
+    return f"{n} {word}{'' if n == 1 else suffix}"
 
 
 def summary(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
