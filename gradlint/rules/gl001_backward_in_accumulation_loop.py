@@ -68,7 +68,7 @@ class BackwardInAccumulationLoop(ScopeTracker, Rule):
     code = "GL001"
     name = "backward-in-accumulation-loop"
     message = (
-        "`{target}` is backpropagated inside a loop that keeps accumulating `{key}` across iterations: "
+        "`{target}` is backpropagated inside a loop that keeps accumulating `{key}` (line {line}) across iterations: "
         "the next iteration backpropagates through a graph this call already freed (\"Trying to backward "
         "through the graph a second time\"); sum the terms and call backward once after the loop, "
         "or backpropagate each iteration's term separately"
@@ -143,6 +143,7 @@ class BackwardInAccumulationLoop(ScopeTracker, Rule):
                 node,
                 target=self.context.code_for(bw.target),
                 key=found.key,
+                line=self.context.position(found.accumulation.node).start.line,
                 fix=self._move_after_loop(facts, found),
                 fix_message="Move the backward call after the loop",
             )

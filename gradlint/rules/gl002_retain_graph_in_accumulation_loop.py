@@ -57,13 +57,13 @@ class RetainGraphInAccumulationLoop(ScopeTracker, Rule):
     code = "GL002"
     name = "retain-graph-in-accumulation-loop"
     message = (
-        "`retain_graph=True` while `{key}` accumulates across loop iterations: every iteration "
+        "`retain_graph=True` while `{key}` accumulates across loop iterations (line {line}): every iteration "
         "backpropagates again through all earlier graphs (memory grows until OOM, time grows quadratically) "
         "and re-adds the earlier terms' gradients; backpropagate each iteration's own loss without "
         "retain_graph, or sum the terms and call backward once after the loop"
     )
     message_grad = (
-        "`retain_graph=True` while `{key}` accumulates across loop iterations: every iteration "
+        "`retain_graph=True` while `{key}` accumulates across loop iterations (line {line}): every iteration "
         "differentiates again through all earlier graphs (memory grows until OOM, time grows quadratically); "
         "differentiate each iteration's own value without retain_graph, or once after the loop"
     )
@@ -132,6 +132,11 @@ class RetainGraphInAccumulationLoop(ScopeTracker, Rule):
             return
         found = accumulated_backward(facts, site)
         if found is not None:
-            self.report(node, self.message_grad if bw.is_grad else self.message, key=found.key)
+            self.report(
+                node,
+                self.message_grad if bw.is_grad else self.message,
+                key=found.key,
+                line=self.context.position(found.accumulation.node).start.line,
+            )
         elif unused_retained_graph(facts, site) is not None:
             self.report(node, self.message_unused, target=self.context.code_for(bw.target))
