@@ -135,9 +135,8 @@ def test_gl017_caller_under_no_grad_silences_helper_two_levels_up():
     """
     assert _codes(code, GL017) == []
     assert _codes(code.replace("with torch.no_grad():", "if True:"), GL017) == []  # `_loop`: no eval evidence
-    flagged = code.replace("with torch.no_grad():", "if True:").replace("def _loop", "def _evaluate_loop").replace(
-        "_loop(model", "_evaluate_loop(model"
-    )
+    # One replace renames both the def and the call (both read `_loop(model`).
+    flagged = code.replace("with torch.no_grad():", "if True:").replace("_loop(model", "_evaluate_loop(model")
     assert [c for c, _ in _codes(flagged, GL017)] == ["GL017"]
 
 

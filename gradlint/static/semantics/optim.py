@@ -89,10 +89,14 @@ _NOT_MODEL_NAME = re.compile(
     r"generate|sample|hook|wrapper_fn|callback|logger|writer|tracker|accelerator|fabric|trainer|engine$",
     re.I,
 )
+# An eval word alone or with a data/loop suffix (`evaluate`, `validate_epoch`,
+# `predict_step`, `test_model`): `validate_environment`, `validate_inputs` and
+# `infer_shape` check arguments, they do not run a model over data.
 _EVAL_FUNC = re.compile(
     r"^_*(validate|validation|valid|val|evaluate|evaluation|eval|test|predict|prediction|inference|infer|"
-    r"score|benchmark)(_[a-z0-9_]*)?$|_(eval|evaluate|evaluation|validate|validation|val|test|predict|"
-    r"inference|infer)$",
+    r"score|benchmark)(_(?:one_)?(?:epochs?|steps?|loop|models?|nets?|network|batch(?:es)?|(?:data)?loader|"
+    r"dl|data|dataset|set|split|fn|func|all|proba|on_\w+))?$|_(eval|evaluate|evaluation|validate|validation|"
+    r"val|test|predict|inference|infer)$",
     re.I,
 )
 _EVAL_LOADER = re.compile(r"(^|_)(val|valid|validation|test|eval|evaluation|dev|holdout)(_|$)|^(val|valid|test|eval|dev)[a-z]*(loader|set|data)", re.I)
