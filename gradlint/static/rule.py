@@ -226,10 +226,17 @@ class Rule(cst.BatchableCSTVisitor):
 
     @classmethod
     def summary(cls) -> str:
-        """The first sentence of ``## What it does``, for rule listings."""
-        m = re.search(r"## What it does\s*\n(.+?)(?:\n\s*\n|$)", cls.docs(), re.S)
-        text = m.group(1) if m else cls.message
-        return " ".join(text.split())
+        """``## What it does`` up to its first full stop, for rule listings
+        (a paragraph that ends in "when" or ":" continues into its list)."""
+        m = re.search(r"## What it does\s*\n(.+?)(?=\n\s*## |\Z)", cls.docs(), re.S)
+        if not m:
+            return cls.message
+        taken = []
+        for para in re.split(r"\n\s*\n", m.group(1).strip()):
+            taken.append(re.sub(r"(^|\n)\s*[*-]\s+", " ", para))
+            if para.rstrip().endswith("."):
+                break
+        return " ".join(" ".join(taken).split())
 
 
 def _indent_of_line(ctx: FileContext, row: int) -> str:
