@@ -10,8 +10,11 @@ from gradlint.static.semantics.backward import might_backward
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.state import RecurrentState
 
-# A state attribute rebound from itself on one line: ``out, self.hidden = self.lstm(x, self.hidden)``.
-_SELF_STATE = re.compile(r"^[ \t]*[\w., ()\[\]*]*\bself\.(\w+)\b[\w., ()\[\]*]*=[ \t]*[\w.]+\([^\n]*\bself\.\1\b", re.M)
+# Module state rebound through a submodule call that takes it (the analysis only
+# looks at `self.<submodule>(...)` calls): `out, self.h = self.rnn(x, self.h)`.
+_SELF_STATE = re.compile(
+    r"^[ \t]*[\w., ()\[\]*]*\bself\.(\w+)\b[\w., ()\[\]*]*=[ \t]*self\.\w+\([^\n]*\bself\.\1\b", re.M
+)
 
 
 class RnnHiddenNotDetached(Rule):
