@@ -73,14 +73,11 @@ class BackwardInAccumulationLoop(ScopeTracker, Rule):
         "through the graph a second time\"); sum the terms and call backward once after the loop, "
         "or backpropagate each iteration's term separately"
     )
-    # ``autograd`` covers every spelling of autograd.grad/backward, aliases included
-    # (``from torch.autograd import grad as g``); ``backward`` covers the methods.
-    prefilter = ("backward", "autograd")
+    fix_applicability = "unsafe"
 
     @classmethod
     def could_match(cls, text: str) -> bool:
         return might_backward(text)
-    fix_applicability = "unsafe"
 
     VALID = [
         """

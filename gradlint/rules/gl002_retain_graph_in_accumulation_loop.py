@@ -72,8 +72,6 @@ class RetainGraphInAccumulationLoop(ScopeTracker, Rule):
         "the retained graph is never used but stays in memory; drop `retain_graph=True` (if it was added "
         "for \"backward through the graph a second time\", detach what carries over between iterations)"
     )
-    prefilter = ("backward", "autograd")
-
     @classmethod
     def could_match(cls, text: str) -> bool:
         return might_backward(text)

@@ -86,8 +86,6 @@ class RnnHiddenNotDetached(Rule):
         "(\"Trying to backward through the graph a second time\"); detach it before use "
         "(`{var} = tuple(h.detach() for h in {var})`) or reset it once per batch"
     )
-    prefilter = ("backward", "autograd", "self.")
-
     VALID = [
         """
         hidden = model.init_hidden(bs)

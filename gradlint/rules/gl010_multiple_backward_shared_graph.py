@@ -63,8 +63,6 @@ class MultipleBackwardSharedGraph(Rule):
         "iteration already freed (\"Trying to backward through the graph a second time\"); backpropagate the "
         "sum of the losses once, or pass `retain_graph=True` to all but the last backward"
     )
-    prefilter = ("backward", "autograd")
-
     @classmethod
     def could_match(cls, text: str) -> bool:
         return might_backward(text)
