@@ -7,7 +7,7 @@ import libcst as cst
 from typing import Optional
 
 from gradlint.static.rule import Replace, Rule
-from gradlint.static.semantics.backward import is_backward_call, might_backward
+from gradlint.static.semantics.backward import is_backward_call, might_backward, might_backward_in
 from gradlint.static.semantics.loops import (
     AccumulatedBackward,
     LoopAnalysis,
@@ -78,6 +78,10 @@ class BackwardInAccumulationLoop(ScopeTracker, Rule):
     @classmethod
     def could_match(cls, text: str) -> bool:
         return might_backward(text)
+
+    @classmethod
+    def could_match_unit(cls, text: str, file_text: str) -> bool:
+        return might_backward_in(text, file_text)
 
     VALID = [
         """

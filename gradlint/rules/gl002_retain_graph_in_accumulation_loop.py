@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from gradlint.static.rule import Rule
-from gradlint.static.semantics.backward import is_backward_call, might_backward
+from gradlint.static.semantics.backward import is_backward_call, might_backward, might_backward_in
 from gradlint.static.semantics.loops import LoopAnalysis, ScopeTracker, accumulated_backward, unused_retained_graph
 
 
@@ -75,6 +75,10 @@ class RetainGraphInAccumulationLoop(ScopeTracker, Rule):
     @classmethod
     def could_match(cls, text: str) -> bool:
         return might_backward(text)
+
+    @classmethod
+    def could_match_unit(cls, text: str, file_text: str) -> bool:
+        return might_backward_in(text, file_text)
 
     VALID = [
         """

@@ -78,6 +78,9 @@ class MissingZeroGrad(Rule):
         """,
     ]
 
+    # Gradients are cleared, stepped and scaled through helpers anywhere in the file.
+    context = "module"
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         return ".step(" in text and "backward" in text and not other_framework(text)

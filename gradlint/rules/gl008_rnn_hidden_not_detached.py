@@ -6,15 +6,30 @@ import re
 
 import libcst as cst
 
-from gradlint.static.semantics.backward import might_backward
+from gradlint.static.semantics.backward import might_backward, might_backward_in
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.state import RecurrentState
 
 # Module state rebound through a submodule call that takes it (the analysis only
 # looks at `self.<submodule>(...)` calls): `out, self.h = self.rnn(x, self.h)`.
-_SELF_STATE = re.compile(
-    r"^[ \t]*[\w., ()\[\]*]*\bself\.(\w+)\b[\w., ()\[\]*]*=[ \t]*self\.\w+\([^\n]*\bself\.\1\b", re.M
-)
+# One regex with a back-reference backtracked over every line (11 s on
+# transformers); finding the `= self.f(` first and checking its line is instant.
+_SELF_CALL_ASSIGN = re.compile(r"=[ \t]*self\.\w+\(")
+_TARGETS = re.compile(r"[ \t]*[\w., ()\[\]*]*")
+_SELF_ATTR = re.compile(r"\bself\.(\w+)\b")
+
+
+def _rebinds_self_state(text: str) -> bool:
+    for m in _SELF_CALL_ASSIGN.finditer(text):
+        start = text.rfind("\n", 0, m.start()) + 1
+        end = text.find("\n", m.end())
+        targets, rest = text[start : m.start()], text[m.end() : end if end >= 0 else len(text)]
+        if not _TARGETS.fullmatch(targets):
+            continue
+        for attr in _SELF_ATTR.findall(targets):
+            if re.search(r"\bself\." + attr + r"\b", rest):
+                return True
+    return False
 
 
 class RnnHiddenNotDetached(Rule):
@@ -124,11 +139,18 @@ class RnnHiddenNotDetached(Rule):
         """,
     ]
 
+    # State kept on the module is reset or detached by another method of its class.
+    context = "class"
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         if might_backward(text):
             return True
-        return "self." in text and _SELF_STATE.search(text) is not None
+        return "self." in text and _rebinds_self_state(text)
+
+    @classmethod
+    def could_match_unit(cls, text: str, file_text: str) -> bool:
+        return might_backward_in(text, file_text) or cls.could_match(text)
 
     def visit_Module(self, node: cst.Module) -> None:
         for finding in self.context.analysis(RecurrentState).findings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradlint.static.semantics.backward import might_backward
+from gradlint.static.semantics.backward import might_backward, might_backward_in
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.state import SharedGraphs
 
@@ -66,6 +66,10 @@ class MultipleBackwardSharedGraph(Rule):
     @classmethod
     def could_match(cls, text: str) -> bool:
         return might_backward(text)
+
+    @classmethod
+    def could_match_unit(cls, text: str, file_text: str) -> bool:
+        return might_backward_in(text, file_text)
 
     VALID = [
         """

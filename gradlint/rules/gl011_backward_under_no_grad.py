@@ -7,8 +7,11 @@ from typing import Optional, Set
 import libcst as cst
 
 from gradlint.static.rule import Rule
+from gradlint.static.semantics.backward import might_backward, might_backward_in
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.optim import OptimAnalysis, ScopeInfo, Event, grad_mode_at, last_assignment
+
+_GRAD_OFF = ("no_grad", "inference_mode", "set_grad_enabled")
 
 
 class BackwardUnderNoGrad(Rule):
@@ -77,9 +80,11 @@ class BackwardUnderNoGrad(Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        return ("backward" in text or "autograd.grad" in text) and any(
-            s in text for s in ("no_grad", "inference_mode", "set_grad_enabled")
-        )
+        return might_backward(text) and any(s in text for s in _GRAD_OFF)
+
+    @classmethod
+    def could_match_unit(cls, text: str, file_text: str) -> bool:
+        return any(s in text for s in _GRAD_OFF) and might_backward_in(text, file_text)
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis = self.context.analysis(OptimAnalysis)

@@ -22,7 +22,16 @@ TYPOS = {
 }
 # Tensor methods that take ``requires_grad=`` like the torch factories do.
 _TENSOR_FACTORY_METHODS = {"new_tensor", "new_zeros", "new_ones", "new_empty", "new_full"}
-_PATTERN = re.compile(r"\b(?:" + "|".join(sorted(TYPOS, key=len, reverse=True)) + r")\b|\brequires_grad_\s*=[^=]")
+# A typo, or an assignment to the in-place method; literal-led, so fast to search.
+_PATTERN = re.compile(r"require(?:s_grad(?:s|ients?)\b|_grad(?:s|ients?)?\b|s_grad_\s*=[^=])")
+
+
+def _mentions_typo(text: str) -> bool:
+    for m in _PATTERN.finditer(text):
+        i = m.start()
+        if i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_"):
+            return True
+    return False
 
 
 _METHOD_ASSIGNED = (
@@ -102,7 +111,11 @@ class RequiresGradTypo(Rule):
     @classmethod
     def could_match(cls, text: str) -> bool:
         # A file that never mentions torch may be another framework's own `require_grad`.
-        return "torch" in text and "require" in text and _PATTERN.search(text) is not None
+        return "torch" in text and "require" in text and _mentions_typo(text)
+
+    @classmethod
+    def could_match_unit(cls, text: str, file_text: str) -> bool:
+        return "require" in text and _mentions_typo(text)
 
     def __init__(self, context) -> None:
         super().__init__(context)

@@ -10,8 +10,15 @@ from gradlint.static.semantics.backward import might_backward
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.dataflow import Kind, TracksStatements, inplace_edits, no_grad_wrap, view_root
 
-_LEAF_SIGN = re.compile(r"requires_grad|Parameter|parameters\(|\[.params.\]")
-_REQUIRES_GRAD_TRUE = re.compile(r"requires_grad\s*=\s*True|requires_grad_\(\s*(?:True\s*)?\)")
+_PARAMS_KEY = re.compile(r"\[.params.\]")
+_REQUIRES_GRAD_TRUE = re.compile(r"requires_grad(?:\s*=\s*True|_\(\s*(?:True\s*)?\))")
+
+
+def _leaf_sign(text: str) -> bool:
+    return (
+        any(s in text for s in ("requires_grad", "Parameter", "parameters("))
+        or ("params" in text and _PARAMS_KEY.search(text) is not None)
+    )
 _INPLACE_SIGN = re.compile(r"[a-z0-9]_\(|[-+*/%&|^@]=|\]\s*=[^=]")
 
 
@@ -133,9 +140,15 @@ class InplaceOnLeaf(TracksStatements, Rule):
         # nn.Parameter (every model definition) cannot provide it.
         return (
             _INPLACE_SIGN.search(text) is not None
-            and _LEAF_SIGN.search(text) is not None
+            and _leaf_sign(text)
             and (_REQUIRES_GRAD_TRUE.search(text) is not None or might_backward(text))
         )
+
+    @classmethod
+    def could_match_unit(cls, text: str, file_text: str) -> bool:
+        # The leaf is made (or its parameters listed) where it is edited; the
+        # evidence that grad is on may come from anywhere in the file.
+        return _INPLACE_SIGN.search(text) is not None and _leaf_sign(text)
 
     def visit_Call(self, node: cst.Call) -> None:
         self._check(node)

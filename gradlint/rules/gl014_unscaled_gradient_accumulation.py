@@ -90,6 +90,9 @@ class UnscaledGradientAccumulation(Rule):
         """,
     ]
 
+    # Gradients are cleared, stepped and scaled through helpers anywhere in the file.
+    context = "module"
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         return "%" in text and ".step(" in text and "backward" in text and not other_framework(text)

@@ -87,6 +87,9 @@ class StepBetweenBackwardOnSharedGraph(Rule):
         """,
     ]
 
+    # Gradients are cleared, stepped and scaled through helpers anywhere in the file.
+    context = "module"
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         return text.count("backward") >= 2 and ".step(" in text and not other_framework(text)

@@ -101,6 +101,9 @@ class DataOnParameter(TracksStatements, TracksWrites, Rule):
         """,
     ]
 
+    # Parameters and buffers are declared in `__init__`, used in other methods.
+    context = "class"
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         return _DATA.search(text) is not None

@@ -16,8 +16,10 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Type
 import libcst as cst
 
 from gradlint.static.diagnostic import GL000, Diagnostic, Location
+from gradlint.static import traversal
 from gradlint.static.noqa import filter_noqa
 from gradlint.static.rule import FileContext, Rule
+from gradlint.static.slicing import relevant_source
 
 # Past this size a file is almost certainly generated or data, and libcst's
 # memory use (~40x the source) would hurt the whole run.
@@ -61,28 +63,29 @@ def decode_source(data: bytes, filename: str) -> Tuple[Optional[str], Optional[D
     return text, None
 
 
-def _nesting_guard(text: str, filename: str) -> Optional[Diagnostic]:
+def _cpython_parse(text: str, filename: str) -> Tuple[Optional[ast.Module], Optional[Diagnostic]]:
     """Reject input that would crash libcst's native parser.
 
     libcst's parser segfaults or hangs on pathological nesting (thousands of
     brackets, operators or attribute accesses) that CPython rejects cleanly, so
     CPython's C parser runs first as a guard (about 1/7 of libcst's parse cost).
     Only its structural-limit errors are final: other syntax errors may be newer
-    syntax than this interpreter knows, and libcst gets to decide those.
+    syntax than this interpreter knows, and libcst gets to decide those. The
+    tree it returns (None when CPython could not parse) drives the slicing.
     """
     try:
-        compile(text, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        return compile(text, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True), None
     except RecursionError:
-        return _gl000(filename, "Code is nested too deeply to analyse (parser recursion limit reached)")
+        return None, _gl000(filename, "Code is nested too deeply to analyse (parser recursion limit reached)")
     except MemoryError:
-        return _gl000(filename, "Code is too complex to analyse (parser ran out of memory)")
+        return None, _gl000(filename, "Code is too complex to analyse (parser ran out of memory)")
     except SyntaxError as exc:
         msg = str(exc.msg or "")
         if "too many nested" in msg or "too complex" in msg or "too many statically nested" in msg:
-            return _gl000(filename, f"SyntaxError: {msg}", exc.lineno or 1, exc.offset or 1)
+            return None, _gl000(filename, f"SyntaxError: {msg}", exc.lineno or 1, exc.offset or 1)
     except (ValueError, OverflowError) as exc:
-        return _gl000(filename, f"Cannot parse file: {exc}")
-    return None
+        return None, _gl000(filename, f"Cannot parse file: {exc}")
+    return None, None
 
 
 def _syntax_error(exc: cst.ParserSyntaxError, filename: str) -> Diagnostic:
@@ -101,8 +104,15 @@ def lint_source(
     rules: Sequence[Type[Rule]],
     *,
     noqa: bool = True,
+    slicing: bool = True,
 ) -> List[Diagnostic]:
-    """``noqa=False`` leaves ``# noqa`` comments to the caller (the flake8 plugin: flake8 applies them)."""
+    """Lint one file's bytes with ``rules``.
+
+    ``noqa=False`` leaves ``# noqa`` comments to the caller (the flake8 plugin:
+    flake8 applies them). ``slicing=False`` parses every definition, not only
+    those a rule could match (see ``gradlint.static.slicing``); tests compare
+    the two.
+    """
     text, err = decode_source(data, filename)
     if err is not None:
         return [err]
@@ -110,19 +120,27 @@ def lint_source(
     candidates = select_rules_for(text, rules)
     if not candidates:
         return []
-    guard = _nesting_guard(text, filename)
+    tree, guard = _cpython_parse(text, filename)
     if guard is not None:
         return [guard]
-    try:
-        module = cst.parse_module(text)
-    except cst.ParserSyntaxError as exc:
-        return [_syntax_error(exc, filename)]
-    except RecursionError:
-        return [_gl000(filename, "Code is nested too deeply to analyse (parser recursion limit reached)")]
-    except Exception as exc:  # libcst raises a few other types on odd input
-        return [_gl000(filename, f"Cannot parse file: {type(exc).__name__}: {exc}")]
+    source = text if tree is None or not slicing else relevant_source(text, tree, candidates)
+    module = None
+    if source is not text:
+        try:
+            module = cst.parse_module(source)
+        except Exception:  # a slicing bug must not become the user's problem: parse it all
+            source = text
+    if module is None:
+        try:
+            module = cst.parse_module(text)
+        except cst.ParserSyntaxError as exc:
+            return [_syntax_error(exc, filename)]
+        except RecursionError:
+            return [_gl000(filename, "Code is nested too deeply to analyse (parser recursion limit reached)")]
+        except Exception as exc:  # libcst raises a few other types on odd input
+            return [_gl000(filename, f"Cannot parse file: {type(exc).__name__}: {exc}")]
 
-    ctx = FileContext(filename, text, module)
+    ctx = FileContext(filename, source, module)
     diagnostics = _run_rules(ctx, candidates)
     return filter_noqa(diagnostics, text) if noqa else diagnostics
 
@@ -136,7 +154,7 @@ def _run_rules(ctx: FileContext, rule_classes: Sequence[Type[Rule]]) -> List[Dia
         ctx._stack.clear()
         instances = [cls(ctx) for cls in active]
         try:
-            ctx.wrapper.visit_batched(instances, before_visit=ctx._enter, after_leave=ctx._leave)
+            traversal.run(ctx.module, [r.get_visitors() for r in instances], ctx._enter, ctx._leave)
             break
         except RecursionError:
             return internal + [

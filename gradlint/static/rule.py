@@ -148,6 +148,11 @@ class Rule(cst.BatchableCSTVisitor):
     # The file is parsed for this rule only if its text contains one of these
     # substrings. An empty tuple means "always parse".
     prefilter: ClassVar[Tuple[str, ...]] = ()
+    # What the rule reads beyond a definition its ``could_match_unit`` accepts:
+    # "function" (that definition and the helpers it calls), "callers" (also the
+    # definitions that call it), "class" (its whole class) or "module". See
+    # ``gradlint.static.slicing``.
+    context: ClassVar[str] = "function"
     # Snippets the rule must stay silent on / must flag.  In INVALID snippets
     # mark each expected report line with a trailing ``# error``.
     VALID: ClassVar[Sequence[str]] = ()
@@ -181,6 +186,16 @@ class Rule(cst.BatchableCSTVisitor):
     def could_match(cls, text: str) -> bool:
         """Cheap text test run before parsing; override for conjunctions."""
         return not cls.prefilter or any(s in text for s in cls.prefilter)
+
+    @classmethod
+    def could_match_unit(cls, text: str, file_text: str) -> bool:
+        """Could a finding lie in this one definition (``text``) of a file that passed ``could_match``?
+
+        The default reuses the file test; a rule whose file test asks for
+        evidence that may sit elsewhere in the file (an import, a module-level
+        leaf) overrides this with the part that must be in the definition.
+        """
+        return cls.could_match(text)
 
     # -- reporting -------------------------------------------------------
     def report(

@@ -1,6 +1,6 @@
 """GL008/GL010 messages: where they point and what they tell the user."""
 
-from gradlint.rules.gl008_rnn_hidden_not_detached import RnnHiddenNotDetached, _SELF_STATE
+from gradlint.rules.gl008_rnn_hidden_not_detached import RnnHiddenNotDetached, _rebinds_self_state
 from gradlint.rules.gl010_multiple_backward_shared_graph import MultipleBackwardSharedGraph
 from gradlint.static.testing import lint_snippet
 
@@ -33,9 +33,9 @@ def test_gl008_module_message_mentions_batches():
 
 
 def test_gl008_prefilter_reads_state_rebinding_lines_only():
-    assert _SELF_STATE.search("        out, self.hidden = self.lstm(x, self.hidden)\n")
-    assert _SELF_STATE.search("    self.h = self.cell(x, self.h)\n")
-    assert not _SELF_STATE.search("    self.stages = self.stages[:3]\n")
+    assert _rebinds_self_state("        out, self.hidden = self.lstm(x, self.hidden)\n")
+    assert _rebinds_self_state("    self.h = self.cell(x, self.h)\n")
+    assert not _rebinds_self_state("    self.stages = self.stages[:3]\n")
     assert not RnnHiddenNotDetached.could_match("x = 1\nself.a = f(self.b)\n")
 
 

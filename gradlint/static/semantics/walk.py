@@ -17,7 +17,7 @@ import libcst as cst
 N = TypeVar("N", bound=cst.CSTNode)
 
 # Formatting-only nodes: never interesting to an analysis, and numerous.
-_SKIP: Tuple[type, ...] = (
+SKIP: Tuple[type, ...] = (
     cst.BaseParenthesizableWhitespace,
     cst.EmptyLine,
     cst.TrailingWhitespace,
@@ -60,11 +60,11 @@ def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     for name in _fields(type(node)):
         value = getattr(node, name)
         if isinstance(value, cst.CSTNode):
-            if not isinstance(value, _SKIP):
+            if not isinstance(value, SKIP):
                 yield value
         elif isinstance(value, (tuple, list)):
             for item in value:
-                if isinstance(item, cst.CSTNode) and not isinstance(item, _SKIP):
+                if isinstance(item, cst.CSTNode) and not isinstance(item, SKIP):
                     yield item
 
 
