@@ -139,8 +139,6 @@ class RnnHiddenNotDetached(Rule):
         """,
     ]
 
-    # State kept on the module is reset or detached by another method of its class.
-    context = "class"
 
     @classmethod
     def could_match(cls, text: str) -> bool:

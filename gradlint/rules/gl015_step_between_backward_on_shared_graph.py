@@ -87,8 +87,9 @@ class StepBetweenBackwardOnSharedGraph(Rule):
         """,
     ]
 
-    # Gradients are cleared, stepped and scaled through helpers anywhere in the file.
-    context = "module"
+
+    # Which optimizer steps which parameters is set up in `__init__`, used in another method.
+    context = "class"
 
     @classmethod
     def could_match(cls, text: str) -> bool:

@@ -127,8 +127,6 @@ class EvalWithoutNoGrad(Rule):
             return False
         return _has_evidence(text) or any(looks_like_eval_function(n) for n in _DEF.findall(text))
 
-    # Whether grad is off may be decided by a caller: `with torch.no_grad(): evaluate(...)`.
-    context = "callers"
 
     @classmethod
     def could_match_unit(cls, text: str, file_text: str) -> bool:

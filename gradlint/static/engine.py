@@ -123,26 +123,38 @@ def lint_source(
     tree, guard = _cpython_parse(text, filename)
     if guard is not None:
         return [guard]
-    source = text if tree is None or not slicing else relevant_source(text, tree, candidates)
-    module = None
-    if source is not text:
-        try:
-            module = cst.parse_module(source)
-        except Exception:  # a slicing bug must not become the user's problem: parse it all
-            source = text
-    if module is None:
-        try:
-            module = cst.parse_module(text)
-        except cst.ParserSyntaxError as exc:
-            return [_syntax_error(exc, filename)]
-        except RecursionError:
-            return [_gl000(filename, "Code is nested too deeply to analyse (parser recursion limit reached)")]
-        except Exception as exc:  # libcst raises a few other types on odd input
-            return [_gl000(filename, f"Cannot parse file: {type(exc).__name__}: {exc}")]
-
-    ctx = FileContext(filename, source, module)
-    diagnostics = _run_rules(ctx, candidates)
+    if tree is not None and slicing:
+        source = relevant_source(text, tree, candidates)
+        if source is not text:
+            try:
+                sliced = cst.parse_module(source)
+            except Exception:  # a slicing bug must not become the user's problem: lint it whole
+                sliced = None
+            if sliced is not None:
+                diagnostics = _run_rules(FileContext(filename, source, sliced), candidates)
+                if not diagnostics:
+                    return []
+                # Something to report: decide it on the whole file. The code slicing left
+                # out may silence a finding (a caller under no_grad, a method that resets
+                # state), so slicing can cut the work but never add a false alarm; the
+                # reported fixes, too, come from the whole file.
+    module = _parse(text, filename)
+    if isinstance(module, Diagnostic):
+        return [module]
+    diagnostics = _run_rules(FileContext(filename, text, module), candidates)
     return filter_noqa(diagnostics, text) if noqa else diagnostics
+
+
+def _parse(text: str, filename: str):
+    """The libcst module, or the GL000 diagnostic saying why there is none."""
+    try:
+        return cst.parse_module(text)
+    except cst.ParserSyntaxError as exc:
+        return _syntax_error(exc, filename)
+    except RecursionError:
+        return _gl000(filename, "Code is nested too deeply to analyse (parser recursion limit reached)")
+    except Exception as exc:  # libcst raises a few other types on odd input
+        return _gl000(filename, f"Cannot parse file: {type(exc).__name__}: {exc}")
 
 
 def _run_rules(ctx: FileContext, rule_classes: Sequence[Type[Rule]]) -> List[Diagnostic]:

@@ -8,29 +8,35 @@ CPython AST that the nesting guard (see ``engine``) builds anyway.
 
 The unit is a definition: a top-level function, or a method (or nested class
 member) of a top-level class. A unit is kept whole when a selected rule's
-``could_match_unit`` accepts its text; otherwise it becomes a *stub*,
-``def name(): pass`` on its ``def`` line and blank lines around it (signatures
-of library code run to dozens of lines; parsing them cost more than the kept
-code). Everything else (imports, module-level code, class headers and
-class-level statements) is always kept. Nothing moves: every kept token keeps
+``could_match_unit`` accepts its text; otherwise it becomes a *stub*:
+``def name():`` and a string literal for a body, from its ``def`` line to its
+last line, with its decorator lines blank (signatures of library code run to
+dozens of lines; parsing them cost more than the kept code). Everything else
+(imports, module-level code, class headers and class-level statements) is
+always kept. Nothing moves: every kept token keeps
 its line and column, so positions, ``# noqa`` comments and fixes (which are
 line/column edits on the original text) stay exact, and the stubs keep every
 name a rule might look up (``def helper``, the class's method names and bases).
 
-What a rule may see beyond the unit that matched is declared by
-``Rule.context``:
+A class none of whose methods is kept keeps its header (its bases matter to
+the classes that derive from it) and loses its body the same way.
+
+Slicing must never *hide* evidence a finding needs. What a rule needs beyond
+the unit that matched is declared by ``Rule.context``:
 
 * ``"function"``: the unit itself, plus (for every rule) the bodies of the
   helpers it calls by name, transitively: ``repackage_hidden(h)``,
   ``self.clear_grads()``, ``model.detach_state()``.
-* ``"callers"``: also the units that call it by name, transitively (GL017 asks
-  whether a caller turned grad off).
-* ``"class"``: the whole top-level class around it (GL008 looks for the method
-  that resets the state another method carries).
+* ``"class"``: also the methods of its class that assign ``self`` attributes
+  (``__init__`` declaring ``self.scale = nn.Parameter(...)`` or
+  ``self.opt = Adam(self.net.parameters())``).
 * ``"module"``: the whole file; no slicing at all.
 
-``tests/static/test_slicing.py`` checks that every fixture gives the same
-diagnostics sliced and whole.
+Code that can only *silence* a finding (a caller under ``no_grad``, a method
+that resets state) may be stubbed: when the sliced file reports anything, the
+engine decides on the whole file instead, so slicing cuts work but cannot add a
+false alarm. ``tests/test_slicing.py`` checks, on every fixture and rule
+example, that the sliced file reports everything the whole file does.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ from gradlint.static.rule import Rule
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 # A call by name: ``name(`` (a module-level function or class) or ``.name(`` (a method).
 _CALL = re.compile(r"(\.?)\s*([A-Za-z_]\w*)\s*\(")
+# An assignment to attributes of self: ``self.x = ``, ``self.a, self.b = ``.
+_SELF_ASSIGN = re.compile(r"^[ \t]*self\.\w+(?:[ \t]*,[ \t]*self\.\w+)*[ \t]*(?::[^=\n]*)?=[^=]", re.M)
 
 _DEF = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -58,7 +66,7 @@ class _Unit:
         self.start: int = _first_line(node)
         self.def_line: int = node.lineno
         self.end: int = node.end_lineno
-        self.container = container  # index of the top-level class, None for a top-level def
+        self.container = container  # index of the top-level class in the module body; None for a function
         self.is_method = container is not None
         self.text = "".join(lines[self.start - 1 : self.end])
         self._calls: Optional[Set[tuple]] = None
@@ -108,44 +116,73 @@ def _close_over_callees(units: List[_Unit], kept: Set[int]) -> None:
                     todo.append(j)
 
 
-def _close_over_callers(units: List[_Unit], kept: Set[int], seeds: Set[int]) -> None:
-    todo = list(seeds)
-    while todo:
-        name = units[todo.pop()].name
-        for j, u in enumerate(units):
-            if j not in kept and any(n == name for _, n in u.calls()):
-                kept.add(j)
-                todo.append(j)
-
-
-def relevant_source(text: str, tree: ast.Module, rules: Sequence[Type[Rule]]) -> str:
-    """``text`` with the units no rule in ``rules`` could match stubbed out (see module docs)."""
-    if any(r.context == "module" for r in rules):
-        return text
-    lines = _LINE.findall(text)
-    units = _units(tree, lines)
-    if not units:
-        return text
+def _kept_units(text: str, units: List[_Unit], rules: Sequence[Type[Rule]]) -> Set[int]:
     kept: Set[int] = set()
     for rule in rules:
         mine = {i for i, u in enumerate(units) if rule.could_match_unit(u.text, text)}
         if rule.context == "class":
             classes = {units[i].container for i in mine if units[i].container is not None}
-            mine |= {i for i, u in enumerate(units) if u.container in classes}
+            mine |= {i for i, u in enumerate(units) if u.container in classes and _SELF_ASSIGN.search(u.text)}
         kept |= mine
-        if rule.context == "callers":
-            _close_over_callers(units, kept, mine)
     _close_over_callees(units, kept)
+    return kept
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def _fill(out: List[str], first: int, last: int, prefix: str) -> None:
+    """Rows ``first``..``last`` become ``prefix`` plus a body that keeps the line count.
+
+    The body is one string literal spanning the rows: libcst makes a node per
+    blank line (12 µs each) but reads a string of any length as one token.
+    """
+    if first == last:
+        out[first - 1] = prefix + "pass\n"
+        return
+    out[first - 1] = prefix + '"""\n'
+    for row in range(first, last - 1):
+        out[row] = "\n"
+    out[last - 1] = '"""\n'
+
+
+def _stub_class(node: ast.ClassDef, lines: Sequence[str], out: List[str]) -> bool:
+    """Keep the header, make the body ``pass``; False when the body shares the header's line."""
+    first = node.body[0]
+    start = _first_line(first)
+    if start <= node.lineno:
+        return False
+    if not getattr(first, "decorator_list", None):
+        line = lines[start - 1].encode("utf-8")
+        if line[: first.col_offset].strip():  # col_offset counts UTF-8 bytes
+            return False  # `class A(\n    Base): x = 1`
+    _fill(out, start, node.end_lineno, _indent(lines[start - 1]))
+    return True
+
+
+def relevant_source(text: str, tree: ast.Module, rules: Sequence[Type[Rule]]) -> str:
+    """``text`` with what no rule in ``rules`` could match stubbed out (see module docs)."""
+    if any(r.context == "module" for r in rules):
+        return text
+    lines = _LINE.findall(text)
+    units = _units(tree, lines)
+    kept = _kept_units(text, units, rules)
     if len(kept) == len(units):
         return text
 
     out = list(lines)
-    for i, u in enumerate(units):
-        if i in kept:
+    live_classes = {u.container for i, u in enumerate(units) if i in kept}
+    stubbed_classes: Set[int] = set()
+    for index, node in enumerate(tree.body):
+        if not isinstance(node, ast.ClassDef):
             continue
-        for row in range(u.start - 1, u.end):
-            out[row] = "\n"
-        def_line = lines[u.def_line - 1]
-        indent = def_line[: len(def_line) - len(def_line.lstrip(" \t"))]
-        out[u.def_line - 1] = f"{indent}def {u.name}(): pass\n"
+        if index not in live_classes and _stub_class(node, lines, out):
+            stubbed_classes.add(index)
+    for i, u in enumerate(units):
+        if i in kept or u.container in stubbed_classes:
+            continue
+        for row in range(u.start - 1, u.def_line - 1):
+            out[row] = "\n"  # decorators
+        _fill(out, u.def_line, u.end, f"{_indent(lines[u.def_line - 1])}def {u.name}(): ")
     return "".join(out)

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import libcst as cst
 
-from gradlint.static.semantics.walk import SKIP as _SKIP
+from gradlint.static.semantics.walk import is_formatting
 
 _VISITED_FIELD = re.compile(r"visit_\w+\(\s*self,\s*\"(\w+)\"")
 _ORDER: Dict[type, Tuple[str, ...]] = {}
@@ -47,10 +47,10 @@ def children(node: cst.CSTNode) -> List[cst.CSTNode]:
     for name in field_order(type(node)):
         value = getattr(node, name)
         if isinstance(value, cst.CSTNode):
-            if not isinstance(value, _SKIP):
+            if not is_formatting(value):
                 out.append(value)
         elif isinstance(value, (tuple, list)):
-            out.extend(v for v in value if isinstance(v, cst.CSTNode) and not isinstance(v, _SKIP))
+            out.extend(v for v in value if isinstance(v, cst.CSTNode) and not is_formatting(v))
     return out
 
 

@@ -40,6 +40,8 @@ from gradlint.static.semantics.backward import BackwardCall, backward_call
 from gradlint.static.semantics.dataflow import is_model_name
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
+from gradlint.static.semantics.walk import walk
+from gradlint.static.traversal import children
 
 Scope = Union[cst.Module, cst.FunctionDef, cst.Lambda, cst.ClassDef]
 Loop = Union[cst.For, cst.While]
@@ -439,9 +441,8 @@ class ScopeFacts:
         unit = self._new_unit(node, path, loops)
         for small in smalls:
             self._small(small, unit)
-            finder = _CallFinder()
-            small.visit(finder)
-            for call in finder.calls:
+            calls, walrus = _calls_and_walrus(small)
+            for call in calls:
                 bw = backward_call(call, self.imports)
                 if bw is not None:
                     site = BackwardSite(bw, unit)
@@ -449,7 +450,7 @@ class ScopeFacts:
                     self.backward_of_call[call] = site
                 elif _is_optimizer_step(call):
                     self.optimizer_steps.append(unit)
-            for named in finder.walrus:
+            for named in walrus:
                 for key, _ in _target_keys(named.target):
                     self._classify_assign(key, named.value, unit, named)
 
@@ -710,21 +711,14 @@ class ScopeFacts:
 
 
 def _names_in(node: cst.CSTNode) -> Set[str]:
-    finder = _NameFinder()
-    node.visit(finder)
-    return finder.names
-
-
-class _NameFinder(cst.CSTVisitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: Set[str] = set()
-
-    def visit_Name(self, node: cst.Name) -> None:
-        self.names.add(node.value)
-
-    def visit_Attribute(self, node: cst.Attribute) -> None:
-        self.names.add(node.attr.value)
+    """Every name and attribute name in ``node``."""
+    names: Set[str] = set()
+    for n in walk(node):
+        if isinstance(n, cst.Name):
+            names.add(n.value)
+        elif isinstance(n, cst.Attribute):
+            names.add(n.attr.value)
+    return names
 
 
 def _exits(smalls: Sequence[cst.BaseSmallStatement], loops: Tuple[Loop, ...]) -> Tuple[Loop, ...]:
@@ -743,22 +737,21 @@ def _is_optimizer_step(call: cst.Call) -> bool:
     return bool(recv and _OPTIMIZER_RECEIVER.search(recv.rsplit(".", 1)[-1]))
 
 
-class _CallFinder(cst.CSTVisitor):
-    """Calls and walrus targets of one small statement (not inside lambdas)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: List[cst.Call] = []
-        self.walrus: List[cst.NamedExpr] = []
-
-    def visit_Call(self, node: cst.Call) -> None:
-        self.calls.append(node)
-
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self.walrus.append(node)
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
+def _calls_and_walrus(small: cst.CSTNode) -> Tuple[List[cst.Call], List[cst.NamedExpr]]:
+    """Calls and walrus targets of one small statement, in source order (not inside lambdas)."""
+    calls: List[cst.Call] = []
+    walrus: List[cst.NamedExpr] = []
+    stack: List[cst.CSTNode] = [small]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Lambda):
+            continue
+        if isinstance(n, cst.Call):
+            calls.append(n)
+        elif isinstance(n, cst.NamedExpr):
+            walrus.append(n)
+        stack.extend(reversed(children(n)))
+    return calls, walrus
 
 
 # -- the per-file analysis, and the rules' traversal helper ---------------------

@@ -37,6 +37,8 @@ import libcst as cst
 from gradlint.static.semantics.backward import BackwardCall, backward_call
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
+from gradlint.static.semantics.walk import walk
+from gradlint.static.traversal import children
 
 # ---------------------------------------------------------------------------
 # Expressions: which names' autograd history can flow into a value
@@ -176,25 +178,22 @@ def _iter_defs(module: cst.Module) -> Iterator[cst.FunctionDef]:
             stack.extend(_child_blocks_flat(node))
 
 
-class _DetachFinder(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.found = False
-
-    def visit_Call(self, node: cst.Call) -> bool:
-        if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("detach", "detach_"):
-            self.found = True
-        return not self.found
-
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        if node.attr.value == "data":
-            self.found = True
-        return not self.found
-
-
 def _body_detaches(node: cst.CSTNode) -> bool:
-    finder = _DetachFinder()
-    node.visit(finder)
-    return finder.found
+    """Does the code call ``.detach()``/``.detach_()`` or read ``.data`` anywhere?"""
+    for n in walk(node):
+        if isinstance(n, cst.Call):
+            if isinstance(n.func, cst.Attribute) and n.func.attr.value in ("detach", "detach_"):
+                return True
+        elif isinstance(n, cst.Attribute) and n.attr.value == "data":
+            return True
+    return False
+
+
+class _FileSanitisers(Sanitisers):
+    """The module's sanitisers, built once per file: GL008 and GL010 both ask."""
+
+    def __init__(self, context) -> None:
+        super().__init__(context.module)
 
 
 def _lambda_detaches(arg: cst.BaseExpression) -> bool:
@@ -272,7 +271,7 @@ def _reads(node: cst.CSTNode, san: Sanitisers, out: Set[str]) -> None:
     if isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
         _comp_reads(node, san, out)
         return
-    for child in node.children:
+    for child in children(node):
         _reads(child, san, out)
 
 
@@ -312,7 +311,7 @@ def _calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
             continue
         if isinstance(n, cst.Call):
             yield n
-        stack.extend(reversed(n.children))
+        stack.extend(reversed(children(n)))
 
 
 def is_graph_origin(expr: cst.CSTNode, imports: ImportMap, san: Sanitisers) -> bool:
@@ -740,7 +739,7 @@ class RecurrentState:
     def __init__(self, context) -> None:
         module = context.module
         self.imports: ImportMap = context.analysis(ImportMap)
-        self.sanitisers = Sanitisers(module)
+        self.sanitisers = context.analysis(_FileSanitisers)
         self.findings: List[StateFinding] = []
         seen: Set[int] = set()
         in_loop_rebinds: Set[int] = set()
@@ -953,17 +952,7 @@ def _is_none_test(test: cst.BaseExpression, var: str) -> bool:
 
 
 def _mentions(node: cst.CSTNode, var: str) -> bool:
-    class _Find(cst.CSTVisitor):
-        found = False
-
-        def visit_Attribute(self, n: cst.Attribute) -> bool:
-            if dotted_name(n) == var:
-                self.found = True
-            return not self.found
-
-    f = _Find()
-    node.visit(f)
-    return f.found
+    return any(isinstance(n, cst.Attribute) and dotted_name(n) == var for n in walk(node))
 
 
 def _iter_classes(module: cst.Module) -> Iterator[cst.ClassDef]:
@@ -1038,7 +1027,7 @@ class SharedGraphs:
     def __init__(self, context) -> None:
         self.context = context
         self.imports: ImportMap = context.analysis(ImportMap)
-        self.sanitisers = Sanitisers(context.module)
+        self.sanitisers = context.analysis(_FileSanitisers)
         self.findings: List[SharedGraphFinding] = []
         self._reported: Set[int] = set()
         self._next = 0
