@@ -50,7 +50,8 @@ def test_unmatched_definitions_become_stubs_on_the_same_lines():
     )
     assert out.count("\n") == src.count("\n")
     lines = out.splitlines()
-    assert lines[3:11] == ["", "", "", 'def unrelated(): """', "", "", '"""', ""]
+    # the body keeps its own line and indentation (libcst takes the default indent from the first block)
+    assert lines[3:11] == ["", "", "", "def unrelated():", '    """', "", '"""', ""]
     assert "return a + b" not in out
     assert out.split("def train", 1)[1] == src.split("def train", 1)[1]
     cst.parse_module(out)
@@ -88,7 +89,7 @@ def test_a_class_keeps_its_header_and_its_live_methods():
     assert 'class Config(Base):\n    """\n' in out and "size = 3" not in out
     assert "@register\nclass Trainer(\n    Config,\n):\n" in out
     assert "    steps = 3\n" in out and src.split("def fit")[1].split("class Inner")[0] in out
-    assert '\n        def two(): """\n"""\n' in out and "return 2" not in out
+    assert "\n        def two():\n            pass\n" in out and "return 2" not in out
     compile(out, "<sliced>", "exec")
     same_line = "class A: x = 1\nclass B(\n  A): y = 2\ndef f(loss):\n    loss.backward()\n"
     assert relevant_source(same_line, ast.parse(same_line), [RULES_BY_CODE["GL001"]]) == same_line
@@ -97,11 +98,22 @@ def test_a_class_keeps_its_header_and_its_live_methods():
 def test_columns_survive_non_ascii_tabs_and_crlf():
     src = "def f(\u00e9):\r\n\treturn '\u00e9\u00e9'\r\ndef g(loss):\r\n\tloss.backward()\r\n"
     out = relevant_source(src, ast.parse(src), [RULES_BY_CODE["GL001"]])
-    assert out.splitlines()[:2] == ['def f(): """', '"""']
+    assert out.splitlines()[:2] == ["def f():", "\tpass"]
+    assert out.count("\r\n") == src.count("\r\n")
     assert out.splitlines()[2:] == src.splitlines()[2:]
     one_line = "def h(x): return x.sum()\n@dec\nasync def k(\n  a): return a\ndef g(loss):\n    loss.backward()\n"
     out = relevant_source(one_line, ast.parse(one_line), [RULES_BY_CODE["GL001"]])
     assert out.splitlines()[:4] == ["def h(): pass", "", 'def k(): """', '"""']
+
+
+def test_sliced_module_renders_code_like_the_whole_one():
+    # Fix code is rendered with the module's default indent and newline: a stubbed
+    # first function must not change them.
+    src = "def first(a):\r\n  if a:\r\n    return a\r\n\r\ndef g(loss):\r\n  loss.backward()\r\n"
+    out = relevant_source(src, ast.parse(src), [RULES_BY_CODE["GL001"]])
+    assert out != src
+    whole, sliced = cst.parse_module(src), cst.parse_module(out)
+    assert (sliced.default_indent, sliced.default_newline) == (whole.default_indent, whole.default_newline) == ("  ", "\r\n")
 
 
 def test_a_decorated_first_statement_goes_with_its_decorator():
@@ -277,9 +289,13 @@ def _raw_sliced(data, rules):
 
 def _assert_slicing_misses_nothing(data, rules):
     whole = lint_source("t.py", data, rules, slicing=False)
-    # The sliced text may report more (code that silences a finding was stubbed), never less...
     raw = {(d.code, d.location) for d in _raw_sliced(data, rules)}
-    assert {(d.code, d.location) for d in whole} <= raw, [r.code for r in rules]
+    whole_keys = {(d.code, d.location) for d in whole}
+    # The sliced text may report more (code that silences a finding was stubbed), never less...
+    assert whole_keys <= raw, [r.code for r in rules]
+    # ...and exactly as much for a rule that says nothing stubbed can silence it.
+    final = {r.code for r in rules if not r.silenced_elsewhere}
+    assert {k for k in raw if k[0] in final} == {k for k in whole_keys if k[0] in final}, [r.code for r in rules]
     # ...and what gets reported is the whole file's verdict.
     assert _key(lint_source("t.py", data, rules)) == _key(whole), [r.code for r in rules]
 

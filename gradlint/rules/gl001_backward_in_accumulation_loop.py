@@ -75,6 +75,8 @@ class BackwardInAccumulationLoop(ScopeTracker, Rule):
     )
     fix_applicability = "unsafe"
 
+    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         return might_backward(text)

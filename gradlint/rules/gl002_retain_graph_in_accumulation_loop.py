@@ -72,6 +72,8 @@ class RetainGraphInAccumulationLoop(ScopeTracker, Rule):
         "the retained graph is never used but stays in memory; drop `retain_graph=True` (if it was added "
         "for \"backward through the graph a second time\", detach what carries over between iterations)"
     )
+    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         return might_backward(text)

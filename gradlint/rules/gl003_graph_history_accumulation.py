@@ -175,6 +175,8 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
         """,
     ]
 
+    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         # Three conjuncts, each a necessary condition of a finding (see loops.py):

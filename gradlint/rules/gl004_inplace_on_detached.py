@@ -129,6 +129,8 @@ class InplaceOnDetached(TracksStatements, Rule):
         """,
     ]
 
+    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         return "detach" in text and _INPLACE_SIGN.search(text) is not None

@@ -135,6 +135,8 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
         """,
     ]
 
+    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         return _DATA.search(text) is not None

@@ -108,6 +108,8 @@ class NonLeafGradAccess(TracksStatements, TracksWrites, Rule):
         """,
     ]
 
+    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         return _GRAD_READ.search(text) is not None

@@ -63,6 +63,8 @@ class MultipleBackwardSharedGraph(Rule):
         "iteration already freed (\"Trying to backward through the graph a second time\"); backpropagate the "
         "sum of the losses once, or pass `retain_graph=True` to all but the last backward"
     )
+    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         return might_backward(text)

@@ -133,6 +133,8 @@ class InplaceOnLeaf(TracksStatements, Rule):
         """,
     ]
 
+    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         # A finding needs evidence that no caller disabled grad: a leaf made with

@@ -94,6 +94,8 @@ class UnscaledGradientAccumulation(Rule):
     # Which optimizer steps which parameters is set up in `__init__`, used in another method.
     context = "class"
 
+    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
+
     @classmethod
     def could_match(cls, text: str) -> bool:
         return "%" in text and ".step(" in text and "backward" in text and not other_framework(text)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import ast
 import io
-import re
-import sys
 import tokenize
 from typing import Iterable, List, Optional, Sequence, Tuple, Type
 
@@ -132,12 +130,12 @@ def lint_source(
                 sliced = None
             if sliced is not None:
                 diagnostics = _run_rules(FileContext(filename, source, sliced), candidates)
-                if not diagnostics:
-                    return []
-                # Something to report: decide it on the whole file. The code slicing left
-                # out may silence a finding (a caller under no_grad, a method that resets
-                # state), so slicing can cut the work but never add a false alarm; the
-                # reported fixes, too, come from the whole file.
+                by_code = {r.code: r for r in candidates}
+                if all(d.code in by_code and not by_code[d.code].silenced_elsewhere for d in diagnostics):
+                    return filter_noqa(diagnostics, text) if noqa else diagnostics
+                # A finding that code left out may silence (a caller under no_grad, a
+                # method that resets state), or an internal error: decide on the whole
+                # file, so that slicing cuts work but never adds a false alarm.
     module = _parse(text, filename)
     if isinstance(module, Diagnostic):
         return [module]

@@ -153,6 +153,11 @@ class Rule(cst.BatchableCSTVisitor):
     # definitions that call it), "class" (its whole class) or "module". See
     # ``gradlint.static.slicing``.
     context: ClassVar[str] = "function"
+    # Can code that slicing stubs out (a caller under no_grad, another method that
+    # resets state) silence a finding of this rule? Then a finding in a sliced file
+    # is decided on the whole file. False only where tests/test_slicing.py shows
+    # the sliced verdict equals the whole file's.
+    silenced_elsewhere: ClassVar[bool] = True
     # Snippets the rule must stay silent on / must flag.  In INVALID snippets
     # mark each expected report line with a trailing ``# error``.
     VALID: ClassVar[Sequence[str]] = ()

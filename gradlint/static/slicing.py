@@ -50,6 +50,7 @@ from gradlint.static.rule import Rule
 # A line with its own terminator, as CPython counts lines (\r\n, \r or \n; not
 # str.splitlines's \f, \v, \x1c.., \u2028 which would shift line numbers).
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+_NEWLINE = re.compile(r"\r\n?|\n")
 # A call by name: ``name(`` (a module-level function or class) or ``.name(`` (a method).
 _CALL = re.compile(r"(\.?)\s*([A-Za-z_]\w*)\s*\(")
 # An assignment to attributes of self: ``self.x = ``, ``self.a, self.b = ``.
@@ -59,12 +60,14 @@ _DEF = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 class _Unit:
-    __slots__ = ("name", "start", "def_line", "end", "container", "is_method", "text", "_calls")
+    __slots__ = ("name", "start", "def_line", "body_indent", "end", "container", "is_method", "text", "_calls")
 
     def __init__(self, node, container: Optional[int], lines: Sequence[str]) -> None:
         self.name: str = node.name
         self.start: int = _first_line(node)
         self.def_line: int = node.lineno
+        # The body's indentation when it starts on a line of its own, else None (`def f(): ...`).
+        self.body_indent: Optional[str] = _own_line_indent(node, lines)
         self.end: int = node.end_lineno
         self.container = container  # index of the top-level class in the module body; None for a function
         self.is_method = container is not None
@@ -81,6 +84,18 @@ class _Unit:
 def _first_line(node: ast.stmt) -> int:
     """Where a statement starts, its decorators included."""
     return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
+
+
+def _own_line_indent(node, lines: Sequence[str]) -> Optional[str]:
+    """The indentation of ``node``'s body when the body starts on a line of its own."""
+    first = node.body[0]
+    start = _first_line(first)
+    if start <= node.lineno:
+        return None
+    line = lines[start - 1]
+    if not getattr(first, "decorator_list", None) and line.encode("utf-8")[: first.col_offset].strip():
+        return None  # `class A(\n    Base): x = 1` (col_offset counts UTF-8 bytes)
+    return _indent(line)
 
 
 def _units(tree: ast.Module, lines: Sequence[str]) -> List[_Unit]:
@@ -132,32 +147,41 @@ def _indent(line: str) -> str:
     return line[: len(line) - len(line.lstrip(" \t"))]
 
 
-def _fill(out: List[str], first: int, last: int, prefix: str) -> None:
+def _fill(out: List[str], first: int, last: int, prefix: str, nl: str) -> None:
     """Rows ``first``..``last`` become ``prefix`` plus a body that keeps the line count.
 
     The body is one string literal spanning the rows: libcst makes a node per
     blank line (12 µs each) but reads a string of any length as one token.
     """
     if first == last:
-        out[first - 1] = prefix + "pass\n"
+        out[first - 1] = prefix + "pass" + nl
         return
-    out[first - 1] = prefix + '"""\n'
+    out[first - 1] = prefix + '"""' + nl
     for row in range(first, last - 1):
-        out[row] = "\n"
-    out[last - 1] = '"""\n'
+        out[row] = nl
+    out[last - 1] = '"""' + nl
 
 
-def _stub_class(node: ast.ClassDef, lines: Sequence[str], out: List[str]) -> bool:
-    """Keep the header, make the body ``pass``; False when the body shares the header's line."""
-    first = node.body[0]
-    start = _first_line(first)
-    if start <= node.lineno:
+def _stub(out: List[str], lines: Sequence[str], header_end: int, body_indent: Optional[str], end: int, header: str, nl: str) -> None:
+    """Replace a definition's body (rows after ``header_end``) by a string literal.
+
+    A body that started on its own line still does, at its own indentation: the
+    first indented block sets libcst's default indentation, which the code of a
+    fix is rendered with, so the sliced module must see the same one.
+    """
+    if body_indent is None or end == header_end:
+        _fill(out, header_end, end, header + " ", nl)
+        return
+    out[header_end - 1] = header + nl
+    _fill(out, header_end + 1, end, body_indent, nl)
+
+
+def _stub_class(node: ast.ClassDef, lines: Sequence[str], out: List[str], nl: str) -> bool:
+    """Keep the header (its bases matter), replace the body; False when the body shares the header's line."""
+    indent = _own_line_indent(node, lines)
+    if indent is None:
         return False
-    if not getattr(first, "decorator_list", None):
-        line = lines[start - 1].encode("utf-8")
-        if line[: first.col_offset].strip():  # col_offset counts UTF-8 bytes
-            return False  # `class A(\n    Base): x = 1`
-    _fill(out, start, node.end_lineno, _indent(lines[start - 1]))
+    _fill(out, _first_line(node.body[0]), node.end_lineno, indent, nl)
     return True
 
 
@@ -172,17 +196,19 @@ def relevant_source(text: str, tree: ast.Module, rules: Sequence[Type[Rule]]) ->
         return text
 
     out = list(lines)
+    newline = _NEWLINE.search(text)
+    nl = newline.group(0) if newline else "\n"  # generated lines end like the file's first line (libcst's default)
     live_classes = {u.container for i, u in enumerate(units) if i in kept}
     stubbed_classes: Set[int] = set()
     for index, node in enumerate(tree.body):
         if not isinstance(node, ast.ClassDef):
             continue
-        if index not in live_classes and _stub_class(node, lines, out):
+        if index not in live_classes and _stub_class(node, lines, out, nl):
             stubbed_classes.add(index)
     for i, u in enumerate(units):
         if i in kept or u.container in stubbed_classes:
             continue
         for row in range(u.start - 1, u.def_line - 1):
-            out[row] = "\n"  # decorators
-        _fill(out, u.def_line, u.end, f"{_indent(lines[u.def_line - 1])}def {u.name}(): ")
+            out[row] = nl  # decorators
+        _stub(out, lines, u.def_line, u.body_indent, u.end, f"{_indent(lines[u.def_line - 1])}def {u.name}():", nl)
     return "".join(out)

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import libcst as cst
 
-from gradlint.static.semantics.walk import is_formatting
+from gradlint.static.semantics.walk import NODE, SEQUENCE, node_kind
 
 _VISITED_FIELD = re.compile(r"visit_\w+\(\s*self,\s*\"(\w+)\"")
 _ORDER: Dict[type, Tuple[str, ...]] = {}
@@ -43,14 +43,15 @@ def field_order(cls: type) -> Tuple[str, ...]:
 
 
 def children(node: cst.CSTNode) -> List[cst.CSTNode]:
+    """Direct children in libcst's visiting (source) order, formatting nodes left out."""
     out: List[cst.CSTNode] = []
     for name in field_order(type(node)):
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            if not is_formatting(value):
-                out.append(value)
-        elif isinstance(value, (tuple, list)):
-            out.extend(v for v in value if isinstance(v, cst.CSTNode) and not is_formatting(v))
+        kind = node_kind(type(value))
+        if kind == NODE:
+            out.append(value)
+        elif kind == SEQUENCE:
+            out.extend(v for v in value if node_kind(type(v)) == NODE)
     return out
 
 
