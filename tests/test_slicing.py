@@ -134,6 +134,17 @@ def test_a_decorated_first_statement_goes_with_its_decorator():
     compile(out, "<sliced>", "exec")
 
 
+def test_nothing_to_parse_when_no_definition_and_no_module_code_can_match():
+    # GL003's file test sees an accumulation, a loss and a loader; no one definition has them together.
+    src = "def total(loss_fn):\n    return 1 + 2\n\ndef first(loader):\n    return next(iter(loader))\n"
+    assert RULES_BY_CODE["GL003"].could_match(src)
+    assert relevant_source(src, ast.parse(src), [RULES_BY_CODE["GL003"]]) is None
+    script = "for x in loader:\n    loss = loss + model(x)\n    loss.backward()\n\ndef helper(x):\n    return x\n"
+    out = relevant_source(script, ast.parse(script), [RULES_BY_CODE["GL001"]])
+    assert out is not None and "loss.backward()" in out and "return x" not in out
+    assert [d.code for d in lint_source("t.py", script.encode(), [RULES_BY_CODE["GL001"]])] == ["GL001"]
+
+
 def test_module_context_rules_switch_slicing_off():
     class WholeFile(RULES_BY_CODE["GL001"]):
         context = "module"
@@ -284,6 +295,8 @@ def _raw_sliced(data, rules):
     text, _ = decode_source(data, "t.py")
     rules = [r for r in rules if r.could_match(text)]
     sliced = relevant_source(text, ast.parse(text), rules)
+    if sliced is None:
+        return []
     return filter_noqa(_run_rules(FileContext("t.py", sliced, cst.parse_module(sliced)), rules), text)
 
 

@@ -185,8 +185,30 @@ def _stub_class(node: ast.ClassDef, lines: Sequence[str], out: List[str], nl: st
     return True
 
 
-def relevant_source(text: str, tree: ast.Module, rules: Sequence[Type[Rule]]) -> str:
-    """``text`` with what no rule in ``rules`` could match stubbed out (see module docs)."""
+def _outside_definitions(tree: ast.Module, lines: Sequence[str]) -> str:
+    """The text of the statements that are in no definition: module-level and class-level code."""
+    parts: List[str] = []
+
+    def add(body) -> None:
+        for node in body:
+            if isinstance(node, _DEF):
+                continue
+            if isinstance(node, ast.ClassDef):
+                parts.extend(lines[_first_line(node) - 1 : node.lineno])  # decorators, header
+                add(node.body)
+            else:
+                parts.extend(lines[_first_line(node) - 1 : node.end_lineno])
+
+    add(tree.body)
+    return "".join(parts)
+
+
+def relevant_source(text: str, tree: ast.Module, rules: Sequence[Type[Rule]]) -> Optional[str]:
+    """``text`` with what no rule in ``rules`` could match stubbed out (see module docs).
+
+    None when nothing in the file could match: no definition is kept and the
+    code outside definitions passes no rule's ``could_match_unit`` either.
+    """
     if any(r.context == "module" for r in rules):
         return text
     lines = _LINE.findall(text)
@@ -194,6 +216,10 @@ def relevant_source(text: str, tree: ast.Module, rules: Sequence[Type[Rule]]) ->
     kept = _kept_units(text, units, rules)
     if len(kept) == len(units):
         return text
+    if not kept:
+        rest = _outside_definitions(tree, lines)
+        if not any(r.could_match_unit(rest, text) for r in rules):
+            return None
 
     out = list(lines)
     newline = _NEWLINE.search(text)
