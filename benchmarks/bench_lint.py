@@ -5,7 +5,9 @@
 Without PATH it downloads the transformers sdist (no dependencies) into
 .bench/ and lints its Python files. Runs, each as a fresh `gradlint` process:
 cold (-j all cores, empty cache), warm (same cache, nothing changed), and
-cold -j1 (single process, empty cache). Targets on a 2-core machine for
+cold -j1 (single process, empty cache). With --phases it instead times each
+stage of the engine (pre-filters, CPython parse, slicing, libcst, rules) in
+one process. Targets on a 2-core machine for
 transformers (~3,000 files, ~1.25M lines): cold < 20 s, warm < 1 s.
 """
 
@@ -62,12 +64,59 @@ def run(args, label, nfiles):
     return wall
 
 
+def phases(path: Path, select) -> None:
+    """CPU seconds of each stage of engine.lint_source, in this process, one file after another."""
+    from gradlint.rules import ALL_RULES
+    from gradlint.static import engine
+    from gradlint.static.rule import FileContext
+    from gradlint.static.slicing import relevant_source
+
+    rules = [r for r in ALL_RULES if select == "ALL" or (select is None and r.default_enabled) or r.code == select]
+    t = dict.fromkeys(["read+decode", "text pre-filters", "CPython parse", "slicing", "libcst parse", "rules"], 0.0)
+    passed = parsed = 0
+    for p in sorted(path.rglob("*.py")):
+        t0 = time.perf_counter()
+        text, _ = engine.decode_source(p.read_bytes(), str(p))
+        t1 = time.perf_counter()
+        t["read+decode"] += t1 - t0
+        if text is None:
+            continue
+        rules_here = engine.select_rules_for(text, rules)
+        t2 = time.perf_counter()
+        t["text pre-filters"] += t2 - t1
+        if not rules_here:
+            continue
+        passed += 1
+        tree, _ = engine._cpython_parse(text, str(p))
+        t3 = time.perf_counter()
+        t["CPython parse"] += t3 - t2
+        source = relevant_source(text, tree, rules_here) if tree is not None else text
+        t4 = time.perf_counter()
+        t["slicing"] += t4 - t3
+        if source is None:
+            continue
+        parsed += 1
+        module = engine.cst.parse_module(source)
+        t5 = time.perf_counter()
+        t["libcst parse"] += t5 - t4
+        engine._run_rules(FileContext(str(p), source, module), rules_here)
+        t["rules"] += time.perf_counter() - t5
+    print(f"files past the text pre-filters: {passed}; handed to libcst: {parsed}")
+    for name, secs in t.items():
+        print(f"  {name:<18} {secs:6.1f} s")
+    print(f"  {'total':<18} {sum(t.values()):6.1f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("path", nargs="?")
     ap.add_argument("--select", default=None, help="rule selection (default: gradlint's default set)")
+    ap.add_argument("--phases", action="store_true", help="instead: CPU seconds per engine stage, one process")
     ns = ap.parse_args()
     path = Path(ns.path) if ns.path else fetch_transformers()
+    if ns.phases:
+        phases(path, ns.select)
+        return
     nfiles, nlines = count(path)
     print(f"tree: {path}  ({nfiles} files, {nlines} lines); cores: {os.cpu_count()}; python {sys.version.split()[0]}")
     sel = ["--select", ns.select] if ns.select else []
