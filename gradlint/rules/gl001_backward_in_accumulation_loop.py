@@ -7,7 +7,7 @@ import libcst as cst
 from typing import Optional
 
 from gradlint.static.rule import Replace, Rule
-from gradlint.static.semantics.backward import is_backward_call, might_backward, might_backward_in
+from gradlint.static.semantics.backward import is_backward_call, NeedsBackwardCall
 from gradlint.static.semantics.loops import (
     AccumulatedBackward,
     LoopAnalysis,
@@ -17,7 +17,7 @@ from gradlint.static.semantics.loops import (
 )
 
 
-class BackwardInAccumulationLoop(ScopeTracker, Rule):
+class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
     """## What it does
     Flags a backward call inside a loop (`for`/`while`, nested too) on a tensor
     that the loop accumulates across iterations (`loss += term`,
@@ -76,14 +76,6 @@ class BackwardInAccumulationLoop(ScopeTracker, Rule):
     fix_applicability = "unsafe"
 
     silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
-
-    @classmethod
-    def could_match(cls, text: str) -> bool:
-        return might_backward(text)
-
-    @classmethod
-    def could_match_unit(cls, text: str, file_text: str) -> bool:
-        return might_backward_in(text, file_text)
 
     VALID = [
         """

@@ -5,11 +5,11 @@ from __future__ import annotations
 import libcst as cst
 
 from gradlint.static.rule import Rule
-from gradlint.static.semantics.backward import is_backward_call, might_backward, might_backward_in
+from gradlint.static.semantics.backward import is_backward_call, NeedsBackwardCall
 from gradlint.static.semantics.loops import LoopAnalysis, ScopeTracker, accumulated_backward, unused_retained_graph
 
 
-class RetainGraphInAccumulationLoop(ScopeTracker, Rule):
+class RetainGraphInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
     """## What it does
     Flags `retain_graph=True` on a backward call inside a loop when
 
@@ -73,14 +73,6 @@ class RetainGraphInAccumulationLoop(ScopeTracker, Rule):
         "for \"backward through the graph a second time\", detach what carries over between iterations)"
     )
     silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
-
-    @classmethod
-    def could_match(cls, text: str) -> bool:
-        return might_backward(text)
-
-    @classmethod
-    def could_match_unit(cls, text: str, file_text: str) -> bool:
-        return might_backward_in(text, file_text)
 
     VALID = [
         """

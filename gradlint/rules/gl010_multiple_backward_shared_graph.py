@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradlint.static.semantics.backward import might_backward, might_backward_in
+from gradlint.static.semantics.backward import NeedsBackwardCall
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.state import SharedGraphs
 
 
-class MultipleBackwardSharedGraph(Rule):
+class MultipleBackwardSharedGraph(NeedsBackwardCall, Rule):
     """## What it does
     Flags a backward call whose loss was computed from the same intermediate
     (the same model output, the same forward pass) as a loss that an earlier
@@ -64,14 +64,6 @@ class MultipleBackwardSharedGraph(Rule):
         "sum of the losses once, or pass `retain_graph=True` to all but the last backward"
     )
     silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
-
-    @classmethod
-    def could_match(cls, text: str) -> bool:
-        return might_backward(text)
-
-    @classmethod
-    def could_match_unit(cls, text: str, file_text: str) -> bool:
-        return might_backward_in(text, file_text)
 
     VALID = [
         """

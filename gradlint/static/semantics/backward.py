@@ -77,6 +77,21 @@ def might_backward_in(unit: str, file_text: str) -> bool:
     return pattern is not None and pattern.search(unit) is not None
 
 
+class NeedsBackwardCall:
+    """Pre-filters for a rule none of whose findings exists without a backward call in its definition.
+
+    Mix in before ``Rule``: ``class GL0xx(NeedsBackwardCall, Rule)``.
+    """
+
+    @classmethod
+    def could_match(cls, text: str) -> bool:
+        return might_backward(text)
+
+    @classmethod
+    def could_match_unit(cls, text: str, file_text: str) -> bool:
+        return might_backward_in(text, file_text)
+
+
 AUTOGRAD_BACKWARD = "torch.autograd.backward"
 AUTOGRAD_GRAD = "torch.autograd.grad"
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 
@@ -165,17 +165,20 @@ class Sanitisers:
         return last in self.names or bool(_SANITISER_NAME.search(last))
 
 
-def _iter_defs(module: cst.Module) -> Iterator[cst.FunctionDef]:
+def _iter_definitions(module: cst.Module) -> Iterator[Union[cst.FunctionDef, cst.ClassDef]]:
+    """Every function and class statement of the file, nested ones included."""
     stack: List[cst.CSTNode] = list(module.body)
     while stack:
         node = stack.pop()
-        if isinstance(node, cst.FunctionDef):
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
             yield node
-            stack.extend(_block(node.body))
-        elif isinstance(node, cst.ClassDef):
             stack.extend(_block(node.body))
         elif isinstance(node, cst.BaseCompoundStatement):
             stack.extend(_child_blocks_flat(node))
+
+
+def _iter_defs(module: cst.Module) -> Iterator[cst.FunctionDef]:
+    return (n for n in _iter_definitions(module) if isinstance(n, cst.FunctionDef))
 
 
 def _body_detaches(node: cst.CSTNode) -> bool:
@@ -956,16 +959,7 @@ def _mentions(node: cst.CSTNode, var: str) -> bool:
 
 
 def _iter_classes(module: cst.Module) -> Iterator[cst.ClassDef]:
-    stack: List[cst.CSTNode] = list(module.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, cst.ClassDef):
-            yield node
-            stack.extend(_block(node.body))
-        elif isinstance(node, cst.FunctionDef):
-            stack.extend(_block(node.body))
-        elif isinstance(node, cst.BaseCompoundStatement):
-            stack.extend(_child_blocks_flat(node))
+    return (n for n in _iter_definitions(module) if isinstance(n, cst.ClassDef))
 
 
 def _methods(cls: cst.ClassDef) -> Iterator[cst.FunctionDef]:
