@@ -331,3 +331,39 @@ def test_rule_examples_give_the_same_diagnostics_sliced_and_whole(rule):
         src = "def _unrelated(a):\n    return a\n\n" + textwrap.dedent(snippet)
         for rules in ([rule], list(ALL_RULES)):
             _assert_slicing_misses_nothing(src.encode(), rules)
+
+
+# -- generated files: the slice always parses, keeps every line, and hides no finding -------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from test_robustness import SEEDS  # noqa: E402  (tests/ is on sys.path under pytest)
+
+
+def _as_definition(seed: str, shape: str, n: int) -> str:
+    body = textwrap.indent(seed, "    ")
+    if shape == "def":
+        return f"def f{n}(model, loader, opt):\n{body}"
+    if shape == "decorated":
+        return f"@torch.no_grad()\n@other(\n    1,\n)\nasync def f{n}(\n    model,\n):\n{body}"
+    if shape == "method":
+        return f"class C{n}(nn.Module):\n    '''Doc.'''\n    size = 3\n\n    def m{n}(self, x):\n{textwrap.indent(seed, '        ')}"
+    return seed  # module-level code
+
+
+files = st.lists(
+    st.tuples(st.sampled_from(SEEDS), st.sampled_from(["def", "decorated", "method", "module"])), min_size=1, max_size=6
+).map(lambda parts: "import torch\n\n" + "\n\n".join(_as_definition(s, k, i) for i, (s, k) in enumerate(parts)))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(files, st.lists(st.sampled_from(ALL_RULES), min_size=1, max_size=4, unique=True))
+def test_generated_files_slice_cleanly(src, rules):
+    tree = ast.parse(src)
+    out = relevant_source(src, tree, rules)
+    if out is not None:
+        assert len(out.splitlines()) == len(src.splitlines())
+        compile(out, "<sliced>", "exec")
+        cst.parse_module(out)
+    _assert_slicing_misses_nothing(src.encode(), rules)
