@@ -7,10 +7,9 @@ import libcst as cst
 from typing import Optional
 
 from gradlint.static.rule import Replace, Rule
-from gradlint.static.semantics.backward import is_backward_call, NeedsBackwardCall
+from gradlint.static.semantics.backward import NeedsBackwardCall
 from gradlint.static.semantics.loops import (
     AccumulatedBackward,
-    LoopAnalysis,
     ScopeFacts,
     ScopeTracker,
     accumulated_backward,
@@ -123,15 +122,10 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
     ]
 
     def visit_Call(self, node: cst.Call) -> None:
-        if self.loop_depth == 0:
+        hit = self.backward_in_loop(node, lambda bw: bw.retain_graph is False)
+        if hit is None:
             return
-        bw = is_backward_call(node, self.context)
-        if bw is None or bw.retain_graph is not False:
-            return
-        facts = self.context.analysis(LoopAnalysis).facts(self.current_scope)
-        site = facts.backward_of_call.get(node)
-        if site is None:
-            return
+        bw, site, facts = hit
         found = accumulated_backward(facts, site)
         if found is not None:
             self.report(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import libcst as cst
 
 from gradlint.static.rule import Rule
-from gradlint.static.semantics.backward import is_backward_call, NeedsBackwardCall
-from gradlint.static.semantics.loops import LoopAnalysis, ScopeTracker, accumulated_backward, unused_retained_graph
+from gradlint.static.semantics.backward import NeedsBackwardCall
+from gradlint.static.semantics.loops import ScopeTracker, accumulated_backward, unused_retained_graph
 
 
 class RetainGraphInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
@@ -117,15 +117,11 @@ class RetainGraphInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
     ]
 
     def visit_Call(self, node: cst.Call) -> None:
-        if self.loop_depth == 0:
+        # create_graph=True (gradient penalties, MAML) is not this rule's business.
+        hit = self.backward_in_loop(node, lambda bw: bw.retain_graph is True and not bw.create_graph)
+        if hit is None:
             return
-        bw = is_backward_call(node, self.context)
-        if bw is None or bw.retain_graph is not True or bw.create_graph:
-            return
-        facts = self.context.analysis(LoopAnalysis).facts(self.current_scope)
-        site = facts.backward_of_call.get(node)
-        if site is None:
-            return
+        bw, site, facts = hit
         found = accumulated_backward(facts, site)
         if found is not None:
             self.report(

@@ -179,12 +179,12 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        # Three conjuncts, each a necessary condition of a finding (see loops.py):
-        # an accumulation (``+=``, ``.append(``, ``.extend(``, or a ``+``); a loss or
-        # model (``self(`` is Lightning's forward); a training/evaluation context
-        # (backward, optimizer step, ``*_step`` method, a loader/dataset/iterator, epochs).
-        # The vocabulary mirrors the analysis: code that names none of these gives the
-        # analysis no evidence either, so skipping its parse loses nothing.
+        # Three conjuncts: an accumulation (``+=``, ``.append(``, ``.extend(``, or a
+        # ``+``) and a training/evaluation context (backward, optimizer step, ``*_step``
+        # method, a loader/dataset/iterator, epochs), both necessary (see loops.py); and
+        # a loss or model word (``self(`` is Lightning's forward), a heuristic: the
+        # analysis can flag `results.append(decoder(feats))` in a file that names none,
+        # but such files are rare in practice and a miss costs less than the parse.
         if not _accumulates(text):
             return False
         if not any(s in text for s in ("loss", "Loss", "model", "net", "criterion", "self(")):

@@ -149,9 +149,9 @@ class Rule(cst.BatchableCSTVisitor):
     # substrings. An empty tuple means "always parse".
     prefilter: ClassVar[Tuple[str, ...]] = ()
     # What the rule reads beyond a definition its ``could_match_unit`` accepts:
-    # "function" (that definition and the helpers it calls), "callers" (also the
-    # definitions that call it), "class" (its whole class) or "module". See
-    # ``gradlint.static.slicing``.
+    # "function" (that definition and the helpers it calls), "class" (also the
+    # methods of its class that assign ``self`` attributes) or "module" (the whole
+    # file). See ``gradlint.static.slicing``.
     context: ClassVar[str] = "function"
     # Can code that slicing stubs out (a caller under no_grad, another method that
     # resets state) silence a finding of this rule? Then a finding in a sliced file

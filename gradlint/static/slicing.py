@@ -60,7 +60,7 @@ _DEF = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 class _Unit:
-    __slots__ = ("name", "start", "def_line", "body_indent", "end", "container", "is_method", "text", "_calls")
+    __slots__ = ("name", "start", "def_line", "body_indent", "end", "container", "text", "_calls")
 
     def __init__(self, node, container: Optional[int], lines: Sequence[str]) -> None:
         self.name: str = node.name
@@ -70,7 +70,6 @@ class _Unit:
         self.body_indent: Optional[str] = _own_line_indent(node, lines)
         self.end: int = node.end_lineno
         self.container = container  # index of the top-level class in the module body; None for a function
-        self.is_method = container is not None
         self.text = "".join(lines[self.start - 1 : self.end])
         self._calls: Optional[Set[tuple]] = None
 
@@ -121,7 +120,7 @@ def _close_over_callees(units: List[_Unit], kept: Set[int]) -> None:
     methods: Dict[str, List[int]] = {}
     for i, u in enumerate(units):
         if not (u.name.startswith("__") and u.name.endswith("__")):
-            (methods if u.is_method else functions).setdefault(u.name, []).append(i)
+            (functions if u.container is None else methods).setdefault(u.name, []).append(i)
     todo = list(kept)
     while todo:
         for is_method, name in units[todo.pop()].calls():

@@ -13,47 +13,11 @@ operators) are not visited: no rule has methods for them.
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import re
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import libcst as cst
 
-from gradlint.static.semantics.walk import NODE, SEQUENCE, node_kind
-
-_VISITED_FIELD = re.compile(r"visit_\w+\(\s*self,\s*\"(\w+)\"")
-_ORDER: Dict[type, Tuple[str, ...]] = {}
-
-
-def field_order(cls: type) -> Tuple[str, ...]:
-    """The fields of ``cls`` that can hold nodes, in libcst's visiting order."""
-    order = _ORDER.get(cls)
-    if order is None:
-        names = [f.name for f in dataclasses.fields(cls)]
-        try:
-            source = inspect.getsource(cls._visit_and_replace_children)
-            visited = [n for n in dict.fromkeys(_VISITED_FIELD.findall(source)) if n in names]
-        except (OSError, TypeError):  # no source (a frozen install): declaration order
-            visited = []
-        order = tuple(visited + [n for n in names if n not in visited])
-        order = tuple(n for n in order if not n.startswith(("whitespace", "lpar", "rpar")))
-        _ORDER[cls] = order
-    return order
-
-
-def children(node: cst.CSTNode) -> List[cst.CSTNode]:
-    """Direct children in libcst's visiting (source) order, formatting nodes left out."""
-    out: List[cst.CSTNode] = []
-    for name in field_order(type(node)):
-        value = getattr(node, name)
-        kind = node_kind(type(value))
-        if kind == NODE:
-            out.append(value)
-        elif kind == SEQUENCE:
-            out.extend(v for v in value if node_kind(type(v)) == NODE)
-    return out
-
+from gradlint.static.semantics.walk import children
 
 Visitor = Callable[[cst.CSTNode], object]
 

@@ -32,16 +32,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 
-from gradlint.static.semantics.backward import BackwardCall, backward_call
+from gradlint.static.semantics.backward import BackwardCall, backward_call, is_backward_call
 from gradlint.static.semantics.dataflow import is_model_name
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
-from gradlint.static.semantics.walk import walk
-from gradlint.static.traversal import children
+from gradlint.static.semantics.walk import children, walk
 
 Scope = Union[cst.Module, cst.FunctionDef, cst.Lambda, cst.ClassDef]
 Loop = Union[cst.For, cst.While]
@@ -825,6 +824,20 @@ class ScopeTracker:
     def scope_name(self) -> str:
         scope = self.current_scope
         return scope.name.value if isinstance(scope, (cst.FunctionDef, cst.ClassDef)) else ""
+
+    def backward_in_loop(
+        self, node: cst.Call, accept: Callable[[BackwardCall], bool]
+    ) -> Optional[Tuple[BackwardCall, "BackwardSite", "ScopeFacts"]]:
+        """``node`` as a backward call inside a loop of the current scope that ``accept``s it,
+        with its site and the scope's facts (built only then); None otherwise."""
+        if self.loop_depth == 0:
+            return None
+        bw = is_backward_call(node, self.context)  # type: ignore[attr-defined]
+        if bw is None or not accept(bw):
+            return None
+        facts = self.context.analysis(LoopAnalysis).facts(self.current_scope)  # type: ignore[attr-defined]
+        site = facts.backward_of_call.get(node)
+        return None if site is None else (bw, site, facts)
 
 
 def is_forward_like(name: str) -> bool:

@@ -27,7 +27,6 @@ Nested functions, classes and lambdas are their own scopes: a closure passed to
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
@@ -36,6 +35,7 @@ import libcst as cst
 
 from gradlint.static.semantics.backward import BackwardCall, backward_call
 from gradlint.static.semantics.grad_mode import grad_mode_of
+from gradlint.static.semantics.walk import children
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 
 Scope = Union[cst.Module, cst.FunctionDef]
@@ -153,28 +153,8 @@ class ScopeInfo:
         return self.node.name.value if isinstance(self.node, cst.FunctionDef) else "<module>"
 
 
-# libcst's ``node.children`` and ``node.visit`` rebuild nodes and cost ~100x a field read;
-# this walk reads the dataclass fields that can hold code (no whitespace, brackets, commas).
-_SKIP_FIELD = re.compile(
-    r"whitespace|^(lpar|rpar|comma|semicolon|colon|dot|equal|star|lbracket|rbracket|lbrace|rbrace|header|footer|"
-    r"leading_lines|lines_after_decorators|newline|asynchronous|operator|default_indent|default_newline|encoding)$"
-)
-_FIELDS: Dict[type, Tuple[str, ...]] = {}
-
-
-def child_nodes(node: cst.CSTNode) -> List[cst.CSTNode]:
-    t = type(node)
-    names = _FIELDS.get(t)
-    if names is None:
-        names = _FIELDS[t] = tuple(f.name for f in dataclasses.fields(t) if not _SKIP_FIELD.search(f.name))
-    out: List[cst.CSTNode] = []
-    for name in names:
-        v = getattr(node, name)
-        if isinstance(v, cst.CSTNode):
-            out.append(v)
-        elif isinstance(v, (list, tuple)):
-            out.extend(x for x in v if isinstance(x, cst.CSTNode))
-    return out
+# libcst's ``node.children`` and ``node.visit`` rebuild nodes and cost ~100x a field read.
+child_nodes = children
 
 
 def iter_nodes(node: cst.CSTNode, into_lambdas: bool = False) -> Iterator[cst.CSTNode]:

@@ -37,8 +37,7 @@ import libcst as cst
 from gradlint.static.semantics.backward import BackwardCall, backward_call
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
-from gradlint.static.semantics.walk import walk
-from gradlint.static.traversal import children
+from gradlint.static.semantics.walk import children, walk
 
 # ---------------------------------------------------------------------------
 # Expressions: which names' autograd history can flow into a value

@@ -3,14 +3,18 @@
 libcst's visitor machinery (``node.visit``, ``node.children``) rebuilds each
 node's children through ``_visit_and_replace_children``; an analysis that walks a
 subtree that way pays several times the parse. Analyses only read, so this walks
-the dataclass fields directly (per-class field lists computed once), skipping
-whitespace and token nodes, which no analysis looks at.
+the dataclass fields directly, in libcst's order (per-class field lists computed
+once), skipping whitespace and token nodes, which no analysis looks at. The
+engine's rule traversal (``gradlint/static/traversal.py``) uses the same
+``children``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Iterator, Tuple, Type, TypeVar, Union
+import inspect
+import re
+from typing import Dict, Iterator, List, Tuple, Type, TypeVar, Union
 
 import libcst as cst
 
@@ -41,7 +45,6 @@ SKIP: Tuple[type, ...] = (
     cst.BaseAugOp,
 )
 
-_FIELDS: Dict[type, Tuple[str, ...]] = {}
 # isinstance() against libcst's abstract base classes goes through ABCMeta
 # (~0.5 µs), millions of times a run: decide once per concrete class instead.
 OTHER, NODE, SEQUENCE = 0, 1, 2
@@ -62,31 +65,47 @@ def node_kind(cls: type) -> int:
     return kind
 
 
-_FIELDS: Dict[type, Tuple[str, ...]] = {}
+_VISITED_FIELD = re.compile(r"visit_\w+\(\s*self,\s*\"(\w+)\"")
+_ORDER: Dict[type, Tuple[str, ...]] = {}
 
 
-def _fields(cls: type) -> Tuple[str, ...]:
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(
-            f.name
-            for f in dataclasses.fields(cls)
-            if not f.name.startswith(("whitespace", "lpar", "rpar", "leading_lines", "header", "footer"))
+def field_order(cls: type) -> Tuple[str, ...]:
+    """The fields of ``cls`` that can hold code, in libcst's visiting (source) order.
+
+    Taken once per class from its ``_visit_and_replace_children``: declaration
+    order differs (a function's decorators are declared after its body, an
+    ``IfExp``'s test before its body).
+    """
+    order = _ORDER.get(cls)
+    if order is None:
+        names = [f.name for f in dataclasses.fields(cls)]
+        try:
+            source = inspect.getsource(cls._visit_and_replace_children)
+            visited = [n for n in dict.fromkeys(_VISITED_FIELD.findall(source)) if n in names]
+        except (OSError, TypeError):  # no source (a frozen install): declaration order
+            visited = []
+        order = _ORDER[cls] = tuple(
+            n
+            for n in visited + [n for n in names if n not in visited]
+            if not n.startswith(("whitespace", "lpar", "rpar", "leading_lines", "header", "footer"))
         )
-    return names
+    return order
 
 
-def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+def children(node: cst.CSTNode) -> List[cst.CSTNode]:
     """Direct children in source order, formatting nodes left out."""
-    for name in _fields(type(node)):
+    out: List[cst.CSTNode] = []
+    for name in field_order(type(node)):
         value = getattr(node, name)
         kind = node_kind(type(value))
         if kind == NODE:
-            yield value
+            out.append(value)
         elif kind == SEQUENCE:
-            for item in value:
-                if node_kind(type(item)) == NODE:
-                    yield item
+            out.extend(v for v in value if node_kind(type(v)) == NODE)
+    return out
+
+
+iter_children = children
 
 
 def walk(node: cst.CSTNode, *, into_scopes: bool = True) -> Iterator[cst.CSTNode]:
@@ -101,7 +120,7 @@ def walk(node: cst.CSTNode, *, into_scopes: bool = True) -> Iterator[cst.CSTNode
         yield current
         if not into_scopes and current is not node and isinstance(current, scopes):
             continue
-        extend(reversed(tuple(iter_children(current))))
+        extend(reversed(children(current)))
 
 
 def find_all(node: cst.CSTNode, kind: Union[Type[N], Tuple[Type[N], ...]], *, into_scopes: bool = True) -> Iterator[N]:
