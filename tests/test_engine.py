@@ -109,3 +109,12 @@ def test_fix_becomes_text_edit():
     (edit,) = d.fix.edits
     assert edit.content == "pass_backward()"
     assert (edit.location.row, edit.location.column) == (2, 5)
+
+
+def test_match_statements_of_ordinary_depth_are_analysed():
+    src = (
+        "match event:\n"
+        "    case {'loss': [x, (y, z)], 'name': \"(((((((\"}:\n"  # brackets in a string do not count
+        "        loss.backward()\n"
+    )
+    assert [d.code for d in lint(src)] == ["GL901"]

@@ -81,6 +81,12 @@ BAD_FILES = {
     "unterminated_string": (b"x = '''\nflagme\n", "SyntaxError"),
     "tabs_spaces_mix": (b"if x:\n\tif y:\n        flagme\n\tz\n", ""),
     "lone_surrogate_escape": (b"x = '\\ud800'\nflagme\n", None),
+    # libcst backtracks exponentially in nested patterns (14 mapping levels: minutes); CPython accepts them.
+    "deep_case_pattern": (("match c:\n    case " + '{"a": ' * 14 + "1" + "}" * 14 + ":\n        pass\n").encode(), "case"),
+    "deep_case_pattern_and_error": (
+        ("def f(:\n    pass\nmatch c:\n    case " + "[" * 50 + "x" + "]" * 50 + ":\n        pass\n").encode(),
+        "case",
+    ),
 }
 
 
@@ -98,7 +104,7 @@ def test_bad_file_through_cli_is_gl000(proj, kind):
 
 
 def test_deep_nesting_in_a_real_process(proj):
-    kinds = ["deep_parens", "long_plus_chain", "deep_attributes"]
+    kinds = ["deep_parens", "long_plus_chain", "deep_attributes", "deep_case_pattern", "deep_case_pattern_and_error"]
     for kind in kinds:
         (proj / f"{kind}.py").write_bytes(BAD_FILES[kind][0] + b"loss.backward()\n")
     for i in range(3):
