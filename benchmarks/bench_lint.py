@@ -34,7 +34,19 @@ def fetch_transformers() -> Path:
         return existing[-1]
     BENCH.mkdir(exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "transformers", "-d", str(BENCH)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "transformers",
+            "-d",
+            str(BENCH),
+        ],
         check=True,
     )
     (sdist,) = sorted(BENCH.glob("transformers-*.tar.gz"))[-1:]
@@ -71,8 +83,12 @@ def phases(path: Path, select) -> None:
     from gradlint.static.rule import FileContext
     from gradlint.static.slicing import relevant_source
 
-    rules = [r for r in ALL_RULES if select == "ALL" or (select is None and r.default_enabled) or r.code == select]
-    t = dict.fromkeys(["read+decode", "text pre-filters", "CPython parse", "slicing", "libcst parse", "rules"], 0.0)
+    rules = [
+        r for r in ALL_RULES if select == "ALL" or (select is None and r.default_enabled) or r.code == select
+    ]
+    t = dict.fromkeys(
+        ["read+decode", "text pre-filters", "CPython parse", "slicing", "libcst parse", "rules"], 0.0
+    )
     passed = parsed = 0
     for p in sorted(path.rglob("*.py")):
         t0 = time.perf_counter()
@@ -111,14 +127,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("path", nargs="?")
     ap.add_argument("--select", default=None, help="rule selection (default: gradlint's default set)")
-    ap.add_argument("--phases", action="store_true", help="instead: CPU seconds per engine stage, one process")
+    ap.add_argument(
+        "--phases", action="store_true", help="instead: CPU seconds per engine stage, one process"
+    )
     ns = ap.parse_args()
     path = Path(ns.path) if ns.path else fetch_transformers()
     if ns.phases:
         phases(path, ns.select)
         return
     nfiles, nlines = count(path)
-    print(f"tree: {path}  ({nfiles} files, {nlines} lines); cores: {os.cpu_count()}; python {sys.version.split()[0]}")
+    print(
+        f"tree: {path}  ({nfiles} files, {nlines} lines); cores: {os.cpu_count()}; python {sys.version.split()[0]}"
+    )
     sel = ["--select", ns.select] if ns.select else []
     common = ["--output-format", "concise", "--exit-zero", *sel]
     cache = Path(tempfile.mkdtemp(prefix="gradlint-bench-"))

@@ -26,21 +26,27 @@ import torch.nn as nn  # noqa: E402
 sys.path.insert(0, __file__.rsplit("/", 2)[0] if "/" in __file__ else "..")
 import gradlint  # noqa: E402
 
-
 # ----------------------------------------------------------------------------- models
 
 
 def small_mlp():
-    return nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)), \
-        (lambda dev: (torch.randn(64, 256, device=dev), torch.randint(0, 10, (64,), device=dev)))
+    return nn.Sequential(
+        nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)
+    ), (lambda dev: (torch.randn(64, 256, device=dev), torch.randint(0, 10, (64,), device=dev)))
 
 
 class SmallCNN(nn.Module):
     def __init__(self):
         super().__init__()
         self.f = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(3, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.head = nn.Linear(32 * 8 * 8, 10)
 
@@ -49,7 +55,9 @@ class SmallCNN(nn.Module):
 
 
 def small_cnn():
-    return SmallCNN(), (lambda dev: (torch.randn(32, 3, 32, 32, device=dev), torch.randint(0, 10, (32,), device=dev)))
+    return SmallCNN(), (
+        lambda dev: (torch.randn(32, 3, 32, 32, device=dev), torch.randint(0, 10, (32,), device=dev))
+    )
 
 
 class Bottleneck(nn.Module):
@@ -79,8 +87,12 @@ class Bottleneck(nn.Module):
 class ResNet50Like(nn.Module):
     def __init__(self, num_classes=1000):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-                                  nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1),
+        )
         layers, cin = [], 64
         for mid, n, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
             for i in range(n):
@@ -94,16 +106,20 @@ class ResNet50Like(nn.Module):
 
 
 def resnet50_like():
-    return ResNet50Like(), (lambda dev: (torch.randn(64, 3, 224, 224, device=dev),
-                                         torch.randint(0, 1000, (64,), device=dev)))
+    return ResNet50Like(), (
+        lambda dev: (torch.randn(64, 3, 224, 224, device=dev), torch.randint(0, 1000, (64,), device=dev))
+    )
 
 
 class EncoderLM(nn.Module):
     def __init__(self, d=1024, layers=12, vocab=8192):
         super().__init__()
         self.emb = nn.Embedding(vocab, d)
-        self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(d, 16, 4 * d, dropout=0.1, batch_first=True),
-                                         layers, enable_nested_tensor=False)
+        self.enc = nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(d, 16, 4 * d, dropout=0.1, batch_first=True),
+            layers,
+            enable_nested_tensor=False,
+        )
         self.out = nn.Linear(d, vocab)
 
     def forward(self, x):
@@ -111,8 +127,12 @@ class EncoderLM(nn.Module):
 
 
 def transformer_12x1024():
-    return EncoderLM(), (lambda dev: (torch.randint(0, 8192, (16, 256), device=dev),
-                                      torch.randint(0, 8192, (16 * 256,), device=dev)))
+    return EncoderLM(), (
+        lambda dev: (
+            torch.randint(0, 8192, (16, 256), device=dev),
+            torch.randint(0, 8192, (16 * 256,), device=dev),
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- timing
@@ -135,7 +155,9 @@ def _ctx(name):
     raise ValueError(name)
 
 
-def bench_model(name, factory, device="cpu", steps=20, rounds=3, autocast_dtype=None, configs=CONFIGS, warmup=3):
+def bench_model(
+    name, factory, device="cpu", steps=20, rounds=3, autocast_dtype=None, configs=CONFIGS, warmup=3
+):
     torch.manual_seed(0)
     model, make_batch = factory()
     model = model.to(device)
@@ -198,10 +220,22 @@ def run_gpu(steps=20, rounds=3):
         return {}
     torch.backends.cudnn.benchmark = True
     out = {}
-    out["resnet50"] = bench_model("ResNet-50-like (bs 64, bf16 autocast)", resnet50_like, "cuda", steps, rounds,
-                                  autocast_dtype=torch.bfloat16)
-    out["transformer"] = bench_model("TransformerEncoder 12x1024 (bs 16, seq 256, bf16 autocast)",
-                                     transformer_12x1024, "cuda", steps, rounds, autocast_dtype=torch.bfloat16)
+    out["resnet50"] = bench_model(
+        "ResNet-50-like (bs 64, bf16 autocast)",
+        resnet50_like,
+        "cuda",
+        steps,
+        rounds,
+        autocast_dtype=torch.bfloat16,
+    )
+    out["transformer"] = bench_model(
+        "TransformerEncoder 12x1024 (bs 16, seq 256, bf16 autocast)",
+        transformer_12x1024,
+        "cuda",
+        steps,
+        rounds,
+        autocast_dtype=torch.bfloat16,
+    )
     return out
 
 
@@ -211,7 +245,9 @@ def main(argv=None):
     ap.add_argument("--gpu-only", action="store_true")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1, help="CPU threads (1 keeps tiny kernels free of OpenMP spin)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="CPU threads (1 keeps tiny kernels free of OpenMP spin)"
+    )
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")

@@ -1,14 +1,13 @@
 """Generate ``docs/rules/`` from the rule classes, so the docs never drift.
 
-    python -m gradlint.docgen            # rewrite docs/rules/
-    python -m gradlint.docgen --check    # exit 1 if docs/rules/ is stale (CI)
+python -m gradlint.docgen            # rewrite docs/rules/
+python -m gradlint.docgen --check    # exit 1 if docs/rules/ is stale (CI)
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Dict, Type
 
 from gradlint.rules import ALL_RULES
 from gradlint.static.rule import Rule
@@ -16,11 +15,13 @@ from gradlint.static.rule import Rule
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "rules"
 
 
-def _fix_text(rule: Type[Rule]) -> str:
-    return {None: "none", "safe": "safe (`--fix`)", "unsafe": "unsafe (`--unsafe-fixes`)"}[rule.fix_applicability]
+def _fix_text(rule: type[Rule]) -> str:
+    return {None: "none", "safe": "safe (`--fix`)", "unsafe": "unsafe (`--unsafe-fixes`)"}[
+        rule.fix_applicability
+    ]
 
 
-def rule_page(rule: Type[Rule]) -> str:
+def rule_page(rule: type[Rule]) -> str:
     head = (
         f"# {rule.code}: {rule.name}\n\n"
         f"- Message: {rule.message}\n"
@@ -51,7 +52,7 @@ def index_page() -> str:
     return "\n".join(lines) + "\n"
 
 
-def expected_files() -> Dict[str, str]:
+def expected_files() -> dict[str, str]:
     files = {"index.md": index_page()}
     for r in ALL_RULES:
         files[f"{r.code}.md"] = rule_page(r)

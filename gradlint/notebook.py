@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from typing import Any, Optional
+from typing import Any
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,8 +44,10 @@ def gradlint_trace(line: str, cell: str, ipython=None) -> None:
     try:
         opts = _parser().parse_args(shlex.split(line))
     except SystemExit:
-        raise ValueError(f"%%gradlint_trace: bad arguments {line!r}; usage: %%gradlint_trace [NAME] [--every N] "
-                         f"[--json PATH] [--no-pictures]") from None
+        raise ValueError(
+            f"%%gradlint_trace: bad arguments {line!r}; usage: %%gradlint_trace [NAME] [--every N] "
+            f"[--json PATH] [--no-pictures]"
+        ) from None
     # IPython's own compiler caches the source, so tracebacks and gradlint's
     # "file:line" point into the cell.
     try:
@@ -56,7 +58,7 @@ def gradlint_trace(line: str, cell: str, ipython=None) -> None:
     t = gradlint.trace(every=opts.every)
     t._host = "%%gradlint_trace"  # a gradlint.trace() inside the cell runs as a view of this one
     ip.user_ns[opts.name] = t
-    err: Optional[BaseException] = None
+    err: BaseException | None = None
     t.start()
     try:
         exec(code, ip.user_ns)

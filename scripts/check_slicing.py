@@ -15,7 +15,6 @@ import concurrent.futures
 import sys
 import time
 from pathlib import Path
-from typing import List, Tuple
 
 from gradlint.rules import ALL_RULES
 from gradlint.static.engine import lint_source
@@ -27,7 +26,7 @@ def _keys(diags):
     return sorted((d.code, d.location.row, d.location.column, d.message) for d in diags)
 
 
-def _check(path: str) -> Tuple[str, list, list, float, float]:
+def _check(path: str) -> tuple[str, list, list, float, float]:
     data = Path(path).read_bytes()
     t0 = time.perf_counter()
     sliced = _keys(lint_source(path, data, _RULES))
@@ -36,7 +35,7 @@ def _check(path: str) -> Tuple[str, list, list, float, float]:
     return path, sliced, whole, t1 - t0, time.perf_counter() - t1
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("paths", nargs="+")
     ap.add_argument("--select", default="default", help="'ALL' for every rule, else the default set")

@@ -60,7 +60,9 @@ def main() -> None:
             for d in diags:
                 counts[d["code"]] += 1
                 if d["code"] in show or "ALL" in show:
-                    print(f"{d['filename']}:{d['location']['row']}:{d['location']['column']}: {d['code']} {d['message']}")
+                    print(
+                        f"{d['filename']}:{d['location']['row']}:{d['location']['column']}: {d['code']} {d['message']}"
+                    )
     wall = time.perf_counter() - t0
     print(f"\n{len(files)} files in {wall:.1f} s with {len(rules)} rules")
     for code in sorted(set(codes) | {"GL000"}):

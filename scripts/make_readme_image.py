@@ -47,7 +47,9 @@ def main(argv=None):
     codes = [f.code for f in t.findings]
     assert "GR002" in codes, codes
     out = gradlint.render(
-        ns["total_loss"], args.out, params=dict(ns["model"].named_parameters()),
+        ns["total_loss"],
+        args.out,
+        params=dict(ns["model"].named_parameters()),
         annotations=annotations_from_trace(t),
         output_names=["total_loss"],
         title="train.py: `total_loss += loss` keeps 3 steps of graphs alive (GR002)",

@@ -1,7 +1,5 @@
 """The engine on its own: parsing, bad input, crash isolation, noqa, fixes-to-edits."""
 
-import libcst as cst
-
 from gradlint.static.engine import lint_source
 from gradlint.static.rule import Replace, Rule
 from gradlint.static.semantics.backward import is_backward_call

@@ -11,7 +11,6 @@ import random
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import libcst as cst
 import pytest
@@ -82,7 +81,10 @@ BAD_FILES = {
     "tabs_spaces_mix": (b"if x:\n\tif y:\n        flagme\n\tz\n", ""),
     "lone_surrogate_escape": (b"x = '\\ud800'\nflagme\n", None),
     # libcst backtracks exponentially in nested patterns (14 mapping levels: minutes); CPython accepts them.
-    "deep_case_pattern": (("match c:\n    case " + '{"a": ' * 14 + "1" + "}" * 14 + ":\n        pass\n").encode(), "case"),
+    "deep_case_pattern": (
+        ("match c:\n    case " + '{"a": ' * 14 + "1" + "}" * 14 + ":\n        pass\n").encode(),
+        "case",
+    ),
     "deep_case_pattern_and_error": (
         ("def f(:\n    pass\nmatch c:\n    case " + "[" * 50 + "x" + "]" * 50 + ":\n        pass\n").encode(),
         "case",
@@ -104,14 +106,22 @@ def test_bad_file_through_cli_is_gl000(proj, kind):
 
 
 def test_deep_nesting_in_a_real_process(proj):
-    kinds = ["deep_parens", "long_plus_chain", "deep_attributes", "deep_case_pattern", "deep_case_pattern_and_error"]
+    kinds = [
+        "deep_parens",
+        "long_plus_chain",
+        "deep_attributes",
+        "deep_case_pattern",
+        "deep_case_pattern_and_error",
+    ]
     for kind in kinds:
         (proj / f"{kind}.py").write_bytes(BAD_FILES[kind][0] + b"loss.backward()\n")
     for i in range(3):
         (proj / f"ok{i}.py").write_text("loss.backward()\n")
     r = subprocess.run(
         [sys.executable, "-m", "gradlint", "--no-cache", "-j2", "--output-format", "concise", "."],
-        cwd=proj, capture_output=True, timeout=120,
+        cwd=proj,
+        capture_output=True,
+        timeout=120,
     )
     assert r.returncode == 1, r.stderr  # a segfault would be negative
     assert b"Traceback" not in r.stderr
@@ -225,8 +235,40 @@ SEEDS = [
     "match cmd:\n    case [x, *rest] if x > 0:\n        pass\n    case {'k': v}:\n        flagme\n",
 ]
 TOKEN = re.compile(r"\w+|[ \t]+|\n|.", re.S)
-JUNK = ["(", ")", "[", "]", "{", "}", ":", "\n", "    ", "\t", "'", '"', "'''", "\\", "#", "@", "lambda", "yield",
-        "with", "for", "backward", "no_grad", "=", "==", "**", ",", ";", "\x00", "\r", "\ufeff", "é", "\udcff"]
+JUNK = [
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ":",
+    "\n",
+    "    ",
+    "\t",
+    "'",
+    '"',
+    "'''",
+    "\\",
+    "#",
+    "@",
+    "lambda",
+    "yield",
+    "with",
+    "for",
+    "backward",
+    "no_grad",
+    "=",
+    "==",
+    "**",
+    ",",
+    ";",
+    "\x00",
+    "\r",
+    "\ufeff",
+    "é",
+    "\udcff",
+]
 
 
 def mutate(seed: str, ops, rnd: random.Random) -> bytes:
@@ -260,7 +302,9 @@ def mutate(seed: str, ops, rnd: random.Random) -> bytes:
 programs = st.builds(
     mutate,
     st.sampled_from(SEEDS),
-    st.lists(st.sampled_from(["delete", "insert", "duplicate", "nest", "swap", "bytes"]), min_size=0, max_size=8),
+    st.lists(
+        st.sampled_from(["delete", "insert", "duplicate", "nest", "swap", "bytes"]), min_size=0, max_size=8
+    ),
     st.randoms(use_true_random=False),
 )
 
@@ -284,7 +328,10 @@ def test_fuzz_engine_never_raises(data):
 @given(programs)
 def test_fuzz_cli_never_crashes(data):
     r = CliRunner().invoke(
-        cli, ["-", "--output-format", "json", "--no-cache", "--select", "ALL"], input=data, catch_exceptions=False
+        cli,
+        ["-", "--output-format", "json", "--no-cache", "--select", "ALL"],
+        input=data,
+        catch_exceptions=False,
     )
     assert r.exit_code in (0, 1), r.output
     assert "internal error" not in r.stderr and "Traceback" not in r.output

@@ -28,6 +28,7 @@ def _key(diags):
 
 # -- what the sliced text looks like -------------------------------------------------------------
 
+
 def test_unmatched_definitions_become_stubs_on_the_same_lines():
     src, out = _slice(
         """
@@ -101,7 +102,9 @@ def test_columns_survive_non_ascii_tabs_and_crlf():
     assert out.splitlines()[:2] == ["def f():", "\tpass"]
     assert out.count("\r\n") == src.count("\r\n")
     assert out.splitlines()[2:] == src.splitlines()[2:]
-    one_line = "def h(x): return x.sum()\n@dec\nasync def k(\n  a): return a\ndef g(loss):\n    loss.backward()\n"
+    one_line = (
+        "def h(x): return x.sum()\n@dec\nasync def k(\n  a): return a\ndef g(loss):\n    loss.backward()\n"
+    )
     out = relevant_source(one_line, ast.parse(one_line), [RULES_BY_CODE["GL001"]])
     assert out.splitlines()[:4] == ["def h(): pass", "", 'def k(): """', '"""']
 
@@ -113,7 +116,11 @@ def test_sliced_module_renders_code_like_the_whole_one():
     out = relevant_source(src, ast.parse(src), [RULES_BY_CODE["GL001"]])
     assert out != src
     whole, sliced = cst.parse_module(src), cst.parse_module(out)
-    assert (sliced.default_indent, sliced.default_newline) == (whole.default_indent, whole.default_newline) == ("  ", "\r\n")
+    assert (
+        (sliced.default_indent, sliced.default_newline)
+        == (whole.default_indent, whole.default_newline)
+        == ("  ", "\r\n")
+    )
 
 
 def test_a_decorated_first_statement_goes_with_its_decorator():
@@ -139,7 +146,9 @@ def test_nothing_to_parse_when_no_definition_and_no_module_code_can_match():
     src = "def total(loss_fn):\n    return 1 + 2\n\ndef first(loader):\n    return next(iter(loader))\n"
     assert RULES_BY_CODE["GL003"].could_match(src)
     assert relevant_source(src, ast.parse(src), [RULES_BY_CODE["GL003"]]) is None
-    script = "for x in loader:\n    loss = loss + model(x)\n    loss.backward()\n\ndef helper(x):\n    return x\n"
+    script = (
+        "for x in loader:\n    loss = loss + model(x)\n    loss.backward()\n\ndef helper(x):\n    return x\n"
+    )
     out = relevant_source(script, ast.parse(script), [RULES_BY_CODE["GL001"]])
     assert out is not None and "loss.backward()" in out and "return x" not in out
     assert [d.code for d in lint_source("t.py", script.encode(), [RULES_BY_CODE["GL001"]])] == ["GL001"]
@@ -290,6 +299,7 @@ def test_stubbing_really_happens_in_those_files():
 
 # -- the differential check: every fixture, every rule, sliced == whole ---------------------------
 
+
 def _raw_sliced(data, rules):
     """What the rules report on the sliced text alone, before any whole-file decision."""
     text, _ = decode_source(data, "t.py")
@@ -308,7 +318,9 @@ def _assert_slicing_misses_nothing(data, rules):
     assert whole_keys <= raw, [r.code for r in rules]
     # ...and exactly as much for a rule that says nothing stubbed can silence it.
     final = {r.code for r in rules if not r.silenced_elsewhere}
-    assert {k for k in raw if k[0] in final} == {k for k in whole_keys if k[0] in final}, [r.code for r in rules]
+    assert {k for k in raw if k[0] in final} == {k for k in whole_keys if k[0] in final}, [
+        r.code for r in rules
+    ]
     # ...and what gets reported is the whole file's verdict.
     assert _key(lint_source("t.py", data, rules)) == _key(whole), [r.code for r in rules]
 
@@ -337,7 +349,6 @@ def test_rule_examples_give_the_same_diagnostics_sliced_and_whole(rule):
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
 from test_robustness import SEEDS  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
@@ -353,8 +364,12 @@ def _as_definition(seed: str, shape: str, n: int) -> str:
 
 
 files = st.lists(
-    st.tuples(st.sampled_from(SEEDS), st.sampled_from(["def", "decorated", "method", "module"])), min_size=1, max_size=6
-).map(lambda parts: "import torch\n\n" + "\n\n".join(_as_definition(s, k, i) for i, (s, k) in enumerate(parts)))
+    st.tuples(st.sampled_from(SEEDS), st.sampled_from(["def", "decorated", "method", "module"])),
+    min_size=1,
+    max_size=6,
+).map(
+    lambda parts: "import torch\n\n" + "\n\n".join(_as_definition(s, k, i) for i, (s, k) in enumerate(parts))
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))

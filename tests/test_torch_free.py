@@ -18,7 +18,9 @@ _BLOCK = (
 
 
 def _run(code):
-    return subprocess.run([sys.executable, "-c", _BLOCK + code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", _BLOCK + code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_import_and_rules_without_torch():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional
 
 import click
 
@@ -25,7 +24,7 @@ class DefaultGroup(click.Group):
 
     default_command = "check"
 
-    def parse_args(self, ctx: click.Context, args: List[str]) -> List[str]:
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
@@ -69,7 +68,7 @@ cli.add_command(rule)
 cli.add_command(trace_command)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``gradlint``, ``python -m gradlint``)."""
     try:
         cli.main(args=argv, prog_name="gradlint", standalone_mode=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import click
 
@@ -17,18 +17,18 @@ from gradlint.static.discovery import MissingPathError, discover_files
 from gradlint.static.selection import SelectionError, SelectionLayer, all_rules
 
 
-def _split(values: Sequence[str]) -> List[str]:
+def _split(values: Sequence[str]) -> list[str]:
     """Repeatable, comma-separated option values → flat list."""
-    out: List[str] = []
+    out: list[str] = []
     for v in values:
         out.extend(p.strip() for p in v.split(",") if p.strip())
     return out
 
 
-def _parse_per_file_ignores(values: Sequence[str]) -> Optional[Dict[str, List[str]]]:
+def _parse_per_file_ignores(values: Sequence[str]) -> dict[str, list[str]] | None:
     if not values:
         return None
-    out: Dict[str, List[str]] = {}
+    out: dict[str, list[str]] = {}
     for v in values:
         pattern, sep, codes = v.rpartition(":")
         if not sep or not pattern or not codes.strip():
@@ -39,40 +39,107 @@ def _parse_per_file_ignores(values: Sequence[str]) -> Optional[Dict[str, List[st
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
-@click.option("--select", multiple=True, metavar="CODES", help="Rules to enable (codes, prefixes like GL0, or ALL); replaces the configured `select`. Comma-separated or repeated.")
+@click.option(
+    "--select",
+    multiple=True,
+    metavar="CODES",
+    help="Rules to enable (codes, prefixes like GL0, or ALL); replaces the configured `select`. Comma-separated or repeated.",
+)
 @click.option("--extend-select", multiple=True, metavar="CODES", help="Rules to enable on top of `select`.")
 @click.option("--ignore", multiple=True, metavar="CODES", help="Rules to disable (GL000 cannot be disabled).")
-@click.option("--per-file-ignores", "per_file_ignores", multiple=True, metavar="PATTERN:CODES", help="Disable CODES in files matching the glob PATTERN; replaces the configured table. Repeatable.")
-@click.option("--exclude", multiple=True, metavar="PATTERNS", help="Files/folders to skip; replaces the default and configured list.")
-@click.option("--extend-exclude", multiple=True, metavar="PATTERNS", help="Files/folders to skip in addition to `exclude`.")
-@click.option("--force-exclude", is_flag=True, help="Apply excludes to paths named on the command line too (for pre-commit).")
-@click.option("--output-format", type=click.Choice(sorted(FORMATS)), default="full", show_default=True, envvar="GRADLINT_OUTPUT_FORMAT", help="How to print diagnostics.")
-@click.option("-o", "--output-file", type=click.Path(dir_okay=False, writable=True), help="Write the report to this file instead of stdout.")
+@click.option(
+    "--per-file-ignores",
+    "per_file_ignores",
+    multiple=True,
+    metavar="PATTERN:CODES",
+    help="Disable CODES in files matching the glob PATTERN; replaces the configured table. Repeatable.",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="PATTERNS",
+    help="Files/folders to skip; replaces the default and configured list.",
+)
+@click.option(
+    "--extend-exclude",
+    multiple=True,
+    metavar="PATTERNS",
+    help="Files/folders to skip in addition to `exclude`.",
+)
+@click.option(
+    "--force-exclude",
+    is_flag=True,
+    help="Apply excludes to paths named on the command line too (for pre-commit).",
+)
+@click.option(
+    "--output-format",
+    type=click.Choice(sorted(FORMATS)),
+    default="full",
+    show_default=True,
+    envvar="GRADLINT_OUTPUT_FORMAT",
+    help="How to print diagnostics.",
+)
+@click.option(
+    "-o",
+    "--output-file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the report to this file instead of stdout.",
+)
 @click.option("--statistics", is_flag=True, help="Print counts per rule instead of the diagnostics.")
 @click.option("--exit-zero", is_flag=True, help="Exit with 0 even when violations are found.")
-@click.option("--exit-non-zero-on-fix", is_flag=True, help="Exit with 1 when any fix was applied, even if nothing remains.")
+@click.option(
+    "--exit-non-zero-on-fix",
+    is_flag=True,
+    help="Exit with 1 when any fix was applied, even if nothing remains.",
+)
 @click.option("--fix/--no-fix", "fix", default=False, help="Apply safe fixes, then report what remains.")
 @click.option("--unsafe-fixes", is_flag=True, help="Also apply (and offer) unsafe fixes.")
-@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff and change nothing; exit 1 if there is one.")
-@click.option("--fix-only", is_flag=True, help="Apply fixes and report only how many; never report violations.")
+@click.option(
+    "--diff",
+    is_flag=True,
+    help="Print the fixes as a unified diff and change nothing; exit 1 if there is one.",
+)
+@click.option(
+    "--fix-only", is_flag=True, help="Apply fixes and report only how many; never report violations."
+)
 @click.option("--show-fixes", is_flag=True, help="List the fixes that were applied.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="GRADLINT_CACHE_DIR", help="Cache location (default: .gradlint_cache at the project root).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: the number of CPUs; 1 runs in-process).")
-@click.option("--stdin-filename", metavar="PATH", help="The name of the file read from `-` (for messages, config discovery and per-file-ignores).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Use this configuration file instead of discovering one.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    envvar="GRADLINT_CACHE_DIR",
+    help="Cache location (default: .gradlint_cache at the project root).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: the number of CPUs; 1 runs in-process).",
+)
+@click.option(
+    "--stdin-filename",
+    metavar="PATH",
+    help="The name of the file read from `-` (for messages, config discovery and per-file-ignores).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="Use this configuration file instead of discovering one.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print diagnostics only: no summary, no warnings.")
 def check(
-    paths: Tuple[str, ...],
-    select: Tuple[str, ...],
-    extend_select: Tuple[str, ...],
-    ignore: Tuple[str, ...],
-    per_file_ignores: Tuple[str, ...],
-    exclude: Tuple[str, ...],
-    extend_exclude: Tuple[str, ...],
+    paths: tuple[str, ...],
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    per_file_ignores: tuple[str, ...],
+    exclude: tuple[str, ...],
+    extend_exclude: tuple[str, ...],
     force_exclude: bool,
     output_format: str,
-    output_file: Optional[str],
+    output_file: str | None,
     statistics: bool,
     exit_zero: bool,
     exit_non_zero_on_fix: bool,
@@ -82,10 +149,10 @@ def check(
     fix_only: bool,
     show_fixes: bool,
     no_cache: bool,
-    cache_dir: Optional[str],
-    jobs: Optional[int],
-    stdin_filename: Optional[str],
-    config_file: Optional[str],
+    cache_dir: str | None,
+    jobs: int | None,
+    stdin_filename: str | None,
+    config_file: str | None,
     quiet: bool,
 ) -> None:
     """Lint PATHs (files and folders; `-` reads stdin). Folders are searched for *.py files."""
@@ -142,12 +209,16 @@ def check(
     )
 
     if use_stdin:
-        diags = _check_stdin(settings, stdin_filename, ctx, fixer, fix=fix or fix_only, diff=diff, unsafe=unsafe_fixes)
+        diags = _check_stdin(
+            settings, stdin_filename, ctx, fixer, fix=fix or fix_only, diff=diff, unsafe=unsafe_fixes
+        )
         if diags is None:  # the fixed source or the diff went to stdout
             return
     else:
         try:
-            found = discover_files(paths_list, settings.exclude, settings.root, force_exclude=settings.force_exclude)
+            found = discover_files(
+                paths_list, settings.exclude, settings.root, force_exclude=settings.force_exclude
+            )
         except MissingPathError as exc:
             fail(str(exc))
         for w in found.warnings:
@@ -160,12 +231,17 @@ def check(
         if wants_fixes:
             from gradlint.cli.fixing import apply_fixes
 
-            outcome = apply_fixes(fixer, diags, settings, ctx, unsafe=unsafe_fixes, diff=diff, warn=say_warning)
+            outcome = apply_fixes(
+                fixer, diags, settings, ctx, unsafe=unsafe_fixes, diff=diff, warn=say_warning
+            )
             if diff:
                 _emit(outcome.diff_text, output_file)
                 if not quiet:
                     n = len(outcome.fixed)
-                    click.echo(f"Would fix {n} error{'' if n == 1 else 's'}." if n else "No errors would be fixed.", err=True)
+                    click.echo(
+                        f"Would fix {n} error{'' if n == 1 else 's'}." if n else "No errors would be fixed.",
+                        err=True,
+                    )
                 raise click.exceptions.Exit(1 if outcome.diff_text else 0)
             ctx.fixed = outcome.fixed
             diags = outcome.remaining
@@ -175,7 +251,11 @@ def check(
 
                     n = len(ctx.fixed)
                     listing = fixed_listing(ctx.fixed, ctx) if show_fixes and ctx.fixed else ""
-                    _emit(listing + (f"Fixed {n} error{'' if n == 1 else 's'}.\n" if n else "No errors fixed.\n"), output_file)
+                    _emit(
+                        listing
+                        + (f"Fixed {n} error{'' if n == 1 else 's'}.\n" if n else "No errors fixed.\n"),
+                        output_file,
+                    )
                 raise click.exceptions.Exit(1 if exit_non_zero_on_fix and ctx.fixed else 0)
 
     _report(diags, ctx, output_format, statistics, output_file)
@@ -191,7 +271,9 @@ def _default_jobs() -> int:
     return default_jobs()
 
 
-def _report(diags: List[Diagnostic], ctx: ReportContext, fmt: str, statistics: bool, output_file: Optional[str]) -> None:
+def _report(
+    diags: list[Diagnostic], ctx: ReportContext, fmt: str, statistics: bool, output_file: str | None
+) -> None:
     if statistics:
         text = render_statistics(diags, ctx, as_json=fmt in ("json", "json-lines"))
     else:
@@ -199,7 +281,7 @@ def _report(diags: List[Diagnostic], ctx: ReportContext, fmt: str, statistics: b
     _emit(text, output_file)
 
 
-def _emit(text: str, output_file: Optional[str]) -> None:
+def _emit(text: str, output_file: str | None) -> None:
     """Write the run's single report (called once per run)."""
     if output_file:
         try:
@@ -223,14 +305,14 @@ def _read_stdin() -> bytes:
 
 def _check_stdin(
     settings: Settings,
-    stdin_filename: Optional[str],
+    stdin_filename: str | None,
     ctx: ReportContext,
     fixer,
     *,
     fix: bool,
     diff: bool,
     unsafe: bool,
-) -> Optional[List[Diagnostic]]:
+) -> list[Diagnostic] | None:
     from gradlint.static.runner import lint_stdin
 
     data = _read_stdin()
@@ -241,7 +323,9 @@ def _check_stdin(
         return diags
     from gradlint.cli.fixing import fix_stdin
 
-    new_text, old_text, fixed, remaining, errors = fix_stdin(fixer, data, name, diags, settings, unsafe=unsafe)
+    new_text, old_text, fixed, remaining, errors = fix_stdin(
+        fixer, data, name, diags, settings, unsafe=unsafe
+    )
     for e in errors:
         if not ctx.quiet:
             warn(f"{stdin_filename or '-'}: {e}")
@@ -254,5 +338,9 @@ def _check_stdin(
     click.echo(new_text if new_text is not None else old_text, nl=False)
     ctx.fixed = fixed
     if remaining and not ctx.quiet:
-        click.echo(FORMATS["concise"](remaining, ReportContext(cwd=ctx.cwd, rules=ctx.rules, quiet=True)), err=True, nl=False)
+        click.echo(
+            FORMATS["concise"](remaining, ReportContext(cwd=ctx.cwd, rules=ctx.rules, quiet=True)),
+            err=True,
+            nl=False,
+        )
     raise click.exceptions.Exit(1 if remaining else 0)

@@ -10,9 +10,9 @@ which we pass), so ``remaining`` carries positions in the fixed text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
 
 from gradlint.reporters import ReportContext
 from gradlint.static.config import Settings
@@ -23,8 +23,8 @@ from gradlint.static.runner import effective_rules
 
 @dataclass
 class FixOutcome:
-    fixed: List[Diagnostic] = field(default_factory=list)
-    remaining: List[Diagnostic] = field(default_factory=list)
+    fixed: list[Diagnostic] = field(default_factory=list)
+    remaining: list[Diagnostic] = field(default_factory=list)
     diff_text: str = ""
 
 
@@ -34,7 +34,7 @@ def _applicable(d: Diagnostic, unsafe: bool) -> bool:
 
 def apply_fixes(
     fixer,
-    diags: List[Diagnostic],
+    diags: list[Diagnostic],
     settings: Settings,
     ctx: ReportContext,
     *,
@@ -43,7 +43,7 @@ def apply_fixes(
     warn: Callable[[str], None],
 ) -> FixOutcome:
     out = FixOutcome()
-    by_file: Dict[str, List[Diagnostic]] = {}
+    by_file: dict[str, list[Diagnostic]] = {}
     for d in diags:
         by_file.setdefault(d.filename, []).append(d)
     for filename in sorted(by_file):
@@ -67,8 +67,8 @@ def apply_fixes(
 
 
 def fix_stdin(
-    fixer, data: bytes, name: str, diags: List[Diagnostic], settings: Settings, *, unsafe: bool
-) -> Tuple[Optional[str], str, List[Diagnostic], List[Diagnostic], List[str]]:
+    fixer, data: bytes, name: str, diags: list[Diagnostic], settings: Settings, *, unsafe: bool
+) -> tuple[str | None, str, list[Diagnostic], list[Diagnostic], list[str]]:
     """(new_text or None, old_text, fixed, remaining, errors) for source read from stdin."""
     from gradlint.static.engine import decode_source
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Optional, Type
+from typing import Any
 
 import click
 
@@ -27,11 +27,11 @@ GL000 cannot be disabled with `ignore`, `per-file-ignores` or `# noqa`.
 """
 
 
-def _fix(rule: Type[Rule]) -> str:
+def _fix(rule: type[Rule]) -> str:
     return rule.fix_applicability or "none"
 
 
-def rule_dict(rule: Type[Rule]) -> Dict[str, Any]:
+def rule_dict(rule: type[Rule]) -> dict[str, Any]:
     return {
         "code": rule.code,
         "name": rule.name,
@@ -43,7 +43,7 @@ def rule_dict(rule: Type[Rule]) -> Dict[str, Any]:
     }
 
 
-def _gl000_dict() -> Dict[str, Any]:
+def _gl000_dict() -> dict[str, Any]:
     return {
         "code": "GL000",
         "name": "parse-error",
@@ -55,7 +55,7 @@ def _gl000_dict() -> Dict[str, Any]:
     }
 
 
-def _text(info: Dict[str, Any]) -> str:
+def _text(info: dict[str, Any]) -> str:
     return (
         f"# {info['code']}: {info['name']}\n\n"
         f"Fix: {info['fix']}\n"
@@ -69,7 +69,7 @@ def _text(info: Dict[str, Any]) -> str:
 @click.argument("code", required=False)
 @click.option("--all", "show_all", is_flag=True, help="List every rule.")
 @click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def rule(code: Optional[str], show_all: bool, output_format: str) -> None:
+def rule(code: str | None, show_all: bool, output_format: str) -> None:
     """Explain rule CODE (e.g. GL001, or its name), or list all rules with --all."""
     rules = all_rules()
     if show_all:
@@ -83,7 +83,7 @@ def rule(code: Optional[str], show_all: bool, output_format: str) -> None:
             return
         width = max(len(r.name) for r in rules)
         for r in rules:
-            flags = ("[*]" if r.fix_applicability == "safe" else "[~]" if r.fix_applicability else "   ")
+            flags = "[*]" if r.fix_applicability == "safe" else "[~]" if r.fix_applicability else "   "
             off = "" if r.default_enabled else " (off by default)"
             click.echo(f"{r.code}  {r.name:<{width}}  {flags} {r.summary()}{off}")
         click.echo("\n[*] safe fix  [~] unsafe fix (--unsafe-fixes)")

@@ -18,15 +18,16 @@ import re
 import runpy
 import sys
 import traceback
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any
 
 import click
 
 _CODE_RE = re.compile(r"^(GR\d{0,3}|ALL)$")
 
 
-def _parse_fail_on(value: Optional[str]) -> List[str]:
+def _parse_fail_on(value: str | None) -> list[str]:
     if not value:
         return []
     codes = [c.strip().upper() for c in value.split(",") if c.strip()]
@@ -34,7 +35,8 @@ def _parse_fail_on(value: Optional[str]) -> List[str]:
     if bad:
         raise click.BadParameter(
             f"{', '.join(bad)}: expected comma-separated finding codes or prefixes such as GR002,GR00 (or ALL)",
-            param_hint="--fail-on")
+            param_hint="--fail-on",
+        )
     return codes
 
 
@@ -42,7 +44,7 @@ def _matches(code: str, prefixes: Sequence[str]) -> bool:
     return any(p == "ALL" or code.startswith(p) for p in prefixes)
 
 
-def _user_tb(tb, target: Optional[str]):
+def _user_tb(tb, target: str | None):
     """Drop the frames of gradlint and runpy above the script's first frame, so the
     traceback reads as ``python train.py`` would print it."""
     if target is None:
@@ -56,8 +58,10 @@ def _user_tb(tb, target: Optional[str]):
     # not found (e.g. an import error before the module ran): skip our own frames only
     t = tb
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    while t is not None and (t.tb_frame.f_code.co_filename.startswith(here)
-                             or os.path.basename(t.tb_frame.f_code.co_filename) == "runpy.py"):
+    while t is not None and (
+        t.tb_frame.f_code.co_filename.startswith(here)
+        or os.path.basename(t.tb_frame.f_code.co_filename) == "runpy.py"
+    ):
         t = t.tb_next
     return t or tb
 
@@ -65,7 +69,7 @@ def _user_tb(tb, target: Optional[str]):
 _GRADLINT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
-def _print_exception(exc: BaseException, script_file: Optional[str]) -> None:
+def _print_exception(exc: BaseException, script_file: str | None) -> None:
     """Print ``exc`` as Python would for ``python train.py``: from the script's first
     frame on, without the frames of gradlint's own wrappers (they would not exist
     without the tracer); torch's frames stay."""
@@ -85,7 +89,7 @@ def _print_exception(exc: BaseException, script_file: Optional[str]) -> None:
     sys.stderr.write("".join(te.format()))
 
 
-def _tb_namespaces(tb) -> List[Mapping[str, Any]]:
+def _tb_namespaces(tb) -> list[Mapping[str, Any]]:
     """Locals of the traceback's frames, innermost first, then their globals."""
     import torch
 
@@ -95,7 +99,7 @@ def _tb_namespaces(tb) -> List[Mapping[str, Any]]:
         if not tb.tb_frame.f_code.co_filename.startswith(internal):
             frames.append(tb.tb_frame)
         tb = tb.tb_next
-    out: List[Mapping[str, Any]] = []
+    out: list[Mapping[str, Any]] = []
     for f in reversed(frames):
         out.append(f.f_locals)
     seen = set()
@@ -118,28 +122,69 @@ def _exit_code_of(exc: SystemExit) -> int:
 
 @click.command(
     "trace",
-    context_settings=dict(ignore_unknown_options=True, allow_interspersed_args=False,
-                          help_option_names=["-h", "--help"]),
+    context_settings=dict(
+        ignore_unknown_options=True, allow_interspersed_args=False, help_option_names=["-h", "--help"]
+    ),
 )
-@click.option("-m", "as_module", is_flag=True,
-              help="Run a module as a script (like `python -m`): the first argument is the module name.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the trace report as JSON to this file.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write a self-contained HTML report (tables + graph pictures embedded) to this file.")
-@click.option("--png-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write one PNG per retained/leaked graph and per finding with a graph here (created if missing).")
-@click.option("--cuda/--no-cuda", default=None,
-              help="Record per-iteration CUDA memory (default: only if the script initializes CUDA).")
-@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
-              help="Sampling: trace every Nth iteration fully, only cheap counters in between.")
-@click.option("--fail-on", "fail_on", default=None, metavar="CODES",
-              help="Exit 1 if findings with these comma-separated codes or prefixes occur (e.g. GR001,GR002 or GR00).")
+@click.option(
+    "-m",
+    "as_module",
+    is_flag=True,
+    help="Run a module as a script (like `python -m`): the first argument is the module name.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the trace report as JSON to this file.",
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a self-contained HTML report (tables + graph pictures embedded) to this file.",
+)
+@click.option(
+    "--png-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write one PNG per retained/leaked graph and per finding with a graph here (created if missing).",
+)
+@click.option(
+    "--cuda/--no-cuda",
+    default=None,
+    help="Record per-iteration CUDA memory (default: only if the script initializes CUDA).",
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Sampling: trace every Nth iteration fully, only cheap counters in between.",
+)
+@click.option(
+    "--fail-on",
+    "fail_on",
+    default=None,
+    metavar="CODES",
+    help="Exit 1 if findings with these comma-separated codes or prefixes occur (e.g. GR001,GR002 or GR00).",
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def trace_command(ctx: click.Context, as_module: bool, json_path: Optional[Path], html_path: Optional[Path],
-                  png_dir: Optional[Path], cuda: Optional[bool], every: int, fail_on: Optional[str],
-                  args: Sequence[str]) -> None:
+def trace_command(
+    ctx: click.Context,
+    as_module: bool,
+    json_path: Path | None,
+    html_path: Path | None,
+    png_dir: Path | None,
+    cuda: bool | None,
+    every: int,
+    fail_on: str | None,
+    args: Sequence[str],
+) -> None:
     """Run a Python script (or `-m module`) under gradlint.trace() and report.
 
     \b
@@ -153,34 +198,56 @@ def trace_command(ctx: click.Context, as_module: bool, json_path: Optional[Path]
     """
     prefixes = _parse_fail_on(fail_on)
     if not args:
-        raise click.UsageError("missing the script to run: gradlint trace [OPTIONS] train.py [ARGS...] "
-                               "or gradlint trace [OPTIONS] -m module [ARGS...]")
+        raise click.UsageError(
+            "missing the script to run: gradlint trace [OPTIONS] train.py [ARGS...] "
+            "or gradlint trace [OPTIONS] -m module [ARGS...]"
+        )
     target, script_args = args[0], list(args[1:])
     if not as_module and not os.path.exists(target):
         raise click.UsageError(f"can't open file {target!r}: no such file")
 
-    code = _run(target, script_args, as_module, json_path=json_path, html_path=html_path, png_dir=png_dir,
-                cuda=cuda, every=every, prefixes=prefixes)
+    code = _run(
+        target,
+        script_args,
+        as_module,
+        json_path=json_path,
+        html_path=html_path,
+        png_dir=png_dir,
+        cuda=cuda,
+        every=every,
+        prefixes=prefixes,
+    )
     ctx.exit(code)
 
 
-def _run(target: str, script_args: List[str], as_module: bool, *, json_path, html_path, png_dir, cuda, every,
-         prefixes) -> int:
+def _run(
+    target: str,
+    script_args: list[str],
+    as_module: bool,
+    *,
+    json_path,
+    html_path,
+    png_dir,
+    cuda,
+    every,
+    prefixes,
+) -> int:
     try:
         import gradlint.runtime  # noqa: F401  (imports torch)
     except ImportError as exc:
-        raise click.ClickException(f"gradlint trace needs torch and the runtime extra: pip install 'gradlint[runtime]' "
-                                   f"({exc})") from None
+        raise click.ClickException(
+            f"gradlint trace needs torch and the runtime extra: pip install 'gradlint[runtime]' ({exc})"
+        ) from None
     import gradlint
 
     saved_argv = sys.argv[:]
     saved_path = sys.path[:]
-    namespaces: List[Mapping[str, Any]] = []
+    namespaces: list[Mapping[str, Any]] = []
     exit_code = 0
     t = gradlint.trace(cuda="auto" if cuda is None else cuda, every=every)
     # a `gradlint.trace()` inside the script runs as a view of this trace (docs/runtime.md, "Nested traces")
     t._host = "gradlint trace"
-    script_file: Optional[str] = None
+    script_file: str | None = None
     try:
         if as_module:
             sys.argv[:] = [target] + script_args  # run_module(alter_sys=True) replaces argv[0] by the file
@@ -190,7 +257,9 @@ def _run(target: str, script_args: List[str], as_module: bool, *, json_path, htm
 
                 spec = importlib.util.find_spec(target)
                 script_file = spec.origin if spec is not None else None
-                if spec is not None and spec.submodule_search_locations is not None:  # a package: its __main__
+                if (
+                    spec is not None and spec.submodule_search_locations is not None
+                ):  # a package: its __main__
                     main_spec = importlib.util.find_spec(target + ".__main__")
                     script_file = main_spec.origin if main_spec is not None else None
             except (ImportError, ValueError):
@@ -220,8 +289,15 @@ def _run(target: str, script_args: List[str], as_module: bool, *, json_path, htm
         finally:
             t.stop()
         sys.stderr.flush()
-        exit_code = _report(t, namespaces, exit_code, json_path=json_path, html_path=html_path, png_dir=png_dir,
-                            prefixes=prefixes)
+        exit_code = _report(
+            t,
+            namespaces,
+            exit_code,
+            json_path=json_path,
+            html_path=html_path,
+            png_dir=png_dir,
+            prefixes=prefixes,
+        )
     finally:
         sys.argv[:] = saved_argv
         sys.path[:] = saved_path
@@ -247,13 +323,16 @@ def _report(t, namespaces, exit_code: int, *, json_path, html_path, png_dir, pre
     if prefixes:
         hits = sorted({f.code for f in t.findings if _matches(f.code, prefixes)})
         if hits:
-            print(f"gradlint: failing because of {', '.join(hits)} (--fail-on {','.join(prefixes)})", file=sys.stderr)
+            print(
+                f"gradlint: failing because of {', '.join(hits)} (--fail-on {','.join(prefixes)})",
+                file=sys.stderr,
+            )
             if exit_code == 0:
                 exit_code = 1
     return exit_code
 
 
-def _pictures(t, namespaces, png_dir: Optional[Path]):
+def _pictures(t, namespaces, png_dir: Path | None):
     """Draw the graphs worth drawing (into png_dir, or a temporary one for --html);
     returns ``[(caption, png bytes)]``.  A missing `dot` is a warning, not a failure."""
     import tempfile
@@ -264,8 +343,11 @@ def _pictures(t, namespaces, png_dir: Optional[Path]):
     if png_dir is not None:
         png_dir.mkdir(parents=True, exist_ok=True)
     if dot_binary() is None:
-        print(f"gradlint: no graph pictures: Graphviz's `dot` program is not on PATH (install it with "
-              f"{INSTALL_HINT})", file=sys.stderr)
+        print(
+            f"gradlint: no graph pictures: Graphviz's `dot` program is not on PATH (install it with "
+            f"{INSTALL_HINT})",
+            file=sys.stderr,
+        )
         return []
     tmp = None
     try:
@@ -279,13 +361,15 @@ def _pictures(t, namespaces, png_dir: Optional[Path]):
             print(f"gradlint: graph pictures failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return []
         if png_dir is not None:
-            print(f"gradlint: wrote {len(drawn)} graph picture{'s' if len(drawn) != 1 else ''} to {png_dir}",
-                  file=sys.stderr)
+            print(
+                f"gradlint: wrote {len(drawn)} graph picture{'s' if len(drawn) != 1 else ''} to {png_dir}",
+                file=sys.stderr,
+            )
         return [(pick.title, Path(p).read_bytes()) for pick, p in drawn]
     finally:
         if tmp is not None:
             tmp.cleanup()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:  # pragma: no cover - convenience
+def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - convenience
     trace_command.main(args=list(argv) if argv is not None else None, prog_name="gradlint trace")

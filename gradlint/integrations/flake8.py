@@ -14,7 +14,8 @@ multi-line ``noqa`` handling behave as for every other plugin); a
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterator, List, Optional, Sequence, Tuple, Type
+from collections.abc import Iterator, Sequence
+from typing import ClassVar
 
 from gradlint import __version__
 from gradlint.static.engine import lint_source
@@ -28,7 +29,7 @@ def _encoding_for(text: str) -> str:
     return _encoding_of_text(text)
 
 
-def _default_rules() -> List[Type[Rule]]:
+def _default_rules() -> list[type[Rule]]:
     from gradlint.static.selection import all_rules
 
     return [r for r in all_rules() if r.default_enabled]
@@ -39,7 +40,7 @@ class GradlintChecker:
     version = __version__
 
     # Set from flake8's options; None until flake8 has parsed them (direct use).
-    _rules: ClassVar[Optional[List[Type[Rule]]]] = None
+    _rules: ClassVar[list[type[Rule]] | None] = None
 
     def __init__(self, tree, filename: str, lines: Sequence[str]):
         # ``tree`` is flake8's ast: unused (the rules need libcst's tree), but
@@ -57,7 +58,7 @@ class GradlintChecker:
 
         cls._rules = [r for r in all_rules() if r.default_enabled or r.code in explicit]
 
-    def run(self) -> Iterator[Tuple[int, int, str, type]]:
+    def run(self) -> Iterator[tuple[int, int, str, type]]:
         text = "".join(self.lines)
         if not text or file_is_exempt(text):
             return

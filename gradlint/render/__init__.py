@@ -14,8 +14,9 @@ See docs/rendering.md for the legend.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any
 
 from gradlint.render.annotations import Annotations, NodeInfo, resolver
 from gradlint.render.dot import DEFAULT_COLLAPSE_TO, DEFAULT_MAX_NODES, format_bytes
@@ -46,30 +47,54 @@ def _is_digraph(obj) -> bool:
     return hasattr(obj, "source") and hasattr(obj, "pipe") and not hasattr(obj, "grad_fn")
 
 
-def to_digraph(tensor_or_graph, params: Optional[Dict[str, Any]] = None, annotations: Annotations = None, *,
-               max_nodes: Optional[int] = DEFAULT_MAX_NODES, collapse_to: int = DEFAULT_COLLAPSE_TO,
-               title: Optional[str] = None, legend: bool = True, introspect: bool = True,
-               output_names: Optional[Sequence[str]] = None, graph_codes: Sequence[str] = ()):
+def to_digraph(
+    tensor_or_graph,
+    params: dict[str, Any] | None = None,
+    annotations: Annotations = None,
+    *,
+    max_nodes: int | None = DEFAULT_MAX_NODES,
+    collapse_to: int = DEFAULT_COLLAPSE_TO,
+    title: str | None = None,
+    legend: bool = True,
+    introspect: bool = True,
+    output_names: Sequence[str] | None = None,
+    graph_codes: Sequence[str] = (),
+):
     """The annotated ``graphviz.Digraph`` of the graph behind ``tensor_or_graph``."""
     from gradlint.render.dot import apply_annotations, build_dot
     from gradlint.render.walk import walk
 
     w = walk(_roots(tensor_or_graph), params=params, introspect=introspect, output_names=output_names)
     ann = apply_annotations(w, resolver(annotations))
-    g, _plan = build_dot(w, ann, max_nodes=max_nodes, collapse_to=collapse_to, title=title, legend=legend,
-                         graph_codes=graph_codes)
+    g, _plan = build_dot(
+        w,
+        ann,
+        max_nodes=max_nodes,
+        collapse_to=collapse_to,
+        title=title,
+        legend=legend,
+        graph_codes=graph_codes,
+    )
     return g
 
 
-def to_dot(tensor_or_graph, params: Optional[Dict[str, Any]] = None, annotations: Annotations = None, **kw) -> str:
+def to_dot(
+    tensor_or_graph, params: dict[str, Any] | None = None, annotations: Annotations = None, **kw
+) -> str:
     """The DOT source (a string) that :func:`render` would draw."""
     if _is_digraph(tensor_or_graph):
         return tensor_or_graph.source
     return to_digraph(tensor_or_graph, params, annotations, **kw).source
 
 
-def make_dot(var, params: Optional[Dict[str, Any]] = None, show_attrs: bool = False, show_saved: bool = False,
-             max_attr_chars: int = 50, **kw):
+def make_dot(
+    var,
+    params: dict[str, Any] | None = None,
+    show_attrs: bool = False,
+    show_saved: bool = False,
+    max_attr_chars: int = 50,
+    **kw,
+):
     """Drop-in for ``torchviz.make_dot(var, params)``: returns a ``graphviz.Digraph``.
 
     Unlike torchviz's it works after ``backward()``, on graphs deeper than the
@@ -80,11 +105,20 @@ def make_dot(var, params: Optional[Dict[str, Any]] = None, show_attrs: bool = Fa
     return to_digraph(var, params, **kw)
 
 
-def render(tensor_or_graph, path: Union[str, Path], params: Optional[Dict[str, Any]] = None,
-           annotations: Annotations = None, *, format: Optional[str] = None,
-           max_nodes: Optional[int] = DEFAULT_MAX_NODES, collapse_to: int = DEFAULT_COLLAPSE_TO,
-           title: Optional[str] = None, legend: bool = True, introspect: bool = True,
-           output_names: Optional[Sequence[str]] = None) -> Path:
+def render(
+    tensor_or_graph,
+    path: str | Path,
+    params: dict[str, Any] | None = None,
+    annotations: Annotations = None,
+    *,
+    format: str | None = None,
+    max_nodes: int | None = DEFAULT_MAX_NODES,
+    collapse_to: int = DEFAULT_COLLAPSE_TO,
+    title: str | None = None,
+    legend: bool = True,
+    introspect: bool = True,
+    output_names: Sequence[str] | None = None,
+) -> Path:
     """Draw the autograd graph behind ``tensor_or_graph`` into ``path``; returns the path.
 
     tensor_or_graph
@@ -109,14 +143,30 @@ def render(tensor_or_graph, path: Union[str, Path], params: Optional[Dict[str, A
     from gradlint.render import output
 
     if _is_trace(tensor_or_graph):
-        return render_trace(tensor_or_graph, path, params=params, format=format, max_nodes=max_nodes,
-                            collapse_to=collapse_to, legend=legend)
+        return render_trace(
+            tensor_or_graph,
+            path,
+            params=params,
+            format=format,
+            max_nodes=max_nodes,
+            collapse_to=collapse_to,
+            legend=legend,
+        )
     if _is_digraph(tensor_or_graph):
         return output.write(tensor_or_graph.source, path, format)
     if fmt is not None and output.dot_binary() is None:  # fail before walking a big graph
         raise output._missing_dot(path)
-    src = to_dot(tensor_or_graph, params, annotations, max_nodes=max_nodes, collapse_to=collapse_to, title=title,
-                 legend=legend, introspect=introspect, output_names=output_names)
+    src = to_dot(
+        tensor_or_graph,
+        params,
+        annotations,
+        max_nodes=max_nodes,
+        collapse_to=collapse_to,
+        title=title,
+        legend=legend,
+        introspect=introspect,
+        output_names=output_names,
+    )
     return output.write(src, path, format)
 
 
@@ -124,15 +174,16 @@ def _is_trace(obj) -> bool:
     return type(obj).__name__ == "Trace" and hasattr(obj, "report") and hasattr(obj, "findings")
 
 
-def annotations_from_trace(t, graph_id: Optional[int] = None):
+def annotations_from_trace(t, graph_id: int | None = None):
     """A ``node -> NodeInfo`` callable built from a ``gradlint.trace()`` object."""
     from gradlint.render.from_trace import annotations_from_trace as _a
 
     return _a(t, graph_id=graph_id)
 
 
-def render_trace(t, path: Union[str, Path], graph: Optional[int] = None, params: Optional[Dict[str, Any]] = None,
-                 **kw) -> Path:
+def render_trace(
+    t, path: str | Path, graph: int | None = None, params: dict[str, Any] | None = None, **kw
+) -> Path:
     """Draw graph ``graph`` (an id from ``t.graphs``; default: the most relevant
     graph still alive) of trace ``t`` into ``path``.  Backs ``Trace.render``."""
     from gradlint.render.from_trace import render_trace as _r
@@ -140,7 +191,7 @@ def render_trace(t, path: Union[str, Path], graph: Optional[int] = None, params:
     return _r(t, path, graph=graph, params=params, **kw)
 
 
-def trace_png(t) -> Optional[bytes]:
+def trace_png(t) -> bytes | None:
     """PNG bytes of the most relevant live graph of trace ``t``, or ``None``
     (no live graph, or no ``dot`` binary).  Used by the HTML report."""
     from gradlint.render.from_trace import trace_png as _p

@@ -16,8 +16,9 @@ be complete.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Mapping, Optional, Union
+from typing import Any
 
 
 @dataclass
@@ -45,13 +46,13 @@ class NodeInfo:
         one extra free-text line for the label.
     """
 
-    saved_bytes: Optional[int] = None
-    state: Optional[str] = None
-    source: Optional[str] = None
-    codes: List[str] = field(default_factory=list)
-    module: Optional[str] = None
+    saved_bytes: int | None = None
+    state: str | None = None
+    source: str | None = None
+    codes: list[str] = field(default_factory=list)
+    module: str | None = None
     retains_grad: bool = False
-    note: Optional[str] = None
+    note: str | None = None
 
     def __post_init__(self):
         if self.state not in (None, "alive", "freed"):
@@ -59,10 +60,10 @@ class NodeInfo:
         self.codes = list(self.codes or [])
 
 
-Annotations = Union[None, Callable[[Any], Optional[NodeInfo]], Mapping[Any, Any]]
+Annotations = Callable[[Any], NodeInfo | None] | Mapping[Any, Any] | None
 
 
-def _coerce(info) -> Optional[NodeInfo]:
+def _coerce(info) -> NodeInfo | None:
     if info is None or isinstance(info, NodeInfo):
         return info
     if isinstance(info, Mapping):
@@ -71,7 +72,7 @@ def _coerce(info) -> Optional[NodeInfo]:
     raise TypeError(f"annotation must be a NodeInfo, a dict or None, not {type(info).__name__}")
 
 
-def resolver(annotations: Annotations) -> Callable[[Any], Optional[NodeInfo]]:
+def resolver(annotations: Annotations) -> Callable[[Any], NodeInfo | None]:
     """Turn any accepted ``annotations`` value into ``f(node) -> NodeInfo | None``."""
     if annotations is None:
         return lambda node: None

@@ -21,8 +21,8 @@ from __future__ import annotations
 import html as _html
 import math
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
 
 from gradlint.render.annotations import NodeInfo
 from gradlint.render.walk import GNode, Walk
@@ -55,7 +55,7 @@ DEFAULT_MAX_NODES = 150
 DEFAULT_COLLAPSE_TO = 40
 
 
-def format_bytes(n: Optional[int]) -> str:
+def format_bytes(n: int | None) -> str:
     """Human units, binary: ``512 B``, ``1.5 KiB``, ``3.2 MiB``."""
     if n is None:
         return "?"
@@ -86,16 +86,16 @@ def _label(lines: Sequence[str]) -> str:
 @dataclass
 class Annotated:
     node: GNode
-    codes: List[str] = field(default_factory=list)
-    module: Optional[str] = None
-    note: Optional[str] = None
+    codes: list[str] = field(default_factory=list)
+    module: str | None = None
+    note: str | None = None
 
 
-def apply_annotations(w: Walk, annotate: Callable) -> Dict[int, Annotated]:
-    out: Dict[int, Annotated] = {}
+def apply_annotations(w: Walk, annotate: Callable) -> dict[int, Annotated]:
+    out: dict[int, Annotated] = {}
     for key, n in w.nodes.items():
         a = Annotated(n)
-        info: Optional[NodeInfo] = annotate(n.obj) if n.kind != "output" else None
+        info: NodeInfo | None = annotate(n.obj) if n.kind != "output" else None
         if info is not None:
             if info.saved_bytes is not None:
                 n.saved_bytes = info.saved_bytes
@@ -123,7 +123,7 @@ def _leak(a: Annotated) -> bool:
 # --------------------------------------------------------------------------- modules
 
 
-def _common_prefix(paths: List[str]) -> Optional[str]:
+def _common_prefix(paths: list[str]) -> str | None:
     parts = [p.split(".") for p in paths if p]
     if not parts:
         return None
@@ -136,11 +136,11 @@ def _common_prefix(paths: List[str]) -> Optional[str]:
     return ".".join(pre) or None
 
 
-def assign_modules(w: Walk, ann: Dict[int, Annotated]) -> Dict[int, Optional[str]]:
+def assign_modules(w: Walk, ann: dict[int, Annotated]) -> dict[int, str | None]:
     """Module path per node: from annotations, else from the parameters a node
     consumes, else inherited from its most recently created input (the forward pass
     was "inside" that module when the node was created)."""
-    mod: Dict[int, Optional[str]] = {}
+    mod: dict[int, str | None] = {}
     for key in w.order:
         a = ann[key]
         n = a.node
@@ -172,17 +172,17 @@ def assign_modules(w: Walk, ann: Dict[int, Annotated]) -> Dict[int, Optional[str
 
 @dataclass
 class Plan:
-    unit_of: Dict[int, str]  # node key -> unit id
-    groups: Dict[str, List[int]]  # unit id -> member node keys (only for groups of >= 2)
-    group_titles: Dict[str, str]
-    note: Optional[str] = None
+    unit_of: dict[int, str]  # node key -> unit id
+    groups: dict[str, list[int]]  # unit id -> member node keys (only for groups of >= 2)
+    group_titles: dict[str, str]
+    note: str | None = None
 
 
 def _pinned(a: Annotated) -> bool:
     return a.node.kind == "output" or _inplace(a)
 
 
-def plan_units(w: Walk, ann: Dict[int, Annotated], max_nodes: Optional[int], collapse_to: int) -> Plan:
+def plan_units(w: Walk, ann: dict[int, Annotated], max_nodes: int | None, collapse_to: int) -> Plan:
     keys = list(w.order)
     total = len(keys)
     single = Plan(unit_of={k: f"n{k}" for k in keys}, groups={}, group_titles={})
@@ -214,24 +214,30 @@ def plan_units(w: Walk, ann: Dict[int, Annotated], max_nodes: Optional[int], col
             count = len(set(unit_of.values()))
             if count <= target:
                 titles = {g: g[2:] for g in groups}
-                return Plan(unit_of, groups, titles,
-                            note=f"{n_fn:,} autograd nodes collapsed per module (depth {d}) into {count} boxes; "
-                                 f"render(..., max_nodes=None) draws every node")
+                return Plan(
+                    unit_of,
+                    groups,
+                    titles,
+                    note=f"{n_fn:,} autograd nodes collapsed per module (depth {d}) into {count} boxes; "
+                    f"render(..., max_nodes=None) draws every node",
+                )
 
     # Fallback: contiguous runs in creation order (sequence number), with each leaf in
     # the run of its first consumer.  Always fits the target.
-    fns = sorted((k for k in keys if w.nodes[k].kind == "fn" and k not in pinned_set),
-                 key=lambda k: (w.nodes[k].seq, 0))
+    fns = sorted(
+        (k for k in keys if w.nodes[k].kind == "fn" and k not in pinned_set),
+        key=lambda k: (w.nodes[k].seq, 0),
+    )
     budget = max(1, target - len(pinned) - 1)
     size = max(1, math.ceil(len(fns) / budget))
-    unit_of: Dict[int, str] = {}
-    groups: Dict[str, List[int]] = {}
-    titles: Dict[str, str] = {}
+    unit_of: dict[int, str] = {}
+    groups: dict[str, list[int]] = {}
+    titles: dict[str, str] = {}
     for idx, k in enumerate(fns):
         g = f"b_{idx // size}"
         unit_of[k] = g
         groups.setdefault(g, []).append(k)
-    consumers: Dict[int, List[int]] = {}
+    consumers: dict[int, list[int]] = {}
     for k in keys:
         for i in w.nodes[k].inputs:
             consumers.setdefault(i, []).append(k)
@@ -255,17 +261,21 @@ def plan_units(w: Walk, ann: Dict[int, Annotated], max_nodes: Optional[int], col
         titles[g] = f"ops {start:,}-{start + nf - 1:,}" if nf > 1 else f"op {start:,}"
         start += nf
     count = len(set(unit_of.values()))
-    return Plan(unit_of, groups, titles,
-                note=f"{n_fn:,} autograd nodes collapsed in creation order into {count} boxes "
-                     f"(~{size} ops each); render(..., max_nodes=None) draws every node")
+    return Plan(
+        unit_of,
+        groups,
+        titles,
+        note=f"{n_fn:,} autograd nodes collapsed in creation order into {count} boxes "
+        f"(~{size} ops each); render(..., max_nodes=None) draws every node",
+    )
 
 
 # --------------------------------------------------------------------------- emitting
 
 
-def _node_style(a: Annotated) -> Dict[str, str]:
+def _node_style(a: Annotated) -> dict[str, str]:
     n = a.node
-    attrs: Dict[str, str] = {}
+    attrs: dict[str, str] = {}
     if n.kind == "leaf":
         attrs["fillcolor"] = COLORS["leaf"]
         attrs["style"] = "filled" if n.has_grad else "filled,dashed"
@@ -292,9 +302,9 @@ def _shape(shape) -> str:
     return "(" + ", ".join(str(int(s)) for s in shape) + ")" if shape is not None else ""
 
 
-def _node_lines(a: Annotated) -> List[str]:
+def _node_lines(a: Annotated) -> list[str]:
     n = a.node
-    lines: List[str] = []
+    lines: list[str] = []
     if n.kind == "leaf":
         lines.append(n.param_name or "leaf tensor")
         lines.append(_shape(n.shape))
@@ -305,7 +315,11 @@ def _node_lines(a: Annotated) -> List[str]:
     else:
         lines.append(n.name)
         if n.state == "alive":
-            lines.append(f"saved {format_bytes(n.saved_bytes)} (alive)" if n.saved_bytes is not None else "saved (alive)")
+            lines.append(
+                f"saved {format_bytes(n.saved_bytes)} (alive)"
+                if n.saved_bytes is not None
+                else "saved (alive)"
+            )
         elif n.state == "freed":
             lines.append("saved: freed" + (f" ({format_bytes(n.saved_bytes)})" if n.saved_bytes else ""))
     if n.retains_grad:
@@ -321,12 +335,14 @@ def _node_lines(a: Annotated) -> List[str]:
     return lines
 
 
-def _group_lines(title: str, members: List[Annotated]) -> List[str]:
+def _group_lines(title: str, members: list[Annotated]) -> list[str]:
     fns = [a for a in members if a.node.kind == "fn"]
     leaves = [a for a in members if a.node.kind == "leaf"]
     lines = [f"{title}  [{len(fns)} op{'s' if len(fns) != 1 else ''}]"]
     hist = Counter(a.node.name for a in fns)
-    top = ", ".join(f"{name.replace('Backward0', '').replace('Backward1', '')} ×{c}" for name, c in hist.most_common(3))
+    top = ", ".join(
+        f"{name.replace('Backward0', '').replace('Backward1', '')} ×{c}" for name, c in hist.most_common(3)
+    )
     if len(hist) > 3:
         top += ", ..."
     if top:
@@ -335,7 +351,11 @@ def _group_lines(title: str, members: List[Annotated]) -> List[str]:
     freed = [a for a in fns if a.node.state == "freed"]
     if alive or freed:
         b = sum(a.node.saved_bytes or 0 for a in alive)
-        s = f"saved {format_bytes(b)} alive in {len(alive)}/{len(alive) + len(freed)}" if alive else f"saved: freed ({len(freed)})"
+        s = (
+            f"saved {format_bytes(b)} alive in {len(alive)}/{len(alive) + len(freed)}"
+            if alive
+            else f"saved: freed ({len(freed)})"
+        )
         lines.append(s)
     if leaves:
         with_grad = sum(1 for a in leaves if a.node.has_grad)
@@ -356,7 +376,7 @@ def _group_lines(title: str, members: List[Annotated]) -> List[str]:
     return lines
 
 
-def _group_style(members: List[Annotated]) -> Dict[str, str]:
+def _group_style(members: list[Annotated]) -> dict[str, str]:
     fns = [a for a in members if a.node.kind == "fn"]
     attrs = {"shape": "box3d"}
     if any(a.node.state == "alive" for a in fns):
@@ -378,7 +398,7 @@ def _group_style(members: List[Annotated]) -> Dict[str, str]:
     return attrs
 
 
-def _legend_html(used: List[str]) -> str:
+def _legend_html(used: list[str]) -> str:
     rows = []
     for key in used:
         text = _html.escape(LEGEND_TEXT[key])
@@ -392,25 +412,46 @@ def _legend_html(used: List[str]) -> str:
             cell = f'<TD BORDER="3" COLOR="{COLORS[key]}" WIDTH="24"> </TD>'
         else:  # group
             cell = '<TD WIDTH="24">3D</TD>'
-        rows.append(f"<TR>{cell}<TD ALIGN=\"LEFT\">{text}</TD></TR>")
-    return ('<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="2" CELLPADDING="3">'
-            '<TR><TD COLSPAN="2"><B>gradlint legend</B></TD></TR>' + "".join(rows) + "</TABLE>>")
+        rows.append(f'<TR>{cell}<TD ALIGN="LEFT">{text}</TD></TR>')
+    return (
+        '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="2" CELLPADDING="3">'
+        '<TR><TD COLSPAN="2"><B>gradlint legend</B></TD></TR>' + "".join(rows) + "</TABLE>>"
+    )
 
 
-def build_dot(w: Walk, ann: Dict[int, Annotated], *, max_nodes: Optional[int] = DEFAULT_MAX_NODES,
-              collapse_to: int = DEFAULT_COLLAPSE_TO, title: Optional[str] = None, legend: bool = True,
-              graph_codes: Sequence[str] = ()):
+def build_dot(
+    w: Walk,
+    ann: dict[int, Annotated],
+    *,
+    max_nodes: int | None = DEFAULT_MAX_NODES,
+    collapse_to: int = DEFAULT_COLLAPSE_TO,
+    title: str | None = None,
+    legend: bool = True,
+    graph_codes: Sequence[str] = (),
+):
     """Build a ``graphviz.Digraph``; returns ``(digraph, plan)``."""
     import graphviz
 
     plan = plan_units(w, ann, max_nodes, collapse_to)
     g = graphviz.Digraph(
         name="autograd",
-        graph_attr={"rankdir": "TB", "fontname": "Helvetica", "fontsize": "12", "labelloc": "t",
-                    "nodesep": "0.25", "ranksep": "0.3"},
+        graph_attr={
+            "rankdir": "TB",
+            "fontname": "Helvetica",
+            "fontsize": "12",
+            "labelloc": "t",
+            "nodesep": "0.25",
+            "ranksep": "0.3",
+        },
         # No "size" attribute (torchviz sets one): it shrinks big graphs to illegible PNGs.
-        node_attr={"shape": "box", "style": "filled", "fontname": "Helvetica", "fontsize": "10",
-                   "margin": "0.08,0.04", "height": "0.2"},
+        node_attr={
+            "shape": "box",
+            "style": "filled",
+            "fontname": "Helvetica",
+            "fontsize": "10",
+            "margin": "0.08,0.04",
+            "height": "0.2",
+        },
         edge_attr={"arrowsize": "0.6", "color": "#555555"},
     )
     used = set()
@@ -461,6 +502,17 @@ def build_dot(w: Walk, ann: Dict[int, Annotated], *, max_nodes: Optional[int] = 
     if label_lines:
         g.attr(label=_label(label_lines))
     if legend:
-        order = ["alive", "freed", "none", "leaf_grad", "leaf_nograd", "output", "retain", "inplace", "leak", "group"]
+        order = [
+            "alive",
+            "freed",
+            "none",
+            "leaf_grad",
+            "leaf_nograd",
+            "output",
+            "retain",
+            "inplace",
+            "leak",
+            "group",
+        ]
         g.node("gradlint_legend", _legend_html([k for k in order if k in used]), shape="plaintext", style="")
     return g, plan

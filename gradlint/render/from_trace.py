@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import gc
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any
 
 from gradlint.render.annotations import NodeInfo
 
 
-def _info(t, fn) -> Optional[dict]:
+def _info(t, fn) -> dict | None:
     get = getattr(t, "node_info", None)
     if get is None or fn is None:
         return None
@@ -49,9 +50,9 @@ def _report(t) -> dict:
 class _Live:
     """Live root tensors of trace ``t``, per graph, and parameter names."""
 
-    tensors: List[Any] = field(default_factory=list)  # all roots found (deduplicated by grad_fn)
-    by_graph: Dict[int, List[Any]] = field(default_factory=dict)  # graph id -> its live roots
-    params: Dict[str, Any] = field(default_factory=dict)  # name -> parameter
+    tensors: list[Any] = field(default_factory=list)  # all roots found (deduplicated by grad_fn)
+    by_graph: dict[int, list[Any]] = field(default_factory=dict)  # graph id -> its live roots
+    params: dict[str, Any] = field(default_factory=dict)  # name -> parameter
     gc_used: bool = False  # the gc fallback ran (some alive graph had no live recorded root)
 
 
@@ -131,7 +132,7 @@ def _graph_sets(rep: dict):
     return gr001, leaked, gr004
 
 
-def annotations_from_trace(t, graph_id: Optional[int] = None, live: Optional[_Live] = None):  # noqa: ARG001
+def annotations_from_trace(t, graph_id: int | None = None, live: _Live | None = None):  # noqa: ARG001
     """``node -> NodeInfo`` from trace ``t``.
 
     ``saved_bytes`` are the activation bytes the node saved (kept after they are
@@ -146,7 +147,7 @@ def annotations_from_trace(t, graph_id: Optional[int] = None, live: Optional[_Li
     rep = _report(t)
     gr001, leaked, gr004 = _graph_sets(rep)
 
-    def annotate(node) -> Optional[NodeInfo]:
+    def annotate(node) -> NodeInfo | None:
         info = _info(t, node)
         if info is None:
             return None
@@ -179,9 +180,9 @@ def annotations_from_trace(t, graph_id: Optional[int] = None, live: Optional[_Li
 # --------------------------------------------------------------------------- choosing roots
 
 
-def _reduce_roots(tensors: Sequence[Any], limit: int = 200_000) -> List[Any]:
+def _reduce_roots(tensors: Sequence[Any], limit: int = 200_000) -> list[Any]:
     """Keep the tensors whose grad_fn no other candidate's graph reaches (the outputs)."""
-    by_fn: Dict[int, Any] = {}
+    by_fn: dict[int, Any] = {}
     for x in tensors:
         by_fn.setdefault(id(x.grad_fn), x)
     reached = set()
@@ -230,7 +231,7 @@ def _span(t, x, limit=50_000):
     return lo, hi
 
 
-def _lookup(namespaces: Iterable[Mapping[str, Any]], name: Optional[str]):
+def _lookup(namespaces: Iterable[Mapping[str, Any]], name: str | None):
     import torch
 
     if not name:
@@ -252,12 +253,12 @@ class GraphPick:
 
     label: str  # short file-name-safe description, e.g. "GR002_total_loss"
     title: str
-    roots: List[Any]
-    graph_id: Optional[int] = None
-    names: List[str] = field(default_factory=list)
+    roots: list[Any]
+    graph_id: int | None = None
+    names: list[str] = field(default_factory=list)
 
 
-def _name_for(x, namespaces) -> Optional[str]:
+def _name_for(x, namespaces) -> str | None:
     for ns in namespaces or ():
         for k, v in ns.items():
             if v is x and not k.startswith("_"):
@@ -265,12 +266,14 @@ def _name_for(x, namespaces) -> Optional[str]:
     return None
 
 
-def pick_graphs(t, namespaces: Sequence[Mapping[str, Any]] = (), live: Optional[_Live] = None) -> List[GraphPick]:
+def pick_graphs(
+    t, namespaces: Sequence[Mapping[str, Any]] = (), live: _Live | None = None
+) -> list[GraphPick]:
     """The graphs worth drawing: one per finding that has a graph (GR001-GR004) and
     one per retained / leaked graph still alive, most important first, deduplicated."""
     live = live if live is not None else _scan(t, namespaces)
     rep = _report(t)
-    picks: List[GraphPick] = []
+    picks: list[GraphPick] = []
     used = set()
 
     def add(label, title, roots, gid=None):
@@ -308,7 +311,7 @@ def pick_graphs(t, namespaces: Sequence[Mapping[str, Any]] = (), live: Optional[
             at = d.get("saved_at") or {}
             want = (d.get("saved_by_node"), at.get("filename"), at.get("line"))
 
-            def is_it(info):
+            def is_it(info, want=want):
                 site = info.get("site") or {}
                 return (info["op"], site.get("filename"), site.get("line")) == want
 
@@ -316,8 +319,12 @@ def pick_graphs(t, namespaces: Sequence[Mapping[str, Any]] = (), live: Optional[
             for x in cands:
                 hit = _find_node(t, x, is_it)
                 if hit is not None:
-                    add(f"{code}_{d.get('saved_by_node') or 'node'}", title + " (saved tensor modified in place)",
-                        [x], hit["graph"])
+                    add(
+                        f"{code}_{d.get('saved_by_node') or 'node'}",
+                        title + " (saved tensor modified in place)",
+                        [x],
+                        hit["graph"],
+                    )
                     break
     # retained / leaked graphs still alive that no finding covered
     for g in rep.get("graphs", []):
@@ -325,16 +332,21 @@ def pick_graphs(t, namespaces: Sequence[Mapping[str, Any]] = (), live: Optional[
         if g.get("freed") is None and (g.get("alive_at_exit") or held > 0):
             roots = of_graph(g["id"])
             if roots:
-                add(f"graph{g['id']}", f"graph {g['id']} (iteration {g['iteration']}), still alive", roots, g["id"])
+                add(
+                    f"graph{g['id']}",
+                    f"graph {g['id']} (iteration {g['iteration']}), still alive",
+                    roots,
+                    g["id"],
+                )
     return picks
 
 
-def _graph_id(t, x) -> Optional[int]:
+def _graph_id(t, x) -> int | None:
     info = _info(t, x.grad_fn)
     return info["graph"] if info is not None else None
 
 
-def _find_node(t, x, pred, limit=200_000) -> Optional[dict]:
+def _find_node(t, x, pred, limit=200_000) -> dict | None:
     stack = [x.grad_fn]
     seen = set()
     while stack and len(seen) < limit:
@@ -356,14 +368,19 @@ def _find_node(t, x, pred, limit=200_000) -> Optional[dict]:
 # --------------------------------------------------------------------------- drawing
 
 
-def _leaf_names(namespaces) -> Dict[str, Any]:
+def _leaf_names(namespaces) -> dict[str, Any]:
     """Leaf tensors that require grad, named as the caller's namespaces name them."""
     import torch
 
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for ns in reversed(list(namespaces or ())):  # innermost wins
         for k, v in list(ns.items()):
-            if isinstance(v, torch.Tensor) and v.requires_grad and v.grad_fn is None and not k.startswith("_"):
+            if (
+                isinstance(v, torch.Tensor)
+                and v.requires_grad
+                and v.grad_fn is None
+                and not k.startswith("_")
+            ):
                 out[k] = v
     return out
 
@@ -382,12 +399,25 @@ def _draw(t, pick: GraphPick, path, params, live: _Live, namespaces=(), **kw) ->
     if params is None:
         params = dict(live.params)
         params.update(_leaf_names(namespaces))
-    return render(pick.roots, path, params=params, annotations=ann,
-                  title=kw.pop("title", None) or pick.title, output_names=pick.names, **kw)
+    return render(
+        pick.roots,
+        path,
+        params=params,
+        annotations=ann,
+        title=kw.pop("title", None) or pick.title,
+        output_names=pick.names,
+        **kw,
+    )
 
 
-def render_trace(t, path: Union[str, Path], graph: Optional[int] = None, params: Optional[Dict[str, Any]] = None,
-                 namespaces: Sequence[Mapping[str, Any]] = (), **kw) -> Path:
+def render_trace(
+    t,
+    path: str | Path,
+    graph: int | None = None,
+    params: dict[str, Any] | None = None,
+    namespaces: Sequence[Mapping[str, Any]] = (),
+    **kw,
+) -> Path:
     """Draw graph ``graph`` of trace ``t`` (default: the most relevant graph still
     alive, see :func:`pick_graphs`) into ``path``."""
     live = _scan(t, namespaces)
@@ -407,16 +437,24 @@ def render_trace(t, path: Union[str, Path], graph: Optional[int] = None, params:
         if not picks:
             roots = _reduce_roots(live.tensors)
             if not roots:
-                raise LookupError("no graph of this trace is alive any more, so there is nothing to draw: "
-                                  "pass a tensor instead: gradlint.render(loss, path)")
+                raise LookupError(
+                    "no graph of this trace is alive any more, so there is nothing to draw: "
+                    "pass a tensor instead: gradlint.render(loss, path)"
+                )
             pick = GraphPick("graph", "autograd graph", roots[-1:], None, ["output"])
         else:
             pick = picks[0]
     return _draw(t, pick, path, params, live, namespaces, **kw)
 
 
-def render_picks(t, directory: Union[str, Path], namespaces: Sequence[Mapping[str, Any]] = (),
-                 params: Optional[Dict[str, Any]] = None, fmt: str = "png", limit: int = 20):
+def render_picks(
+    t,
+    directory: str | Path,
+    namespaces: Sequence[Mapping[str, Any]] = (),
+    params: dict[str, Any] | None = None,
+    fmt: str = "png",
+    limit: int = 20,
+):
     """Draw one picture per :func:`pick_graphs` entry into ``directory`` (created if
     missing); returns ``[(GraphPick, Path), ...]``."""
     directory = Path(directory)
@@ -429,7 +467,7 @@ def render_picks(t, directory: Union[str, Path], namespaces: Sequence[Mapping[st
     return out
 
 
-def trace_png(t, namespaces: Sequence[Mapping[str, Any]] = ()) -> Optional[bytes]:
+def trace_png(t, namespaces: Sequence[Mapping[str, Any]] = ()) -> bytes | None:
     """PNG of the most relevant live graph of ``t`` (``None`` if none, or no ``dot``)."""
     import tempfile
 

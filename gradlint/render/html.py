@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import html
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 CSS = """
 .gradlint-report{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:13px;color:#222;max-width:1200px}
@@ -28,28 +29,32 @@ CSS = """
 .gradlint-report .note{color:#666}
 """
 
-Image = Tuple[str, bytes]  # (caption, PNG bytes)
+Image = tuple[str, bytes]  # (caption, PNG bytes)
 
 
 def _e(x: Any) -> str:
     return html.escape("" if x is None else str(x))
 
 
-def _loc(d: Optional[dict]) -> str:
+def _loc(d: dict | None) -> str:
     if not d or not d.get("filename"):
         return "-"
     return f"{d['filename']}:{d.get('line')}"
 
 
-def _table(cls: str, headers: Sequence[str], rows: Sequence[Sequence[Tuple[str, str]]]) -> str:
+def _table(cls: str, headers: Sequence[str], rows: Sequence[Sequence[tuple[str, str]]]) -> str:
     """rows: cells as (css class, already-escaped html)."""
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td class='{c}'>{v}</td>" if c else f"<td>{v}</td>" for c, v in r) + "</tr>"
-                   for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td class='{c}'>{v}</td>" if c else f"<td>{v}</td>" for c, v in r) + "</tr>"
+        for r in rows
+    )
     return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def trace_images(t, namespaces: Sequence[Mapping[str, Any]] = (), limit: int = 6) -> Tuple[List[Image], Optional[str]]:
+def trace_images(
+    t, namespaces: Sequence[Mapping[str, Any]] = (), limit: int = 6
+) -> tuple[list[Image], str | None]:
     """PNG pictures of the graphs worth drawing, and a note when none could be drawn."""
     import tempfile
     from pathlib import Path
@@ -59,7 +64,7 @@ def trace_images(t, namespaces: Sequence[Mapping[str, Any]] = (), limit: int = 6
 
     if dot_binary() is None:
         return [], f"Graph pictures need Graphviz's dot program: install it with {INSTALL_HINT}."
-    out: List[Image] = []
+    out: list[Image] = []
     with tempfile.TemporaryDirectory() as d:
         try:
             drawn = render_picks(t, d, namespaces, limit=limit)
@@ -70,7 +75,7 @@ def trace_images(t, namespaces: Sequence[Mapping[str, Any]] = (), limit: int = 6
     return out, None
 
 
-def _hook_images(t) -> Optional[List[Image]]:
+def _hook_images(t) -> list[Image] | None:
     """Pictures from hooks registered with ``gradlint.runtime.register_image_hook`` (None: no hook answered)."""
     try:
         from gradlint.runtime.report import _image_hooks
@@ -86,8 +91,12 @@ def _hook_images(t) -> Optional[List[Image]]:
     return None
 
 
-def report_html(t, images: Optional[Sequence[Image]] = None, namespaces: Sequence[Mapping[str, Any]] = (),
-                title: str = "gradlint.trace") -> str:
+def report_html(
+    t,
+    images: Sequence[Image] | None = None,
+    namespaces: Sequence[Mapping[str, Any]] = (),
+    title: str = "gradlint.trace",
+) -> str:
     """HTML fragment: summary, findings, graphs, memory per iteration, graph pictures."""
     from gradlint.runtime.report import CODES, fmt_bytes, fmt_devbytes
 
@@ -108,10 +117,20 @@ def report_html(t, images: Optional[Sequence[Image]] = None, namespaces: Sequenc
     )
     parts.append("<h3>Findings</h3>")
     if f:
-        parts.append(_table("findings", ["code", "location", "message"], [
-            [("code", f"{_e(x['code'])} {_e(CODES.get(x['code'], ''))}"),
-             ("", _e(f"{x['filename']}:{x['line']}" if x.get("filename") else "-")),
-             ("msg", _e(x["message"]))] for x in f]))
+        parts.append(
+            _table(
+                "findings",
+                ["code", "location", "message"],
+                [
+                    [
+                        ("code", f"{_e(x['code'])} {_e(CODES.get(x['code'], ''))}"),
+                        ("", _e(f"{x['filename']}:{x['line']}" if x.get("filename") else "-")),
+                        ("msg", _e(x["message"])),
+                    ]
+                    for x in f
+                ],
+            )
+        )
     else:
         parts.append("<p class='none findings-none'>No findings.</p>")
     if gs:
@@ -124,39 +143,77 @@ def report_html(t, images: Optional[Sequence[Image]] = None, namespaces: Sequenc
                 freed = ("alive", "ALIVE")
             else:
                 freed = ("", "-")
-            created = _loc(g.get("created")) + (f" ({g['created']['op']})" if (g.get("created") or {}).get("op") else "")
-            rows.append([("", _e(g["id"])), ("", _e(g["iteration"])), ("", _e(g["nodes"])),
-                         ("", _e(fmt_devbytes(g.get("saved_bytes") or {}))),
-                         ("", _e(fmt_devbytes(g.get("peak_saved_bytes") or {}))), ("", _e(created)), freed])
+            created = _loc(g.get("created")) + (
+                f" ({g['created']['op']})" if (g.get("created") or {}).get("op") else ""
+            )
+            rows.append(
+                [
+                    ("", _e(g["id"])),
+                    ("", _e(g["iteration"])),
+                    ("", _e(g["nodes"])),
+                    ("", _e(fmt_devbytes(g.get("saved_bytes") or {}))),
+                    ("", _e(fmt_devbytes(g.get("peak_saved_bytes") or {}))),
+                    ("", _e(created)),
+                    freed,
+                ]
+            )
         parts.append("<h3>Graphs</h3>")
-        parts.append(_table("graphs", ["graph", "iteration", "nodes", "saved now", "peak saved", "created", "freed"],
-                            rows))
+        parts.append(
+            _table(
+                "graphs", ["graph", "iteration", "nodes", "saved now", "peak saved", "created", "freed"], rows
+            )
+        )
     if its:
         parts.append("<h3>Memory per iteration</h3>")
-        parts.append(_table("iterations", ["iteration", "saved activations alive at end", "CUDA allocated", "CUDA peak"], [
-            [("", _e(i.get("index"))), ("", _e(fmt_devbytes(i.get("saved_bytes_alive_at_end") or {}))),
-             ("", _e(fmt_bytes(i.get("cuda_allocated") or 0))), ("", _e(fmt_bytes(i.get("cuda_peak") or 0)))]
-            for i in its]))
+        parts.append(
+            _table(
+                "iterations",
+                ["iteration", "saved activations alive at end", "CUDA allocated", "CUDA peak"],
+                [
+                    [
+                        ("", _e(i.get("index"))),
+                        ("", _e(fmt_devbytes(i.get("saved_bytes_alive_at_end") or {}))),
+                        ("", _e(fmt_bytes(i.get("cuda_allocated") or 0))),
+                        ("", _e(fmt_bytes(i.get("cuda_peak") or 0))),
+                    ]
+                    for i in its
+                ],
+            )
+        )
     mem = rep.get("memory") or {}
-    parts.append(f"<p>Peak saved-tensor bytes: {_e(fmt_devbytes(mem.get('saved_bytes_peak') or {}))}"
-                 + (f"; CUDA peak allocated: {_e(fmt_bytes(mem['cuda_peak_bytes']))}" if mem.get("cuda_peak_bytes") else "")
-                 + "</p>")
+    parts.append(
+        f"<p>Peak saved-tensor bytes: {_e(fmt_devbytes(mem.get('saved_bytes_peak') or {}))}"
+        + (
+            f"; CUDA peak allocated: {_e(fmt_bytes(mem['cuda_peak_bytes']))}"
+            if mem.get("cuda_peak_bytes")
+            else ""
+        )
+        + "</p>"
+    )
     if images:
         parts.append("<h3>Graphs still alive / involved in findings</h3>")
         for caption, png in images:
             b64 = base64.b64encode(png).decode("ascii")
-            parts.append(f"<figure><img class='graph' alt='{_e(caption)}' src='data:image/png;base64,{b64}'/>"
-                         f"<figcaption>{_e(caption)}</figcaption></figure>")
+            parts.append(
+                f"<figure><img class='graph' alt='{_e(caption)}' src='data:image/png;base64,{b64}'/>"
+                f"<figcaption>{_e(caption)}</figcaption></figure>"
+            )
     if note:
         parts.append(f"<p class='note'>{_e(note)}</p>")
     parts.append("</div>")
     return "".join(parts)
 
 
-def report_page(t, images: Optional[Sequence[Image]] = None, namespaces: Sequence[Mapping[str, Any]] = (),
-                title: str = "gradlint.trace report") -> str:
+def report_page(
+    t,
+    images: Sequence[Image] | None = None,
+    namespaces: Sequence[Mapping[str, Any]] = (),
+    title: str = "gradlint.trace report",
+) -> str:
     """A complete, self-contained HTML document (``gradlint trace --html``)."""
     body = report_html(t, images=images, namespaces=namespaces, title="gradlint.trace")
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{_e(title)}</title><link rel='icon' href='data:,'></head><body>{body}</body></html>")
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{_e(title)}</title><link rel='icon' href='data:,'></head><body>{body}</body></html>"
+    )

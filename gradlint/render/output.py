@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Optional, Union
 
 # suffix -> Graphviz output format (None: write the DOT source itself)
 FORMATS = {".png": "png", ".svg": "svg", ".dot": None, ".gv": None}
@@ -18,14 +17,14 @@ class GraphvizNotFoundError(RuntimeError):
     """Graphviz's ``dot`` program is needed (PNG/SVG) and is not on PATH."""
 
 
-def _missing_dot(path: Union[str, Path]) -> GraphvizNotFoundError:
+def _missing_dot(path: str | Path) -> GraphvizNotFoundError:
     return GraphvizNotFoundError(
         f"Drawing {Path(path).name} needs Graphviz's `dot` program, which is not on PATH: install it with "
         f"{INSTALL_HINT}, or write the DOT source instead by giving a .dot path."
     )
 
 
-def format_for(path: Union[str, Path], fmt: Optional[str] = None) -> Optional[str]:
+def format_for(path: str | Path, fmt: str | None = None) -> str | None:
     """Output format for ``path``: ``"png"``, ``"svg"`` or ``None`` (DOT source)."""
     if fmt is not None:
         fmt = fmt.lower().lstrip(".")
@@ -42,7 +41,7 @@ def format_for(path: Union[str, Path], fmt: Optional[str] = None) -> Optional[st
     return FORMATS[suffix]
 
 
-def dot_binary() -> Optional[str]:
+def dot_binary() -> str | None:
     return shutil.which("dot")
 
 
@@ -52,7 +51,9 @@ def pipe(source: str, fmt: str, timeout: float = 120.0, path_for_message: str = 
     if exe is None:
         raise _missing_dot(path_for_message)
     try:
-        proc = subprocess.run([exe, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True, timeout=timeout)
+        proc = subprocess.run(
+            [exe, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True, timeout=timeout
+        )
     except FileNotFoundError:  # raced with an uninstall, or a broken PATH entry
         raise _missing_dot(path_for_message) from None
     if proc.returncode != 0 or not proc.stdout:
@@ -61,7 +62,7 @@ def pipe(source: str, fmt: str, timeout: float = 120.0, path_for_message: str = 
     return proc.stdout
 
 
-def write(source: str, path: Union[str, Path], fmt: Optional[str] = None) -> Path:
+def write(source: str, path: str | Path, fmt: str | None = None) -> Path:
     """Write ``source`` to ``path`` in the format its suffix (or ``fmt``) names."""
     path = Path(path)
     kind = format_for(path, fmt)

@@ -11,23 +11,25 @@ draw, not a failure), and needs nothing but torch.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 SAVED_PREFIX = "_saved_"
 
 # Per grad_fn class: names of its ``_saved_*`` attributes (dir() is slow; classes are few).
-_saved_attr_cache: Dict[type, Tuple[str, ...]] = {}
+_saved_attr_cache: dict[type, tuple[str, ...]] = {}
 
 
-def _saved_attrs(fn) -> Tuple[str, ...]:
+def _saved_attrs(fn) -> tuple[str, ...]:
     cls = type(fn)
     names = _saved_attr_cache.get(cls)
     if names is None:
         names = tuple(
             a
             for a in dir(cls)
-            if a.startswith(SAVED_PREFIX) and not a.endswith(("_sym_sizes", "_sym_strides", "_sizes", "_strides"))
+            if a.startswith(SAVED_PREFIX)
+            and not a.endswith(("_sym_sizes", "_sym_strides", "_sizes", "_strides"))
         )
         _saved_attr_cache[cls] = names
     return names
@@ -46,17 +48,17 @@ class GNode:
     kind: str
     name: str
     obj: Any = None  # the grad_fn (fn/leaf) or the tensor (output); kept alive during the walk
-    inputs: List[int] = field(default_factory=list)  # keys of the nodes this one consumes
+    inputs: list[int] = field(default_factory=list)  # keys of the nodes this one consumes
     seq: int = -1
-    shape: Optional[Tuple[int, ...]] = None
+    shape: tuple[int, ...] | None = None
     # introspected (may be overridden by annotations)
-    saved_bytes: Optional[int] = None
-    state: Optional[str] = None  # "alive" | "freed" | None (nothing saved / unknown)
+    saved_bytes: int | None = None
+    state: str | None = None  # "alive" | "freed" | None (nothing saved / unknown)
     inplace_modified: bool = False
-    source: Optional[str] = None
+    source: str | None = None
     # leaf tensors
-    param_name: Optional[str] = None
-    has_grad: Optional[bool] = None
+    param_name: str | None = None
+    has_grad: bool | None = None
     retains_grad: bool = False
 
 
@@ -67,7 +69,7 @@ def _tensor_bytes(t) -> int:
         return 0
 
 
-def introspect_saved(fn) -> Tuple[Optional[int], Optional[str], bool]:
+def introspect_saved(fn) -> tuple[int | None, str | None, bool]:
     """``(saved_bytes, state, inplace_modified)`` read from a grad_fn's ``_saved_*`` slots.
 
     After ``backward()`` reading a freed slot raises; that is how "freed" is known.
@@ -116,7 +118,7 @@ def introspect_saved(fn) -> Tuple[Optional[int], Optional[str], bool]:
     return (total if ptrs else None), "alive", inplace
 
 
-def anomaly_source(fn) -> Optional[str]:
+def anomaly_source(fn) -> str | None:
     """``file:line`` of the user frame that created ``fn``, when anomaly mode recorded it."""
     try:
         tb = fn.metadata.get("traceback_")
@@ -145,14 +147,14 @@ def _short(path: str) -> str:
         cwd = os.getcwd() + os.sep
     except OSError:  # pragma: no cover
         return path
-    return path[len(cwd):] if path.startswith(cwd) else path
+    return path[len(cwd) :] if path.startswith(cwd) else path
 
 
 @dataclass
 class Walk:
-    nodes: Dict[int, GNode]
-    order: List[int]  # topological: inputs before consumers
-    roots: List[int]
+    nodes: dict[int, GNode]
+    order: list[int]  # topological: inputs before consumers
+    roots: list[int]
 
 
 def _seq(fn) -> int:
@@ -169,19 +171,33 @@ def _is_tensor(x) -> bool:
     return isinstance(x, torch.Tensor)
 
 
-def walk(roots: Sequence[Any], params: Optional[Dict[str, Any]] = None, introspect: bool = True,
-         output_names: Optional[Sequence[str]] = None) -> Walk:
+def walk(
+    roots: Sequence[Any],
+    params: dict[str, Any] | None = None,
+    introspect: bool = True,
+    output_names: Sequence[str] | None = None,
+) -> Walk:
     """Walk the graph(s) reachable from ``roots`` (tensors or grad_fn nodes), iteratively."""
     param_map = {id(v): k for k, v in (params or {}).items()}
-    nodes: Dict[int, GNode] = {}
-    root_keys: List[int] = []
+    nodes: dict[int, GNode] = {}
+    root_keys: list[int] = []
     start_fns = []
 
     for i, r in enumerate(roots):
         if _is_tensor(r):
-            name = (output_names[i] if output_names and i < len(output_names) else None) or param_map.get(id(r)) or "output"
-            out = GNode(key=id(r), kind="output", name=name, obj=r, shape=tuple(r.shape),
-                        retains_grad=bool(getattr(r, "retains_grad", False)))
+            name = (
+                (output_names[i] if output_names and i < len(output_names) else None)
+                or param_map.get(id(r))
+                or "output"
+            )
+            out = GNode(
+                key=id(r),
+                kind="output",
+                name=name,
+                obj=r,
+                shape=tuple(r.shape),
+                retains_grad=bool(getattr(r, "retains_grad", False)),
+            )
             if r.grad_fn is not None:
                 out.inputs.append(id(r.grad_fn))
                 start_fns.append(r.grad_fn)
@@ -195,11 +211,13 @@ def walk(roots: Sequence[Any], params: Optional[Dict[str, Any]] = None, introspe
             start_fns.append(r)
             root_keys.append(id(r))
         else:
-            raise TypeError(f"cannot draw an autograd graph from {type(r).__name__}: pass a tensor or a grad_fn")
+            raise TypeError(
+                f"cannot draw an autograd graph from {type(r).__name__}: pass a tensor or a grad_fn"
+            )
 
     # Iterative post-order DFS: `order` lists every input before its consumers.
-    order: List[int] = []
-    stack: List[Tuple[Any, bool]] = [(fn, False) for fn in reversed(start_fns)]
+    order: list[int] = []
+    stack: list[tuple[Any, bool]] = [(fn, False) for fn in reversed(start_fns)]
     while stack:
         fn, expanded = stack.pop()
         key = id(fn)
@@ -210,9 +228,17 @@ def walk(roots: Sequence[Any], params: Optional[Dict[str, Any]] = None, introspe
             continue
         var = getattr(fn, "variable", None)
         if var is not None:  # AccumulateGrad: draw the leaf tensor itself
-            node = GNode(key=key, kind="leaf", name=type(fn).__name__, obj=fn, seq=-1, shape=tuple(var.shape),
-                         param_name=param_map.get(id(var)), has_grad=var.grad is not None,
-                         retains_grad=False)
+            node = GNode(
+                key=key,
+                kind="leaf",
+                name=type(fn).__name__,
+                obj=fn,
+                seq=-1,
+                shape=tuple(var.shape),
+                param_name=param_map.get(id(var)),
+                has_grad=var.grad is not None,
+                retains_grad=False,
+            )
             nodes[key] = node
             order.append(key)
             continue

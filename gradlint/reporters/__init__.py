@@ -18,7 +18,7 @@ one line to ``FORMATS`` below.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Sequence
+from collections.abc import Callable, Sequence
 
 from gradlint.reporters import concise, full, github, gitlab, json, json_lines, junit, pylint, sarif
 from gradlint.reporters.context import ReportContext, rule_url
@@ -26,7 +26,7 @@ from gradlint.static.diagnostic import Diagnostic
 
 Renderer = Callable[[Sequence[Diagnostic], ReportContext], str]
 
-FORMATS: Dict[str, Renderer] = {
+FORMATS: dict[str, Renderer] = {
     "full": full.render,
     "concise": concise.render,
     "json": json.render,

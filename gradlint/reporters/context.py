@@ -4,33 +4,33 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Type
 
 from gradlint.static.diagnostic import Diagnostic, Fix
 from gradlint.static.rule import Rule
 
 # There is no published rule site yet: ``url`` fields are null until there is one.
-RULE_URL_TEMPLATE: Optional[str] = None
+RULE_URL_TEMPLATE: str | None = None
 
 
-def rule_url(code: str) -> Optional[str]:
+def rule_url(code: str) -> str | None:
     return RULE_URL_TEMPLATE.format(code=code) if RULE_URL_TEMPLATE else None
 
 
 @dataclass
 class ReportContext:
     cwd: str = field(default_factory=os.getcwd)
-    rules: Sequence[Type[Rule]] = ()
+    rules: Sequence[type[Rule]] = ()
     show_fixes: bool = False
     unsafe_fixes: bool = False
     # True under --fix/--fix-only: ``fixed`` holds the diagnostics whose fixes were applied.
     fix_mode: bool = False
-    fixed: List[Diagnostic] = field(default_factory=list)
+    fixed: list[Diagnostic] = field(default_factory=list)
     quiet: bool = False
     # Source text of inputs that are not on disk (stdin), by diagnostic filename.
-    sources: Dict[str, str] = field(default_factory=dict)
-    _lines: Dict[str, Optional[List[str]]] = field(default_factory=dict, repr=False)
+    sources: dict[str, str] = field(default_factory=dict)
+    _lines: dict[str, list[str] | None] = field(default_factory=dict, repr=False)
 
     def display_path(self, filename: str) -> str:
         """Relative to the working directory when the file is below it."""
@@ -41,7 +41,7 @@ class ReportContext:
             return filename
         return rel
 
-    def source_lines(self, filename: str) -> Optional[List[str]]:
+    def source_lines(self, filename: str) -> list[str] | None:
         if filename not in self._lines:
             text = self.sources.get(filename)
             if text is None:
@@ -55,7 +55,7 @@ class ReportContext:
             self._lines[filename] = text.splitlines() if text is not None else None
         return self._lines[filename]
 
-    def fix_available(self, fix: Optional[Fix]) -> bool:
+    def fix_available(self, fix: Fix | None) -> bool:
         """Would ``--fix`` (with the current ``--unsafe-fixes`` setting) apply it?"""
         return fix is not None and (fix.applicability == "safe" or self.unsafe_fixes)
 
@@ -77,7 +77,7 @@ def summary(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
     """ruff-style closing lines for the human formats (empty under --quiet)."""
     if ctx.quiet:
         return ""
-    lines: List[str] = []
+    lines: list[str] = []
     if ctx.show_fixes and ctx.fixed:
         lines.append(fixed_listing(ctx.fixed, ctx))
     n = len(diagnostics)
@@ -104,7 +104,7 @@ def summary(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
 
 def fixed_listing(fixed: Sequence[Diagnostic], ctx: ReportContext) -> str:
     """``--show-fixes``: what was fixed, per file and code."""
-    by_file: Dict[str, Counter] = {}
+    by_file: dict[str, Counter] = {}
     for d in fixed:
         by_file.setdefault(ctx.display_path(d.filename), Counter())[(d.code, ctx.rule_name(d))] += 1
     out = [f"Fixed {plural(len(fixed), 'error')}:"]

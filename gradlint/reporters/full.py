@@ -17,7 +17,7 @@ preview of the fixed lines is shown when the fix touches at most a few lines.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import click
 
@@ -33,13 +33,15 @@ def _caret_prefix(line: str, column: int) -> str:
     return "".join(ch if ch == "\t" else " " for ch in line[: max(column - 1, 0)])
 
 
-def preview_fix(lines: List[str], fix: Fix) -> Optional[Tuple[int, List[str], List[str]]]:
+def preview_fix(lines: list[str], fix: Fix) -> tuple[int, list[str], list[str]] | None:
     """(first row, old lines, new lines) of the region the fix edits, or None if too big/odd."""
     if not fix.edits:
         return None
     first = min(e.location.row for e in fix.edits)
-    last = max(e.end_location.row - (1 if e.end_location.column == 1 and e.end_location.row > e.location.row else 0)
-               for e in fix.edits)
+    last = max(
+        e.end_location.row - (1 if e.end_location.column == 1 and e.end_location.row > e.location.row else 0)
+        for e in fix.edits
+    )
     if first < 1 or last > len(lines) or last - first + 1 > MAX_PREVIEW_LINES:
         return None
     old = lines[first - 1 : last]
@@ -87,7 +89,9 @@ def _one(d: Diagnostic, ctx: ReportContext) -> str:
             if r == row:
                 end_col = d.end_location.column if d.end_location.row == row else len(text) + 1
                 n = max(1, end_col - d.location.column)
-                out.append(f"{gutter} {_caret_prefix(text, d.location.column)}{click.style('^' * n, fg='red')} {d.code}")
+                out.append(
+                    f"{gutter} {_caret_prefix(text, d.location.column)}{click.style('^' * n, fg='red')} {d.code}"
+                )
         out.append(gutter)
         if d.fix is not None:
             label = "help" if d.fix.applicability == "safe" else "help (unsafe fix)"

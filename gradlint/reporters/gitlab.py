@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import json as _json
 import os
+from collections.abc import Sequence
 from pathlib import PurePath
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any
 
 from gradlint.reporters.context import ReportContext
 from gradlint.static.diagnostic import Diagnostic
@@ -41,8 +42,8 @@ def _line_text(d: Diagnostic, ctx: ReportContext) -> str:
 
 
 def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
-    issues: List[Dict[str, Any]] = []
-    seen: Dict[Tuple[str, ...], int] = {}
+    issues: list[dict[str, Any]] = []
+    seen: dict[tuple[str, ...], int] = {}
     for d in diagnostics:
         path = _path(d.filename, ctx)
         key = (path, d.code, d.message, _line_text(d, ctx))

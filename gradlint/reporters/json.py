@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import json as _json
 import os
-from typing import Any, Dict, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from gradlint.reporters.context import ReportContext, rule_url
 from gradlint.static.diagnostic import Diagnostic, Location
 
 
-def _loc(loc: Location) -> Dict[str, int]:
+def _loc(loc: Location) -> dict[str, int]:
     return {"row": loc.row, "column": loc.column}
 
 
-def to_ruff_dict(d: Diagnostic, ctx: ReportContext) -> Dict[str, Any]:
+def to_ruff_dict(d: Diagnostic, ctx: ReportContext) -> dict[str, Any]:
     fix = None
     if d.fix is not None:
         fix = {

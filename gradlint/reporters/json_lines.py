@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json as _json
-from typing import Sequence
+from collections.abc import Sequence
 
 from gradlint.reporters.context import ReportContext
 from gradlint.reporters.json import to_ruff_dict

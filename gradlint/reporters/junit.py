@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from typing import Dict, List, Sequence
+from collections.abc import Sequence
 
 from gradlint.reporters.context import ReportContext
 from gradlint.static.diagnostic import Diagnostic
@@ -25,11 +25,13 @@ def _x(s: str) -> str:
 
 def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
     root = ET.Element("testsuites", name="gradlint")
-    by_file: Dict[str, List[Diagnostic]] = {}
+    by_file: dict[str, list[Diagnostic]] = {}
     for d in diagnostics:
         by_file.setdefault(ctx.display_path(d.filename), []).append(d)
     if not by_file:
-        suite = ET.SubElement(root, "testsuite", name="gradlint", tests="1", failures="0", errors="0", skipped="0")
+        suite = ET.SubElement(
+            root, "testsuite", name="gradlint", tests="1", failures="0", errors="0", skipped="0"
+        )
         ET.SubElement(suite, "testcase", name="No errors found", classname="gradlint")
     for path, diags in by_file.items():
         n = str(len(diags))

@@ -8,7 +8,7 @@ does not report.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from gradlint.reporters.context import ReportContext
 from gradlint.static.diagnostic import Diagnostic

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json as _json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any
 
 from gradlint import __version__
 from gradlint.reporters.context import ReportContext, rule_url
@@ -21,8 +22,8 @@ from gradlint.static.diagnostic import GL000, Diagnostic
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
-def _rule_entry(code: str, name: str, summary: str, docs: str) -> Dict[str, Any]:
-    entry: Dict[str, Any] = {
+def _rule_entry(code: str, name: str, summary: str, docs: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
         "id": code,
         "name": name,
         "shortDescription": {"text": summary},
@@ -36,7 +37,7 @@ def _rule_entry(code: str, name: str, summary: str, docs: str) -> Dict[str, Any]
     return entry
 
 
-def _artifact(filename: str, ctx: ReportContext) -> Dict[str, Any]:
+def _artifact(filename: str, ctx: ReportContext) -> dict[str, Any]:
     if filename == "-":
         return {"uri": "stdin"}
     shown = ctx.display_path(filename)
@@ -46,8 +47,8 @@ def _artifact(filename: str, ctx: ReportContext) -> Dict[str, Any]:
 
 
 def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
-    rules: List[Dict[str, Any]] = []
-    index: Dict[str, int] = {}
+    rules: list[dict[str, Any]] = []
+    index: dict[str, int] = {}
     for r in ctx.rules:
         index[r.code] = len(rules)
         rules.append(_rule_entry(r.code, r.name, r.summary(), r.docs()))
@@ -66,12 +67,14 @@ def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
             "endLine": d.end_location.row,
             "endColumn": d.end_location.column,
         }
-        result: Dict[str, Any] = {
+        result: dict[str, Any] = {
             "ruleId": d.code,
             "ruleIndex": index[d.code],
             "level": "error",
             "message": {"text": d.message},
-            "locations": [{"physicalLocation": {"artifactLocation": _artifact(d.filename, ctx), "region": region}}],
+            "locations": [
+                {"physicalLocation": {"artifactLocation": _artifact(d.filename, ctx), "region": region}}
+            ],
         }
         results.append(result)
     log = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json as _json
 from collections import Counter
-from typing import Dict, Sequence, Tuple
+from collections.abc import Sequence
 
 from gradlint.reporters.context import ReportContext
 from gradlint.static.diagnostic import Diagnostic
@@ -12,21 +12,27 @@ from gradlint.static.diagnostic import Diagnostic
 
 def _rows(diagnostics: Sequence[Diagnostic], ctx: ReportContext):
     counts: Counter = Counter(d.code for d in diagnostics)
-    fixable: Dict[str, bool] = {}
-    names: Dict[str, str] = {}
+    fixable: dict[str, bool] = {}
+    names: dict[str, str] = {}
     for d in diagnostics:
         fixable[d.code] = fixable.get(d.code, False) or ctx.fix_available(d.fix)
         names.setdefault(d.code, ctx.rule_name(d))
     # Most frequent first, then by code (ruff's order).
-    return [(code, names[code], n, fixable[code]) for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return [
+        (code, names[code], n, fixable[code])
+        for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
 
 
 def render_statistics(diagnostics: Sequence[Diagnostic], ctx: ReportContext, *, as_json: bool) -> str:
     rows = _rows(diagnostics, ctx)
     if as_json:
-        return _json.dumps(
-            [{"code": c, "name": name, "count": n, "fixable": f} for c, name, n, f in rows], indent=2
-        ) + "\n"
+        return (
+            _json.dumps(
+                [{"code": c, "name": name, "count": n, "fixable": f} for c, name, n, f in rows], indent=2
+            )
+            + "\n"
+        )
     if not rows:
         return ""
     width = max(len(str(n)) for _, _, n, _ in rows)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import libcst as cst
 
-from typing import Optional
-
 from gradlint.static.rule import Replace, Rule
 from gradlint.static.semantics.backward import NeedsBackwardCall
 from gradlint.static.semantics.loops import (
@@ -68,8 +66,8 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
     name = "backward-in-accumulation-loop"
     message = (
         "`{target}` is backpropagated inside a loop that keeps accumulating `{key}` (line {line}) across iterations: "
-        "the next iteration backpropagates through a graph this call already freed (\"Trying to backward "
-        "through the graph a second time\"); sum the terms and call backward once after the loop, "
+        'the next iteration backpropagates through a graph this call already freed ("Trying to backward '
+        'through the graph a second time"); sum the terms and call backward once after the loop, '
         "or backpropagate each iteration's term separately"
     )
     fix_applicability = "unsafe"
@@ -137,7 +135,7 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
                 fix_message="Move the backward call after the loop",
             )
 
-    def _move_after_loop(self, facts: ScopeFacts, found: AccumulatedBackward) -> Optional[Replace]:
+    def _move_after_loop(self, facts: ScopeFacts, found: AccumulatedBackward) -> Replace | None:
         """Rewrite ``for ...: <body>; X.backward()`` as ``for ...: <body>`` + ``X.backward()``."""
         loop, unit = found.loop, found.site.unit
         line = unit.node

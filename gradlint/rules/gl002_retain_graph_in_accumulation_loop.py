@@ -70,7 +70,7 @@ class RetainGraphInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
     message_unused = (
         "`retain_graph=True` on `{target}`, which is rebuilt every iteration and not backpropagated again: "
         "the retained graph is never used but stays in memory; drop `retain_graph=True` (if it was added "
-        "for \"backward through the graph a second time\", detach what carries over between iterations)"
+        'for "backward through the graph a second time", detach what carries over between iterations)'
     )
     silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 

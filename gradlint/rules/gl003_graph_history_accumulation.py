@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from typing import List, Union
-
 import libcst as cst
 
 from gradlint.static.rule import Replace, Rule
@@ -200,7 +198,7 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
             might_backward_in(text, file_text) or _STEP_CONTEXT.search(text) is not None
         )
 
-    def _candidate(self, node: cst.CSTNode, key: Union[str, None]) -> None:
+    def _candidate(self, node: cst.CSTNode, key: str | None) -> None:
         if key is None:
             return
         if self.loop_depth == 0 and not key.startswith("self."):
@@ -244,9 +242,13 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
 
     def visit_Expr(self, node: cst.Expr) -> None:
         call = node.value
-        if (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
-                and call.func.attr.value in ("append", "extend", "insert") and call.args
-                and _maybe_graph(call.args[-1].value)):
+        if (
+            isinstance(call, cst.Call)
+            and isinstance(call.func, cst.Attribute)
+            and call.func.attr.value in ("append", "extend", "insert")
+            and call.args
+            and _maybe_graph(call.args[-1].value)
+        ):
             self._candidate(node, dotted_name(call.func.value))
 
 
@@ -254,8 +256,8 @@ def _maybe_graph(value: cst.BaseExpression) -> bool:
     return isinstance(value, cst.Call) or bool(graph_refs(value))
 
 
-def _fixable(values: List[cst.BaseExpression]) -> List[cst.BaseExpression]:
-    out: List[cst.BaseExpression] = []
+def _fixable(values: list[cst.BaseExpression]) -> list[cst.BaseExpression]:
+    out: list[cst.BaseExpression] = []
     for v in values:
         if isinstance(v, (cst.Tuple, cst.List)):
             out += [el.value for el in v.elements if not isinstance(el, cst.StarredElement)]

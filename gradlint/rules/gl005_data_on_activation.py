@@ -16,21 +16,53 @@ from gradlint.static.semantics.dataflow import (
 
 _DATA = re.compile(r"\.data\b")
 # In-place methods whose out-of-place twin is the same name without "_".
-_ARITH = frozenset({
-    "add_", "sub_", "mul_", "div_", "clamp_", "clamp_min_", "clamp_max_", "pow_", "neg_", "abs_", "exp_",
-    "log_", "sqrt_", "sigmoid_", "tanh_", "relu_", "masked_fill_", "addcmul_", "addcdiv_", "lerp_",
-})
+_ARITH = frozenset(
+    {
+        "add_",
+        "sub_",
+        "mul_",
+        "div_",
+        "clamp_",
+        "clamp_min_",
+        "clamp_max_",
+        "pow_",
+        "neg_",
+        "abs_",
+        "exp_",
+        "log_",
+        "sqrt_",
+        "sigmoid_",
+        "tanh_",
+        "relu_",
+        "masked_fill_",
+        "addcmul_",
+        "addcdiv_",
+        "lerp_",
+    }
+)
 _AUG_OPS = {
-    "AddAssign": "+", "SubtractAssign": "-", "MultiplyAssign": "*", "DivideAssign": "/",
-    "FloorDivideAssign": "//", "ModuloAssign": "%", "PowerAssign": "**", "MatrixMultiplyAssign": "@",
+    "AddAssign": "+",
+    "SubtractAssign": "-",
+    "MultiplyAssign": "*",
+    "DivideAssign": "/",
+    "FloorDivideAssign": "//",
+    "ModuloAssign": "%",
+    "PowerAssign": "**",
+    "MatrixMultiplyAssign": "@",
 }
 _ATOMIC = (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.Integer, cst.Float)
 # Hops that keep a read on its way out of the tensor world, and where it ends.
-_PASS_THROUGH = frozenset({"cpu", "detach", "float", "double", "squeeze", "flatten", "view", "reshape", "clone"})
-_TO_PYTHON = frozenset({"item", "tolist", "numpy", "argmax", "argmin", "argsort", "eq", "ne", "gt", "lt", "ge", "le"})
+_PASS_THROUGH = frozenset(
+    {"cpu", "detach", "float", "double", "squeeze", "flatten", "view", "reshape", "clone"}
+)
+_TO_PYTHON = frozenset(
+    {"item", "tolist", "numpy", "argmax", "argmin", "argsort", "eq", "ne", "gt", "lt", "ge", "le"}
+)
 # ``out.data.max(1)[1]``: the indices half of these results has no gradient.
 _WITH_INDICES = frozenset({"max", "min", "topk", "sort", "kthvalue", "mode", "median"})
-_LOGGING = frozenset({"print", "info", "debug", "warning", "log", "add_scalar", "set_description", "set_postfix"})
+_LOGGING = frozenset(
+    {"print", "info", "debug", "warning", "log", "add_scalar", "set_description", "set_postfix"}
+)
 
 
 class DataOnActivation(TracksStatements, TracksWrites, Rule):
@@ -156,8 +188,12 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
             return  # a view of a parameter: GL016's business
         if self._leaves_autograd(node):
             return
-        self.report(node, target=self.context.code_for(base), fix=self._fix(node),
-                    fix_message="Operate on the tensor itself instead of through `.data`")
+        self.report(
+            node,
+            target=self.context.code_for(base),
+            fix=self._fix(node),
+            fix_message="Operate on the tensor itself instead of through `.data`",
+        )
 
     def _leaves_autograd(self, node: cst.Attribute) -> bool:
         """``out.data.cpu().numpy()``, ``loss.data.item()``, ``print(out.data)``: a read
@@ -182,13 +218,19 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
                     sub = parent(call)
                     if isinstance(sub, cst.Subscript) and sub.value is call and len(sub.slice) == 1:
                         index = sub.slice[0].slice
-                        return isinstance(index, cst.Index) and isinstance(index.value, cst.Integer) and index.value.value == "1"
+                        return (
+                            isinstance(index, cst.Index)
+                            and isinstance(index.value, cst.Integer)
+                            and index.value.value == "1"
+                        )
                 return False
             if isinstance(up, cst.Arg):
                 call = parent(up)
                 if isinstance(call, cst.Call):
                     func = call.func
-                    name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
+                    name = (
+                        func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
+                    )
                     return name in _LOGGING or name in ("float", "int")
             return False
 

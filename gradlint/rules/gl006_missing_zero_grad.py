@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from gradlint.static.rule import Rule
-from gradlint.static.semantics.optim import other_framework, OptimAnalysis, guard_tests_within
+from gradlint.static.semantics.optim import OptimAnalysis, guard_tests_within, other_framework
 
 
 class MissingZeroGrad(Rule):
@@ -78,7 +78,6 @@ class MissingZeroGrad(Rule):
         """,
     ]
 
-
     # Which optimizer steps which parameters is set up in `__init__`, used in another method.
     context = "class"
 
@@ -95,8 +94,11 @@ class MissingZeroGrad(Rule):
             steps = [e for e in scope.events if e.kind == "step" and e.loops]
             for step in steps:
                 loop = next(
-                    (l for l in reversed(step.loops)
-                     if any(l in e.loops and e.populates_grad for e in scope.events)),
+                    (
+                        l
+                        for l in reversed(step.loops)
+                        if any(l in e.loops and e.populates_grad for e in scope.events)
+                    ),
                     None,
                 )
                 if loop is None or (id(loop), step.key) in reported:

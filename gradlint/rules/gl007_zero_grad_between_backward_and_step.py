@@ -76,7 +76,6 @@ class ZeroGradBetweenBackwardAndStep(Rule):
         """,
     ]
 
-
     # Which optimizer steps which parameters is set up in `__init__`, used in another method.
     context = "class"
 
@@ -95,8 +94,13 @@ class ZeroGradBetweenBackwardAndStep(Rule):
                 if zero.kind != "zero_grad":
                     continue
                 step = next(
-                    (e for e in events[zi + 1:] if e.kind == "step"
-                     and analysis.zero_grad_pairs_with(zero, e.key or "", scope) and reaches(zero, e)),
+                    (
+                        e
+                        for e in events[zi + 1 :]
+                        if e.kind == "step"
+                        and analysis.zero_grad_pairs_with(zero, e.key or "", scope)
+                        and reaches(zero, e)
+                    ),
                     None,
                 )
                 if step is not None:
@@ -132,8 +136,10 @@ class ZeroGradBetweenBackwardAndStep(Rule):
             for e in in_loop:
                 if e.order >= zero.order:
                     break
-                if e.kind == "step" and analysis.zero_grad_pairs_with(zero, e.key or "", scope) and reaches_around(
-                    zero, e, loop
+                if (
+                    e.kind == "step"
+                    and analysis.zero_grad_pairs_with(zero, e.key or "", scope)
+                    and reaches_around(zero, e, loop)
                 ):
                     between = [x for x in in_loop if x.order > zero.order or x.order < e.order]
                     return e, between

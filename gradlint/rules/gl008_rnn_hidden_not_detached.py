@@ -6,8 +6,8 @@ import re
 
 import libcst as cst
 
-from gradlint.static.semantics.backward import might_backward, might_backward_in
 from gradlint.static.rule import Rule
+from gradlint.static.semantics.backward import might_backward, might_backward_in
 from gradlint.static.semantics.state import RecurrentState
 
 # Module state rebound through a submodule call that takes it (the analysis only
@@ -91,14 +91,14 @@ class RnnHiddenNotDetached(Rule):
     name = "rnn-hidden-not-detached"
     message = (
         "`{var}` is fed back into the call that rebinds it after a backward pass without being detached: the "
-        "next backward walks into the freed graph of the previous batch (\"Trying to backward through the graph "
-        "a second time\"); detach it once per iteration (`{var} = {var}.detach()`, or "
+        'next backward walks into the freed graph of the previous batch ("Trying to backward through the graph '
+        'a second time"); detach it once per iteration (`{var} = {var}.detach()`, or '
         "`tuple(h.detach() for h in {var})` for an LSTM's (h, c))"
     )
     module_message = (
         "`{var}` is kept on the module and fed back into the call that rebinds it, and nothing detaches or "
         "re-creates it between batches: the second batch's backward walks into the freed graph of the first "
-        "(\"Trying to backward through the graph a second time\"); detach it before use "
+        '("Trying to backward through the graph a second time"); detach it before use '
         "(`{var} = tuple(h.detach() for h in {var})`) or reset it once per batch"
     )
     VALID = [
@@ -138,7 +138,6 @@ class RnnHiddenNotDetached(Rule):
                 return self.fc(out)
         """,
     ]
-
 
     @classmethod
     def could_match(cls, text: str) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradlint.static.semantics.backward import NeedsBackwardCall
 from gradlint.static.rule import Rule
+from gradlint.static.semantics.backward import NeedsBackwardCall
 from gradlint.static.semantics.state import SharedGraphs
 
 
@@ -54,13 +54,13 @@ class MultipleBackwardSharedGraph(NeedsBackwardCall, Rule):
     name = "multiple-backward-shared-graph"
     message = (
         "`{loss}` shares its graph with the loss that the backward on line {line} already went through without "
-        "`retain_graph=True`, so this pass fails with \"Trying to backward through the graph a second time\"; "
+        '`retain_graph=True`, so this pass fails with "Trying to backward through the graph a second time"; '
         "backpropagate the sum once (`(loss1 + loss2).backward()`) or pass `retain_graph=True` to all but the "
         "last backward"
     )
     loop_message = (
         "each iteration backpropagates `{loss}` through a graph computed once before the loop, which the first "
-        "iteration already freed (\"Trying to backward through the graph a second time\"); backpropagate the "
+        'iteration already freed ("Trying to backward through the graph a second time"); backpropagate the '
         "sum of the losses once, or pass `retain_graph=True` to all but the last backward"
     )
     silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional, Set
-
 import libcst as cst
 
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.backward import might_backward, might_backward_in
 from gradlint.static.semantics.imports import ImportMap, dotted_name
-from gradlint.static.semantics.optim import OptimAnalysis, ScopeInfo, Event, grad_mode_at, last_assignment
+from gradlint.static.semantics.optim import Event, OptimAnalysis, ScopeInfo, grad_mode_at, last_assignment
 
 _GRAD_OFF = ("no_grad", "inference_mode", "set_grad_enabled")
 
@@ -52,7 +50,7 @@ class BackwardUnderNoGrad(Rule):
     name = "backward-under-no-grad"
     message = (
         "`{target}` was computed with autograd disabled ({region}), so it has no graph and this backward fails "
-        "(\"element 0 of tensors does not require grad\"); compute the loss outside the no-grad region"
+        '("element 0 of tensors does not require grad"); compute the loss outside the no-grad region'
     )
     VALID = [
         """
@@ -105,7 +103,7 @@ class BackwardUnderNoGrad(Rule):
                         region=_describe(region, self.context),
                     )
 
-    def _computed_without_grad(self, expr, at: Event, scope: ScopeInfo, imports, seen: Set[str]) -> bool:
+    def _computed_without_grad(self, expr, at: Event, scope: ScopeInfo, imports, seen: set[str]) -> bool:
         name = dotted_name(expr)
         if name is None:
             # An operation evaluated right here, where grad mode is off.
@@ -135,7 +133,7 @@ class BackwardUnderNoGrad(Rule):
         return False
 
 
-def _describe(region: Optional[cst.CSTNode], context) -> str:
+def _describe(region: cst.CSTNode | None, context) -> str:
     if isinstance(region, cst.With):
         return "`with " + ", ".join(context.code_for(i.item) for i in region.items) + "`"
     if isinstance(region, cst.FunctionDef):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Optional, Set
 
 import libcst as cst
 
@@ -121,7 +120,7 @@ class RequiresGradTypo(Rule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._user_names: Optional[Set[str]] = None
+        self._user_names: set[str] | None = None
 
     def _defined_here(self, name: str) -> bool:
         if self._user_names is None:
@@ -159,10 +158,10 @@ class RequiresGradTypo(Rule):
         return isinstance(call.func, cst.Attribute) and call.func.attr.value in _TENSOR_FACTORY_METHODS
 
 
-def _user_names(module: cst.Module) -> Set[str]:
+def _user_names(module: cst.Module) -> set[str]:
     """Typo-like names this file defines or reads back: then they are its own, not a typo."""
-    names: Set[str] = set()
-    stored: Set[int] = set()
+    names: set[str] = set()
+    stored: set[int] = set()
 
     def add(name: str) -> None:
         if name in TYPOS or name == "requires_grad_":
@@ -177,7 +176,13 @@ def _user_names(module: cst.Module) -> Set[str]:
             add(node.name.value)
         elif isinstance(node, cst.AnnAssign):
             target = node.target
-            add(target.value if isinstance(target, cst.Name) else target.attr.value if isinstance(target, cst.Attribute) else "")
+            add(
+                target.value
+                if isinstance(target, cst.Name)
+                else target.attr.value
+                if isinstance(target, cst.Attribute)
+                else ""
+            )
         elif isinstance(node, cst.Assign):
             for t in node.targets:
                 target = t.target
@@ -190,6 +195,8 @@ def _user_names(module: cst.Module) -> Set[str]:
         elif isinstance(node, cst.Attribute) and id(node) not in stored:
             add(node.attr.value)  # read back (``if p.require_grad:``): the file gives it a meaning
         elif isinstance(node, cst.SimpleString):
-            add(node.value.strip("\"'").lstrip("-").replace("-", "_"))  # getattr(o, "require_grad"), --require-grad
+            add(
+                node.value.strip("\"'").lstrip("-").replace("-", "_")
+            )  # getattr(o, "require_grad"), --require-grad
         stack.extend(reversed(child_nodes(node)))
     return names

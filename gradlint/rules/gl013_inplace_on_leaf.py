@@ -6,8 +6,8 @@ import re
 
 import libcst as cst
 
-from gradlint.static.semantics.backward import might_backward
 from gradlint.static.rule import Rule
+from gradlint.static.semantics.backward import might_backward
 from gradlint.static.semantics.dataflow import Kind, TracksStatements, inplace_edits, no_grad_wrap, view_root
 
 _PARAMS_KEY = re.compile(r"\[.params.\]")
@@ -15,10 +15,11 @@ _REQUIRES_GRAD_TRUE = re.compile(r"requires_grad(?:\s*=\s*True|_\(\s*(?:True\s*)
 
 
 def _leaf_sign(text: str) -> bool:
-    return (
-        any(s in text for s in ("requires_grad", "Parameter", "parameters("))
-        or ("params" in text and _PARAMS_KEY.search(text) is not None)
+    return any(s in text for s in ("requires_grad", "Parameter", "parameters(")) or (
+        "params" in text and _PARAMS_KEY.search(text) is not None
     )
+
+
 _INPLACE_SIGN = re.compile(r"[a-z0-9]_\(|[-+*/%&|^@]=|\]\s*=[^=]")
 
 
@@ -76,7 +77,7 @@ class InplaceOnLeaf(TracksStatements, Rule):
     name = "inplace-on-leaf"
     message = (
         "In-place edit of `{target}`, a leaf tensor that requires grad, outside `torch.no_grad()`: "
-        "\"a leaf Variable that requires grad is being used in an in-place operation\"; "
+        '"a leaf Variable that requires grad is being used in an in-place operation"; '
         "wrap the update in `with torch.no_grad():`"
     )
     fix_applicability = "unsafe"

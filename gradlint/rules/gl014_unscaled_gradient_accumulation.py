@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Set
-
 import libcst as cst
 
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.imports import dotted_name
 from gradlint.static.semantics.optim import (
-    other_framework, Event, OptimAnalysis, ScopeInfo, assignments_of, child_nodes, guard_tests_within, is_accumulation_guard, last_part,
+    Event,
+    OptimAnalysis,
+    ScopeInfo,
+    assignments_of,
+    child_nodes,
+    guard_tests_within,
+    is_accumulation_guard,
+    last_part,
+    other_framework,
 )
 
 
@@ -90,7 +96,6 @@ class UnscaledGradientAccumulation(Rule):
         """,
     ]
 
-
     # Which optimizer steps which parameters is set up in `__init__`, used in another method.
     context = "class"
 
@@ -108,7 +113,11 @@ class UnscaledGradientAccumulation(Rule):
                 if step.kind != "step" or not step.loops:
                     continue
                 loop = next(
-                    (l for l in reversed(step.loops) if any(l in e.loops and e.populates_grad for e in scope.events)),
+                    (
+                        l
+                        for l in reversed(step.loops)
+                        if any(l in e.loops and e.populates_grad for e in scope.events)
+                    ),
                     None,
                 )
                 if loop is None or id(loop) in done:
@@ -123,7 +132,11 @@ class UnscaledGradientAccumulation(Rule):
                 for bw in in_loop:
                     if not bw.populates_grad or bw.backward is None or bw.backward.target is None:
                         continue
-                    if bw.backward.kind == "wrapper" or _managed(bw) or any(g in bw.guards for g in step.guards):
+                    if (
+                        bw.backward.kind == "wrapper"
+                        or _managed(bw)
+                        or any(g in bw.guards for g in step.guards)
+                    ):
                         continue
                     if not self._unscaled(bw.backward.target, bw, scope, analysis, set()):
                         continue
@@ -134,7 +147,9 @@ class UnscaledGradientAccumulation(Rule):
                     )
                     break
 
-    def _unscaled(self, expr: cst.BaseExpression, at: Event, scope: ScopeInfo, analysis, seen: Set[str]) -> bool:
+    def _unscaled(
+        self, expr: cst.BaseExpression, at: Event, scope: ScopeInfo, analysis, seen: set[str]
+    ) -> bool:
         """True only when every visible definition of the loss lacks a division or scaling."""
         if _scaled(expr):
             return False
@@ -199,7 +214,11 @@ def _scaled(expr: cst.BaseExpression) -> bool:
             ):
                 if not (_is_loss_like(n.left) and _is_loss_like(n.right)):
                     return True
-        if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value in ("div", "mul", "div_", "mul_"):
+        if (
+            isinstance(n, cst.Call)
+            and isinstance(n.func, cst.Attribute)
+            and n.func.attr.value in ("div", "mul", "div_", "mul_")
+        ):
             return True
         if isinstance(n, cst.Lambda):
             continue
@@ -216,7 +235,11 @@ def _managed(bw: Event) -> bool:
     for w in bw.withs:
         for item in w.items:
             call = item.item
-            if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and "accumulate" in call.func.attr.value:
+            if (
+                isinstance(call, cst.Call)
+                and isinstance(call.func, cst.Attribute)
+                and "accumulate" in call.func.attr.value
+            ):
                 return True
     return False
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Set, Tuple
-
 import libcst as cst
 
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.imports import dotted_name
-from gradlint.static.semantics.optim import other_framework, Event, OptimAnalysis, ScopeInfo, child_nodes, last_assignment, last_part
+from gradlint.static.semantics.optim import (
+    Event,
+    OptimAnalysis,
+    ScopeInfo,
+    child_nodes,
+    last_assignment,
+    last_part,
+    other_framework,
+)
 
 
 class StepBetweenBackwardOnSharedGraph(Rule):
@@ -54,8 +60,8 @@ class StepBetweenBackwardOnSharedGraph(Rule):
     name = "step-between-backward-on-shared-graph"
     message = (
         "`{step}` updates in place parameters that the graph of `{loss}` (a forward run before the step) still "
-        "needs for its backward on line {line}, which fails with \"one of the variables needed for gradient computation has "
-        "been modified by an inplace operation\"; run both backward passes before stepping, or recompute "
+        'needs for its backward on line {line}, which fails with "one of the variables needed for gradient computation has '
+        'been modified by an inplace operation"; run both backward passes before stepping, or recompute '
         "`{loss}` after the step"
     )
     VALID = [
@@ -87,7 +93,6 @@ class StepBetweenBackwardOnSharedGraph(Rule):
         """,
     ]
 
-
     # Which optimizer steps which parameters is set up in `__init__`, used in another method.
     context = "class"
 
@@ -104,10 +109,12 @@ class StepBetweenBackwardOnSharedGraph(Rule):
             for si, step in enumerate(events):
                 if step.kind != "step" or not step.key:
                     continue
-                first = next((e for e in reversed(events[:si]) if e.populates_grad and analysis.reaches(e, step)), None)
+                first = next(
+                    (e for e in reversed(events[:si]) if e.populates_grad and analysis.reaches(e, step)), None
+                )
                 if first is None:
                     continue
-                second = next((e for e in events[si + 1:] if e.kind == "backward"), None)
+                second = next((e for e in events[si + 1 :] if e.kind == "backward"), None)
                 if second is None or second.backward is None or second.backward.target is None:
                     continue
                 if not analysis.reaches(step, second):
@@ -123,7 +130,11 @@ class StepBetweenBackwardOnSharedGraph(Rule):
 
     def _stale_forward(self, second: Event, step: Event, first: Event, scope: ScopeInfo, analysis) -> bool:
         # Forward calls evaluated before the step whose outputs reach the second loss.
-        stale = [c for c, order in _forward_calls(second.backward.target, second, scope, set()) if order < step.order]
+        stale = [
+            c
+            for c, order in _forward_calls(second.backward.target, second, scope, set())
+            if order < step.order
+        ]
         if not stale:
             return False  # computed after the step, or from detached inputs only
         models = analysis.optimizer_models.get(step.key) or analysis.optimizer_models.get(
@@ -133,7 +144,9 @@ class StepBetweenBackwardOnSharedGraph(Rule):
             return any(_calls_model(c, models) for c in stale)
         # Unknown parameter set: only the explicit retain_graph=True on the first backward says
         # both losses share one graph, and the second must also share a forward with the first.
-        if not (first.backward is not None and first.backward.retain_graph and first.backward.target is not None):
+        if not (
+            first.backward is not None and first.backward.retain_graph and first.backward.target is not None
+        ):
             return False
         first_calls = [c for c, _ in _forward_calls(first.backward.target, first, scope, set())]
         shared = {_call_text(c) for c in stale} & {_call_text(c) for c in first_calls}
@@ -141,11 +154,11 @@ class StepBetweenBackwardOnSharedGraph(Rule):
         return bool(shared)
 
 
-def _call_text(call: cst.Call) -> Optional[str]:
+def _call_text(call: cst.Call) -> str | None:
     return dotted_name(call.func)
 
 
-def _calls_model(call: cst.Call, models: Set[str]) -> bool:
+def _calls_model(call: cst.Call, models: set[str]) -> bool:
     name = dotted_name(call.func) or ""
     for m in models:
         if name == m or name.startswith(m + "."):
@@ -156,14 +169,16 @@ def _calls_model(call: cst.Call, models: Set[str]) -> bool:
 _DETACHING = {"detach", "item", "tolist", "cpu_detached", "numpy"}
 
 
-def _forward_calls(expr: cst.BaseExpression, at: Event, scope: ScopeInfo, seen: Set[str]) -> List[Tuple[cst.Call, int]]:
+def _forward_calls(
+    expr: cst.BaseExpression, at: Event, scope: ScopeInfo, seen: set[str]
+) -> list[tuple[cst.Call, int]]:
     """Calls whose outputs flow into ``expr`` (evaluated at ``at``), each with the order it ran at.
 
     Follows earlier assignments of the names ``expr`` reads; stops at ``.detach()``/``.item()``.
     """
-    out: List[Tuple[cst.Call, int]] = []
+    out: list[tuple[cst.Call, int]] = []
     stack = [expr]
-    names: Set[str] = set()
+    names: set[str] = set()
     while stack:
         n = stack.pop()
         if isinstance(n, cst.Call):
@@ -193,8 +208,20 @@ def _forward_calls(expr: cst.BaseExpression, at: Event, scope: ScopeInfo, seen: 
 
 
 _NOT_FORWARD = {"parameters", "named_parameters", "to", "cuda", "cpu", "train", "eval", "zero_grad", "step"}
-_BUILDERS = {"prepare", "prepare_model", "create_model", "from_pretrained", "compile", "build_model", "get_model",
-             "deepcopy", "copy", "load", "DDP", "FSDP"}
+_BUILDERS = {
+    "prepare",
+    "prepare_model",
+    "create_model",
+    "from_pretrained",
+    "compile",
+    "build_model",
+    "get_model",
+    "deepcopy",
+    "copy",
+    "load",
+    "DDP",
+    "FSDP",
+}
 
 
 def _constructs(value: cst.BaseExpression) -> bool:

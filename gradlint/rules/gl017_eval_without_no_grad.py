@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Set
 
 import libcst as cst
 
 from gradlint.static.rule import Replace, Rule
 from gradlint.static.semantics.imports import ImportMap
 from gradlint.static.semantics.optim import (
-    LIGHTNING_EVAL_HOOKS, Event, OptimAnalysis, ScopeInfo, grad_mode_at, last_part, looks_like_eval_function,
-    looks_like_eval_loader, looks_like_model_name, names_in,
+    LIGHTNING_EVAL_HOOKS,
+    Event,
+    OptimAnalysis,
+    ScopeInfo,
+    grad_mode_at,
+    last_part,
+    looks_like_eval_function,
+    looks_like_eval_loader,
+    looks_like_model_name,
+    names_in,
 )
-
 
 # Some sign of evaluation: `.eval()`, an eval-like function name, an eval-like loader name.
 # Each pattern starts with a literal (fast to search for) and runs on the
 # lowercased text; one case-insensitive alternation took 4 s over transformers.
 _EVAL_LOADERS = tuple(
-    re.compile(prefix + r"_?(?:data)?(?:loader|set|dl)\b") for prefix in (r"val(?:id|idation)?", "test", "eval", "dev")
+    re.compile(prefix + r"_?(?:data)?(?:loader|set|dl)\b")
+    for prefix in (r"val(?:id|idation)?", "test", "eval", "dev")
 )
 
 
@@ -28,6 +35,7 @@ def _has_evidence(text: str) -> bool:
         return True
     low = text.lower()
     return any(p.search(low) for p in _EVAL_LOADERS)
+
 
 _DEF = re.compile(r"def\s+(\w+)")
 _LOOP = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:for|while)\b", re.M)
@@ -127,7 +135,6 @@ class EvalWithoutNoGrad(Rule):
             return False
         return _has_evidence(text) or any(looks_like_eval_function(n) for n in _DEF.findall(text))
 
-
     @classmethod
     def could_match_unit(cls, text: str, file_text: str) -> bool:
         # The loop is in the definition; `.train(` counts too: a module put in
@@ -145,7 +152,7 @@ class EvalWithoutNoGrad(Rule):
         for scope in analysis.scopes:
             if _framework_or_test(scope):
                 continue
-            reported: List[cst.CSTNode] = []
+            reported: list[cst.CSTNode] = []
             loops = _loops_outermost_first(scope)
             if not loops:
                 continue
@@ -161,7 +168,9 @@ class EvalWithoutNoGrad(Rule):
                 # A backward later in the scope may consume what the loop computes (REINFORCE
                 # collects log-probs in a loop, then backpropagates their sum): then only an
                 # evaluation loader is evidence enough.
-                later_backward = any(analysis.calls_backward(e) and e.order > in_loop[0].order for e in scope.events)
+                later_backward = any(
+                    analysis.calls_backward(e) and e.order > in_loop[0].order for e in scope.events
+                )
                 if not (by_loader or ((eval_name or by_eval_mode) and not later_backward)):
                     continue
                 call = self._first_model_call(in_loop, scope, loop, modules, imports)
@@ -178,7 +187,9 @@ class EvalWithoutNoGrad(Rule):
                 )
 
     # -- what is a model call -----------------------------------------------------------------
-    def _first_model_call(self, events: List[Event], scope: ScopeInfo, loop, modules: Set[str], imports) -> Optional[Event]:
+    def _first_model_call(
+        self, events: list[Event], scope: ScopeInfo, loop, modules: set[str], imports
+    ) -> Event | None:
         batch_names = {e.key for e in events if e.kind == "assign" and e.key}
         batch_names |= {e.key for e in scope.events if e.kind == "assign" and e.node is loop and e.key}
         for e in events:
@@ -192,7 +203,7 @@ class EvalWithoutNoGrad(Rule):
                 continue
             if not (name in modules or looks_like_model_name(name)):
                 continue
-            args_names: Set[str] = set()
+            args_names: set[str] = set()
             for a in e.node.args:
                 args_names |= names_in(a.value)
             if args_names & batch_names:
@@ -211,13 +222,19 @@ class EvalWithoutNoGrad(Rule):
         for e in scope.events:
             if e.order >= call.order:
                 break
-            if e.kind == "call" and e.key and (
-                last_part(e.key) in ("set_grad_enabled", "requires_grad_", "inference_mode", "no_grad")
+            if (
+                e.kind == "call"
+                and e.key
+                and (last_part(e.key) in ("set_grad_enabled", "requires_grad_", "inference_mode", "no_grad"))
             ):
                 return True
             # `for p in model.parameters(): p.requires_grad = False`: frozen weights build no graph
-            if (e.kind == "assign" and (e.key or "").endswith(".requires_grad") and isinstance(e.value, cst.Name)
-                    and e.value.value == "False"):
+            if (
+                e.kind == "assign"
+                and (e.key or "").endswith(".requires_grad")
+                and isinstance(e.value, cst.Name)
+                and e.value.value == "False"
+            ):
                 return True
         return self._callers_disable(scope, analysis, imports, depth=2)
 
@@ -236,7 +253,12 @@ class EvalWithoutNoGrad(Rule):
                     mode, _ = grad_mode_at(e, other, imports)
                     if mode is False:
                         return True
-                    if mode is None and depth > 0 and other is not s and self._callers_disable(other, analysis, imports, depth - 1):
+                    if (
+                        mode is None
+                        and depth > 0
+                        and other is not s
+                        and self._callers_disable(other, analysis, imports, depth - 1)
+                    ):
                         return True
         return False
 
@@ -249,7 +271,7 @@ class EvalWithoutNoGrad(Rule):
         return name == "_forward" and "Pipeline" in self.context.source
 
     # -- the fix ---------------------------------------------------------------------------------------
-    def _fix(self, loop, imports) -> Optional[Replace]:
+    def _fix(self, loop, imports) -> Replace | None:
         alias = next((local for local, full in sorted(imports.aliases.items()) if full == "torch"), None)
         if alias is None:
             return None  # no module alias to spell torch.inference_mode with
@@ -269,7 +291,7 @@ def grad_mode_of_decorators(scope: ScopeInfo, imports) -> bool:
 
 
 def _scope_chain(scope: ScopeInfo):
-    s: Optional[ScopeInfo] = scope
+    s: ScopeInfo | None = scope
     while s is not None:
         yield s
         s = s.parent

@@ -109,7 +109,7 @@ def short_filename(fn: str) -> str:
     except OSError:  # pragma: no cover
         return fn
     if fn.startswith(cwd):
-        return fn[len(cwd):]
+        return fn[len(cwd) :]
     return fn
 
 

@@ -31,7 +31,7 @@ import sys
 import threading
 import types
 import weakref
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -50,7 +50,7 @@ from .report import (
 
 _TAG = "_gradlint"
 
-_ACTIVE: Optional["Trace"] = None
+_ACTIVE: Trace | None = None
 _ACTIVE_LOCK = threading.Lock()
 _tls = threading.local()
 
@@ -101,9 +101,25 @@ class _Sink:
 
 class _Graph:
     __slots__ = (
-        "id", "iteration", "pending", "nodes", "nodes_alive", "saved_alive", "bytes", "leaf_bytes",
-        "peak", "best", "best_bytes", "first", "calls", "freed", "retained", "reported_gr001",
-        "roots", "outs", "outs_cap",
+        "id",
+        "iteration",
+        "pending",
+        "nodes",
+        "nodes_alive",
+        "saved_alive",
+        "bytes",
+        "leaf_bytes",
+        "peak",
+        "best",
+        "best_bytes",
+        "first",
+        "calls",
+        "freed",
+        "retained",
+        "reported_gr001",
+        "roots",
+        "outs",
+        "outs_cap",
     )
 
     def __init__(self, gid, iteration, pending=False):
@@ -138,8 +154,23 @@ class _Graph:
 class _Tag:
     """Sentinel stored in ``node.metadata``; its finalizer reports the node's death."""
 
-    __slots__ = ("sink", "it", "site", "op", "fname", "graph", "n_saved", "saved_alive", "saved_bytes",
-                 "bytes_alive", "leaf_alive", "dev", "consumed", "fdetails", "retains")
+    __slots__ = (
+        "sink",
+        "it",
+        "site",
+        "op",
+        "fname",
+        "graph",
+        "n_saved",
+        "saved_alive",
+        "saved_bytes",
+        "bytes_alive",
+        "leaf_alive",
+        "dev",
+        "consumed",
+        "fdetails",
+        "retains",
+    )
 
     def __del__(self):
         s = self.sink
@@ -176,14 +207,63 @@ class _Light:
         self.v = v
 
 
-_ACCUM_FUNCS = {"add", "__add__", "__radd__", "__iadd__", "add_", "sum", "stack", "cat", "append", "__isub__",
-                "sub", "__sub__", "__rsub__", "sub_"}
-_NOT_MUTATING = {"requires_grad_", "detach_", "share_memory_", "retain_grad", "_fix_weakref", "record_stream",
-                 "pin_memory_", "set_grad_enabled_"}
-_INPLACE_DUNDER = {"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__", "__imod__", "__ipow__",
-                   "__iand__", "__ior__", "__ixor__", "__ilshift__", "__irshift__", "__imatmul__", "__setitem__"}
-_CUT_FUNCS = {"detach", "long", "int", "short", "byte", "bool", "char", "item", "tolist", "numpy", "round",
-              "argmax", "argmin"}
+_ACCUM_FUNCS = {
+    "add",
+    "__add__",
+    "__radd__",
+    "__iadd__",
+    "add_",
+    "sum",
+    "stack",
+    "cat",
+    "append",
+    "__isub__",
+    "sub",
+    "__sub__",
+    "__rsub__",
+    "sub_",
+}
+_NOT_MUTATING = {
+    "requires_grad_",
+    "detach_",
+    "share_memory_",
+    "retain_grad",
+    "_fix_weakref",
+    "record_stream",
+    "pin_memory_",
+    "set_grad_enabled_",
+}
+_INPLACE_DUNDER = {
+    "__iadd__",
+    "__isub__",
+    "__imul__",
+    "__itruediv__",
+    "__ifloordiv__",
+    "__imod__",
+    "__ipow__",
+    "__iand__",
+    "__ior__",
+    "__ixor__",
+    "__ilshift__",
+    "__irshift__",
+    "__imatmul__",
+    "__setitem__",
+}
+_CUT_FUNCS = {
+    "detach",
+    "long",
+    "int",
+    "short",
+    "byte",
+    "bool",
+    "char",
+    "item",
+    "tolist",
+    "numpy",
+    "round",
+    "argmax",
+    "argmin",
+}
 
 # func -> (kind, name); kinds: 0 plain, 1 in-place, 2 getter, 3 setter, 4 cut candidate, 5 passthrough
 _KIND_CACHE: dict = {}
@@ -199,7 +279,9 @@ def _classify_func(func):
         name = attr
     elif getattr(func, "_gradlint_wrapper", False):
         kind = 5
-    elif name in _INPLACE_DUNDER or (name.endswith("_") and not name.endswith("__") and name not in _NOT_MUTATING):
+    elif name in _INPLACE_DUNDER or (
+        name.endswith("_") and not name.endswith("__") and name not in _NOT_MUTATING
+    ):
         kind = 1
     elif name in _CUT_FUNCS:
         kind = 4
@@ -243,7 +325,7 @@ def _storage_key(t):
 
 
 class _Mode(TorchFunctionMode):
-    def __init__(self, tr: "Trace"):
+    def __init__(self, tr: Trace):
         super().__init__()
         self.tr = tr
 
@@ -299,7 +381,11 @@ class _Mode(TorchFunctionMode):
         elif kind == 4 and args:
             a = args[0]
             if isinstance(a, torch.Tensor) and a.requires_grad:
-                if name != "detach" and isinstance(r, torch.Tensor) and (r.requires_grad or r.is_floating_point()):
+                if (
+                    name != "detach"
+                    and isinstance(r, torch.Tensor)
+                    and (r.requires_grad or r.is_floating_point())
+                ):
                     pass  # e.g. round() keeps a graph; not a cut
                 else:
                     tr._on_cut(a, f".{name}()")
@@ -311,7 +397,7 @@ class _Mode(TorchFunctionMode):
 # --------------------------------------------------------------------------- backward wrappers
 
 
-_ORIG: Dict[str, Any] = {}
+_ORIG: dict[str, Any] = {}
 
 
 def _make_wrapper(kind, orig):
@@ -353,7 +439,9 @@ def _remove_patches():
 # --------------------------------------------------------------------------- the trace
 
 
-def _dev_str(dev, _cache={}):
+def _dev_str(dev, _cache=None):
+    if _cache is None:
+        _cache = {}
     s = _cache.get(dev)
     if s is None:
         s = _cache[dev] = str(dev)
@@ -364,8 +452,9 @@ class Trace:
     """A runtime autograd trace.  Use as ``with gradlint.trace() as t:``, as a decorator,
     or with ``t.start()`` / ``t.stop()``.  See docs/runtime.md."""
 
-    def __init__(self, *, stacks: int = 1, cuda="auto", inplace: bool = True, max_graphs: int = 1000,
-                 every: int = 1):
+    def __init__(
+        self, *, stacks: int = 1, cuda="auto", inplace: bool = True, max_graphs: int = 1000, every: int = 1
+    ):
         if not isinstance(stacks, int) or stacks < 1:
             raise ValueError("stacks must be an int >= 1 (user frames recorded per site)")
         if not isinstance(every, int) or every < 1:
@@ -381,8 +470,8 @@ class Trace:
         self._report = None
         # A *host* trace (``gradlint trace``, ``%%gradlint_trace``) lets traces started inside it run as views
         # of it; ``_outer`` is the host of a trace that runs (or ran) as such a view.
-        self._host: Optional[str] = None
-        self._outer: Optional["Trace"] = None
+        self._host: str | None = None
+        self._outer: Trace | None = None
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -399,42 +488,42 @@ class Trace:
         self._mode_popped = False
         self._hooks_cm = None
         self._opt_handles = []
-        self._storages: Dict[int, list] = {}
+        self._storages: dict[int, list] = {}
         self._saved_alive = {}  # dev -> activation bytes
         self._leaf_alive = {}
         self._saved_peak = {}
         self._devices = set()
-        self._it_nodes: List[int] = [0]
-        self._it_saved: List[int] = [0]
+        self._it_nodes: list[int] = [0]
+        self._it_saved: list[int] = [0]
         self._graph_id = 0
         self._pending_graph = None
-        self._graphs: List[_Graph] = []
+        self._graphs: list[_Graph] = []
         self._graphs_dropped = 0
-        self._retained: List[_Graph] = []
+        self._retained: list[_Graph] = []
         self._calls = 0
-        self._findings: List[Finding] = []
+        self._findings: list[Finding] = []
         self._fkeys = set()
-        self._leaks: Dict[Any, dict] = {}
+        self._leaks: dict[Any, dict] = {}
         self._leak_searches = 0
         self._gc_searches = 0
         self._last_holders = []
-        self._iterations: List[dict] = []
+        self._iterations: list[dict] = []
         self._user_steps = False
-        self._opt_seen: Dict[int, Any] = {}
+        self._opt_seen: dict[int, Any] = {}
         self._last_opt = None
-        self._opt_grads: Dict[int, dict] = {}
+        self._opt_grads: dict[int, dict] = {}
         self._gen = 0
-        self._zeroed: Dict[int, int] = {}
-        self._grad_set: Dict[int, int] = {}
+        self._zeroed: dict[int, int] = {}
+        self._grad_set: dict[int, int] = {}
         self._reached: set = set()
         self._reached_any = False
-        self._cuts: List[tuple] = []
+        self._cuts: list[tuple] = []
         self._cuts_left = 32
-        self._param_names: Dict[int, tuple] = {}
+        self._param_names: dict[int, tuple] = {}
         self._modules_scanned = False
         self._gc_scanned = False
-        self._nonleaf_retained: List[dict] = []
-        self._leaf_params: Dict[int, Any] = {}
+        self._nonleaf_retained: list[dict] = []
+        self._leaf_params: dict[int, Any] = {}
         self._cuda_on = False
         self._cuda_peak = 0
         self._orphans = 0
@@ -442,8 +531,8 @@ class Trace:
         self._last_step_site = None
         self._started_at = None
         self._frames_touched = False
-        self._views: List["Trace"] = []
-        self._vfindings: List[Finding] = []
+        self._views: list[Trace] = []
+        self._vfindings: list[Finding] = []
         self._vkeys: set = set()
         self._v_it0 = 0
         self._v_gid0 = 0
@@ -470,7 +559,7 @@ class Trace:
         traced.trace = self
         return traced
 
-    def start(self) -> "Trace":
+    def start(self) -> Trace:
         global _ACTIVE
         with _ACTIVE_LOCK:
             if self._running:
@@ -490,8 +579,10 @@ class Trace:
             self._reset()
             self._report = None
             self._started_at = _frames.user_site(1, 1)
-            self._cuda_on = bool(self.cuda is True or (
-                self.cuda == "auto" and torch.cuda.is_available() and torch.cuda.is_initialized()))
+            self._cuda_on = bool(
+                self.cuda is True
+                or (self.cuda == "auto" and torch.cuda.is_available() and torch.cuda.is_initialized())
+            )
             if self.cuda is True and not torch.cuda.is_available():
                 self._cuda_on = False
             if self._cuda_on:
@@ -502,7 +593,10 @@ class Trace:
             self._mode = _Mode(self)
             self._mode.__enter__()
             _install_patches()
-            from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+            from torch.optim.optimizer import (
+                register_optimizer_step_post_hook,
+                register_optimizer_step_pre_hook,
+            )
 
             self._opt_handles = [
                 register_optimizer_step_pre_hook(self._opt_pre),
@@ -514,7 +608,7 @@ class Trace:
             raise
         return self
 
-    def stop(self) -> "Trace":
+    def stop(self) -> Trace:
         if not self._running:
             raise TraceStateError("this gradlint trace is not running")
         if self._outer is not None:
@@ -540,7 +634,7 @@ class Trace:
 
     # ------------------------------------------------------------------ views (a trace inside a host trace)
 
-    def _start_view(self, outer: "Trace") -> "Trace":
+    def _start_view(self, outer: Trace) -> Trace:
         """Run as a view of the host trace ``outer``: the host records; this trace reports what the host saw
         between its start() and stop() (findings, graphs created, iterations), with the host's options."""
         self._reset()
@@ -555,7 +649,7 @@ class Trace:
         self._running = True
         return self
 
-    def _stop_view(self) -> "Trace":
+    def _stop_view(self) -> Trace:
         o = self._outer
         with o._lock:
             o._drain()
@@ -622,9 +716,12 @@ class Trace:
                 if getattr(top[0], "__self__", None) is self:
                     A._pop_saved_tensors_default_hooks()
                     if above:
-                        errors.append(TraceStateError(
-                            "a saved_tensors_hooks context entered inside the trace was still open at stop(); "
-                            "gradlint removed only its own hooks"))
+                        errors.append(
+                            TraceStateError(
+                                "a saved_tensors_hooks context entered inside the trace was still open at stop(); "
+                                "gradlint removed only its own hooks"
+                            )
+                        )
                     return
                 A._pop_saved_tensors_default_hooks()
                 above.append(top)
@@ -891,21 +988,36 @@ class Trace:
             saved_op = (tag.fname, tag.op, tag.site) if tag is not None else (None, None, None)
             fn, line, func = _frames.site_parts(site)
             sfn, sline, _ = _frames.site_parts(saved_op[2])
-            what = f"the {'input' if e[3] else 'output/activation'} saved by `{saved_op[0]}` ({saved_op[1]}) at {sfn}:{sline}" \
-                if saved_op[1] else "a tensor saved for backward"
+            what = (
+                f"the {'input' if e[3] else 'output/activation'} saved by `{saved_op[0]}` ({saved_op[1]}) at {sfn}:{sline}"
+                if saved_op[1]
+                else "a tensor saved for backward"
+            )
             if shared:
-                consequence = ("backward would fail with a version-counter error; gradlint raises at backward "
-                               "(PyTorch's own check is off while saved-tensor hooks are installed)")
+                consequence = (
+                    "backward would fail with a version-counter error; gradlint raises at backward "
+                    "(PyTorch's own check is off while saved-tensor hooks are installed)"
+                )
             else:
-                consequence = ("PyTorch does NOT detect this (.data has its own version counter): the next backward "
-                               "would silently compute wrong gradients")
-            msg = (f"in-place `{name}` {path} modifies {what} before backward used it; {consequence}. "
-                   f"Fix: use the out-of-place op (e.g. `y = y + 1`) or modify a `.clone()`")
+                consequence = (
+                    "PyTorch does NOT detect this (.data has its own version counter): the next backward "
+                    "would silently compute wrong gradients"
+                )
+            msg = (
+                f"in-place `{name}` {path} modifies {what} before backward used it; {consequence}. "
+                f"Fix: use the out-of-place op (e.g. `y = y + 1`) or modify a `.clone()`"
+            )
             details = {
-                "op": name, "path": path, "saved_by_op": saved_op[0], "saved_by_node": saved_op[1],
-                "saved_at": {"filename": sfn, "line": sline}, "bytes": e[1], "version_checked": shared,
+                "op": name,
+                "path": path,
+                "saved_by_op": saved_op[0],
+                "saved_by_node": saved_op[1],
+                "saved_at": {"filename": sfn, "line": sline},
+                "bytes": e[1],
+                "version_checked": shared,
                 "graph": tag.graph.id if tag is not None and tag.graph is not None else None,
-                "stack": _frames.site_stack(site)}
+                "stack": _frames.site_stack(site),
+            }
             if self._add_finding("GR004", msg, site, details, key=("GR004", fn, line)) and tag is not None:
                 # a pending graph's id changes when a backward groups it: keep details["graph"] current
                 if tag.fdetails is None:
@@ -923,15 +1035,19 @@ class Trace:
             msite, mname, mpath = mut
             how = f"modified by in-place `{mname}` {mpath} at {_frames.fmt_site(msite)}"
         elif self._last_step_site is not None:
-            how = (f"modified in place by an operation gradlint did not see at Python level "
-                   f"(the last optimizer.step() was at {_frames.fmt_site(self._last_step_site)})")
+            how = (
+                f"modified in place by an operation gradlint did not see at Python level "
+                f"(the last optimizer.step() was at {_frames.fmt_site(self._last_step_site)})"
+            )
         else:
             how = "modified in place by an operation gradlint did not see at Python level"
-        msg = (f"one of the variables needed for gradient computation has been modified by an inplace operation: "
-               f"[{h.t.type()} {list(h.t.shape)}]{where} is at version {h.t._version}; expected version {h.v} instead. "
-               f"gradlint GR004: the tensor was {how}. PyTorch skips its own check while saved-tensor hooks are "
-               f"installed, so gradlint raises instead of computing wrong gradients. Fix: use an out-of-place op "
-               f"or modify a .clone().")
+        msg = (
+            f"one of the variables needed for gradient computation has been modified by an inplace operation: "
+            f"[{h.t.type()} {list(h.t.shape)}]{where} is at version {h.t._version}; expected version {h.v} instead. "
+            f"gradlint GR004: the tensor was {how}. PyTorch skips its own check while saved-tensor hooks are "
+            f"installed, so gradlint raises instead of computing wrong gradients. Fix: use an out-of-place op "
+            f"or modify a .clone()."
+        )
         exc = InplaceOnSavedTensorError(msg)
         exc.graph = tag.graph.id if tag is not None and tag.graph is not None else None
         return exc
@@ -944,10 +1060,17 @@ class Trace:
         if fn is None:
             return
         op = type(a.grad_fn).__name__
-        self._add_finding("GR005", (
-            f"`.grad` read on a non-leaf tensor (created by {op}); it is always None because autograd only "
-            f"populates .grad of leaves. Call `.retain_grad()` on it before backward, or read the gradient of "
-            f"the leaf parameters instead"), site, {"op": op}, key=("GR005", fn, line))
+        self._add_finding(
+            "GR005",
+            (
+                f"`.grad` read on a non-leaf tensor (created by {op}); it is always None because autograd only "
+                f"populates .grad of leaves. Call `.retain_grad()` on it before backward, or read the gradient of "
+                f"the leaf parameters instead"
+            ),
+            site,
+            {"op": op},
+            key=("GR005", fn, line),
+        )
 
     def _on_retain_grad(self, a):
         if a.grad_fn is None:
@@ -1013,8 +1136,14 @@ class Trace:
         site = _frames.user_site(self.stacks, 1)
         fn, line, _ = _frames.site_parts(site)
         self._calls += 1
-        call = {"index": self._calls, "filename": fn, "line": line, "iteration": self._it,
-                "retain_graph": bool(retain), "_site": site}
+        call = {
+            "index": self._calls,
+            "filename": fn,
+            "line": line,
+            "iteration": self._it,
+            "retain_graph": bool(retain),
+            "_site": site,
+        }
         walk = None
         if not self._light:
             with self._lock:
@@ -1140,8 +1269,12 @@ class Trace:
                     self._retained.append(g)
             elif g.saved_alive <= 0:
                 g.retained = None
-                g.freed = {"by": "backward", "filename": call["filename"], "line": call["line"],
-                           "iteration": call["iteration"]}
+                g.freed = {
+                    "by": "backward",
+                    "filename": call["filename"],
+                    "line": call["line"],
+                    "iteration": call["iteration"],
+                }
         if walk["params"]:
             self._reached |= walk["params"]
             self._reached_any = True
@@ -1165,19 +1298,28 @@ class Trace:
         cur = f"{call['filename']}:{call['line']}"
         prev = hit.consumed if hit is not None else None
         if prev is not None:
-            freed_at = (f"freed by the backward at {prev['filename']}:{prev['line']} "
-                        f"(backward call #{prev['index']}, iteration {prev['iteration']})")
+            freed_at = (
+                f"freed by the backward at {prev['filename']}:{prev['line']} "
+                f"(backward call #{prev['index']}, iteration {prev['iteration']})"
+            )
         else:
             freed_at = "freed by an earlier backward"
-        created = f" (buffers saved by `{hit.fname}` at {_frames.fmt_site(hit.site)})" if hit is not None else ""
+        created = (
+            f" (buffers saved by `{hit.fname}` at {_frames.fmt_site(hit.site)})" if hit is not None else ""
+        )
         cause = ""
-        fix = ("Fix: recompute the forward pass for each backward, or sum the losses and call backward once; "
-               "do NOT add retain_graph=True (it keeps every graph alive and backpropagates the old terms again)")
-        details = {"backward": {"filename": call["filename"], "line": call["line"], "iteration": call["iteration"]},
-                   "freed_by": ({k: prev[k] for k in ("filename", "line", "iteration")} if prev else None),
-                   "holder": None, "cause": None,
-                   "graph": hit.graph.id if hit is not None and hit.graph is not None else None}
-        line_for_finding = (call["filename"], call["line"])
+        fix = (
+            "Fix: recompute the forward pass for each backward, or sum the losses and call backward once; "
+            "do NOT add retain_graph=True (it keeps every graph alive and backpropagates the old terms again)"
+        )
+        details = {
+            "backward": {"filename": call["filename"], "line": call["line"], "iteration": call["iteration"]},
+            "freed_by": ({k: prev[k] for k in ("filename", "line", "iteration")} if prev else None),
+            "holder": None,
+            "cause": None,
+            "graph": hit.graph.id if hit is not None and hit.graph is not None else None,
+        }
+        (call["filename"], call["line"])
         frames = _frames.user_frames(start=3, limit=3)
         self._frames_touched = True
         root = roots[0] if roots else None
@@ -1194,31 +1336,49 @@ class Trace:
             root_tag = root.grad_fn.metadata.get(_TAG)
         if root_tag is not None and root_tag.fname in _ACCUM_FUNCS and root_name is not None:
             acc = _frames.fmt_site(root_tag.site)
-            cause = (f" The variable `{root_name}` accumulates across loop iterations (`{root_name} += ...` at {acc}) "
-                     f"and still holds the graph of the earlier step.")
-            fix = (f"Fix: sum the losses and call backward once after the loop (e.g. `{root_name} = sum(losses); "
-                   f"{root_name}.backward()`), or call backward on each term separately; do NOT add "
-                   f"retain_graph=True (it keeps every step's graph alive and backpropagates old terms again)")
+            cause = (
+                f" The variable `{root_name}` accumulates across loop iterations (`{root_name} += ...` at {acc}) "
+                f"and still holds the graph of the earlier step."
+            )
+            fix = (
+                f"Fix: sum the losses and call backward once after the loop (e.g. `{root_name} = sum(losses); "
+                f"{root_name}.backward()`), or call backward on each term separately; do NOT add "
+                f"retain_graph=True (it keeps every step's graph alive and backpropagates old terms again)"
+            )
             details["holder"] = root_name
             details["cause"] = "accumulation"
-            details["accumulated_at"] = {"filename": _frames.site_parts(root_tag.site)[0],
-                                         "line": _frames.site_parts(root_tag.site)[1]}
+            details["accumulated_at"] = {
+                "filename": _frames.site_parts(root_tag.site)[0],
+                "line": _frames.site_parts(root_tag.site)[1],
+            }
         elif hit is not None:
             state = None
             for fr in frames:
                 for k, v in fr.f_locals.items():
                     if isinstance(v, torch.Tensor) and v is not root and v.grad_fn is not None:
                         t2 = v.grad_fn.metadata.get(_TAG)
-                        if t2 is not None and t2 is not hit and t2.site and hit.site and \
-                                t2.site[:2] == hit.site[:2] and t2.consumed is None:
+                        if (
+                            t2 is not None
+                            and t2 is not hit
+                            and t2.site
+                            and hit.site
+                            and t2.site[:2] == hit.site[:2]
+                            and t2.consumed is None
+                        ):
                             state = k
                             break
                     elif isinstance(v, (tuple, list)) and v and isinstance(v[0], torch.Tensor):
                         for x in v[:4]:
                             if isinstance(x, torch.Tensor) and x.grad_fn is not None:
                                 t2 = x.grad_fn.metadata.get(_TAG)
-                                if t2 is not None and t2 is not hit and t2.site and hit.site and \
-                                        t2.site[:2] == hit.site[:2] and t2.consumed is None:
+                                if (
+                                    t2 is not None
+                                    and t2 is not hit
+                                    and t2.site
+                                    and hit.site
+                                    and t2.site[:2] == hit.site[:2]
+                                    and t2.consumed is None
+                                ):
                                     state = k
                                     break
                         if state:
@@ -1226,15 +1386,21 @@ class Trace:
                 if state:
                     break
             if state is not None:
-                cause = (f" The recurrent state `{state}` (computed at {_frames.fmt_site(hit.site)}) is carried into "
-                         f"the next step without `.detach()`, so this backward reaches into the freed graph.")
-                fix = (f"Fix: detach the carried state at the start of each truncation window "
-                       f"(`{state} = {state}.detach()`); do NOT add retain_graph=True (memory and time grow "
-                       f"with every step)")
+                cause = (
+                    f" The recurrent state `{state}` (computed at {_frames.fmt_site(hit.site)}) is carried into "
+                    f"the next step without `.detach()`, so this backward reaches into the freed graph."
+                )
+                fix = (
+                    f"Fix: detach the carried state at the start of each truncation window "
+                    f"(`{state} = {state}.detach()`); do NOT add retain_graph=True (memory and time grow "
+                    f"with every step)"
+                )
                 details["holder"] = state
                 details["cause"] = "carried-state"
-        msg = (f"backward at {cur} goes through a graph whose saved buffers were already {freed_at}{created}.{cause} "
-               f"{fix}.")
+        msg = (
+            f"backward at {cur} goes through a graph whose saved buffers were already {freed_at}{created}.{cause} "
+            f"{fix}."
+        )
         if err is not None:
             msg += f" [torch: {str(err).splitlines()[0]}]"
         self._add_finding("GR003", msg, call.get("_site"), details)
@@ -1279,13 +1445,22 @@ class Trace:
             names = self._names_for(stale)
             prevsite = rec.get("_site")
             pfn, pline, _ = _frames.site_parts(prevsite)
-            self._add_finding("GR007", (
-                f"optimizer.step() called again without resetting gradients since the previous step "
-                f"(at {pfn}:{pline}): {len(stale)} parameter(s) ({', '.join(names[:5])}"
-                f"{', ...' if len(names) > 5 else ''}) still hold the old gradients plus the new ones. "
-                f"Call `optimizer.zero_grad()` after each step (or before each backward)"),
-                site, {"parameters": names, "optimizer": type(opt).__name__,
-                       "previous_step": {"filename": pfn, "line": pline}}, key=("GR007", fn, line))
+            self._add_finding(
+                "GR007",
+                (
+                    f"optimizer.step() called again without resetting gradients since the previous step "
+                    f"(at {pfn}:{pline}): {len(stale)} parameter(s) ({', '.join(names[:5])}"
+                    f"{', ...' if len(names) > 5 else ''}) still hold the old gradients plus the new ones. "
+                    f"Call `optimizer.zero_grad()` after each step (or before each backward)"
+                ),
+                site,
+                {
+                    "parameters": names,
+                    "optimizer": type(opt).__name__,
+                    "previous_step": {"filename": pfn, "line": pline},
+                },
+                key=("GR007", fn, line),
+            )
 
     def _opt_post(self, opt, args, kwargs):
         self._in_step = False
@@ -1374,12 +1549,15 @@ class Trace:
                     torch.cuda.reset_peak_memory_stats()
                 except Exception:  # pragma: no cover
                     pass
-            self._iterations.append({
-                "index": b,
-                "saved_bytes_alive_at_end": {k: v for k, v in self._saved_alive.items()},
-                "cuda_allocated": int(cuda_alloc), "cuda_peak": int(cuda_peak),
-                "traced": not self._light,
-            })
+            self._iterations.append(
+                {
+                    "index": b,
+                    "saved_bytes_alive_at_end": {k: v for k, v in self._saved_alive.items()},
+                    "cuda_allocated": int(cuda_alloc),
+                    "cuda_peak": int(cuda_peak),
+                    "traced": not self._light,
+                }
+            )
             self._it = b + 1
             self._it_nodes.append(0)
             self._it_saved.append(0)
@@ -1464,15 +1642,21 @@ class Trace:
         op = g.best[1] if g.best else (g.first[1] if g.first else None)
         when = "at exit of the trace" if at_exit else f"at the end of iteration {self._it}"
         total = sum(held.values())
-        msg = (f"graph {g.id} (created at {cfn}:{cline} by {op}) was kept alive by "
-               f"`backward(retain_graph=True)` at {call['filename']}:{call['line']} and still holds "
-               f"{fmt_devbytes(held) if total else str(g.saved_alive) + ' saved tensors'} {when}. "
-               f"Drop retain_graph=True if no second backward needs this graph (sum the losses and backward "
-               f"once), or `del` the outputs that keep it alive")
-        details = {"graph": g.id, "bytes": held, "saved_tensors": g.saved_alive,
-                   "leaf_bytes": {k: v for k, v in g.leaf_bytes.items() if v > 0},
-                   "created": {"filename": cfn, "line": cline, "op": op},
-                   "backward": {"filename": call["filename"], "line": call["line"], "iteration": call["iteration"]}}
+        msg = (
+            f"graph {g.id} (created at {cfn}:{cline} by {op}) was kept alive by "
+            f"`backward(retain_graph=True)` at {call['filename']}:{call['line']} and still holds "
+            f"{fmt_devbytes(held) if total else str(g.saved_alive) + ' saved tensors'} {when}. "
+            f"Drop retain_graph=True if no second backward needs this graph (sum the losses and backward "
+            f"once), or `del` the outputs that keep it alive"
+        )
+        details = {
+            "graph": g.id,
+            "bytes": held,
+            "saved_tensors": g.saved_alive,
+            "leaf_bytes": {k: v for k, v in g.leaf_bytes.items() if v > 0},
+            "created": {"filename": cfn, "line": cline, "op": op},
+            "backward": {"filename": call["filename"], "line": call["line"], "iteration": call["iteration"]},
+        }
         return "GR001", msg, site, details, ("GR001", call["filename"], call["line"])
 
     # ------------------------------------------------------------------ GR002
@@ -1511,8 +1695,9 @@ class Trace:
             rec = self._leaks.get(key)
             if rec is None:
                 rec = self._leaks[key] = {"holder": h, "series": [], "first_iteration": its[0]}
-            rec["series"].append({"boundary": b, "iterations": list(its), "nodes_alive": nodes,
-                                  "saved_bytes_alive": saved})
+            rec["series"].append(
+                {"boundary": b, "iterations": list(its), "nodes_alive": nodes, "saved_bytes_alive": saved}
+            )
             if h is not None and h.get("site"):
                 rec["holder"] = h
 
@@ -1545,9 +1730,15 @@ class Trace:
         if root_tag is not None and root_tag.fname in _ACCUM_FUNCS and root_tag.site:
             site = root_tag.site
         g = root_tag.graph if root_tag is not None else None
-        return {"name": name, "where": where, "kind": kind, "site": site or old.site,
-                "accumulated": site is not None, "op": root_tag.op if root_tag is not None else None,
-                "graph": g.id if g is not None else None}
+        return {
+            "name": name,
+            "where": where,
+            "kind": kind,
+            "site": site or old.site,
+            "accumulated": site is not None,
+            "op": root_tag.op if root_tag is not None else None,
+            "graph": g.id if g is not None else None,
+        }
 
     def _leak_candidates(self, max_it, limit=8):
         """Live root tensors (newest graphs first) whose graph reaches a node from iteration <= max_it."""
@@ -1604,8 +1795,20 @@ class Trace:
         frontier = [x for x, _ in cands]
         mine = {id(objs), id(frontier), id(frames), id(frame_of), id(cands)}
         mine.update(id(c) for c in cands)
-        skip_types = (types.FrameType, types.FunctionType, types.CellType, types.ModuleType, type,
-                      weakref.ref, _Tag, _Packed, _Graph, Trace, torch.Tensor, types.CodeType)
+        skip_types = (
+            types.FrameType,
+            types.FunctionType,
+            types.CellType,
+            types.ModuleType,
+            type,
+            weakref.ref,
+            _Tag,
+            _Packed,
+            _Graph,
+            Trace,
+            torch.Tensor,
+            types.CodeType,
+        )
         anchors = []  # (name, where, kind, child id)
         fallback = None  # (child id, object type name) of the highest plain object reached
         try:
@@ -1767,8 +1970,7 @@ class Trace:
         frames = _frames.user_frames(start=3, limit=6)
         # Library frames (IPython's shell, runners) hold their own namespaces; only the innermost
         # library frame is searched, so holders are named in the user's code.
-        frames = [fr for i, fr in enumerate(frames)
-                  if i == 0 or not _frames.is_library_code(fr.f_code)]
+        frames = [fr for i, fr in enumerate(frames) if i == 0 or not _frames.is_library_code(fr.f_code)]
         self._frames_touched = True
         globs_done = set()
         for fr in frames:
@@ -1888,13 +2090,22 @@ class Trace:
             if key in self._fkeys and not self._views:
                 continue
             cut_txt = f"; the path was cut by `{cut[1]}` at {fn}:{line}" if cut else ""
-            self._add_finding("GR006", (
-                f"{len(names)} parameter(s) of {type(m).__name__} require grad but received no gradient in "
-                f"iteration {self._it} while the others did: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
-                f"{cut_txt}. If they should train, remove the `.detach()`/`.data`/`no_grad`/integer cast on their path; "
-                f"if they are frozen, set `requires_grad_(False)` on them"),
-                site, {"module": type(m).__name__, "parameters": names,
-                       "cut": ({"op": cut[1], "filename": fn, "line": line} if cut else None)}, key=key)
+            self._add_finding(
+                "GR006",
+                (
+                    f"{len(names)} parameter(s) of {type(m).__name__} require grad but received no gradient in "
+                    f"iteration {self._it} while the others did: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
+                    f"{cut_txt}. If they should train, remove the `.detach()`/`.data`/`no_grad`/integer cast on their path; "
+                    f"if they are frozen, set `requires_grad_(False)` on them"
+                ),
+                site,
+                {
+                    "module": type(m).__name__,
+                    "parameters": names,
+                    "cut": ({"op": cut[1], "filename": fn, "line": line} if cut else None),
+                },
+                key=key,
+            )
 
     def _names_for(self, params):
         if any(id(p) not in self._param_names for p in params):
@@ -1934,14 +2145,18 @@ class Trace:
                 continue
             last = series[-1]
             nodes, saved = last["nodes_alive"], last["saved_bytes_alive"]
-            growing = len(series) > 1 and (series[-1]["nodes_alive"] > series[0]["nodes_alive"]
-                                           or series[-1]["saved_bytes_alive"] > series[0]["saved_bytes_alive"])
+            growing = len(series) > 1 and (
+                series[-1]["nodes_alive"] > series[0]["nodes_alive"]
+                or series[-1]["saved_bytes_alive"] > series[0]["saved_bytes_alive"]
+            )
             if saved > 0:
                 what = f"{fmt_bytes(saved)} of saved activations and {nodes} autograd nodes"
                 kind = "saved-activations"
-                fix = ("wrap evaluation in `torch.no_grad()` or keep `.detach()`ed / `.item()` values")
+                fix = "wrap evaluation in `torch.no_grad()` or keep `.detach()`ed / `.item()` values"
             else:
-                what = f"{nodes} autograd nodes (their saved buffers were freed by backward, the nodes were not)"
+                what = (
+                    f"{nodes} autograd nodes (their saved buffers were freed by backward, the nodes were not)"
+                )
                 kind = "graph-nodes"
                 fix = "accumulate a Python number (`.item()`) or a detached tensor (`.detach()`) instead"
             its = last["iterations"]
@@ -1949,23 +2164,45 @@ class Trace:
             grow = " and growing every iteration" if growing else ""
             if h is not None:
                 holder = f"`{h['name']}` ({h['kind']} in {h['where']})"
-                msg = (f"graphs created in {span} are still alive at the end of iteration {last['boundary']}: {what}"
-                       f"{grow}, held by {holder}. Fix: {fix}, e.g. `{h['name']} += loss.item()`")
+                msg = (
+                    f"graphs created in {span} are still alive at the end of iteration {last['boundary']}: {what}"
+                    f"{grow}, held by {holder}. Fix: {fix}, e.g. `{h['name']} += loss.item()`"
+                )
                 site = h.get("site")
             else:
-                msg = (f"graphs created in {span} are still alive at the end of iteration {last['boundary']}: {what}"
-                       f"{grow}; gradlint could not name the holder (a container or object not reachable from the "
-                       f"training loop's frames). Fix: {fix}")
+                msg = (
+                    f"graphs created in {span} are still alive at the end of iteration {last['boundary']}: {what}"
+                    f"{grow}; gradlint could not name the holder (a container or object not reachable from the "
+                    f"training loop's frames). Fix: {fix}"
+                )
                 site = None
             fn, line, func = _frames.site_parts(site)
-            out.append(Finding("GR002", msg, fn, line, {
-                "kind": kind, "holder": h["name"] if h else None, "holder_kind": h["kind"] if h else None,
-                "where": h["where"] if h else None, "accumulated_here": bool(h and h.get("accumulated")),
-                "graph": h.get("graph") if h else None,
-                "nodes_alive": nodes, "saved_bytes_alive": saved,
-                "series": [{"boundary": s["boundary"], "nodes_alive": s["nodes_alive"],
-                            "saved_bytes_alive": s["saved_bytes_alive"]} for s in series],
-            }))
+            out.append(
+                Finding(
+                    "GR002",
+                    msg,
+                    fn,
+                    line,
+                    {
+                        "kind": kind,
+                        "holder": h["name"] if h else None,
+                        "holder_kind": h["kind"] if h else None,
+                        "where": h["where"] if h else None,
+                        "accumulated_here": bool(h and h.get("accumulated")),
+                        "graph": h.get("graph") if h else None,
+                        "nodes_alive": nodes,
+                        "saved_bytes_alive": saved,
+                        "series": [
+                            {
+                                "boundary": s["boundary"],
+                                "nodes_alive": s["nodes_alive"],
+                                "saved_bytes_alive": s["saved_bytes_alive"],
+                            }
+                            for s in series
+                        ],
+                    },
+                )
+            )
         return out
 
     def _graph_record(self, g, final):
@@ -1973,11 +2210,15 @@ class Trace:
         fn, line, _ = _frames.site_parts(site)
         alive = g.nodes_alive > 0 or g.saved_alive > 0
         return GraphRecord(
-            id=g.id, iteration=g.iteration, created={"filename": fn, "line": line, "op": op},
+            id=g.id,
+            iteration=g.iteration,
+            created={"filename": fn, "line": line, "op": op},
             saved_bytes={k: max(0, v) for k, v in g.bytes.items()},
-            peak_saved_bytes=dict(g.peak), nodes=g.nodes,
+            peak_saved_bytes=dict(g.peak),
+            nodes=g.nodes,
             backward_calls=[{k: v for k, v in c.items() if not k.startswith("_")} for c in g.calls],
-            freed=dict(g.freed) if g.freed else None, alive_at_exit=bool(final and alive),
+            freed=dict(g.freed) if g.freed else None,
+            alive_at_exit=bool(final and alive),
             leaf_saved_bytes={k: max(0, v) for k, v in g.leaf_bytes.items()},
         )
 
@@ -1994,7 +2235,12 @@ class Trace:
             if final:  # what a trace of its own would report at its exit, without consuming the host's
                 keys = set(view._vkeys)
                 for g in self._retained:
-                    if g.retained is not None and not g.reported_gr001 and g.saved_alive > 0 and g.id > view._v_gid0:
+                    if (
+                        g.retained is not None
+                        and not g.reported_gr001
+                        and g.saved_alive > 0
+                        and g.id > view._v_gid0
+                    ):
                         code, msg, site, details, key = self._gr001(g, True)
                         if key not in keys:
                             keys.add(key)
@@ -2011,7 +2257,9 @@ class Trace:
                 continue
             leaf_ids.append(pid)
             ent = self._param_names.get(pid)
-            leaf.append({"name": ent[1] if ent else None, "shape": list(p.shape), "has_grad": p.grad is not None})
+            leaf.append(
+                {"name": ent[1] if ent else None, "shape": list(p.shape), "has_grad": p.grad is not None}
+            )
         if leaf and any(x["name"] is None for x in leaf):
             try:
                 self._scan_modules(want=set(self._leaf_params), allow_gc=False)
@@ -2043,12 +2291,20 @@ class Trace:
             "grads": {"leaf": leaf, "nonleaf_retained": list(self._nonleaf_retained)},
             "iterations": [dict(i) for i in self._iterations if view is None or i["index"] >= view._v_it0],
             "memory": {"cuda_peak_bytes": int(cuda_peak), "saved_bytes_peak": dict(self._saved_peak)},
-            "options": {"stacks": self.stacks, "cuda": self.cuda, "inplace": self.inplace,
-                        "max_graphs": self.max_graphs, "every": self.every},
+            "options": {
+                "stacks": self.stacks,
+                "cuda": self.cuda,
+                "inplace": self.inplace,
+                "max_graphs": self.max_graphs,
+                "every": self.every,
+            },
         }
         if view is not None:
-            rep["nested_in"] = {"host": self._host, "started_at": _frames.fmt_site(view._started_at),
-                                "first_iteration": view._v_it0}
+            rep["nested_in"] = {
+                "host": self._host,
+                "started_at": _frames.fmt_site(view._started_at),
+                "first_iteration": view._v_it0,
+            }
         return rep
 
     def report(self) -> dict:
@@ -2065,19 +2321,21 @@ class Trace:
             return self._build_report(final=False)
 
     @property
-    def findings(self) -> List[Finding]:
-        return [Finding(f["code"], f["message"], f["filename"], f["line"], f["details"])
-                for f in self.report()["findings"]]
+    def findings(self) -> list[Finding]:
+        return [
+            Finding(f["code"], f["message"], f["filename"], f["line"], f["details"])
+            for f in self.report()["findings"]
+        ]
 
     @property
-    def graphs(self) -> List[GraphRecord]:
+    def graphs(self) -> list[GraphRecord]:
         return [GraphRecord(**g) for g in self.report()["graphs"]]
 
     @property
-    def iterations(self) -> List[dict]:
+    def iterations(self) -> list[dict]:
         return self.report()["iterations"]
 
-    def to_json(self, indent: Optional[int] = 2) -> str:
+    def to_json(self, indent: int | None = 2) -> str:
         return dumps(self.report(), indent=indent)
 
     def save_json(self, path) -> None:
@@ -2093,7 +2351,7 @@ class Trace:
 
     # ------------------------------------------------------------------ public graph API (the renderer uses it)
 
-    def node_info(self, node) -> Optional[dict]:
+    def node_info(self, node) -> dict | None:
         """What this trace recorded about autograd node ``node`` (a ``grad_fn``), or None when the trace did not
         see it being created.  Keys: ``op`` (node class), ``call`` (the torch function), ``site``
         (``{"filename", "line", "function"}`` of the creating user line, or None), ``source`` (``"file:line"``),
@@ -2115,12 +2373,16 @@ class Trace:
         g = tag.graph
         state = None if not tag.n_saved else ("alive" if tag.saved_alive > 0 else "freed")
         return {
-            "op": tag.op, "call": tag.fname,
+            "op": tag.op,
+            "call": tag.fname,
             "site": {"filename": fn, "line": line, "function": func} if fn is not None else None,
             "source": f"{fn}:{line}" if fn is not None else None,
             "stack": _frames.site_stack(tag.site) if tag.site else [],
-            "iteration": tag.it, "graph": g.id if g is not None else None,
-            "saved_tensors": tag.n_saved, "saved_bytes": tag.saved_bytes, "state": state,
+            "iteration": tag.it,
+            "graph": g.id if g is not None else None,
+            "saved_tensors": tag.n_saved,
+            "saved_bytes": tag.saved_bytes,
+            "state": state,
             "retains_grad": bool(tag.retains),
         }
 
@@ -2152,7 +2414,7 @@ class Trace:
                     out.append(x)
             return out
 
-    def named_parameters(self) -> List[tuple]:
+    def named_parameters(self) -> list[tuple]:
         """``[(name, parameter)]`` for the live parameters the trace has named (module paths such as
         ``fc1.weight``), like ``nn.Module.named_parameters``."""
         if self._outer is not None:
@@ -2176,8 +2438,9 @@ class Trace:
         return render_trace(self, path, graph=graph, params=params, **kwargs)
 
 
-def trace(fn=None, *, stacks: int = 1, cuda="auto", inplace: bool = True, max_graphs: int = 1000,
-          every: int = 1):
+def trace(
+    fn=None, *, stacks: int = 1, cuda="auto", inplace: bool = True, max_graphs: int = 1000, every: int = 1
+):
     """Trace autograd: ``with gradlint.trace() as t: ...``; ``@gradlint.trace``; ``t = trace(); t.start()``.
 
     stacks: user frames recorded per site (1 = the innermost user line).

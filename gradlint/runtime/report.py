@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -24,9 +25,9 @@ CODES = {
 class Finding:
     code: str
     message: str
-    filename: Optional[str]
-    line: Optional[int]
-    details: Dict[str, Any] = field(default_factory=dict)
+    filename: str | None
+    line: int | None
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -50,14 +51,14 @@ class Finding:
 class GraphRecord:
     id: int
     iteration: int
-    created: Dict[str, Any]
-    saved_bytes: Dict[str, int]
-    peak_saved_bytes: Dict[str, int]
+    created: dict[str, Any]
+    saved_bytes: dict[str, int]
+    peak_saved_bytes: dict[str, int]
     nodes: int
-    backward_calls: List[Dict[str, Any]]
-    freed: Optional[Dict[str, Any]]
+    backward_calls: list[dict[str, Any]]
+    freed: dict[str, Any] | None
     alive_at_exit: bool
-    leaf_saved_bytes: Dict[str, int] = field(default_factory=dict)
+    leaf_saved_bytes: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,14 +73,14 @@ def fmt_bytes(n: int) -> str:
     return str(n)  # pragma: no cover
 
 
-def fmt_devbytes(d: Dict[str, int]) -> str:
+def fmt_devbytes(d: dict[str, int]) -> str:
     items = [(k, v) for k, v in sorted(d.items()) if v]
     if not items:
         return "0 B"
     return ", ".join(f"{k}: {fmt_bytes(v)}" for k, v in items)
 
 
-def _loc(d: Optional[dict]) -> str:
+def _loc(d: dict | None) -> str:
     if not d or not d.get("filename"):
         return "-"
     return f"{d['filename']}:{d.get('line')}"
@@ -89,7 +90,9 @@ def render_text(rep: dict) -> str:
     lines = []
     findings = rep["findings"]
     head = f"gradlint.trace: {len(findings)} finding{'s' if len(findings) != 1 else ''}"
-    head += f", {len(rep['iterations'])} iteration boundaries, {len(rep['graphs'])} graphs (torch {rep['torch']})"
+    head += (
+        f", {len(rep['iterations'])} iteration boundaries, {len(rep['graphs'])} graphs (torch {rep['torch']})"
+    )
     lines.append(head)
     for f in findings:
         loc = f"{f['filename']}:{f['line']}" if f.get("filename") else "<unknown>"
@@ -97,7 +100,9 @@ def render_text(rep: dict) -> str:
     if rep["graphs"]:
         lines.append("")
         lines.append("Graphs:")
-        lines.append(f"  {'id':>4} {'iter':>4} {'nodes':>6}  {'saved now':<18} {'peak saved':<18} {'created':<28} {'freed':<28}")
+        lines.append(
+            f"  {'id':>4} {'iter':>4} {'nodes':>6}  {'saved now':<18} {'peak saved':<18} {'created':<28} {'freed':<28}"
+        )
         for g in rep["graphs"]:
             fr = g.get("freed")
             if fr:
@@ -117,7 +122,9 @@ def render_text(rep: dict) -> str:
     if its:
         lines.append("")
         lines.append("Memory per iteration:")
-        lines.append(f"  {'iter':>4}  {'saved activations alive at end':<32} {'cuda allocated':>15} {'cuda peak':>12}")
+        lines.append(
+            f"  {'iter':>4}  {'saved activations alive at end':<32} {'cuda allocated':>15} {'cuda peak':>12}"
+        )
         shown = its if len(its) <= 20 else its[:10] + [None] + its[-9:]
         for it in shown:
             if it is None:
@@ -131,7 +138,11 @@ def render_text(rep: dict) -> str:
     lines.append("")
     lines.append(
         f"Peak saved-tensor bytes: {fmt_devbytes(mem['saved_bytes_peak'])}"
-        + (f"; CUDA peak allocated: {fmt_bytes(mem['cuda_peak_bytes'])}" if mem.get("cuda_peak_bytes") else "")
+        + (
+            f"; CUDA peak allocated: {fmt_bytes(mem['cuda_peak_bytes'])}"
+            if mem.get("cuda_peak_bytes")
+            else ""
+        )
     )
     return "\n".join(lines)
 
@@ -144,17 +155,17 @@ def _table(headers, rows) -> str:
 
 # Rendering hook: gradlint.render (or anyone) may register a callable
 # ``fn(trace) -> bytes | None`` returning a PNG that _repr_html_ inlines.
-_image_hooks: List[Callable[[Any], Optional[bytes]]] = []
+_image_hooks: list[Callable[[Any], bytes | None]] = []
 
 
-def register_image_hook(fn: Callable[[Any], Optional[bytes]]) -> Callable:
+def register_image_hook(fn: Callable[[Any], bytes | None]) -> Callable:
     """Register ``fn(trace) -> PNG bytes | None`` used by ``Trace._repr_html_``."""
     if fn not in _image_hooks:
         _image_hooks.append(fn)
     return fn
 
 
-def _png_for(trace) -> Optional[bytes]:
+def _png_for(trace) -> bytes | None:
     hooks = list(_image_hooks)
     if not hooks:
         try:  # the renderer package may expose `trace_png(trace)`; optional.
@@ -176,27 +187,54 @@ def _png_for(trace) -> Optional[bytes]:
 
 
 def render_html(rep: dict, trace=None) -> str:
-    parts = [f"<div class='gradlint-trace'><b>gradlint.trace</b>: {len(rep['findings'])} findings, "
-             f"{len(rep['iterations'])} iteration boundaries, {len(rep['graphs'])} graphs (torch {html.escape(rep['torch'])})"]
+    parts = [
+        f"<div class='gradlint-trace'><b>gradlint.trace</b>: {len(rep['findings'])} findings, "
+        f"{len(rep['iterations'])} iteration boundaries, {len(rep['graphs'])} graphs (torch {html.escape(rep['torch'])})"
+    ]
     if rep["findings"]:
-        parts.append(_table(
-            ["code", "location", "message"],
-            [(f["code"] + " " + CODES.get(f["code"], ""), f"{f['filename']}:{f['line']}", f["message"]) for f in rep["findings"]],
-        ))
+        parts.append(
+            _table(
+                ["code", "location", "message"],
+                [
+                    (f["code"] + " " + CODES.get(f["code"], ""), f"{f['filename']}:{f['line']}", f["message"])
+                    for f in rep["findings"]
+                ],
+            )
+        )
     if rep["graphs"]:
         rows = []
         for g in rep["graphs"]:
             fr = g.get("freed")
-            freed = (f"{fr['by']} {_loc(fr)}" if fr else ("ALIVE" if g["alive_at_exit"] else "-"))
-            rows.append((g["id"], g["iteration"], g["nodes"], fmt_devbytes(g["saved_bytes"]),
-                         fmt_devbytes(g["peak_saved_bytes"]), _loc(g["created"]) + f" {g['created'].get('op') or ''}", freed))
-        parts.append(_table(["graph", "iteration", "nodes", "saved now", "peak saved", "created", "freed"], rows))
+            freed = f"{fr['by']} {_loc(fr)}" if fr else ("ALIVE" if g["alive_at_exit"] else "-")
+            rows.append(
+                (
+                    g["id"],
+                    g["iteration"],
+                    g["nodes"],
+                    fmt_devbytes(g["saved_bytes"]),
+                    fmt_devbytes(g["peak_saved_bytes"]),
+                    _loc(g["created"]) + f" {g['created'].get('op') or ''}",
+                    freed,
+                )
+            )
+        parts.append(
+            _table(["graph", "iteration", "nodes", "saved now", "peak saved", "created", "freed"], rows)
+        )
     if rep["iterations"]:
-        parts.append(_table(
-            ["iteration", "saved activations alive at end", "cuda allocated", "cuda peak"],
-            [(i["index"], fmt_devbytes(i["saved_bytes_alive_at_end"]), fmt_bytes(i["cuda_allocated"]), fmt_bytes(i["cuda_peak"]))
-             for i in rep["iterations"]],
-        ))
+        parts.append(
+            _table(
+                ["iteration", "saved activations alive at end", "cuda allocated", "cuda peak"],
+                [
+                    (
+                        i["index"],
+                        fmt_devbytes(i["saved_bytes_alive_at_end"]),
+                        fmt_bytes(i["cuda_allocated"]),
+                        fmt_bytes(i["cuda_peak"]),
+                    )
+                    for i in rep["iterations"]
+                ],
+            )
+        )
     if trace is not None:
         png = _png_for(trace)
         if png:
@@ -207,5 +245,5 @@ def render_html(rep: dict, trace=None) -> str:
     return "".join(parts)
 
 
-def dumps(rep: dict, indent: Optional[int] = 2) -> str:
+def dumps(rep: dict, indent: int | None = 2) -> str:
     return json.dumps(rep, indent=indent, default=str)

@@ -27,7 +27,8 @@ import os
 import sys
 import tempfile
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Type
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from gradlint import __version__
 from gradlint.static.diagnostic import Diagnostic
@@ -41,7 +42,7 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _implementation_fingerprint(rules: Sequence[Type[Rule]]) -> List[Tuple[str, int, int]]:
+def _implementation_fingerprint(rules: Sequence[type[Rule]]) -> list[tuple[str, int, int]]:
     import gradlint.static as static_pkg
 
     files = set()
@@ -66,7 +67,7 @@ def _implementation_fingerprint(rules: Sequence[Type[Rule]]) -> List[Tuple[str, 
     return out
 
 
-def settings_key(rules: Sequence[Type[Rule]], per_file_ignores: Dict[str, List[str]], root: str) -> str:
+def settings_key(rules: Sequence[type[Rule]], per_file_ignores: dict[str, list[str]], root: str) -> str:
     payload = json.dumps(
         {
             "format": _FORMAT,
@@ -81,36 +82,40 @@ def settings_key(rules: Sequence[Type[Rule]], per_file_ignores: Dict[str, List[s
     return hashlib.blake2b(payload.encode(), digest_size=10).hexdigest()
 
 
-def rules_key(rules: Iterable[Type[Rule]]) -> str:
+def rules_key(rules: Iterable[type[Rule]]) -> str:
     return ",".join(r.code for r in rules)
 
 
 class Cache:
     def __init__(self, path: str):
         self.path = path
-        self.entries: Dict[str, List[Any]] = {}
+        self.entries: dict[str, list[Any]] = {}
         self.dirty = False
 
     @classmethod
-    def open(cls, cache_dir: str, key: str) -> "Cache":
+    def open(cls, cache_dir: str, key: str) -> Cache:
         cache = cls(os.path.join(cache_dir, __version__, f"{key}.json"))
         try:
             with open(cache.path, "rb") as fh:
                 data = json.load(fh)
-            if isinstance(data, dict) and data.get("format") == _FORMAT and isinstance(data.get("files"), dict):
+            if (
+                isinstance(data, dict)
+                and data.get("format") == _FORMAT
+                and isinstance(data.get("files"), dict)
+            ):
                 cache.entries = data["files"]
         except Exception:  # missing, truncated, garbage, permissions: start afresh
             cache.entries = {}
         return cache
 
     # entry: [mtime_ns | None, size, hash, rules_key, [diagnostic dicts]]
-    def _diagnostics(self, entry: List[Any]) -> Optional[List[Diagnostic]]:
+    def _diagnostics(self, entry: list[Any]) -> list[Diagnostic] | None:
         try:
             return [Diagnostic.from_dict(d) for d in entry[4]]
         except Exception:
             return None
 
-    def lookup_stat(self, path: str, st: os.stat_result, rkey: str) -> Optional[List[Diagnostic]]:
+    def lookup_stat(self, path: str, st: os.stat_result, rkey: str) -> list[Diagnostic] | None:
         entry = self.entries.get(path)
         if (
             entry is None
@@ -124,7 +129,7 @@ class Cache:
             return None
         return self._diagnostics(entry)
 
-    def lookup_hash(self, path: str, st: os.stat_result, digest: str, rkey: str) -> Optional[List[Diagnostic]]:
+    def lookup_hash(self, path: str, st: os.stat_result, digest: str, rkey: str) -> list[Diagnostic] | None:
         entry = self.entries.get(path)
         if entry is None or not isinstance(entry, list) or len(entry) != 5:
             return None
@@ -137,7 +142,9 @@ class Cache:
             self.dirty = True
         return diags
 
-    def store(self, path: str, st: os.stat_result, digest: str, rkey: str, diags: Sequence[Diagnostic]) -> None:
+    def store(
+        self, path: str, st: os.stat_result, digest: str, rkey: str, diags: Sequence[Diagnostic]
+    ) -> None:
         self.entries[path] = [_trusted_mtime(st), st.st_size, digest, rkey, [d.to_dict() for d in diags]]
         self.dirty = True
 
@@ -169,7 +176,7 @@ class Cache:
         self.dirty = False
 
 
-def _trusted_mtime(st: os.stat_result) -> Optional[int]:
+def _trusted_mtime(st: os.stat_result) -> int | None:
     if st.st_mtime_ns > time.time_ns() - _RECENT_NS:
         return None
     return st.st_mtime_ns

@@ -18,9 +18,10 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Type
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,15 +74,15 @@ class ConfigError(Exception):
 class FileConfig:
     """The validated contents of one configuration file (or of none)."""
 
-    path: Optional[Path] = None
+    path: Path | None = None
     root: Path = field(default_factory=Path.cwd)
-    select: Optional[List[str]] = None
-    extend_select: List[str] = field(default_factory=list)
-    ignore: List[str] = field(default_factory=list)
-    exclude: Optional[List[str]] = None
-    extend_exclude: List[str] = field(default_factory=list)
-    per_file_ignores: Dict[str, List[str]] = field(default_factory=dict)
-    cache_dir: Optional[str] = None
+    select: list[str] | None = None
+    extend_select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    exclude: list[str] | None = None
+    extend_exclude: list[str] = field(default_factory=list)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    cache_dir: str | None = None
 
     def where(self, key: str) -> str:
         table = "[tool.gradlint]" if self.path is not None and self.path.name == "pyproject.toml" else ""
@@ -89,7 +90,7 @@ class FileConfig:
         return f"{where}: {table + ' ' if table else ''}key '{key}'"
 
 
-def _load_toml(path: Path) -> Dict[str, Any]:
+def _load_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -100,7 +101,7 @@ def _load_toml(path: Path) -> Dict[str, Any]:
         raise ConfigError(f"{path}: cannot read configuration: {reason}") from None
 
 
-def _gradlint_table(path: Path) -> Optional[Dict[str, Any]]:
+def _gradlint_table(path: Path) -> dict[str, Any] | None:
     """The gradlint settings in ``path``, or None when a pyproject.toml has none."""
     if path.name != "pyproject.toml":
         return _load_toml(path)
@@ -120,7 +121,7 @@ def _gradlint_table(path: Path) -> Optional[Dict[str, Any]]:
     return table
 
 
-def find_config(start: Path) -> Optional[Path]:
+def find_config(start: Path) -> Path | None:
     """The nearest configuration file at or above ``start`` (a file or folder)."""
     start = start if start.is_dir() else start.parent
     for folder in (start, *start.parents):
@@ -151,8 +152,10 @@ def load_config(path: Path) -> FileConfig:
             setattr(cfg, key.replace("-", "_"), list(value))
         elif key == "per-file-ignores":
             if not isinstance(value, dict):
-                raise ConfigError(f"{cfg.where(key)}: expected a table of glob = [codes], got {_describe(value)}")
-            pfi: Dict[str, List[str]] = {}
+                raise ConfigError(
+                    f"{cfg.where(key)}: expected a table of glob = [codes], got {_describe(value)}"
+                )
+            pfi: dict[str, list[str]] = {}
             for pattern, codes in value.items():
                 if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
                     raise ConfigError(
@@ -175,7 +178,7 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def validate_selectors(cfg: FileConfig, rules: Sequence[Type[Rule]]) -> None:
+def validate_selectors(cfg: FileConfig, rules: Sequence[type[Rule]]) -> None:
     """Unknown codes in a config file are errors that name the file and key."""
     for key in _SELECTOR_KEYS:
         values = getattr(cfg, key.replace("-", "_")) or []
@@ -190,7 +193,7 @@ def validate_selectors(cfg: FileConfig, rules: Sequence[Type[Rule]]) -> None:
             raise ConfigError(f"{cfg.where('per-file-ignores')}: pattern '{pattern}': {exc}") from None
 
 
-def discover(paths: Sequence[str], explicit: Optional[str] = None) -> FileConfig:
+def discover(paths: Sequence[str], explicit: str | None = None) -> FileConfig:
     """The configuration for a run over ``paths`` (``explicit``: ``--config``)."""
     if explicit is not None:
         p = Path(explicit)
@@ -215,12 +218,12 @@ def discover(paths: Sequence[str], explicit: Optional[str] = None) -> FileConfig
 class Settings:
     """Everything the runner needs, after config and command line are merged."""
 
-    rules: List[Type[Rule]]
+    rules: list[type[Rule]]
     root: str
-    config_path: Optional[str] = None
-    exclude: List[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDES))
-    per_file_ignores: Dict[str, List[str]] = field(default_factory=dict)
-    cache_dir: Optional[str] = None  # None: no cache
+    config_path: str | None = None
+    exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDES))
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    cache_dir: str | None = None  # None: no cache
     jobs: int = 1
     force_exclude: bool = False
 
@@ -228,13 +231,13 @@ class Settings:
 def build_settings(
     cfg: FileConfig,
     *,
-    rules: Sequence[Type[Rule]],
+    rules: Sequence[type[Rule]],
     cli: SelectionLayer,
-    cli_per_file_ignores: Optional[Mapping[str, List[str]]] = None,
-    cli_exclude: Optional[List[str]] = None,
+    cli_per_file_ignores: Mapping[str, list[str]] | None = None,
+    cli_exclude: list[str] | None = None,
     cli_extend_exclude: Sequence[str] = (),
     no_cache: bool = False,
-    cli_cache_dir: Optional[str] = None,
+    cli_cache_dir: str | None = None,
     jobs: int = 1,
     force_exclude: bool = False,
 ) -> Settings:
@@ -254,7 +257,7 @@ def build_settings(
         for codes in cli_per_file_ignores.values():
             check_selectors(codes, rules)
         pfi = dict(cli_per_file_ignores)
-    cache_dir: Optional[str] = None
+    cache_dir: str | None = None
     if not no_cache:
         if cli_cache_dir is not None:
             cache_dir = os.path.abspath(cli_cache_dir)

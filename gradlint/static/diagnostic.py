@@ -8,7 +8,7 @@ Rows and columns are 1-based, like ruff's JSON output.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Optional, Tuple
+from typing import Literal
 
 Applicability = Literal["safe", "unsafe"]
 
@@ -32,7 +32,7 @@ class Edit:
 class Fix:
     message: str
     applicability: Applicability
-    edits: Tuple[Edit, ...]
+    edits: tuple[Edit, ...]
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,9 @@ class Diagnostic:
     message: str
     location: Location
     end_location: Location
-    fix: Optional[Fix] = None
+    fix: Fix | None = None
     # The line whose `# noqa` suppresses this diagnostic (ruff's `noqa_row`).
-    noqa_row: Optional[int] = None
+    noqa_row: int | None = None
     rule_name: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -57,7 +57,7 @@ class Diagnostic:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Diagnostic":
+    def from_dict(cls, d: dict) -> Diagnostic:
         fix = d.get("fix")
         if fix is not None:
             fix = Fix(

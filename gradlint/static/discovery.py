@@ -17,8 +17,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Set, Tuple
 
 from gradlint.static.selection import path_matches
 
@@ -35,25 +35,25 @@ class MissingPathError(Exception):
 
 @dataclass
 class Discovered:
-    files: List[str] = field(default_factory=list)  # absolute, sorted, unique
-    warnings: List[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # absolute, sorted, unique
+    warnings: list[str] = field(default_factory=list)
 
 
-def is_excluded(path: str, patterns: Sequence[str], root: Optional[str]) -> bool:
+def is_excluded(path: str, patterns: Sequence[str], root: str | None) -> bool:
     return any(path_matches(p, path, root) for p in patterns)
 
 
 def discover_files(
     paths: Sequence[str],
     exclude: Sequence[str],
-    root: Optional[str],
+    root: str | None,
     *,
     force_exclude: bool = False,
 ) -> Discovered:
     """Raises MissingPathError for the first path that does not exist."""
     out = Discovered()
-    found: Set[str] = set()
-    visited: Set[Tuple[int, int]] = set()
+    found: set[str] = set()
+    visited: set[tuple[int, int]] = set()
     for raw in paths:
         path = os.path.abspath(raw)
         try:
@@ -79,9 +79,9 @@ def discover_files(
 def _walk(
     top: str,
     exclude: Sequence[str],
-    root: Optional[str],
-    found: Set[str],
-    visited: Set[Tuple[int, int]],
+    root: str | None,
+    found: set[str],
+    visited: set[tuple[int, int]],
     out: Discovered,
 ) -> None:
     # Plain names (the common case: ".git", "build") are tested with a set

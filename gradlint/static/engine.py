@@ -10,12 +10,12 @@ import ast
 import io
 import re
 import tokenize
-from typing import Iterable, List, Optional, Sequence, Tuple, Type
+from collections.abc import Iterable, Sequence
 
 import libcst as cst
 
-from gradlint.static.diagnostic import GL000, Diagnostic, Location
 from gradlint.static import traversal
+from gradlint.static.diagnostic import GL000, Diagnostic, Location
 from gradlint.static.noqa import filter_noqa
 from gradlint.static.rule import FileContext, Rule
 from gradlint.static.slicing import relevant_source
@@ -30,7 +30,7 @@ def _gl000(filename: str, message: str, row: int = 1, column: int = 1) -> Diagno
     return Diagnostic(filename, GL000, message, loc, loc, noqa_row=None, rule_name="parse-error")
 
 
-def decode_source(data: bytes, filename: str) -> Tuple[Optional[str], Optional[Diagnostic]]:
+def decode_source(data: bytes, filename: str) -> tuple[str | None, Diagnostic | None]:
     """Decode per PEP 263 (BOM, coding cookie, else UTF-8)."""
     if len(data) > MAX_FILE_BYTES:
         return None, _gl000(
@@ -70,13 +70,17 @@ MAX_PATTERN_DEPTH = 6
 _CASE_LINE = re.compile(r"^[ \t]*case\b", re.M)
 
 
-def _pattern_too_deep(text: str, tree: Optional[ast.Module], filename: str) -> Optional[Diagnostic]:
+def _pattern_too_deep(text: str, tree: ast.Module | None, filename: str) -> Diagnostic | None:
     """GL000 for a ``case`` pattern nested deeper than libcst can parse in reasonable time."""
     if _CASE_LINE.search(text) is None:
         return None
     if tree is not None:
         found = (
-            (_bracket_depth(ast.get_source_segment(text, n.pattern) or ""), n.pattern.lineno, n.pattern.col_offset + 1)
+            (
+                _bracket_depth(ast.get_source_segment(text, n.pattern) or ""),
+                n.pattern.lineno,
+                n.pattern.col_offset + 1,
+            )
             for n in ast.walk(tree)
             if isinstance(n, ast.match_case)
         )
@@ -122,7 +126,7 @@ def _bracket_depth(code: str, start: int = 0) -> int:
     return deepest
 
 
-def _cpython_parse(text: str, filename: str) -> Tuple[Optional[ast.Module], Optional[Diagnostic]]:
+def _cpython_parse(text: str, filename: str) -> tuple[ast.Module | None, Diagnostic | None]:
     """Reject input that would crash libcst's native parser.
 
     libcst's parser segfaults or hangs on pathological nesting (thousands of
@@ -154,7 +158,7 @@ def _syntax_error(exc: cst.ParserSyntaxError, filename: str) -> Diagnostic:
     return _gl000(filename, f"SyntaxError: {msg}", exc.raw_line, exc.raw_column + 1)
 
 
-def select_rules_for(text: str, rules: Sequence[Type[Rule]]) -> List[Type[Rule]]:
+def select_rules_for(text: str, rules: Sequence[type[Rule]]) -> list[type[Rule]]:
     """The pre-filter: rules whose cheap text test says the file might match."""
     return [r for r in rules if r.could_match(text)]
 
@@ -162,11 +166,11 @@ def select_rules_for(text: str, rules: Sequence[Type[Rule]]) -> List[Type[Rule]]
 def lint_source(
     filename: str,
     data: bytes,
-    rules: Sequence[Type[Rule]],
+    rules: Sequence[type[Rule]],
     *,
     noqa: bool = True,
     slicing: bool = True,
-) -> List[Diagnostic]:
+) -> list[Diagnostic]:
     """Lint one file's bytes with ``rules``.
 
     ``noqa=False`` leaves ``# noqa`` comments to the caller (the flake8 plugin:
@@ -220,10 +224,10 @@ def _parse(text: str, filename: str):
         return _gl000(filename, f"Cannot parse file: {type(exc).__name__}: {exc}")
 
 
-def _run_rules(ctx: FileContext, rule_classes: Sequence[Type[Rule]]) -> List[Diagnostic]:
+def _run_rules(ctx: FileContext, rule_classes: Sequence[type[Rule]]) -> list[Diagnostic]:
     """Run all rules in one batched traversal; a crashing rule is dropped and reported."""
     active = list(rule_classes)
-    internal: List[Diagnostic] = []
+    internal: list[Diagnostic] = []
     while active:
         ctx.diagnostics = []
         ctx._stack.clear()
@@ -239,7 +243,9 @@ def _run_rules(ctx: FileContext, rule_classes: Sequence[Type[Rule]]) -> List[Dia
             culprit = _find_culprit(exc, instances)
             if culprit is None:
                 return internal + [
-                    _gl000(ctx.filename, f"Internal error while analysing this file: {type(exc).__name__}: {exc}")
+                    _gl000(
+                        ctx.filename, f"Internal error while analysing this file: {type(exc).__name__}: {exc}"
+                    )
                 ]
             internal.append(
                 _gl000(
@@ -252,7 +258,7 @@ def _run_rules(ctx: FileContext, rule_classes: Sequence[Type[Rule]]) -> List[Dia
     return ctx.diagnostics + internal
 
 
-def _find_culprit(exc: BaseException, instances: Iterable[Rule]) -> Optional[Type[Rule]]:
+def _find_culprit(exc: BaseException, instances: Iterable[Rule]) -> type[Rule] | None:
     by_id = {id(r): type(r) for r in instances}
     tb = exc.__traceback__
     culprit = None

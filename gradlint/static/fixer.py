@@ -33,13 +33,13 @@ import re
 import stat
 import tempfile
 import tokenize
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set, Tuple, Type
 
 import libcst as cst
 
-from gradlint.static.diagnostic import Diagnostic, Edit, Fix
+from gradlint.static.diagnostic import Diagnostic, Fix
 from gradlint.static.engine import decode_source, lint_source
 from gradlint.static.rule import Rule
 
@@ -52,13 +52,13 @@ _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 @dataclass
 class FixResult:
-    applied: List[Diagnostic] = field(default_factory=list)
+    applied: list[Diagnostic] = field(default_factory=list)
     # What is left to report: re-linted positions when the fixer re-linted,
     # else the input diagnostics that were not fixed.
-    remaining: List[Diagnostic] = field(default_factory=list)
-    new_text: Optional[str] = None
+    remaining: list[Diagnostic] = field(default_factory=list)
+    new_text: str | None = None
     old_text: str = ""
-    errors: List[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -68,13 +68,13 @@ class FixResult:
 # -- text positions -------------------------------------------------------------
 
 
-def _line_starts(text: str) -> List[int]:
+def _line_starts(text: str) -> list[int]:
     # Python's own line breaks only: str.splitlines() would also split on \f,
     # \x1c, \u2028..., which the tokenizer (and libcst's positions) do not.
     return [0] + [m.end() for m in _NEWLINE.finditer(text)]
 
 
-def _line_end(text: str, starts: List[int], idx: int) -> int:
+def _line_end(text: str, starts: list[int], idx: int) -> int:
     """Offset of the end of line ``idx``'s content (before its newline)."""
     end = starts[idx + 1] if idx + 1 < len(starts) else len(text)
     while end > starts[idx] and text[end - 1] in "\r\n":
@@ -82,7 +82,7 @@ def _line_end(text: str, starts: List[int], idx: int) -> int:
     return end
 
 
-def _offset(text: str, starts: List[int], row: int, column: int) -> int:
+def _offset(text: str, starts: list[int], row: int, column: int) -> int:
     if row < 1:
         return 0
     if row > len(starts):
@@ -98,10 +98,10 @@ def _newline_of(text: str) -> str:
 
 # -- choosing and applying fixes -----------------------------------------------
 
-Span = Tuple[int, int, str]  # (start offset, end offset, replacement)
+Span = tuple[int, int, str]  # (start offset, end offset, replacement)
 
 
-def _spans(text: str, starts: List[int], fix: Fix, newline: str) -> Optional[List[Span]]:
+def _spans(text: str, starts: list[int], fix: Fix, newline: str) -> list[Span] | None:
     spans = []
     for e in fix.edits:
         s = _offset(text, starts, e.location.row, e.location.column)
@@ -119,14 +119,14 @@ def _spans(text: str, starts: List[int], fix: Fix, newline: str) -> Optional[Lis
     return spans
 
 
-def _collides(span: Span, taken: List[Span]) -> bool:
+def _collides(span: Span, taken: list[Span]) -> bool:
     # Touching counts as a collision (as in ruff): two edits at the same point
     # would be applied in an order nobody chose.
     s, t, _ = span
     return any(s <= t2 and s2 <= t for s2, t2, _ in taken)
 
 
-def _apply(text: str, spans: List[Span]) -> str:
+def _apply(text: str, spans: list[Span]) -> str:
     out = []
     pos = 0
     for s, t, content in sorted(spans, key=lambda sp: (sp[0], sp[1])):
@@ -137,7 +137,7 @@ def _apply(text: str, spans: List[Span]) -> str:
     return "".join(out)
 
 
-def _compile_error(text: str, filename: str) -> Optional[str]:
+def _compile_error(text: str, filename: str) -> str | None:
     try:
         compile(text, filename, "exec", dont_inherit=True)
     except SyntaxError as exc:
@@ -147,7 +147,7 @@ def _compile_error(text: str, filename: str) -> Optional[str]:
     return None
 
 
-def _parse_error(text: str, filename: str, use_compile: bool = True) -> Optional[str]:
+def _parse_error(text: str, filename: str, use_compile: bool = True) -> str | None:
     """Why ``text`` is not valid Python, or None (libcst first, then CPython as a guard).
 
     ``use_compile=False`` when the original text already fails CPython's check
@@ -163,7 +163,7 @@ def _parse_error(text: str, filename: str, use_compile: bool = True) -> Optional
     return _compile_error(text, filename) if use_compile else None
 
 
-def _fix_key(d: Diagnostic, text: str, spans: List[Span]) -> Tuple:
+def _fix_key(d: Diagnostic, text: str, spans: list[Span]) -> tuple:
     """Identifies a fix independently of where it sits, to remember ones that failed."""
     return (d.code, tuple((text[s:t], c) for s, t, c in spans))
 
@@ -177,10 +177,10 @@ def _one_round(
     diagnostics: Sequence[Diagnostic],
     unsafe: bool,
     filename: str,
-    failed: Set[Tuple],
-    errors: List[str],
+    failed: set[tuple],
+    errors: list[str],
     use_compile: bool,
-) -> Tuple[str, List[Diagnostic]]:
+) -> tuple[str, list[Diagnostic]]:
     """Apply every compatible fix once; returns the new text and the diagnostics fixed."""
     starts = _line_starts(text)
     newline = _newline_of(text)
@@ -193,7 +193,9 @@ def _one_round(
             continue
         spans = _spans(text, starts, fix, newline)
         if spans is None:
-            errors.append(f"{_display(d)} skipped: its edits overlap each other (a bug in the rule; please report it)")
+            errors.append(
+                f"{_display(d)} skipped: its edits overlap each other (a bug in the rule; please report it)"
+            )
             continue
         key = _fix_key(d, text, spans)
         if key in failed:
@@ -203,10 +205,10 @@ def _one_round(
         return text, []
     candidates.sort(key=lambda c: c[:3])
 
-    chosen: List[Tuple[List[Span], Diagnostic, Tuple]] = []
-    taken: List[Span] = []
-    seen_edits: Dict[Tuple, int] = {}
-    duplicates: List[Tuple[int, Diagnostic]] = []
+    chosen: list[tuple[list[Span], Diagnostic, tuple]] = []
+    taken: list[Span] = []
+    seen_edits: dict[tuple, int] = {}
+    duplicates: list[tuple[int, Diagnostic]] = []
     for *_, spans, d, key in candidates:
         ident = tuple(spans)
         if ident in seen_edits:
@@ -243,7 +245,7 @@ def _one_round(
     return new, applied
 
 
-def _rules_for(diagnostics: Sequence[Diagnostic]) -> List[Type[Rule]]:
+def _rules_for(diagnostics: Sequence[Diagnostic]) -> list[type[Rule]]:
     from gradlint.static.selection import rules_by_code
 
     registry = rules_by_code()
@@ -256,21 +258,21 @@ def _fix_loop(
     *,
     unsafe: bool,
     filename: str,
-    rules: Optional[Sequence[Type[Rule]]],
+    rules: Sequence[type[Rule]] | None,
     encode,
-) -> Tuple[str, List[Diagnostic], List[Diagnostic], List[str]]:
+) -> tuple[str, list[Diagnostic], list[Diagnostic], list[str]]:
     """(final text, applied, remaining, errors)."""
     if rules is None:
         rules = _rules_for(diagnostics)
     relint_codes = {r.code for r in rules}
     # Diagnostics of codes we cannot re-lint keep their original positions.
     stale = [d for d in diagnostics if d.code not in relint_codes]
-    errors: List[str] = []
-    failed: Set[Tuple] = set()
-    applied: List[Diagnostic] = []
+    errors: list[str] = []
+    failed: set[tuple] = set()
+    applied: list[Diagnostic] = []
     seen = {text}
     current = list(diagnostics)
-    use_compile: Optional[bool] = None
+    use_compile: bool | None = None
     for round_no in range(MAX_ROUNDS):
         if use_compile is None and any(d.fix is not None for d in current):
             use_compile = _compile_error(text, filename) is None
@@ -301,7 +303,9 @@ def _fix_loop(
         return text, [], list(diagnostics), errors
     if rules:
         fixed_ids = {id(d) for d in applied}
-        remaining = [d for d in current if id(d) not in fixed_ids] + [d for d in stale if id(d) not in fixed_ids]
+        remaining = [d for d in current if id(d) not in fixed_ids] + [
+            d for d in stale if id(d) not in fixed_ids
+        ]
     else:
         fixed_ids = {id(d) for d in applied}
         remaining = [d for d in diagnostics if id(d) not in fixed_ids]
@@ -326,14 +330,12 @@ def _encoding_of_text(text: str) -> str:
     return _encoding_of(head.encode("utf-8", errors="replace"))
 
 
-def _encoder(encoding: str, errors: List[str], filename: str):
-    def encode(text: str) -> Optional[bytes]:
+def _encoder(encoding: str, errors: list[str], filename: str):
+    def encode(text: str) -> bytes | None:
         try:
             return text.encode(encoding)
         except UnicodeEncodeError as exc:
-            errors.append(
-                f"fixed text cannot be encoded as {encoding} ({exc.reason}); file left unchanged"
-            )
+            errors.append(f"fixed text cannot be encoded as {encoding} ({exc.reason}); file left unchanged")
             return None
 
     return encode
@@ -348,15 +350,15 @@ def fix_text(
     *,
     unsafe: bool,
     filename: str = "-",
-    rules: Optional[Sequence[Type[Rule]]] = None,
-) -> Tuple[str, List[Diagnostic], List[str]]:
+    rules: Sequence[type[Rule]] | None = None,
+) -> tuple[str, list[Diagnostic], list[str]]:
     """Fix a text that is not a file (stdin): ``(new_text, applied, errors)``.
 
     ``new_text`` is ``text`` itself when nothing applied, so it can always be
     printed.  ``rules`` are the rules to re-lint with between rounds (default:
     the registered rules of the codes in ``diagnostics``).
     """
-    errors: List[str] = []
+    errors: list[str] = []
     new, applied, _, loop_errors = _fix_loop(
         text,
         diagnostics,
@@ -374,7 +376,7 @@ def fix_file(
     *,
     unsafe: bool,
     write: bool = True,
-    rules: Optional[Sequence[Type[Rule]]] = None,
+    rules: Sequence[type[Rule]] | None = None,
 ) -> FixResult:
     """Fix one file in place (or, with ``write=False``, only compute the result for ``--diff``).
 
@@ -399,11 +401,11 @@ def fix_file(
         result.errors.append(f"cannot read file: {exc.strerror or exc}")
         return result
     if text is None:
-        result.errors.append(f"cannot decode file; not fixed")
+        result.errors.append("cannot decode file; not fixed")
         return result
     result.old_text = text
 
-    errors: List[str] = []
+    errors: list[str] = []
     new, applied, remaining, loop_errors = _fix_loop(
         text,
         diagnostics,
@@ -429,7 +431,7 @@ def fix_file(
     return result
 
 
-def _read_text(path: Path) -> Tuple[Optional[str], str]:
+def _read_text(path: Path) -> tuple[str | None, str]:
     with open(path, "rb") as fh:
         data = fh.read()
     encoding = _encoding_of(data)
@@ -449,7 +451,7 @@ def _write_bytes(fd: int, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def _atomic_write(path: Path, data: bytes) -> Optional[str]:
+def _atomic_write(path: Path, data: bytes) -> str | None:
     """Replace ``path``'s content atomically; an error message, or None on success."""
     target = Path(os.path.realpath(path))
     try:
@@ -460,7 +462,7 @@ def _atomic_write(path: Path, data: bytes) -> Optional[str]:
     # os.replace would happily swap a read-only file for a writable one (only the
     # directory's permissions matter), and root passes os.access: check the bits too.
     if not (mode & 0o222) or not os.access(target, os.W_OK):
-        return f"cannot write fixes: the file is read-only (fixes not applied)"
+        return "cannot write fixes: the file is read-only (fixes not applied)"
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".gradlint-fix", dir=target.parent)
     except OSError as exc:
@@ -489,7 +491,7 @@ def _atomic_write(path: Path, data: bytes) -> Optional[str]:
     return None
 
 
-def _split_keepends(text: str) -> List[str]:
+def _split_keepends(text: str) -> list[str]:
     starts = _line_starts(text)
     lines = [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
     return [ln for ln in lines if ln]

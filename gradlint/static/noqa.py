@@ -9,7 +9,6 @@ by a line comment: a file that cannot be parsed cannot be trusted to carry one.
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Set
 
 from gradlint.static.diagnostic import GL000, Diagnostic
 
@@ -21,7 +20,7 @@ def file_is_exempt(text: str) -> bool:
     return "gradlint" in text and _FILE_NOQA.search(text) is not None
 
 
-def noqa_codes(line: str) -> Optional[Set[str]]:
+def noqa_codes(line: str) -> set[str] | None:
     """None: no noqa; empty set: blanket noqa; else the listed codes."""
     if "#" not in line:
         return None
@@ -34,13 +33,13 @@ def noqa_codes(line: str) -> Optional[Set[str]]:
     return {c.upper() for c in re.split(r"[\s,]+", codes) if c}
 
 
-def filter_noqa(diagnostics: List[Diagnostic], text: str) -> List[Diagnostic]:
+def filter_noqa(diagnostics: list[Diagnostic], text: str) -> list[Diagnostic]:
     if not diagnostics:
         return diagnostics
     if file_is_exempt(text):
         return [d for d in diagnostics if d.code == GL000]
     lines = text.splitlines()
-    cache: Dict[int, Optional[Set[str]]] = {}
+    cache: dict[int, set[str] | None] = {}
     kept = []
     for d in diagnostics:
         row = d.noqa_row

@@ -12,7 +12,8 @@ from __future__ import annotations
 import inspect
 import re
 import textwrap
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, TypeVar, Union
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -34,7 +35,7 @@ class Replace:
 
     __slots__ = ("old", "new")
 
-    def __init__(self, old: cst.CSTNode, new: Union[cst.CSTNode, str, None]):
+    def __init__(self, old: cst.CSTNode, new: cst.CSTNode | str | None):
         self.old = old
         self.new = new
 
@@ -49,7 +50,7 @@ class InsertAfter:
         self.code = code
 
 
-FixPart = Union[Replace, InsertAfter]
+FixPart = Replace | InsertAfter
 
 
 class FileContext:
@@ -67,14 +68,14 @@ class FileContext:
         self.module = module
         # unsafe_skip_copy: the tree is ours alone; copying it would double the parse cost.
         self.wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-        self._metadata: Dict[Any, Any] = {}
-        self._analyses: Dict[Any, Any] = {}
-        self._parents: Dict[cst.CSTNode, cst.CSTNode] = {}
+        self._metadata: dict[Any, Any] = {}
+        self._analyses: dict[Any, Any] = {}
+        self._parents: dict[cst.CSTNode, cst.CSTNode] = {}
         self._parents_complete = False
-        self._stack: List[cst.CSTNode] = []
-        self.diagnostics: List[Diagnostic] = []
+        self._stack: list[cst.CSTNode] = []
+        self.diagnostics: list[Diagnostic] = []
 
-    def metadata(self, provider: "ProviderT") -> Any:
+    def metadata(self, provider: ProviderT) -> Any:
         try:
             return self._metadata[provider]
         except KeyError:
@@ -84,7 +85,7 @@ class FileContext:
     def position(self, node: cst.CSTNode):
         return self.metadata(PositionProvider)[node]
 
-    def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         # Parents are recorded during the one batched traversal (see `_enter`),
         # so a rule asking about the node it is visiting, or anything above it,
         # pays nothing; ParentNodeProvider would walk the whole tree again.
@@ -125,7 +126,7 @@ class FileContext:
                 todo.append(child)
         self._parents_complete = True
 
-    def analysis(self, factory: "Type[T]") -> T:
+    def analysis(self, factory: type[T]) -> T:
         """A per-file analysis shared by every rule that asks for it (built once)."""
         try:
             return self._analyses[factory]
@@ -142,12 +143,12 @@ class Rule(cst.BatchableCSTVisitor):
     name: ClassVar[str] = ""
     message: ClassVar[str] = ""
     # None: no fix; "safe": applied by --fix; "unsafe": only with --unsafe-fixes.
-    fix_applicability: ClassVar[Optional[Applicability]] = None
+    fix_applicability: ClassVar[Applicability | None] = None
     # Off-by-default rules run only when selected explicitly (or with ALL).
     default_enabled: ClassVar[bool] = True
     # The file is parsed for this rule only if its text contains one of these
     # substrings. An empty tuple means "always parse".
-    prefilter: ClassVar[Tuple[str, ...]] = ()
+    prefilter: ClassVar[tuple[str, ...]] = ()
     # What the rule reads beyond a definition its ``could_match_unit`` accepts:
     # "function" (that definition and the helpers it calls), "class" (also the
     # methods of its class that assign ``self`` attributes) or "module" (the whole
@@ -168,7 +169,7 @@ class Rule(cst.BatchableCSTVisitor):
         self.context = context
 
     @classmethod
-    def _visitor_names(cls) -> Tuple[str, ...]:
+    def _visitor_names(cls) -> tuple[str, ...]:
         # libcst finds visitor methods with inspect.getmembers on every instance,
         # which walks ~1,000 attributes: per file and rule that cost more than
         # the parse. The set of methods is a property of the class: compute once.
@@ -181,7 +182,7 @@ class Rule(cst.BatchableCSTVisitor):
                 and callable(getattr(cls, n))
                 and not getattr(getattr(cls, n), "_is_no_op", False)
             )
-            setattr(cls, "_gradlint_visitor_names", names)
+            cls._gradlint_visitor_names = names
         return names
 
     def get_visitors(self):
@@ -206,10 +207,10 @@ class Rule(cst.BatchableCSTVisitor):
     def report(
         self,
         node: cst.CSTNode,
-        message: Optional[str] = None,
+        message: str | None = None,
         *,
-        fix: Union[FixPart, Sequence[FixPart], None] = None,
-        fix_message: Optional[str] = None,
+        fix: FixPart | Sequence[FixPart] | None = None,
+        fix_message: str | None = None,
         **format_args: Any,
     ) -> None:
         ctx = self.context

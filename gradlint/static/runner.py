@@ -20,7 +20,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import sys
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type
+from collections.abc import Callable, Sequence
 
 from gradlint.static.cache import Cache, content_hash, rules_key, settings_key
 from gradlint.static.config import Settings
@@ -34,7 +34,7 @@ Warn = Callable[[str], None]
 # Fewer files than this are not worth starting worker processes for.
 _MIN_PARALLEL = 4
 
-_WORKER_RULES: Dict[str, Type[Rule]] = {}
+_WORKER_RULES: dict[str, type[Rule]] = {}
 
 
 def default_jobs() -> int:
@@ -56,18 +56,18 @@ def read_error(path: str, exc: OSError) -> Diagnostic:
     return Diagnostic(path, GL000, f"Cannot read file: {reason}", loc, loc, rule_name="io-error")
 
 
-def effective_rules(path: str, settings: Settings) -> List[Type[Rule]]:
+def effective_rules(path: str, settings: Settings) -> list[type[Rule]]:
     ignored = ignored_codes_for(path, settings.per_file_ignores, settings.root)
     return rules_for_file(settings.rules, ignored)
 
 
 # -- the unit of work, run in a worker or in-process --------------------------
 
-_Item = Tuple[str, Tuple[str, ...]]
-_Result = Tuple[str, Optional[str], List[Diagnostic], Optional[str]]
+_Item = tuple[str, tuple[str, ...]]
+_Result = tuple[str, str | None, list[Diagnostic], str | None]
 
 
-def _init_worker(rules: Sequence[Type[Rule]]) -> None:
+def _init_worker(rules: Sequence[type[Rule]]) -> None:
     _WORKER_RULES.clear()
     _WORKER_RULES.update({r.code: r for r in rules})
 
@@ -97,7 +97,7 @@ def _pool_context():
     return None
 
 
-def _run_items(items: List[_Item], rules: Sequence[Type[Rule]], jobs: int, warn: Warn) -> List[_Result]:
+def _run_items(items: list[_Item], rules: Sequence[type[Rule]], jobs: int, warn: Warn) -> list[_Result]:
     if jobs <= 1 or len(items) < _MIN_PARALLEL:
         _init_worker(rules)
         return [_lint_item(it) for it in items]
@@ -106,7 +106,7 @@ def _run_items(items: List[_Item], rules: Sequence[Type[Rule]], jobs: int, warn:
     # leave the other workers idle while it runs. Results are sorted afterwards.
     items = sorted(items, key=lambda it: -_size(it[0]))
     chunksize = max(1, min(8, len(items) // (workers * 16)))
-    results: List[_Result] = []
+    results: list[_Result] = []
     try:
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=workers,
@@ -124,17 +124,19 @@ def _run_items(items: List[_Item], rules: Sequence[Type[Rule]], jobs: int, warn:
     return results
 
 
-def lint_paths(files: Sequence[str], settings: Settings, *, warn: Optional[Warn] = None) -> List[Diagnostic]:
+def lint_paths(files: Sequence[str], settings: Settings, *, warn: Warn | None = None) -> list[Diagnostic]:
     warn = warn or (lambda msg: None)
-    cache: Optional[Cache] = None
+    cache: Cache | None = None
     if settings.cache_dir is not None:
-        cache = Cache.open(settings.cache_dir, settings_key(settings.rules, settings.per_file_ignores, settings.root))
+        cache = Cache.open(
+            settings.cache_dir, settings_key(settings.rules, settings.per_file_ignores, settings.root)
+        )
 
-    out: List[Diagnostic] = []
-    todo: List[_Item] = []
-    stats: Dict[str, os.stat_result] = {}
-    rkeys: Dict[str, str] = {}
-    rules_cache: Dict[Tuple[str, ...], Tuple[Tuple[str, ...], str]] = {}
+    out: list[Diagnostic] = []
+    todo: list[_Item] = []
+    stats: dict[str, os.stat_result] = {}
+    rkeys: dict[str, str] = {}
+    rules_cache: dict[tuple[str, ...], tuple[tuple[str, ...], str]] = {}
     for path in files:
         try:
             st = os.stat(path)
@@ -176,7 +178,7 @@ def lint_paths(files: Sequence[str], settings: Settings, *, warn: Optional[Warn]
     return out
 
 
-def lint_stdin(data: bytes, filename: str, settings: Settings) -> List[Diagnostic]:
+def lint_stdin(data: bytes, filename: str, settings: Settings) -> list[Diagnostic]:
     """Lint source read from stdin; ``filename`` is used for display and per-file ignores."""
     rules = effective_rules(os.path.abspath(filename), settings) if filename != "-" else list(settings.rules)
     diags = lint_source(filename, data, rules)

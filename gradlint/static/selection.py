@@ -23,8 +23,8 @@ import fnmatch
 import importlib
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Type
 
 from gradlint.static.diagnostic import GL000
 from gradlint.static.rule import Rule
@@ -41,7 +41,7 @@ class SelectionError(ValueError):
     """A selector that names no rule; the message is user-facing."""
 
 
-def all_rules() -> List[Type[Rule]]:
+def all_rules() -> list[type[Rule]]:
     """The registry, read at call time so tests can patch ``gradlint.rules``."""
     import gradlint.rules as registry
 
@@ -64,7 +64,7 @@ def all_rules() -> List[Type[Rule]]:
     return sorted(rules, key=lambda r: r.code)
 
 
-def rules_by_code(rules: Optional[Sequence[Type[Rule]]] = None) -> Dict[str, Type[Rule]]:
+def rules_by_code(rules: Sequence[type[Rule]] | None = None) -> dict[str, type[Rule]]:
     return {r.code: r for r in (all_rules() if rules is None else rules)}
 
 
@@ -84,7 +84,7 @@ def _specificity(selector: str) -> int:
     return 0 if selector == "ALL" else len(selector)
 
 
-def check_selectors(selectors: Iterable[str], rules: Sequence[Type[Rule]]) -> None:
+def check_selectors(selectors: Iterable[str], rules: Sequence[type[Rule]]) -> None:
     """Raise SelectionError for the first selector that matches no rule."""
     codes = [r.code for r in rules] + [GL000]
     for raw in selectors:
@@ -95,22 +95,22 @@ def check_selectors(selectors: Iterable[str], rules: Sequence[Type[Rule]]) -> No
 
 @dataclass
 class SelectionLayer:
-    select: Optional[List[str]] = None
-    extend_select: List[str] = field(default_factory=list)
-    ignore: List[str] = field(default_factory=list)
+    select: list[str] | None = None
+    extend_select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
 
-    def selectors(self) -> List[str]:
+    def selectors(self) -> list[str]:
         return list(self.select or []) + list(self.extend_select) + list(self.ignore)
 
 
-def resolve(layers: Sequence[SelectionLayer], rules: Optional[Sequence[Type[Rule]]] = None) -> List[Type[Rule]]:
+def resolve(layers: Sequence[SelectionLayer], rules: Sequence[type[Rule]] | None = None) -> list[type[Rule]]:
     """The enabled rules, in code order, after applying ``layers`` bottom-up."""
     rules = all_rules() if rules is None else list(rules)
     for layer in layers:
         check_selectors(layer.selectors(), rules)
-    enabled: Set[str] = {r.code for r in rules if r.default_enabled}
+    enabled: set[str] = {r.code for r in rules if r.default_enabled}
     for layer in layers:
-        ops: List[Tuple[str, bool]] = []
+        ops: list[tuple[str, bool]] = []
         if layer.select is not None:
             enabled = set()
             ops += [(normalize_selector(s), True) for s in layer.select]
@@ -134,7 +134,7 @@ def resolve(layers: Sequence[SelectionLayer], rules: Optional[Sequence[Type[Rule
 # -- per-file ignores --------------------------------------------------------
 
 
-def path_matches(pattern: str, path: str, root: Optional[str]) -> bool:
+def path_matches(pattern: str, path: str, root: str | None) -> bool:
     """ruff-style glob test of an absolute ``path``.
 
     A pattern without ``/`` matches the file name or any directory name on the
@@ -166,19 +166,17 @@ def path_matches(pattern: str, path: str, root: Optional[str]) -> bool:
 
 
 def ignored_codes_for(
-    path: str, per_file_ignores: Mapping[str, Sequence[str]], root: Optional[str]
-) -> List[str]:
+    path: str, per_file_ignores: Mapping[str, Sequence[str]], root: str | None
+) -> list[str]:
     """Selectors ignored for this file by ``per-file-ignores`` (not yet expanded)."""
-    out: List[str] = []
+    out: list[str] = []
     for pattern, selectors in per_file_ignores.items():
         if path_matches(pattern, path, root):
             out.extend(normalize_selector(s) for s in selectors)
     return out
 
 
-def rules_for_file(
-    enabled: Sequence[Type[Rule]], ignored_selectors: Sequence[str]
-) -> List[Type[Rule]]:
+def rules_for_file(enabled: Sequence[type[Rule]], ignored_selectors: Sequence[str]) -> list[type[Rule]]:
     if not ignored_selectors:
         return list(enabled)
     return [r for r in enabled if not any(_matches(s, r.code) for s in ignored_selectors)]

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Dict, List, Optional, Sequence, Set, Type
+from collections.abc import Sequence
 
 from gradlint.static.rule import Rule
 
@@ -62,18 +62,18 @@ _DEF = (ast.FunctionDef, ast.AsyncFunctionDef)
 class _Unit:
     __slots__ = ("name", "start", "def_line", "body_indent", "end", "container", "text", "_calls")
 
-    def __init__(self, node, container: Optional[int], lines: Sequence[str]) -> None:
+    def __init__(self, node, container: int | None, lines: Sequence[str]) -> None:
         self.name: str = node.name
         self.start: int = _first_line(node)
         self.def_line: int = node.lineno
         # The body's indentation when it starts on a line of its own, else None (`def f(): ...`).
-        self.body_indent: Optional[str] = _own_line_indent(node, lines)
+        self.body_indent: str | None = _own_line_indent(node, lines)
         self.end: int = node.end_lineno
         self.container = container  # index of the top-level class in the module body; None for a function
         self.text = "".join(lines[self.start - 1 : self.end])
-        self._calls: Optional[Set[tuple]] = None
+        self._calls: set[tuple] | None = None
 
-    def calls(self) -> Set[tuple]:
+    def calls(self) -> set[tuple]:
         """``(is_method_call, name)`` for each call by name in the unit."""
         if self._calls is None:
             self._calls = {(bool(dot), name) for dot, name in _CALL.findall(self.text)}
@@ -85,7 +85,7 @@ def _first_line(node: ast.stmt) -> int:
     return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
 
 
-def _own_line_indent(node, lines: Sequence[str]) -> Optional[str]:
+def _own_line_indent(node, lines: Sequence[str]) -> str | None:
     """The indentation of ``node``'s body when the body starts on a line of its own."""
     first = node.body[0]
     start = _first_line(first)
@@ -97,8 +97,8 @@ def _own_line_indent(node, lines: Sequence[str]) -> Optional[str]:
     return _indent(line)
 
 
-def _units(tree: ast.Module, lines: Sequence[str]) -> List[_Unit]:
-    units: List[_Unit] = []
+def _units(tree: ast.Module, lines: Sequence[str]) -> list[_Unit]:
+    units: list[_Unit] = []
 
     def members(body, container: int) -> None:
         for node in body:
@@ -115,9 +115,9 @@ def _units(tree: ast.Module, lines: Sequence[str]) -> List[_Unit]:
     return units
 
 
-def _close_over_callees(units: List[_Unit], kept: Set[int]) -> None:
-    functions: Dict[str, List[int]] = {}
-    methods: Dict[str, List[int]] = {}
+def _close_over_callees(units: list[_Unit], kept: set[int]) -> None:
+    functions: dict[str, list[int]] = {}
+    methods: dict[str, list[int]] = {}
     for i, u in enumerate(units):
         if not (u.name.startswith("__") and u.name.endswith("__")):
             (functions if u.container is None else methods).setdefault(u.name, []).append(i)
@@ -130,8 +130,8 @@ def _close_over_callees(units: List[_Unit], kept: Set[int]) -> None:
                     todo.append(j)
 
 
-def _kept_units(text: str, units: List[_Unit], rules: Sequence[Type[Rule]]) -> Set[int]:
-    kept: Set[int] = set()
+def _kept_units(text: str, units: list[_Unit], rules: Sequence[type[Rule]]) -> set[int]:
+    kept: set[int] = set()
     for rule in rules:
         mine = {i for i, u in enumerate(units) if rule.could_match_unit(u.text, text)}
         if rule.context == "class":
@@ -146,7 +146,7 @@ def _indent(line: str) -> str:
     return line[: len(line) - len(line.lstrip(" \t"))]
 
 
-def _fill(out: List[str], first: int, last: int, prefix: str, nl: str) -> None:
+def _fill(out: list[str], first: int, last: int, prefix: str, nl: str) -> None:
     """Rows ``first``..``last`` become ``prefix`` plus a body that keeps the line count.
 
     The body is one string literal spanning the rows: libcst makes a node per
@@ -161,7 +161,15 @@ def _fill(out: List[str], first: int, last: int, prefix: str, nl: str) -> None:
     out[last - 1] = '"""' + nl
 
 
-def _stub(out: List[str], lines: Sequence[str], header_end: int, body_indent: Optional[str], end: int, header: str, nl: str) -> None:
+def _stub(
+    out: list[str],
+    lines: Sequence[str],
+    header_end: int,
+    body_indent: str | None,
+    end: int,
+    header: str,
+    nl: str,
+) -> None:
     """Replace a definition's body (rows after ``header_end``) by a string literal.
 
     A body that started on its own line still does, at its own indentation: the
@@ -175,7 +183,7 @@ def _stub(out: List[str], lines: Sequence[str], header_end: int, body_indent: Op
     _fill(out, header_end + 1, end, body_indent, nl)
 
 
-def _stub_class(node: ast.ClassDef, lines: Sequence[str], out: List[str], nl: str) -> bool:
+def _stub_class(node: ast.ClassDef, lines: Sequence[str], out: list[str], nl: str) -> bool:
     """Keep the header (its bases matter), replace the body; False when the body shares the header's line."""
     indent = _own_line_indent(node, lines)
     if indent is None:
@@ -186,7 +194,7 @@ def _stub_class(node: ast.ClassDef, lines: Sequence[str], out: List[str], nl: st
 
 def _outside_definitions(tree: ast.Module, lines: Sequence[str]) -> str:
     """The text of the statements that are in no definition: module-level and class-level code."""
-    parts: List[str] = []
+    parts: list[str] = []
 
     def add(body) -> None:
         for node in body:
@@ -202,7 +210,7 @@ def _outside_definitions(tree: ast.Module, lines: Sequence[str]) -> str:
     return "".join(parts)
 
 
-def relevant_source(text: str, tree: ast.Module, rules: Sequence[Type[Rule]]) -> Optional[str]:
+def relevant_source(text: str, tree: ast.Module, rules: Sequence[type[Rule]]) -> str | None:
     """``text`` with what no rule in ``rules`` could match stubbed out (see module docs).
 
     None when nothing in the file could match: no definition is kept and the
@@ -222,9 +230,11 @@ def relevant_source(text: str, tree: ast.Module, rules: Sequence[Type[Rule]]) ->
 
     out = list(lines)
     newline = _NEWLINE.search(text)
-    nl = newline.group(0) if newline else "\n"  # generated lines end like the file's first line (libcst's default)
+    nl = (
+        newline.group(0) if newline else "\n"
+    )  # generated lines end like the file's first line (libcst's default)
     live_classes = {u.container for i, u in enumerate(units) if i in kept}
-    stubbed_classes: Set[int] = set()
+    stubbed_classes: set[int] = set()
     for index, node in enumerate(tree.body):
         if not isinstance(node, ast.ClassDef):
             continue
@@ -235,5 +245,13 @@ def relevant_source(text: str, tree: ast.Module, rules: Sequence[Type[Rule]]) ->
             continue
         for row in range(u.start - 1, u.def_line - 1):
             out[row] = nl  # decorators
-        _stub(out, lines, u.def_line, u.body_indent, u.end, f"{_indent(lines[u.def_line - 1])}def {u.name}():", nl)
+        _stub(
+            out,
+            lines,
+            u.def_line,
+            u.body_indent,
+            u.end,
+            f"{_indent(lines[u.def_line - 1])}def {u.name}():",
+            nl,
+        )
     return "".join(out)

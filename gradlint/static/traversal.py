@@ -13,7 +13,7 @@ operators) are not visited: no rule has methods for them.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import libcst as cst
 
@@ -24,14 +24,14 @@ Visitor = Callable[[cst.CSTNode], object]
 
 def run(
     module: cst.Module,
-    visitors: Sequence[Dict[str, Visitor]],
+    visitors: Sequence[dict[str, Visitor]],
     enter: Callable[[cst.CSTNode], None],
     leave: Callable[[cst.CSTNode], None],
 ) -> None:
     """Pre-order ``enter`` + ``visit_*``, post-order ``leave_*`` + ``leave``, like ``visit_batched``."""
-    table: Dict[type, Tuple[List[Visitor], List[Visitor]]] = {}
+    table: dict[type, tuple[list[Visitor], list[Visitor]]] = {}
 
-    def methods(cls: type) -> Tuple[List[Visitor], List[Visitor]]:
+    def methods(cls: type) -> tuple[list[Visitor], list[Visitor]]:
         found = table.get(cls)
         if found is None:
             name = cls.__name__
@@ -41,7 +41,7 @@ def run(
             )
         return found
 
-    stack: List[Tuple[cst.CSTNode, bool]] = [(module, False)]
+    stack: list[tuple[cst.CSTNode, bool]] = [(module, False)]
     pop, push = stack.pop, stack.append
     while stack:
         node, leaving = pop()

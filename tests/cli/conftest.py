@@ -67,7 +67,9 @@ def fake_fixer(monkeypatch):
 
 def subprocess_env(**extra):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parents[1]), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parents[1]), env.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
     env["GRADLINT_EXTRA_RULES"] = "testrules"
     env.pop("GRADLINT_OUTPUT_FORMAT", None)
     env.update(extra)

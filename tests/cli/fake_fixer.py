@@ -4,18 +4,17 @@ import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
 
-CALLS: List[dict] = []
+CALLS: list[dict] = []
 
 
 @dataclass
 class FixResult:
     applied: list = field(default_factory=list)
     remaining: list = field(default_factory=list)
-    new_text: Optional[str] = None
+    new_text: str | None = None
     old_text: str = ""
-    errors: List[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
 def _offset(lines, row, col):
@@ -54,7 +53,13 @@ def _fix(old, diagnostics, unsafe):
     edits = []
     for d in chosen:
         for e in d.fix.edits:
-            edits.append((_offset(lines, e.location.row, e.location.column), _offset(lines, e.end_location.row, e.end_location.column), e.content))
+            edits.append(
+                (
+                    _offset(lines, e.location.row, e.location.column),
+                    _offset(lines, e.end_location.row, e.end_location.column),
+                    e.content,
+                )
+            )
     text = old
     for a, b, content in sorted(edits, reverse=True):
         text = text[:a] + content + text[b:]
@@ -66,6 +71,9 @@ def _fix(old, diagnostics, unsafe):
 def unified_diff(path, old_text: str, new_text: str) -> str:
     return "".join(
         difflib.unified_diff(
-            old_text.splitlines(keepends=True), new_text.splitlines(keepends=True), fromfile=f"a/{path}", tofile=f"b/{path}"
+            old_text.splitlines(keepends=True),
+            new_text.splitlines(keepends=True),
+            fromfile=f"a/{path}",
+            tofile=f"b/{path}",
         )
     )

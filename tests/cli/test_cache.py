@@ -4,9 +4,9 @@ import json
 import os
 
 import pytest
+from test_check import BACKWARD, write
 
 import gradlint.static.runner as runner
-from test_check import BACKWARD, write
 
 
 @pytest.fixture
@@ -87,8 +87,13 @@ def test_corrupt_cache_is_ignored_and_rebuilt(project, run, counting):
     age(a)
     run("-j1", ".")
     (cache_file,) = (project / ".gradlint_cache").rglob("*.json")
-    for garbage in (b"{not json", b"", b"[1,2]", json.dumps({"format": 1, "files": {str(a): "x"}}).encode(),
-                    json.dumps({"format": 1, "files": {str(a): [1, 2, 3, 4, [{"bad": 1}]]}}).encode()):
+    for garbage in (
+        b"{not json",
+        b"",
+        b"[1,2]",
+        json.dumps({"format": 1, "files": {str(a): "x"}}).encode(),
+        json.dumps({"format": 1, "files": {str(a): [1, 2, 3, 4, [{"bad": 1}]]}}).encode(),
+    ):
         cache_file.write_bytes(garbage)
         r = run("-j1", "--output-format", "concise", ".")
         assert r.exit_code == 1 and "a.py:4:5: GL901" in r.stdout and r.stderr == ""

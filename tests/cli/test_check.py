@@ -1,7 +1,6 @@
 """`gradlint [check]`: commands, flags, output formats and exit codes."""
 
 import json
-import os
 import re
 
 import pytest
@@ -50,9 +49,25 @@ def test_version_and_help(run):
     r = run("--help")
     assert r.exit_code == 0 and "rule" in r.stdout and "check" in r.stdout
     r = run("check", "--help")
-    for flag in ("--select", "--ignore", "--extend-select", "--per-file-ignores", "--output-format", "--statistics",
-                 "--exit-zero", "--no-cache", "--cache-dir", "--jobs", "--quiet", "--fix", "--unsafe-fixes",
-                 "--diff", "--fix-only", "--show-fixes", "--stdin-filename"):
+    for flag in (
+        "--select",
+        "--ignore",
+        "--extend-select",
+        "--per-file-ignores",
+        "--output-format",
+        "--statistics",
+        "--exit-zero",
+        "--no-cache",
+        "--cache-dir",
+        "--jobs",
+        "--quiet",
+        "--fix",
+        "--unsafe-fixes",
+        "--diff",
+        "--fix-only",
+        "--show-fixes",
+        "--stdin-filename",
+    ):
         assert flag in r.stdout, flag
 
 
@@ -125,8 +140,12 @@ def test_gl000_cannot_be_ignored(project, run):
 
 
 def test_noqa_through_cli(project, run):
-    write(project, "a.py", "loss.backward()  # noqa\nl2.backward()  # noqa: GL901\nl3.backward()  # noqa: GL902\n"
-                           "l4.backward()\n")
+    write(
+        project,
+        "a.py",
+        "loss.backward()  # noqa\nl2.backward()  # noqa: GL901\nl3.backward()  # noqa: GL902\n"
+        "l4.backward()\n",
+    )
     r = run("--output-format", "concise", "--no-cache", ".")
     assert [l.split(":")[1] for l in r.stdout.splitlines() if "GL901" in l] == ["3", "4"]
     write(project, "a.py", "# gradlint: noqa\nloss.backward()\n")
@@ -188,7 +207,11 @@ def test_json_format_uses_ruff_field_names(project, run):
     assert d["fix"]["applicability"] == "safe"
     assert d["fix"]["message"] == "Use `backward_checked()`"
     assert d["fix"]["edits"] == [
-        {"content": "backward_checked", "location": {"row": 4, "column": 10}, "end_location": {"row": 4, "column": 18}}
+        {
+            "content": "backward_checked",
+            "location": {"row": 4, "column": 10},
+            "end_location": {"row": 4, "column": 18},
+        }
     ]
 
 
@@ -260,7 +283,17 @@ def test_env_output_format(project, run, monkeypatch):
 
 
 def test_default_excludes_and_explicit_file(project, run):
-    for folder in (".git", ".venv", "venv", "build", "dist", "__pycache__", "node_modules", ".tox", "lib/site-packages"):
+    for folder in (
+        ".git",
+        ".venv",
+        "venv",
+        "build",
+        "dist",
+        "__pycache__",
+        "node_modules",
+        ".tox",
+        "lib/site-packages",
+    ):
         write(project, f"{folder}/x.py", BACKWARD)
     write(project, "ok/x.py", BACKWARD)
     r = run("--output-format", "concise", "--no-cache", ".")
@@ -280,7 +313,9 @@ def test_exclude_options(project, run):
     r = run("--extend-exclude", "*_pb2.py,src/legacy", "--output-format", "concise", "--no-cache", ".")
     assert [l.split(":")[0] for l in r.stdout.splitlines() if "GL901" in l] == ["src/a.py"]
     write(project, "build/b.py", BACKWARD)
-    r = run("--exclude", "gen", "--output-format", "concise", "--no-cache", ".")  # replaces defaults: build/ is in
+    r = run(
+        "--exclude", "gen", "--output-format", "concise", "--no-cache", "."
+    )  # replaces defaults: build/ is in
     files = [l.split(":")[0] for l in r.stdout.splitlines() if "GL901" in l]
     assert "build/b.py" in files and "gen/x_pb2.py" not in files
 

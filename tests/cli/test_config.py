@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from test_check import BACKWARD, write
 
 
@@ -74,7 +73,9 @@ def test_cli_overrides_config(project, run):
     # --extend-select adds to it; the configured per-file ignore still applies.
     assert codes_in(run, "--extend-select", "GL950", ".") == [("a.py", "GL901")]
     # --per-file-ignores replaces the configured table.
-    assert codes_in(run, "--extend-select", "GL950", "--per-file-ignores", "a.py:GL901", ".") == [("a.py", "GL950")]
+    assert codes_in(run, "--extend-select", "GL950", "--per-file-ignores", "a.py:GL901", ".") == [
+        ("a.py", "GL950")
+    ]
     # --ignore on top of the configured select.
     assert codes_in(run, "--ignore", "GL901", ".") == []
 
@@ -117,15 +118,30 @@ def test_relative_patterns_are_relative_to_the_config_folder(project, run, monke
     "toml, expected",
     [
         ("[tool.gradlint\nselect = 1\n", "pyproject.toml: invalid TOML"),
-        ("[tool.gradlint]\nselct = ['GL901']\n", "pyproject.toml: [tool.gradlint] key 'selct': unknown key (did you mean 'select'?)"),
+        (
+            "[tool.gradlint]\nselct = ['GL901']\n",
+            "pyproject.toml: [tool.gradlint] key 'selct': unknown key (did you mean 'select'?)",
+        ),
         ("[tool.gradlint]\nwhatever = 1\n", "key 'whatever': unknown key (known keys:"),
         ("[tool.gradlint]\nselect = 'GL901'\n", "key 'select': expected a list of strings, got str 'GL901'"),
-        ("[tool.gradlint]\nignore = ['GL901', 3]\n", "key 'ignore': expected a list of strings, got a list containing int 3"),
+        (
+            "[tool.gradlint]\nignore = ['GL901', 3]\n",
+            "key 'ignore': expected a list of strings, got a list containing int 3",
+        ),
         ("[tool.gradlint]\nselect = ['GL999']\n", "key 'select': unknown rule selector 'GL999'"),
-        ("[tool.gradlint]\nextend-select = ['nonsense!']\n", "key 'extend-select': unknown rule selector 'nonsense!'"),
+        (
+            "[tool.gradlint]\nextend-select = ['nonsense!']\n",
+            "key 'extend-select': unknown rule selector 'nonsense!'",
+        ),
         ("[tool.gradlint]\nper-file-ignores = ['x']\n", "key 'per-file-ignores': expected a table"),
-        ("[tool.gradlint.per-file-ignores]\n'a.py' = 'GL901'\n", "pattern 'a.py' expects a list of rule codes"),
-        ("[tool.gradlint.per-file-ignores]\n'a.py' = ['GL998']\n", "key 'per-file-ignores': pattern 'a.py': unknown rule selector 'GL998'"),
+        (
+            "[tool.gradlint.per-file-ignores]\n'a.py' = 'GL901'\n",
+            "pattern 'a.py' expects a list of rule codes",
+        ),
+        (
+            "[tool.gradlint.per-file-ignores]\n'a.py' = ['GL998']\n",
+            "key 'per-file-ignores': pattern 'a.py': unknown rule selector 'GL998'",
+        ),
         ("[tool.gradlint]\nexclude = {a = 1}\n", "key 'exclude': expected a list of strings"),
         ("[tool]\ngradlint = 3\n", "'tool.gradlint' must be a table"),
     ],

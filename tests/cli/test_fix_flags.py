@@ -8,7 +8,6 @@ last tests run against the real fixer when it is there.
 import sys
 
 import pytest
-
 from test_check import BACKWARD, write
 
 SRC = BACKWARD + "print(1)\n"
@@ -38,7 +37,9 @@ def test_fix_applies_safe_fixes_and_reports_rest(project, run, fake_fixer):
 def test_unsafe_fixes(project, run, fake_fixer):
     a = write(project, "a.py", SRC)
     r = run("--fix", "--unsafe-fixes", "--no-cache", ".")
-    assert a.read_text() == SRC.replace("loss.backward()", "loss.backward_checked()").replace("print(1)", "log(1)")
+    assert a.read_text() == SRC.replace("loss.backward()", "loss.backward_checked()").replace(
+        "print(1)", "log(1)"
+    )
     assert r.exit_code == 0 and "Found 2 errors (2 fixed, 0 remaining)." in r.stdout
     assert fake_fixer.CALLS[0]["unsafe"] is True
     # The fixer re-lints with the file's effective rules.
@@ -98,9 +99,15 @@ def test_real_fixer_end_to_end(project, run):
     pytest.importorskip("gradlint.static.fixer")
     a = write(project, "a.py", SRC + "l2.backward()\n")
     r = run("--diff", "--no-cache", ".")
-    assert r.exit_code == 1 and "+    loss.backward_checked()" in r.stdout and a.read_text() == SRC + "l2.backward()\n"
+    assert (
+        r.exit_code == 1
+        and "+    loss.backward_checked()" in r.stdout
+        and a.read_text() == SRC + "l2.backward()\n"
+    )
     r = run("--fix", "--no-cache", "--output-format", "concise", ".")
-    assert a.read_text() == SRC.replace("loss.backward()", "loss.backward_checked()") + "l2.backward_checked()\n"
+    assert (
+        a.read_text() == SRC.replace("loss.backward()", "loss.backward_checked()") + "l2.backward_checked()\n"
+    )
     assert r.exit_code == 1 and "a.py:5:1: GL902" in r.stdout
     assert "Found 3 errors (2 fixed, 1 remaining)." in r.stdout
     r = run("--fix", "--unsafe-fixes", "--no-cache", "--output-format", "concise", ".")

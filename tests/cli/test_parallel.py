@@ -3,7 +3,6 @@
 import random
 
 import pytest
-
 from test_check import write
 
 SNIPPETS = [

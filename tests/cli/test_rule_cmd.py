@@ -9,7 +9,13 @@ def test_rule_docs(run):
     out = r.stdout
     assert out.startswith("# GL901: test-backward\n")
     assert "Fix: safe\n" in out and "Default: on\n" in out
-    for section in ("## What it does", "## Why is this bad?", "## Example", "## Use instead", "## Fix safety"):
+    for section in (
+        "## What it does",
+        "## Why is this bad?",
+        "## Example",
+        "## Use instead",
+        "## Fix safety",
+    ):
         assert section in out
 
 
@@ -27,7 +33,9 @@ def test_rule_gl000(run):
 
 def test_unknown_rule_exits_2(run):
     r = run("rule", "GL999")
-    assert r.exit_code == 2 and r.stderr == "gradlint: error: unknown rule 'GL999' (see `gradlint rule --all`)\n"
+    assert (
+        r.exit_code == 2 and r.stderr == "gradlint: error: unknown rule 'GL999' (see `gradlint rule --all`)\n"
+    )
     assert run("rule").exit_code == 2
     assert run("rule", "GL901", "--all").exit_code == 2
 

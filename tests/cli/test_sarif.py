@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from test_check import BACKWARD, write
 
 SCHEMA = Path(__file__).with_name("sarif_2_1_0_subset.schema.json")

@@ -25,7 +25,9 @@ def test_layers(test_registry):
     assert codes([config, SelectionLayer()], test_registry) == ["GL901"]
     assert codes([config, SelectionLayer(extend_select=["GL902"])], test_registry) == ["GL901", "GL902"]
     assert codes([config, SelectionLayer(select=["GL902"])], test_registry) == ["GL902"]
-    assert codes([SelectionLayer(ignore=["GL9"]), SelectionLayer(extend_select=["GL902"])], test_registry) == ["GL902"]
+    assert codes(
+        [SelectionLayer(ignore=["GL9"]), SelectionLayer(extend_select=["GL902"])], test_registry
+    ) == ["GL902"]
 
 
 def test_specificity_and_ties(test_registry):

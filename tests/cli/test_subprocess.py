@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import subprocess_env
 from test_check import BACKWARD, write
 
@@ -79,9 +78,22 @@ def test_real_rules_end_to_end(tmp_path):
     # One process for all fixtures (process start-up dominates); each fixture is
     # judged only on the code of its own folder.
     r = subprocess.run(
-        [sys.executable, "-m", "gradlint", "--select", ",".join(sorted(real_codes)), "--output-format", "json",
-         "--no-cache", "-j2", *map(str, files)],
-        cwd=tmp_path, capture_output=True, env=subprocess_env(GRADLINT_EXTRA_RULES=""), timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "gradlint",
+            "--select",
+            ",".join(sorted(real_codes)),
+            "--output-format",
+            "json",
+            "--no-cache",
+            "-j2",
+            *map(str, files),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        env=subprocess_env(GRADLINT_EXTRA_RULES=""),
+        timeout=300,
     )
     assert r.returncode in (0, 1), r.stderr.decode()
     diags = json.loads(r.stdout)

@@ -61,7 +61,9 @@ class FlagPrint(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         if isinstance(node.func, cst.Name) and node.func.value == "print":
-            self.report(node, fix=Replace(node.func, cst.Name("log")), fix_message="Replace `print` with `log`")
+            self.report(
+                node, fix=Replace(node.func, cst.Name("log")), fix_message="Replace `print` with `log`"
+            )
 
 
 class FlagZeroGrad(Rule):

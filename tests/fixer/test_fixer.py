@@ -8,7 +8,6 @@ import stat
 from pathlib import Path
 
 import libcst as cst
-import pytest
 
 from gradlint.static import fixer
 from gradlint.static.diagnostic import Diagnostic, Edit, Fix, Location
@@ -236,7 +235,9 @@ def test_identical_fixes_from_two_diagnostics_apply_once():
 
 
 def test_a_fix_whose_edits_overlap_each_other_is_refused():
-    f = Fix("x", "safe", (Edit("p", Location(1, 1), Location(1, 4)), Edit("q", Location(1, 2), Location(1, 5))))
+    f = Fix(
+        "x", "safe", (Edit("p", Location(1, 1), Location(1, 4)), Edit("q", Location(1, 2), Location(1, 5)))
+    )
     d = Diagnostic("t.py", "GL959", "m", Location(1, 1), Location(1, 2), fix=f)
     new, applied, errors = fix_text("abcdef\n", [d], unsafe=False, rules=[])
     assert new == "abcdef\n" and applied == [] and "overlap" in errors[0]
@@ -291,7 +292,9 @@ def test_fix_producing_syntax_error_is_dropped_file_untouched(tmp_path):
     res = fix_path(p)
     assert res.new_text is None and res.applied == []
     assert [d.code for d in res.remaining] == ["GL953"]
-    assert len(res.errors) == 1 and res.errors[0].startswith("GL953 fix at 1:1 dropped: it would make the code invalid (")
+    assert len(res.errors) == 1 and res.errors[0].startswith(
+        "GL953 fix at 1:1 dropped: it would make the code invalid ("
+    )
     assert p.read_text() == "broken()\n" and p.stat().st_mtime_ns == before
 
 
@@ -305,7 +308,11 @@ def test_bad_fix_dropped_but_good_fixes_in_same_file_still_apply():
 def test_fix_that_only_cpython_rejects_is_dropped():
     # A module-level `nonlocal`: libcst's grammar accepts it, CPython's compiler does not.
     d = Diagnostic(
-        "t.py", "GL962", "m", Location(1, 1), Location(1, 2),
+        "t.py",
+        "GL962",
+        "m",
+        Location(1, 1),
+        Location(1, 2),
         fix=Fix("x", "safe", (Edit("nonlocal q\n", Location(1, 1), Location(1, 1)),)),
     )
     new, applied, errors = fix_text("x = 1\n", [d], unsafe=False, rules=[])
@@ -370,9 +377,9 @@ def test_fix_text_crlf_insert():
 
 
 def test_bom_is_kept(tmp_path):
-    p = write(tmp_path, codecs.BOM_UTF8 + "s = 'é'\nold_api\n".encode("utf-8"))
+    p = write(tmp_path, codecs.BOM_UTF8 + "s = 'é'\nold_api\n".encode())
     fix_path(p)
-    assert p.read_bytes() == codecs.BOM_UTF8 + "s = 'é'\nnew_api\n".encode("utf-8")
+    assert p.read_bytes() == codecs.BOM_UTF8 + "s = 'é'\nnew_api\n".encode()
 
 
 def test_latin1_cookie_is_kept_and_columns_count_characters(tmp_path):
@@ -494,7 +501,14 @@ def test_symlink_target_is_updated_and_link_kept(tmp_path):
 
 def test_missing_file_is_an_error_not_an_exception(tmp_path):
     p = tmp_path / "gone.py"
-    d = Diagnostic(str(p), "GL951", "m", Location(1, 1), Location(1, 2), fix=Fix("x", "safe", (Edit("y", Location(1, 1), Location(1, 2)),)))
+    d = Diagnostic(
+        str(p),
+        "GL951",
+        "m",
+        Location(1, 1),
+        Location(1, 2),
+        fix=Fix("x", "safe", (Edit("y", Location(1, 1), Location(1, 2)),)),
+    )
     res = fix_file(p, [d], unsafe=False, rules=[])
     assert res.new_text is None and "cannot read" in res.errors[0] and res.remaining == [d]
 
@@ -537,9 +551,17 @@ _STATEMENTS = [
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.sampled_from(_STATEMENTS), min_size=1, max_size=6), st.sampled_from(["\n", "\r\n"]), st.booleans())
+@given(
+    st.lists(st.sampled_from(_STATEMENTS), min_size=1, max_size=6),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+)
 def test_fixing_any_mix_parses_keeps_newlines_and_is_idempotent(stmts, newline, unsafe):
-    src = "def f():\n    pass\n" + "".join("    " + s.replace("\n", "\n    ") + "\n" for s in stmts) + "done()\n"
+    src = (
+        "def f():\n    pass\n"
+        + "".join("    " + s.replace("\n", "\n    ") + "\n" for s in stmts)
+        + "done()\n"
+    )
     src = src.replace("\n", newline)
     once, _, errors = fix(src, unsafe=unsafe)
     assert all("GL953" in e for e in errors), errors  # only the deliberately broken fix fails

@@ -17,7 +17,9 @@ from gradlint.static.engine import decode_source, lint_source
 from gradlint.static.fixer import _encoding_of_text, fix_text
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = sorted((ROOT / "fixtures" / "rules").rglob("*.py")) if (ROOT / "fixtures" / "rules").is_dir() else []
+FIXTURES = (
+    sorted((ROOT / "fixtures" / "rules").rglob("*.py")) if (ROOT / "fixtures" / "rules").is_dir() else []
+)
 
 
 def _fix_once(name: str, text: str):
@@ -40,6 +42,7 @@ def test_fix_is_idempotent_and_parses(path: Path):
     compile(once, name, "exec", dont_inherit=True)
     twice, applied2, errors2 = _fix_once(name, once)
     assert errors2 == [], errors2
-    assert applied2 == [], [f"{d.code} at {d.location.row}:{d.location.column}: {d.fix.message}" for d in applied2]
+    assert applied2 == [], [
+        f"{d.code} at {d.location.row}:{d.location.column}: {d.fix.message}" for d in applied2
+    ]
     assert twice == once
-

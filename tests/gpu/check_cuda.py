@@ -71,14 +71,26 @@ def main():
             finally:
                 if t:
                     t.stop()
-            return [p.grad.clone() for p in model.parameters()] + [p.detach().clone() for p in model.parameters()]
+            return [p.grad.clone() for p in model.parameters()] + [
+                p.detach().clone() for p in model.parameters()
+            ]
 
         cases = [
-            (lambda: nn.Sequential(nn.Linear(64, 128), nn.GELU(), nn.Linear(128, 8)),
-             lambda: torch.randn(32, 64, device="cuda"), False),
-            (lambda: nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
-                                   nn.Conv2d(16, 8, 3, padding=1)),
-             lambda: torch.randn(8, 3, 32, 32, device="cuda"), True),
+            (
+                lambda: nn.Sequential(nn.Linear(64, 128), nn.GELU(), nn.Linear(128, 8)),
+                lambda: torch.randn(32, 64, device="cuda"),
+                False,
+            ),
+            (
+                lambda: nn.Sequential(
+                    nn.Conv2d(3, 16, 3, padding=1),
+                    nn.BatchNorm2d(16),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(16, 8, 3, padding=1),
+                ),
+                lambda: torch.randn(8, 3, 32, 32, device="cuda"),
+                True,
+            ),
         ]
         for make, inp, amp in cases:
             torch.backends.cudnn.deterministic = True
@@ -146,8 +158,10 @@ def main():
         assert len(its) == 3 and all(i["cuda_peak"] > 0 and i["cuda_allocated"] > 0 for i in its), its
         assert t.report()["memory"]["cuda_peak_bytes"] > 0
         for i in its:
-            print(f"    iteration {i['index']}: allocated {i['cuda_allocated']} peak {i['cuda_peak']} "
-                  f"saved alive {i['saved_bytes_alive_at_end']}")
+            print(
+                f"    iteration {i['index']}: allocated {i['cuda_allocated']} peak {i['cuda_peak']} "
+                f"saved alive {i['saved_bytes_alive_at_end']}"
+            )
 
     @check("thread safety: finalizers on autograd's worker thread + a second Python thread")
     def _():

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("flake8", reason="flake8 is not installed: pip install flake8 (a test dependency of the flake8 plugin)")
+pytest.importorskip(
+    "flake8", reason="flake8 is not installed: pip install flake8 (a test dependency of the flake8 plugin)"
+)
 
 from gradlint.integrations.flake8 import GradlintChecker  # noqa: E402
 
@@ -19,7 +21,9 @@ HERE = Path(__file__).resolve().parent
 def _entry_point_installed() -> bool:
     from importlib.metadata import entry_points
 
-    return any(ep.name == "GL" and ep.group == "flake8.extension" for ep in entry_points(group="flake8.extension"))
+    return any(
+        ep.name == "GL" and ep.group == "flake8.extension" for ep in entry_points(group="flake8.extension")
+    )
 
 
 needs_entry_point = pytest.mark.skipif(
@@ -29,10 +33,18 @@ needs_entry_point = pytest.mark.skipif(
 
 
 def flake8(tmp_path: Path, *args: str):
-    env = dict(os.environ, GRADLINT_EXTRA_RULES="toyrules", PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        GRADLINT_EXTRA_RULES="toyrules",
+        PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "flake8", "--isolated", "--select=GL", *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -16,8 +15,12 @@ from gradlint.static.diagnostic import Diagnostic, Location
 HERE = Path(__file__).resolve().parent
 
 
-def diag(filename, row, col, code="GL001", message="`loss` leaks; detach it", name="graph-leak", end_row=None):
-    return Diagnostic(filename, code, message, Location(row, col), Location(end_row or row, col + 4), rule_name=name)
+def diag(
+    filename, row, col, code="GL001", message="`loss` leaks; detach it", name="graph-leak", end_row=None
+):
+    return Diagnostic(
+        filename, code, message, Location(row, col), Location(end_row or row, col + 4), rule_name=name
+    )
 
 
 @pytest.fixture
@@ -42,7 +45,13 @@ def test_formats_are_registered():
 def test_pylint_lines(files):
     root, a, b = files
     ctx = ReportContext(cwd=str(root))
-    out = pylint.render([diag(a, 3, 1), diag(b, 1, 5, code="GL000", message="Cannot parse file:\n  detail", name="parse-error")], ctx)
+    out = pylint.render(
+        [
+            diag(a, 3, 1),
+            diag(b, 1, 5, code="GL000", message="Cannot parse file:\n  detail", name="parse-error"),
+        ],
+        ctx,
+    )
     assert out.splitlines() == [
         "pkg/a.py:3: [GL001(graph-leak), ] `loss` leaks; detach it",
         "b.py:1: [GL000(parse-error), ] Cannot parse file:   detail",
@@ -62,12 +71,15 @@ def test_pylint_without_rule_name_uses_the_code_alone(files):
 def test_junit_one_suite_per_file_one_case_per_diagnostic(files):
     root, a, b = files
     ctx = ReportContext(cwd=str(root))
-    nasty = "bad <xml> & \"quotes\" \x1b[31m"
+    nasty = 'bad <xml> & "quotes" \x1b[31m'
     xml = junit.render([diag(a, 3, 1), diag(a, 5, 2), diag(b, 1, 1, code="GL002", message=nasty)], ctx)
     root_el = ET.fromstring(xml.encode("utf-8"))
     assert root_el.tag == "testsuites" and root_el.get("tests") == "3" and root_el.get("failures") == "3"
     suites = root_el.findall("testsuite")
-    assert [(s.get("name"), s.get("tests"), s.get("failures")) for s in suites] == [("pkg/a.py", "2", "2"), ("b.py", "1", "1")]
+    assert [(s.get("name"), s.get("tests"), s.get("failures")) for s in suites] == [
+        ("pkg/a.py", "2", "2"),
+        ("b.py", "1", "1"),
+    ]
     cases = suites[0].findall("testcase")
     assert [(c.get("name"), c.get("classname"), c.get("line"), c.get("column")) for c in cases] == [
         ("gradlint.GL001", "pkg/a.py", "3", "1"),
@@ -77,7 +89,7 @@ def test_junit_one_suite_per_file_one_case_per_diagnostic(files):
     assert failure.get("message") == "`loss` leaks; detach it" and failure.get("type") == "GL001"
     assert failure.text == "pkg/a.py:3:1: GL001 `loss` leaks; detach it"
     # Escaped markup survives; the control character XML cannot carry is replaced.
-    assert suites[1].find("testcase/failure").get("message") == "bad <xml> & \"quotes\" \ufffd[31m"
+    assert suites[1].find("testcase/failure").get("message") == 'bad <xml> & "quotes" \ufffd[31m'
 
 
 def test_junit_clean_run_is_one_passing_case():
@@ -94,7 +106,9 @@ def test_gitlab_code_quality_fields(files, monkeypatch):
     root, a, b = files
     monkeypatch.delenv("CI_PROJECT_DIR", raising=False)
     ctx = ReportContext(cwd=str(root))
-    issues = json.loads(gitlab.render([diag(a, 3, 1, end_row=4), diag(b, 1, 1, code="GL002", message="m")], ctx))
+    issues = json.loads(
+        gitlab.render([diag(a, 3, 1, end_row=4), diag(b, 1, 1, code="GL002", message="m")], ctx)
+    )
     assert issues[0]["description"] == "GL001: `loss` leaks; detach it"
     assert issues[0]["check_name"] == "GL001" and issues[0]["severity"] == "major"
     assert issues[0]["location"] == {"path": "pkg/a.py", "lines": {"begin": 3, "end": 4}}
@@ -142,7 +156,9 @@ def test_cli_output_format(fmt, tmp_path, monkeypatch):
     (tmp_path / "pyproject.toml").write_text("[tool.gradlint]\nselect = ['GL971']\n")
     (tmp_path / "m.py").write_text("x = 1\ny = bad_call()\n")
     monkeypatch.chdir(tmp_path)
-    r = CliRunner().invoke(cli, ["check", "--no-cache", "--output-format", fmt, "m.py"], catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli, ["check", "--no-cache", "--output-format", fmt, "m.py"], catch_exceptions=False
+    )
     assert r.exit_code == 1
     if fmt == "pylint":
         assert r.stdout == "m.py:2: [GL971(toy-bad-call), ] `bad_call()` is wrong; call `good_call()`\n"
@@ -151,4 +167,7 @@ def test_cli_output_format(fmt, tmp_path, monkeypatch):
         assert case.get("classname") == "m.py" and case.get("line") == "2"
     else:
         (issue,) = json.loads(r.stdout)
-        assert issue["check_name"] == "GL971" and issue["location"] == {"path": "m.py", "lines": {"begin": 2, "end": 2}}
+        assert issue["check_name"] == "GL971" and issue["location"] == {
+            "path": "m.py",
+            "lines": {"begin": 2, "end": 2},
+        }

@@ -23,7 +23,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pre_commit", reason="pre-commit is not installed: pip install pre-commit (a test dependency of the hooks)")
+pytest.importorskip(
+    "pre_commit",
+    reason="pre-commit is not installed: pip install pre-commit (a test dependency of the hooks)",
+)
 
 pytestmark = pytest.mark.slow
 
@@ -64,8 +67,10 @@ def env(tmp_path_factory):
         PYTHONPATH=str(rules),
         GRADLINT_EXTRA_RULES="toyrules",
         GIT_CONFIG_NOSYSTEM="1",
-        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
-        GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
     )
     return e
 
@@ -75,12 +80,7 @@ def config(head, tmp_path_factory):
     # What a user writes, pinned to the commit try-repo would use.
     cfg = tmp_path_factory.mktemp("cfg") / "pre-commit-config.yaml"
     cfg.write_text(
-        "repos:\n"
-        f"- repo: {ROOT}\n"
-        f"  rev: {head}\n"
-        "  hooks:\n"
-        "  - id: gradlint\n"
-        "  - id: gradlint-fix\n"
+        f"repos:\n- repo: {ROOT}\n  rev: {head}\n  hooks:\n  - id: gradlint\n  - id: gradlint-fix\n"
     )
     return cfg
 
@@ -99,7 +99,11 @@ def make_repo(tmp_path: Path, env, files: dict) -> Path:
 def pre_commit(repo: Path, env, *args, timeout=900):
     proc = subprocess.run(
         [sys.executable, "-m", "pre_commit", *args, "--color", "never"],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -128,8 +132,13 @@ def test_buggy_file_fails(env, config, tmp_path):
 
 def test_configured_excludes_apply_to_the_files_pre_commit_names(env, config, tmp_path):
     repo = make_repo(
-        tmp_path, env,
-        {"pyproject.toml": "[tool.gradlint]\nextend-exclude = ['vendor/']\n", "vendor/bad.py": BAD, "ok.py": CLEAN},
+        tmp_path,
+        env,
+        {
+            "pyproject.toml": "[tool.gradlint]\nextend-exclude = ['vendor/']\n",
+            "vendor/bad.py": BAD,
+            "ok.py": CLEAN,
+        },
     )
     rc, out = pre_commit(repo, env, "run", "gradlint", "-c", str(config))
     assert rc == 0 and "GL971" not in out, out

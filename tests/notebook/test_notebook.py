@@ -60,12 +60,14 @@ def test_cell_magic_traces_the_cell_and_displays_the_report(ip):
 def test_cell_magic_reraises_after_showing_the_report(ip):
     from IPython.utils.capture import capture_output
 
-    cell = ("%%gradlint_trace bad\n"
-            "w = torch.randn(3, requires_grad=True)\n"
-            "loss = 0\n"
-            "for j in range(3):\n"
-            "    loss += (w * j).sin().sum()\n"
-            "    loss.backward()\n")
+    cell = (
+        "%%gradlint_trace bad\n"
+        "w = torch.randn(3, requires_grad=True)\n"
+        "loss = 0\n"
+        "for j in range(3):\n"
+        "    loss += (w * j).sin().sum()\n"
+        "    loss.backward()\n"
+    )
     with capture_output() as cap:
         res = ip.run_cell(cell)
     assert not res.success
@@ -76,7 +78,9 @@ def test_cell_magic_reraises_after_showing_the_report(ip):
 
 
 def test_trace_as_last_expression_renders_the_rich_report(ip):
-    ip.run_cell("with gradlint.trace() as t2:\n    (torch.randn(3, requires_grad=True) * 2).sum().backward()\n")
+    ip.run_cell(
+        "with gradlint.trace() as t2:\n    (torch.randn(3, requires_grad=True) * 2).sum().backward()\n"
+    )
     t2 = ip.user_ns["t2"]
     data, _ = ip.display_formatter.format(t2)
     html = data["text/html"]
@@ -96,8 +100,9 @@ def test_quickstart_notebook_executes(tmp_path):
     nbclient = pytest.importorskip("nbclient", reason="pip install nbformat nbclient ipykernel")
     pytest.importorskip("ipykernel", reason="pip install ipykernel")
     nb = nbformat.read(ROOT / "docs" / "notebooks" / "quickstart.ipynb", as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=180, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     t0 = time.perf_counter()
     client.execute()  # raises CellExecutionError on any error outside cells tagged raises-exception
     elapsed = time.perf_counter() - t0

@@ -19,7 +19,9 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU()
         self.downsample = None
         if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
+            )
 
     def forward(self, x):
         idt = x if self.downsample is None else self.downsample(x)
@@ -39,7 +41,9 @@ class ResNet50(nn.Module):
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         cin = width
-        for i, (n, w, s) in enumerate([(3, width, 1), (4, width * 2, 2), (6, width * 4, 2), (3, width * 8, 2)]):
+        for i, (n, w, s) in enumerate(
+            [(3, width, 1), (4, width * 2, 2), (6, width * 4, 2), (3, width * 8, 2)]
+        ):
             blocks = []
             for j in range(n):
                 blocks.append(Bottleneck(cin, w, s if j == 0 else 1))

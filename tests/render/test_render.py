@@ -17,7 +17,9 @@ from gradlint.render.dot import COLORS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 HAVE_DOT = subprocess.run(["which", "dot"], capture_output=True).returncode == 0
-needs_dot = pytest.mark.skipif(not HAVE_DOT, reason="Graphviz `dot` is not installed (apt-get install -y graphviz)")
+needs_dot = pytest.mark.skipif(
+    not HAVE_DOT, reason="Graphviz `dot` is not installed (apt-get install -y graphviz)"
+)
 
 NODE_RE = re.compile(r'^\t("[^"]+"|\w+) \[', re.M)
 
@@ -50,8 +52,10 @@ def test_alive_then_freed_with_bytes_and_colours():
 
 
 @needs_dot
-@pytest.mark.parametrize("suffix,magic", [(".png", b"\x89PNG\r\n\x1a\n"), (".svg", b"<svg"), (".dot", b"digraph"),
-                                          (".gv", b"digraph")])
+@pytest.mark.parametrize(
+    "suffix,magic",
+    [(".png", b"\x89PNG\r\n\x1a\n"), (".svg", b"<svg"), (".dot", b"digraph"), (".gv", b"digraph")],
+)
 def test_format_from_suffix_after_backward(tmp_path, suffix, magic):
     m, loss = mlp_loss()
     loss.backward()
@@ -82,13 +86,23 @@ def test_annotations_mapping_and_callable():
     tanh = h.grad_fn
     mm = tanh.next_functions[0][0]
     infos = {
-        tanh: NodeInfo(saved_bytes=3 * 1024 * 1024, state="alive", source="train.py:12", codes=["GR004"],
-                       retains_grad=True),
+        tanh: NodeInfo(
+            saved_bytes=3 * 1024 * 1024,
+            state="alive",
+            source="train.py:12",
+            codes=["GR004"],
+            retains_grad=True,
+        ),
         id(mm): {"source": "train.py:11", "codes": ["GR001"], "state": "freed"},
     }
     src = to_dot(loss, params={"w": w}, annotations=infos)
-    assert "TanhBackward0\nsaved 3.0 MiB (alive)\nretain_grad()\ntrain.py:12\nGR004: saved tensor modified in place" in src
-    tanh_line = next(line for line in src.splitlines() if "TanhBackward0" in line or "GR004:" in line and "color" in line)
+    assert (
+        "TanhBackward0\nsaved 3.0 MiB (alive)\nretain_grad()\ntrain.py:12\nGR004: saved tensor modified in place"
+        in src
+    )
+    tanh_line = next(
+        line for line in src.splitlines() if "TanhBackward0" in line or "GR004:" in line and "color" in line
+    )
     assert tanh_line
     assert f'color="{COLORS["inplace"]}"' in src and "peripheries=2" in src
     assert f'color="{COLORS["leak"]}"' in src and "train.py:11" in src
@@ -106,7 +120,7 @@ def test_inplace_modification_is_detected_without_the_tracer():
     b = a.sin()  # saves a
     a.mul_(3)
     src = to_dot(b.sum())
-    block = src[src.index("SinBackward0"):]
+    block = src[src.index("SinBackward0") :]
     assert block.startswith("SinBackward0\nsaved (alive)\nsaved tensor modified in place")
     assert f'color="{COLORS["inplace"]}"' in src
 
@@ -122,7 +136,13 @@ def test_anomaly_mode_gives_source_lines():
 
 def test_format_bytes():
     assert [format_bytes(x) for x in (0, 1023, 1024, 1536, 5 * 2**20, 3 * 2**30)] == [
-        "0 B", "1023 B", "1.0 KiB", "1.5 KiB", "5.0 MiB", "3.0 GiB"]
+        "0 B",
+        "1023 B",
+        "1.0 KiB",
+        "1.5 KiB",
+        "5.0 MiB",
+        "3.0 GiB",
+    ]
 
 
 def _chain(n_ops):

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import gradlint  # noqa: E402
-from gradlint.render import annotations_from_trace, render, render_trace, to_dot, trace_png  # noqa: E402
+from gradlint.render import annotations_from_trace, render_trace, to_dot, trace_png  # noqa: E402
 from gradlint.render.dot import COLORS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,8 +91,12 @@ def test_gr004_node_is_marked():
             z.detach().add_(1)
             z.sum().backward()
     src = to_dot(z, annotations=annotations_from_trace(t))
-    assert re.search(r"SigmoidBackward0\nsaved 20 B \(alive\)\n\S*" + re.escape(f"{HERE}:{line_of('sig')}")
-                     + r"\nGR004: saved tensor modified in place", src)
+    assert re.search(
+        r"SigmoidBackward0\nsaved 20 B \(alive\)\n\S*"
+        + re.escape(f"{HERE}:{line_of('sig')}")
+        + r"\nGR004: saved tensor modified in place",
+        src,
+    )
     assert f'color="{COLORS["inplace"]}"' in src
 
 
@@ -113,7 +117,9 @@ def test_readme_image_script(tmp_path):
 
     out = tmp_path / "leak.png"
     # in-process: the script's main(argv) (no second interpreter importing torch again)
-    main = runpy.run_path(str(ROOT / "scripts" / "make_readme_image.py"), run_name="make_readme_image")["main"]
+    main = runpy.run_path(str(ROOT / "scripts" / "make_readme_image.py"), run_name="make_readme_image")[
+        "main"
+    ]
     assert main(["--out", str(out)]) in (0, None)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (ROOT / "docs" / "images" / "leak_graph.png").exists()

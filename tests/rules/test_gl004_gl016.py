@@ -214,7 +214,9 @@ def test_gl016_inside_no_grad_just_drops_data_and_reads_get_no_fix():
                 m.weight.normal_(0.0, 0.02)
         """,
     )
-    (d,) = lint("import torch\ndef f(model):\n    for p in model.parameters():\n        s = p.data.clone()\n", GL016)
+    (d,) = lint(
+        "import torch\ndef f(model):\n    for p in model.parameters():\n        s = p.data.clone()\n", GL016
+    )
     assert d.fix is None and "parameter" in d.message
 
 

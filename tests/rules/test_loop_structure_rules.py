@@ -54,7 +54,10 @@ def test_gl012_method_assignment_has_its_own_message():
 
 def test_gl012_silent_for_names_the_file_defines_or_non_torch_calls():
     t = "import torch\n"
-    assert _codes(t + "def f(require_grad=True):\n    pass\nf(require_grad=False)\nx.require_grad = 1\n", GL012) == []
+    assert (
+        _codes(t + "def f(require_grad=True):\n    pass\nf(require_grad=False)\nx.require_grad = 1\n", GL012)
+        == []
+    )
     assert _codes(t + "import foo\nfoo.make(require_grad=True)\n", GL012) == []
     assert _codes(t + "class A:\n    def __init__(self):\n        self.require_grad = True\n", GL012) == []
     assert _codes(t + "if getattr(p, 'require_grad', False):\n    p.require_grad = False\n", GL012) == []
@@ -85,7 +88,10 @@ def test_gl017_fix_wraps_loop_keeps_comments_and_is_idempotent():
     assert len(applied) == 1
     cst.parse_module(new)
     compile(new, "<fixed>", "exec")
-    assert "    # walk the validation set\n    with th.inference_mode():\n        for x, y in val_loader:  # batches\n" in new
+    assert (
+        "    # walk the validation set\n    with th.inference_mode():\n        for x, y in val_loader:  # batches\n"
+        in new
+    )
     assert "            out = model(x)  # forward\n" in new
     assert "    return preds\n" in new
     assert _codes(new, GL017) == []
@@ -100,7 +106,8 @@ def test_gl017_fix_is_unsafe_only():
 
 def test_gl017_no_fix_without_a_torch_module_alias():
     _, diags = lint_snippet(
-        "from torch import nn\ndef validate(model, val_loader):\n    for x in val_loader:\n        model(x)\n", [GL017]
+        "from torch import nn\ndef validate(model, val_loader):\n    for x in val_loader:\n        model(x)\n",
+        [GL017],
     )
     (d,) = diags
     assert d.fix is None
@@ -257,4 +264,7 @@ def test_gl017_fix_keeps_the_file_indentation():
     code = "import torch\ndef validate(model, val_loader):\n  model.eval()\n  for b in val_loader:\n    if b:\n      out = model(b)\n  return out\n"
     new, applied = _fix(code, GL017, unsafe=True)
     assert len(applied) == 1
-    assert "  with torch.inference_mode():\n    for b in val_loader:\n      if b:\n        out = model(b)\n  return out\n" in new
+    assert (
+        "  with torch.inference_mode():\n    for b in val_loader:\n      if b:\n        out = model(b)\n  return out\n"
+        in new
+    )

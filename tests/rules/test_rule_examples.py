@@ -31,7 +31,9 @@ def test_invalid_snippets_report_marked_lines(rule, snippet):
     text, diags = lint_snippet(snippet, [rule])
     expected = expected_markers(text, rule.code)
     assert expected, "an INVALID snippet must mark at least one line with '# error'"
-    assert found_markers(d for d in diags if d.code == rule.code) == {e for e in expected if e[1] == rule.code}
+    assert found_markers(d for d in diags if d.code == rule.code) == {
+        e for e in expected if e[1] == rule.code
+    }
 
 
 def test_every_rule_has_examples_and_docs():

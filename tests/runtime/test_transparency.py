@@ -10,8 +10,13 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 import gradlint  # noqa: E402
-from gradlint.runtime import Finding, GraphRecord, Trace, TraceStateError  # noqa: E402
-from gradlint.runtime import _tracer  # noqa: E402
+from gradlint.runtime import (  # noqa: E402
+    Finding,
+    GraphRecord,
+    Trace,
+    TraceStateError,
+    _tracer,  # noqa: E402
+)
 
 
 class SmallCNN(nn.Module):
@@ -29,13 +34,22 @@ class SmallCNN(nn.Module):
 
 
 def _models():
-    yield "mlp", lambda: nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Dropout(0.1), nn.Linear(32, 4)), \
-        lambda: torch.randn(8, 16)
+    yield (
+        "mlp",
+        lambda: nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Dropout(0.1), nn.Linear(32, 4)),
+        lambda: torch.randn(8, 16),
+    )
     yield "cnn", SmallCNN, lambda: torch.randn(4, 3, 16, 16)
     yield "lstm", lambda: nn.LSTM(6, 12, num_layers=2, batch_first=True), lambda: torch.randn(3, 5, 6)
-    yield "transformer", lambda: nn.TransformerEncoder(
-        nn.TransformerEncoderLayer(16, 2, 32, dropout=0.1, batch_first=True), 2, enable_nested_tensor=False), \
-        lambda: torch.randn(2, 5, 16)
+    yield (
+        "transformer",
+        lambda: nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(16, 2, 32, dropout=0.1, batch_first=True),
+            2,
+            enable_nested_tensor=False,
+        ),
+        lambda: torch.randn(2, 5, 16),
+    )
 
 
 def _run(make, inp, traced, steps=3):
@@ -133,7 +147,7 @@ def test_everything_removed_after_exception():
         with gradlint.trace():
             model(torch.randn(2, 3)).sum().backward()
             opt.step()
-            1 / 0
+            raise ZeroDivisionError
     _assert_clean_state()
 
 
@@ -234,8 +248,17 @@ def test_json_schema_round_trip(tmp_path):
     f = data["findings"][0]
     assert set(f) == {"code", "message", "filename", "line", "details"} and f["code"] == "GR001"
     g = data["graphs"][0]
-    assert set(g) >= {"id", "iteration", "created", "saved_bytes", "peak_saved_bytes", "nodes",
-                      "backward_calls", "freed", "alive_at_exit"}
+    assert set(g) >= {
+        "id",
+        "iteration",
+        "created",
+        "saved_bytes",
+        "peak_saved_bytes",
+        "nodes",
+        "backward_calls",
+        "freed",
+        "alive_at_exit",
+    }
     assert set(g["created"]) == {"filename", "line", "op"}
     assert g["backward_calls"][0]["retain_graph"] is True
     assert set(g["backward_calls"][0]) == {"filename", "line", "iteration", "retain_graph"}
@@ -269,8 +292,7 @@ def test_print_summary_text_and_html():
 
 
 def test_image_hook_is_used_in_html():
-    from gradlint.runtime import register_image_hook
-    from gradlint.runtime import report
+    from gradlint.runtime import register_image_hook, report
 
     with gradlint.trace() as t:
         torch.randn(2, requires_grad=True).exp().sum().backward()

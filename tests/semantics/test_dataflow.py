@@ -3,18 +3,17 @@
 import textwrap
 
 import libcst as cst
-import pytest
 
 from gradlint.static.rule import FileContext
 from gradlint.static.semantics.dataflow import (
     Dataflow,
+    Fact,
     Kind,
     inplace_edits,
     is_model_name,
     join,
     view_root,
     write_roles,
-    Fact,
 )
 
 K = Kind
@@ -86,8 +85,17 @@ def test_constructors_loaders_and_state_are_not_activations():
             probe(z, ds, arr, w, leaf, p, g, weight, model)
         """
     )
-    assert kinds == [K.TENSOR, K.UNKNOWN, K.UNKNOWN, K.PARAMETER, K.LEAF_REQUIRES_GRAD, K.PARAMETER,
-                     K.GRADIENT, K.PARAMETER, K.MODULE]
+    assert kinds == [
+        K.TENSOR,
+        K.UNKNOWN,
+        K.UNKNOWN,
+        K.PARAMETER,
+        K.LEAF_REQUIRES_GRAD,
+        K.PARAMETER,
+        K.GRADIENT,
+        K.PARAMETER,
+        K.MODULE,
+    ]
 
 
 def test_detach_alias_views_and_clone_end_it():
@@ -209,8 +217,15 @@ def test_nonleaf_moves_and_noop_moves():
             probe(a, b, c, d, e, g, h)
         """
     )
-    assert kinds == [K.ACTIVATION, K.ACTIVATION, K.LEAF_REQUIRES_GRAD, K.LEAF_REQUIRES_GRAD, K.ACTIVATION,
-                     K.LEAF_REQUIRES_GRAD, K.LEAF_REQUIRES_GRAD]
+    assert kinds == [
+        K.ACTIVATION,
+        K.ACTIVATION,
+        K.LEAF_REQUIRES_GRAD,
+        K.LEAF_REQUIRES_GRAD,
+        K.ACTIVATION,
+        K.LEAF_REQUIRES_GRAD,
+        K.LEAF_REQUIRES_GRAD,
+    ]
 
 
 def test_class_attributes_layers_parameters_buffers():

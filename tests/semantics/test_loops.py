@@ -158,8 +158,15 @@ def test_graph_evidence_follows_reaching_definitions():
     )
     first_use = f.units[-3]
     last_use = f.units[-1]
-    for name, graph in [("out", True), ("loss", True), ("pred", False), ("probs", True), ("n", False),
-                        ("out.logits", True), ("x", False)]:
+    for name, graph in [
+        ("out", True),
+        ("loss", True),
+        ("pred", False),
+        ("probs", True),
+        ("n", False),
+        ("out.logits", True),
+        ("x", False),
+    ]:
         assert f.is_graph_value(expr(name), first_use) is graph, name
     assert f.is_graph_value(expr("loss"), last_use) is False
 
@@ -282,7 +289,9 @@ def test_graph_accumulation():
                 seen += x.size(0)
         """
     )
-    found = {d.key: graph_accumulation(f, d, "train") for ds in f.defs.values() for d in ds if d.kind == "accum"}
+    found = {
+        d.key: graph_accumulation(f, d, "train") for ds in f.defs.values() for d in ds if d.kind == "accum"
+    }
     assert [cst.Module([]).code_for_node(v) for v in found["total"]] == ["loss"]
     assert found["totals"] == [] and found["seen"] == []
     assert all(graph_accumulation(f, d, "forward") == [] for ds in f.defs.values() for d in ds)

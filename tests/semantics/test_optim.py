@@ -5,11 +5,17 @@ import textwrap
 import libcst as cst
 
 from gradlint.static.rule import FileContext
-from gradlint.static.semantics.optim import (
-    OptimAnalysis, grad_mode_at, guard_tests_within, is_accumulation_guard, looks_like_eval_function,
-    looks_like_eval_loader, looks_like_model_name, looks_like_optimizer_name,
-)
 from gradlint.static.semantics.imports import ImportMap
+from gradlint.static.semantics.optim import (
+    OptimAnalysis,
+    grad_mode_at,
+    guard_tests_within,
+    is_accumulation_guard,
+    looks_like_eval_function,
+    looks_like_eval_loader,
+    looks_like_model_name,
+    looks_like_optimizer_name,
+)
 
 
 def analyse(code):
@@ -23,7 +29,11 @@ def scope_named(analysis, name):
 
 
 def kinds(scope, *only):
-    return [(e.kind, e.key) for e in scope.events if e.kind in (only or ("backward", "step", "zero_grad", "clear", "clear_helper"))]
+    return [
+        (e.kind, e.key)
+        for e in scope.events
+        if e.kind in (only or ("backward", "step", "zero_grad", "clear", "clear_helper"))
+    ]
 
 
 def test_events_in_source_order_through_nested_blocks():
@@ -45,7 +55,11 @@ def test_events_in_source_order_through_nested_blocks():
     )
     s = scope_named(a, "train")
     assert kinds(s) == [
-        ("backward", None), ("step", "opt"), ("zero_grad", "opt"), ("clear", "p"), ("clear_helper", "self"),
+        ("backward", None),
+        ("step", "opt"),
+        ("zero_grad", "opt"),
+        ("clear", "p"),
+        ("clear_helper", "self"),
     ]
     step = s.of_kind("step")[0]
     loop = step.loops[0]
@@ -210,7 +224,13 @@ def test_name_heuristics():
         assert looks_like_eval_function(name), name
     for name in ("test_forward_shapes", "train", "retest", "evaluator_factory_setup"):
         assert not looks_like_eval_function(name), name
-    for expr in ("val_loader", "self.test_dataloader()", "enumerate(valid_loader)", "tqdm(eval_dl)", "dev_dataset"):
+    for expr in (
+        "val_loader",
+        "self.test_dataloader()",
+        "enumerate(valid_loader)",
+        "tqdm(eval_dl)",
+        "dev_dataset",
+    ):
         assert looks_like_eval_loader(cst.parse_expression(expr)), expr
     for expr in ("train_loader", "loader", "models_to_test", "test_cases", "range(10)"):
         assert not looks_like_eval_loader(cst.parse_expression(expr)), expr

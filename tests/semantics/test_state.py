@@ -5,8 +5,14 @@ import textwrap
 import libcst as cst
 
 from gradlint.static.rule import FileContext
-from gradlint.static.semantics.state import RecurrentState, Sanitisers, SharedGraphs, graph_reads, is_graph_origin
 from gradlint.static.semantics.imports import ImportMap
+from gradlint.static.semantics.state import (
+    RecurrentState,
+    Sanitisers,
+    SharedGraphs,
+    graph_reads,
+    is_graph_origin,
+)
 
 
 def ctx(src):
@@ -91,8 +97,14 @@ def test_loop_state_rebound_across_backward_is_found():
 
 
 def test_cut_anywhere_on_the_cycle_silences():
-    for cut in ["h = h.detach()", "h.detach_()", "h = repackage_hidden(h)", "h = model.init_hidden(4)",
-                "h = None", "h = tuple(s.detach() for s in h)"]:
+    for cut in [
+        "h = h.detach()",
+        "h.detach_()",
+        "h = repackage_hidden(h)",
+        "h = model.init_hidden(4)",
+        "h = None",
+        "h = tuple(s.detach() for s in h)",
+    ]:
         src = f"""
         for x, y in loader:
             out, h = model(x, h)
@@ -171,10 +183,13 @@ def test_module_state_needs_a_cut_somewhere_in_the_class():
             out, self.hidden = self.lstm(x, self.hidden)
             return out
     """
-    ok = bad + """
+    ok = (
+        bad
+        + """
         def reset(self):
             self.hidden = None
     """
+    )
     assert state_findings(bad) == [(4, "self.hidden", "module")]
     assert state_findings(ok) == []
 

@@ -17,7 +17,9 @@ from gradlint.cli.trace import trace_command  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "fixtures" / "trace"
 HAVE_DOT = shutil.which("dot") is not None
-needs_dot = pytest.mark.skipif(not HAVE_DOT, reason="Graphviz `dot` is not installed (apt-get install -y graphviz)")
+needs_dot = pytest.mark.skipif(
+    not HAVE_DOT, reason="Graphviz `dot` is not installed (apt-get install -y graphviz)"
+)
 ENTRY = "from gradlint.cli.trace import trace_command; trace_command()"
 
 
@@ -26,8 +28,14 @@ def run_cli(*args, cwd=ROOT, env=None):
     e = dict(os.environ, PYTHONWARNINGS="ignore")
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
     e.update(env or {})
-    return subprocess.run([sys.executable, "-c", ENTRY, *map(str, args)], cwd=cwd, env=e, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", ENTRY, *map(str, args)],
+        cwd=cwd,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def last_json_line(out):
@@ -74,7 +82,9 @@ def test_gr003_and_gr004_enriched_errors_exit_1():
 def test_dash_m_module_with_args(monkeypatch):
     monkeypatch.chdir(FIX)  # `python -m` finds the package from the current directory
     argv, path = sys.argv[:], sys.path[:]
-    p = CliRunner().invoke(trace_command, ["--fail-on", "GR001", "-m", "tracepkg.train", "--code", "0", "--flag", "7"])
+    p = CliRunner().invoke(
+        trace_command, ["--fail-on", "GR001", "-m", "tracepkg.train", "--code", "0", "--flag", "7"]
+    )
     seen = last_json_line(p.stdout)
     assert seen["name"] == "__main__"
     assert seen["argv"][0].endswith(os.path.join("tracepkg", "train.py"))
@@ -111,8 +121,9 @@ def test_fail_on_codes_and_prefixes(tmp_path):
 
 def test_json_output_and_every_option_reach_the_tracer(tmp_path):
     out = tmp_path / "sub" / "trace.json"
-    r = CliRunner().invoke(trace_command, ["--json", str(out), "--every", "2", "--no-cuda", str(FIX / "leak.py"),
-                                           "--steps", "8"])
+    r = CliRunner().invoke(
+        trace_command, ["--json", str(out), "--every", "2", "--no-cuda", str(FIX / "leak.py"), "--steps", "8"]
+    )
     assert r.exit_code == 0, r.output
     rep = json.loads(out.read_text())
     assert [f["code"] for f in rep["findings"]] == ["GR002"]
@@ -142,8 +153,10 @@ def test_png_dir_one_picture_per_leaked_graph_or_finding(tmp_path):
 def test_png_dir_without_dot_warns_and_still_reports(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     out = tmp_path / "t.json"
-    r = CliRunner().invoke(trace_command, ["--png-dir", str(tmp_path / "g"), "--json", str(out),
-                                           str(FIX / "leak.py"), "--steps", "2"])
+    r = CliRunner().invoke(
+        trace_command,
+        ["--png-dir", str(tmp_path / "g"), "--json", str(out), str(FIX / "leak.py"), "--steps", "2"],
+    )
     assert r.exit_code == 0
     assert "apt-get install -y graphviz" in r.output
     assert out.exists() and (tmp_path / "g").is_dir()

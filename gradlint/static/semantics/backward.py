@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 import libcst as cst
 
@@ -53,7 +52,9 @@ _last_file: list = [None, False]
 def might_backward(text: str) -> bool:
     """Cheap pre-filter: can this source text contain a backward call at all?"""
     if _last_file[0] is not text:
-        found = _calls_backward_by_name(text) or ("autograd" in text and _AUTOGRAD_IMPORT.search(text) is not None)
+        found = _calls_backward_by_name(text) or (
+            "autograd" in text and _AUTOGRAD_IMPORT.search(text) is not None
+        )
         _last_file[:] = [text, found]
     return _last_file[1]
 
@@ -71,7 +72,9 @@ def might_backward_in(unit: str, file_text: str) -> bool:
         return True
     if _last_aliases[0] is not file_text:
         aliases = set(_ALIAS.findall(file_text)) if "autograd" in file_text else set()
-        pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(aliases))) + r")\s*\(") if aliases else None
+        pattern = (
+            re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(aliases))) + r")\s*\(") if aliases else None
+        )
         _last_aliases[:] = [file_text, pattern]
     pattern = _last_aliases[1]
     return pattern is not None and pattern.search(unit) is not None
@@ -99,9 +102,9 @@ AUTOGRAD_GRAD = "torch.autograd.grad"
 @dataclass(frozen=True)
 class BackwardCall:
     call: cst.Call
-    target: Optional[cst.BaseExpression]  # the loss; None when not visible
+    target: cst.BaseExpression | None  # the loss; None when not visible
     kind: str  # "tensor", "autograd.backward", "autograd.grad", "scaler", "wrapper"
-    retain_graph: Optional[bool]  # None: given but not a literal (unknown)
+    retain_graph: bool | None  # None: given but not a literal (unknown)
     create_graph: bool
 
     @property
@@ -109,7 +112,7 @@ class BackwardCall:
         return self.kind == "autograd.grad"
 
 
-def _arg(call: cst.Call, index: int, keyword: str) -> Optional[cst.Arg]:
+def _arg(call: cst.Call, index: int, keyword: str) -> cst.Arg | None:
     for a in call.args:
         if a.keyword is not None and a.keyword.value == keyword:
             return a
@@ -119,7 +122,7 @@ def _arg(call: cst.Call, index: int, keyword: str) -> Optional[cst.Arg]:
     return None
 
 
-def _literal_bool(arg: Optional[cst.Arg]) -> Optional[bool]:
+def _literal_bool(arg: cst.Arg | None) -> bool | None:
     """True/False for literal bools, False when absent, None when not a literal."""
     if arg is None:
         return False
@@ -139,7 +142,7 @@ def _flags(call: cst.Call, retain_index: int, create_index: int):
     return retain, create
 
 
-def backward_call(call: cst.Call, imports: ImportMap) -> Optional[BackwardCall]:
+def backward_call(call: cst.Call, imports: ImportMap) -> BackwardCall | None:
     func = call.func
     if isinstance(func, cst.Attribute) and func.attr.value in ("backward", "manual_backward"):
         receiver = func.value
@@ -150,13 +153,19 @@ def backward_call(call: cst.Call, imports: ImportMap) -> Optional[BackwardCall]:
         qual = imports.resolve(func)
         if qual == AUTOGRAD_BACKWARD:
             return _autograd_backward(call)
-        if isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Attribute) and receiver.func.attr.value == "scale":
+        if (
+            isinstance(receiver, cst.Call)
+            and isinstance(receiver.func, cst.Attribute)
+            and receiver.func.attr.value == "scale"
+        ):
             first = _arg(receiver, 0, "outputs")
             retain, create = _flags(call, 1, 2)
             return BackwardCall(call, first.value if first else None, "scaler", retain, create)
         recv_name = dotted_name(receiver) or ""
         last = recv_name.rsplit(".", 1)[-1]
-        if recv_name in ("self", "super") or (isinstance(receiver, cst.Call) and dotted_name(receiver.func) == "super"):
+        if recv_name in ("self", "super") or (
+            isinstance(receiver, cst.Call) and dotted_name(receiver.func) == "super"
+        ):
             return None  # a class defining/overriding backward, not a backward call on a loss
         if last and _WRAPPER_RECEIVER.search(last):
             first = _arg(call, 0, "loss")
@@ -183,5 +192,5 @@ def _autograd_backward(call: cst.Call) -> BackwardCall:
     return BackwardCall(call, first.value if first else None, "autograd.backward", retain, create)
 
 
-def is_backward_call(call: cst.Call, context) -> Optional[BackwardCall]:
+def is_backward_call(call: cst.Call, context) -> BackwardCall | None:
     return backward_call(call, context.analysis(ImportMap))

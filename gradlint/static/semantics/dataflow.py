@@ -69,8 +69,8 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
@@ -98,13 +98,17 @@ class Kind(enum.Enum):
 
 K = Kind
 #: Tensors that require grad: an op on them builds a graph.
-REQUIRES_GRAD: FrozenSet[Kind] = frozenset({K.ACTIVATION, K.PARAMETER, K.LEAF_REQUIRES_GRAD})
+REQUIRES_GRAD: frozenset[Kind] = frozenset({K.ACTIVATION, K.PARAMETER, K.LEAF_REQUIRES_GRAD})
 #: Every kind that is known to be a tensor.
-TENSOR_KINDS: FrozenSet[Kind] = REQUIRES_GRAD | {
-    K.GRADIENT, K.BUFFER, K.DETACHED_VIEW_OF_ACTIVATION, K.CLONE, K.TENSOR,
+TENSOR_KINDS: frozenset[Kind] = REQUIRES_GRAD | {
+    K.GRADIENT,
+    K.BUFFER,
+    K.DETACHED_VIEW_OF_ACTIVATION,
+    K.CLONE,
+    K.TENSOR,
 }
 #: Tensors that are the model's state rather than values flowing through it.
-STATE_KINDS: FrozenSet[Kind] = frozenset({K.PARAMETER, K.LEAF_REQUIRES_GRAD, K.GRADIENT, K.BUFFER})
+STATE_KINDS: frozenset[Kind] = frozenset({K.PARAMETER, K.LEAF_REQUIRES_GRAD, K.GRADIENT, K.BUFFER})
 
 
 @dataclass(frozen=True)
@@ -112,9 +116,9 @@ class Fact:
     kind: Kind
     # DETACHED_VIEW_OF_ACTIVATION: the ``.detach()`` call; LEAF/PARAMETER: the node that
     # created it in this file (None when only a naming convention says so).
-    origin: Optional[cst.CSTNode] = field(default=None, compare=False)
-    elem: Optional["Fact"] = None  # COLLECTION
-    items: Optional[Tuple["Fact", ...]] = None  # TUPLE
+    origin: cst.CSTNode | None = field(default=None, compare=False)
+    elem: Fact | None = None  # COLLECTION
+    items: tuple[Fact, ...] | None = None  # TUPLE
 
     def __eq__(self, other):  # origins compared by identity
         return (
@@ -141,7 +145,7 @@ def collection(elem: Fact) -> Fact:
     return Fact(K.COLLECTION, elem=elem)
 
 
-def join(a: Optional[Fact], b: Optional[Fact]) -> Fact:
+def join(a: Fact | None, b: Fact | None) -> Fact:
     """The fact that holds after control flow merges ``a`` and ``b`` (None: unbound)."""
     if a is None:
         return b if b is not None else UNKNOWN
@@ -162,57 +166,234 @@ def join(a: Optional[Fact], b: Optional[Fact]) -> Fact:
 # --------------------------------------------------------------------------- vocab
 _INPLACE_METHOD = re.compile(r"^[a-z][a-z0-9_]*[a-z0-9]_$")
 # End in "_" but do not write tensor data.
-_NOT_INPLACE = frozenset({"requires_grad_", "share_memory_", "retain_grad_", "rename_", "refine_names_", "detach_"})
-VIEW_METHODS = frozenset({
-    "view", "view_as", "t", "transpose", "permute", "narrow", "expand", "expand_as", "squeeze", "unsqueeze",
-    "select", "unflatten", "diagonal", "swapaxes", "swapdims", "movedim", "moveaxis", "as_strided", "unfold",
-    "T", "mT", "H", "mH", "real", "imag", "split", "chunk", "unbind", "tensor_split",
-})
+_NOT_INPLACE = frozenset(
+    {"requires_grad_", "share_memory_", "retain_grad_", "rename_", "refine_names_", "detach_"}
+)
+VIEW_METHODS = frozenset(
+    {
+        "view",
+        "view_as",
+        "t",
+        "transpose",
+        "permute",
+        "narrow",
+        "expand",
+        "expand_as",
+        "squeeze",
+        "unsqueeze",
+        "select",
+        "unflatten",
+        "diagonal",
+        "swapaxes",
+        "swapdims",
+        "movedim",
+        "moveaxis",
+        "as_strided",
+        "unfold",
+        "T",
+        "mT",
+        "H",
+        "mH",
+        "real",
+        "imag",
+        "split",
+        "chunk",
+        "unbind",
+        "tensor_split",
+    }
+)
 VIEW_ATTRS = frozenset({"T", "mT", "H", "mH", "real", "imag"})
 _MOVE_METHODS = frozenset({"to", "cuda", "cpu", "double", "half", "float", "bfloat16", "type", "type_as"})
-_SCALAR_METHODS = frozenset({
-    "item", "tolist", "numpy", "size", "dim", "ndimension", "numel", "nelement", "data_ptr", "stride",
-    "element_size", "is_contiguous", "storage", "untyped_storage", "get_device", "is_floating_point",
-    "is_complex", "__len__", "register_hook", "backward", "retain_grad", "equal", "allclose", "is_set_to",
-})
-_NO_GRAPH_METHODS = frozenset({
-    "argmax", "argmin", "argsort", "eq", "ne", "lt", "gt", "le", "ge", "isnan", "isinf", "isfinite",
-    "nonzero", "bool", "long", "int", "short", "byte", "char", "any", "all", "logical_not", "logical_and",
-    "logical_or", "logical_xor", "sign", "signbit", "floor_divide", "bincount", "unique", "new_zeros",
-    "new_ones", "new_empty", "new_full", "new_tensor", "zero_like",
-})
-_NON_TENSOR_ATTRS = frozenset({
-    "shape", "dtype", "device", "ndim", "requires_grad", "is_leaf", "grad_fn", "is_cuda", "layout",
-    "names", "is_sparse", "is_quantized", "is_meta", "itemsize", "nbytes", "output_nr", "_version",
-})
+_SCALAR_METHODS = frozenset(
+    {
+        "item",
+        "tolist",
+        "numpy",
+        "size",
+        "dim",
+        "ndimension",
+        "numel",
+        "nelement",
+        "data_ptr",
+        "stride",
+        "element_size",
+        "is_contiguous",
+        "storage",
+        "untyped_storage",
+        "get_device",
+        "is_floating_point",
+        "is_complex",
+        "__len__",
+        "register_hook",
+        "backward",
+        "retain_grad",
+        "equal",
+        "allclose",
+        "is_set_to",
+    }
+)
+_NO_GRAPH_METHODS = frozenset(
+    {
+        "argmax",
+        "argmin",
+        "argsort",
+        "eq",
+        "ne",
+        "lt",
+        "gt",
+        "le",
+        "ge",
+        "isnan",
+        "isinf",
+        "isfinite",
+        "nonzero",
+        "bool",
+        "long",
+        "int",
+        "short",
+        "byte",
+        "char",
+        "any",
+        "all",
+        "logical_not",
+        "logical_and",
+        "logical_or",
+        "logical_xor",
+        "sign",
+        "signbit",
+        "floor_divide",
+        "bincount",
+        "unique",
+        "new_zeros",
+        "new_ones",
+        "new_empty",
+        "new_full",
+        "new_tensor",
+        "zero_like",
+    }
+)
+_NON_TENSOR_ATTRS = frozenset(
+    {
+        "shape",
+        "dtype",
+        "device",
+        "ndim",
+        "requires_grad",
+        "is_leaf",
+        "grad_fn",
+        "is_cuda",
+        "layout",
+        "names",
+        "is_sparse",
+        "is_quantized",
+        "is_meta",
+        "itemsize",
+        "nbytes",
+        "output_nr",
+        "_version",
+    }
+)
 _BUFFER_ATTRS = frozenset({"running_mean", "running_var", "num_batches_tracked"})
 _PARAM_ATTR = re.compile(r"^(weight|bias|(\w+_)?(weight|bias)(_\w+)?|in_proj_weight|in_proj_bias)$")
-_FACTORIES = frozenset({
-    "zeros", "ones", "empty", "full", "randn", "rand", "randint", "arange", "linspace", "logspace", "eye",
-    "tensor", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
-    "randint_like", "normal", "from_numpy", "empty_strided", "randperm", "Tensor", "FloatTensor",
-    "LongTensor", "DoubleTensor", "as_tensor", "scalar_tensor", "complex", "polar",
-})
-_TORCH_NO_GRAPH = frozenset({
-    "argmax", "argmin", "argsort", "eq", "ne", "lt", "gt", "le", "ge", "isnan", "isinf", "isfinite", "equal",
-    "allclose", "isclose", "is_tensor", "numel", "nonzero", "unique", "bincount", "histc", "searchsorted",
-    "bucketize", "manual_seed", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled", "is_grad_enabled",
-    "save", "load", "device", "dtype", "get_default_dtype", "logical_not", "logical_and", "logical_or",
-    "one_hot", "count_nonzero", "is_floating_point", "result_type", "can_cast", "promote_types",
-})
+_FACTORIES = frozenset(
+    {
+        "zeros",
+        "ones",
+        "empty",
+        "full",
+        "randn",
+        "rand",
+        "randint",
+        "arange",
+        "linspace",
+        "logspace",
+        "eye",
+        "tensor",
+        "zeros_like",
+        "ones_like",
+        "empty_like",
+        "full_like",
+        "rand_like",
+        "randn_like",
+        "randint_like",
+        "normal",
+        "from_numpy",
+        "empty_strided",
+        "randperm",
+        "Tensor",
+        "FloatTensor",
+        "LongTensor",
+        "DoubleTensor",
+        "as_tensor",
+        "scalar_tensor",
+        "complex",
+        "polar",
+    }
+)
+_TORCH_NO_GRAPH = frozenset(
+    {
+        "argmax",
+        "argmin",
+        "argsort",
+        "eq",
+        "ne",
+        "lt",
+        "gt",
+        "le",
+        "ge",
+        "isnan",
+        "isinf",
+        "isfinite",
+        "equal",
+        "allclose",
+        "isclose",
+        "is_tensor",
+        "numel",
+        "nonzero",
+        "unique",
+        "bincount",
+        "histc",
+        "searchsorted",
+        "bucketize",
+        "manual_seed",
+        "no_grad",
+        "enable_grad",
+        "inference_mode",
+        "set_grad_enabled",
+        "is_grad_enabled",
+        "save",
+        "load",
+        "device",
+        "dtype",
+        "get_default_dtype",
+        "logical_not",
+        "logical_and",
+        "logical_or",
+        "one_hot",
+        "count_nonzero",
+        "is_floating_point",
+        "result_type",
+        "can_cast",
+        "promote_types",
+    }
+)
 _TORCH_DIFF_NAMESPACES = ("torch.", "torch.nn.functional.", "torch.special.", "torch.linalg.", "torch.fft.")
 # A callee or a variable that names a model/layer by convention.
 _MODEL_WORDS = (
     "model|net|network|encoder|decoder|generator|discriminator|critic|actor|backbone|classifier|unet|vae|"
     "netg|netd|mlp|rnn|lstm|gru|cnn|convnet|resnet|transformer|teacher|student|policy|autoencoder"
 )
-_MODEL_NAME = re.compile(rf"^(?:_*)(?:[a-z0-9]+_)*(?:{_MODEL_WORDS})(?:_[a-z0-9]+)?\d*$|^(?:g|d|g_ab|g_ba|d_a|d_b)$")
+_MODEL_NAME = re.compile(
+    rf"^(?:_*)(?:[a-z0-9]+_)*(?:{_MODEL_WORDS})(?:_[a-z0-9]+)?\d*$|^(?:g|d|g_ab|g_ba|d_a|d_b)$"
+)
 _MODEL_CLASS = re.compile(
     r"(Net|Model|Module|Encoder|Decoder|Generator|Discriminator|Classifier|Critic|Network|Layer|Block|"
     r"Transformer|LSTM|GRU|RNN|MLP|CNN|Sequential|Linear|Conv\dd)\d*$"
 )
 _MODULE_BASE = re.compile(r"(Module|Model|Net|Layer|Block|Sequential|ModuleList|Lightning\w*)$")
-_MODEL_FACTORIES = re.compile(r"^(timm\.create_model|torchvision\.models\.\w+|torch\.hub\.load|copy\.deepcopy)$")
+_MODEL_FACTORIES = re.compile(
+    r"^(timm\.create_model|torchvision\.models\.\w+|torch\.hub\.load|copy\.deepcopy)$"
+)
 
 
 _LAYER_ATTR = re.compile(
@@ -232,18 +413,18 @@ def is_layer_name(name: str) -> bool:
     return is_model_name(name) or bool(_LAYER_ATTR.match(name.lower()))
 
 
-def _kwarg(call: cst.Call, name: str) -> Optional[cst.Arg]:
+def _kwarg(call: cst.Call, name: str) -> cst.Arg | None:
     for a in call.args:
         if a.keyword is not None and a.keyword.value == name:
             return a
     return None
 
 
-def _is_true(node: Optional[cst.BaseExpression]) -> bool:
+def _is_true(node: cst.BaseExpression | None) -> bool:
     return isinstance(node, cst.Name) and node.value == "True"
 
 
-def _is_false(node: Optional[cst.BaseExpression]) -> bool:
+def _is_false(node: cst.BaseExpression | None) -> bool:
     return isinstance(node, cst.Name) and node.value == "False"
 
 
@@ -260,10 +441,10 @@ class InplaceEdit:
     node: cst.CSTNode
     target: cst.BaseExpression
     form: str
-    method: Optional[str] = None
+    method: str | None = None
 
 
-def inplace_edits(node: cst.CSTNode) -> List[InplaceEdit]:
+def inplace_edits(node: cst.CSTNode) -> list[InplaceEdit]:
     """The in-place writes ``node`` performs itself (not those of its children).
 
     ``t.add_(x)`` writes ``t``; ``t += x`` writes ``t``; ``t[i] = v`` and
@@ -279,7 +460,11 @@ def inplace_edits(node: cst.CSTNode) -> List[InplaceEdit]:
             return [InplaceEdit(node, node.target, "augassign")]
         return []
     if isinstance(node, cst.Assign):
-        return [InplaceEdit(node, t.target, "setitem") for t in node.targets if isinstance(t.target, cst.Subscript)]
+        return [
+            InplaceEdit(node, t.target, "setitem")
+            for t in node.targets
+            if isinstance(t.target, cst.Subscript)
+        ]
     return []
 
 
@@ -320,12 +505,12 @@ class ScopeFacts:
     """What one scope's walk found."""
 
     scope: Scope
-    env_before: Dict[cst.CSTNode, Dict[str, Fact]] = field(default_factory=dict)
-    disabled: Dict[cst.CSTNode, bool] = field(default_factory=dict)
+    env_before: dict[cst.CSTNode, dict[str, Fact]] = field(default_factory=dict)
+    disabled: dict[cst.CSTNode, bool] = field(default_factory=dict)
     # Dotted names on which ``retain_grad()`` is called anywhere in the scope.
     retained: set = field(default_factory=set)
-    _has_backward: Optional[bool] = None
-    _loads: Optional[Dict[str, int]] = None
+    _has_backward: bool | None = None
+    _loads: dict[str, int] | None = None
 
     def grad_disabled_at(self, stmt: cst.CSTNode) -> bool:
         return self.disabled.get(stmt, False)
@@ -333,7 +518,7 @@ class ScopeFacts:
 
 @dataclass
 class ClassFacts:
-    attrs: Dict[str, Fact]
+    attrs: dict[str, Fact]
     is_module: bool
 
 
@@ -343,16 +528,16 @@ class Dataflow:
     def __init__(self, context) -> None:
         self.context = context
         self.imports: ImportMap = context.analysis(ImportMap)
-        self._stmt_scope: Dict[cst.CSTNode, Scope] = {}
-        self._func_class: Dict[cst.CSTNode, cst.ClassDef] = {}
-        self._classes_by_name: Dict[str, cst.ClassDef] = {}
-        self._scope_facts: Dict[Scope, ScopeFacts] = {}
-        self._class_facts: Dict[cst.ClassDef, ClassFacts] = {}
-        self._torch_alias: Optional[str] = None
+        self._stmt_scope: dict[cst.CSTNode, Scope] = {}
+        self._func_class: dict[cst.CSTNode, cst.ClassDef] = {}
+        self._classes_by_name: dict[str, cst.ClassDef] = {}
+        self._scope_facts: dict[Scope, ScopeFacts] = {}
+        self._class_facts: dict[cst.ClassDef, ClassFacts] = {}
+        self._torch_alias: str | None = None
         self._skeleton(context.module, context.module.body, None)
 
     # -- statement skeleton (statements only: cheap) --------------------------
-    def _skeleton(self, scope: Scope, body: Sequence[cst.CSTNode], cls: Optional[cst.ClassDef]) -> None:
+    def _skeleton(self, scope: Scope, body: Sequence[cst.CSTNode], cls: cst.ClassDef | None) -> None:
         for stmt in body:
             self._stmt_scope[stmt] = scope
             if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
@@ -387,7 +572,7 @@ class Dataflow:
             yield _block(case.body)
 
     # -- public API -------------------------------------------------------------
-    def statement_of(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+    def statement_of(self, node: cst.CSTNode) -> cst.CSTNode | None:
         """The innermost statement holding ``node`` (costly: parent links)."""
         if node in self._stmt_scope:
             return node
@@ -410,8 +595,8 @@ class Dataflow:
     def fact_of(
         self,
         expr: cst.BaseExpression,
-        at: Optional[cst.CSTNode] = None,
-        binders: Optional[Sequence[cst.CSTNode]] = None,
+        at: cst.CSTNode | None = None,
+        binders: Sequence[cst.CSTNode] | None = None,
     ) -> Fact:
         """The fact for ``expr`` as evaluated where ``at`` is (default: ``expr``).
 
@@ -436,8 +621,12 @@ class Dataflow:
             ev.enter_binder(binder)
         return ev.eval(expr)
 
-    def kind_of(self, expr: cst.BaseExpression, at: Optional[cst.CSTNode] = None,
-                binders: Optional[Sequence[cst.CSTNode]] = None) -> Kind:
+    def kind_of(
+        self,
+        expr: cst.BaseExpression,
+        at: cst.CSTNode | None = None,
+        binders: Sequence[cst.CSTNode] | None = None,
+    ) -> Kind:
         return self.fact_of(expr, at, binders).kind
 
     def grad_disabled_at(self, at: cst.CSTNode) -> bool:
@@ -462,15 +651,15 @@ class Dataflow:
             facts._has_backward = finder.found
         return facts._has_backward
 
-    def loads(self, scope: Scope) -> Dict[str, int]:
+    def loads(self, scope: Scope) -> dict[str, int]:
         """How often each name / dotted chain (``self.h``) is read in ``scope``
         (nested functions included: closures read it too; bare assignment targets
         excluded). Built on first request, one walk of the scope."""
         facts = self.scope_facts(scope)
         if facts._loads is None:
-            counts: Dict[str, int] = {}
+            counts: dict[str, int] = {}
             body = scope.body
-            stack: List[cst.CSTNode] = list(body) if isinstance(body, (list, tuple)) else [body]
+            stack: list[cst.CSTNode] = list(body) if isinstance(body, (list, tuple)) else [body]
             while stack:
                 node = stack.pop()
                 if isinstance(node, (cst.Name, cst.Attribute)):
@@ -480,7 +669,9 @@ class Dataflow:
                         if isinstance(node, cst.Name):
                             continue
                 if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor)):
-                    targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+                    targets = (
+                        [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+                    )
                     for t in targets:
                         stack.extend(_target_loads(t))
                     for child in iter_children(node):
@@ -491,7 +682,7 @@ class Dataflow:
             facts._loads = counts
         return facts._loads
 
-    def torch_alias(self) -> Optional[str]:
+    def torch_alias(self) -> str | None:
         """The local name bound to the ``torch`` package, if the file imports it."""
         if self._torch_alias is None:
             alias = ""
@@ -503,7 +694,7 @@ class Dataflow:
             self._torch_alias = alias
         return self._torch_alias or None
 
-    def class_of(self, func: cst.CSTNode) -> Optional[cst.ClassDef]:
+    def class_of(self, func: cst.CSTNode) -> cst.ClassDef | None:
         return self._func_class.get(func)
 
     def class_facts(self, cls: cst.ClassDef) -> ClassFacts:
@@ -515,7 +706,7 @@ class Dataflow:
         return facts
 
     # -- internals ----------------------------------------------------------------
-    def _binders_between(self, node: cst.CSTNode, stmt: cst.CSTNode) -> List[cst.CSTNode]:
+    def _binders_between(self, node: cst.CSTNode, stmt: cst.CSTNode) -> list[cst.CSTNode]:
         out = []
         for anc in self.context.ancestors(node):
             if anc is stmt or anc in self._stmt_scope:
@@ -535,7 +726,7 @@ class Dataflow:
                     return small
         return stmt
 
-    def is_module_class(self, cls: cst.ClassDef, _seen: Optional[set] = None) -> bool:
+    def is_module_class(self, cls: cst.ClassDef, _seen: set | None = None) -> bool:
         seen = _seen if _seen is not None else set()
         if cls in seen:
             return False
@@ -554,7 +745,7 @@ class Dataflow:
         return False
 
     def _build_class_facts(self, cls: cst.ClassDef) -> ClassFacts:
-        attrs: Dict[str, Fact] = {}
+        attrs: dict[str, Fact] = {}
         is_module = self.is_module_class(cls)
         ev = _Eval(self, cls, {}, False)
         for func in _block(cls.body):
@@ -598,10 +789,10 @@ def _small_statements(body: Sequence[cst.CSTNode]) -> Iterator[cst.BaseSmallStat
                 stack.extend(reversed(part))
 
 
-def _target_loads(target: cst.CSTNode) -> List[cst.CSTNode]:
+def _target_loads(target: cst.CSTNode) -> list[cst.CSTNode]:
     """Parts of an assignment target that are reads: ``x`` in ``x[i] = v``, ``obj`` in ``obj.a = v``."""
     if isinstance(target, (cst.Tuple, cst.List)):
-        out: List[cst.CSTNode] = []
+        out: list[cst.CSTNode] = []
         for el in target.elements:
             out.extend(_target_loads(el.value))
         return out
@@ -636,7 +827,7 @@ class _BackwardFinder(cst.CSTVisitor):
     def visit_ClassDef(self, node) -> bool:
         return False
 
-    def visit_Call(self, node: cst.Call) -> Optional[bool]:
+    def visit_Call(self, node: cst.Call) -> bool | None:
         if not self.found and backward_call(node, self.imports) is not None:
             self.found = True
         return not self.found
@@ -646,12 +837,12 @@ class _BackwardFinder(cst.CSTVisitor):
 class _Eval:
     """Evaluates expressions to facts against one environment."""
 
-    def __init__(self, flow: Dataflow, scope: Scope, env: Dict[str, Fact], disabled: bool) -> None:
+    def __init__(self, flow: Dataflow, scope: Scope, env: dict[str, Fact], disabled: bool) -> None:
         self.flow = flow
         self.scope = scope
         self.env = env
         self.disabled = disabled
-        self.overlay: Dict[str, Fact] = {}
+        self.overlay: dict[str, Fact] = {}
 
     # binders: comprehension variables and lambda parameters shadow the statement's env
     def enter_binder(self, binder: cst.CSTNode) -> None:
@@ -666,7 +857,7 @@ class _Eval:
                 self.overlay[name] = fact
             comp = comp.inner_for_in
 
-    def lookup(self, name: str) -> Optional[Fact]:
+    def lookup(self, name: str) -> Fact | None:
         if name in self.overlay:
             return self.overlay[name]
         return self.env.get(name)
@@ -697,8 +888,18 @@ class _Eval:
             return TENSOR if any(f.kind in TENSOR_KINDS for f in facts) else UNKNOWN
         if isinstance(e, cst.IfExp):
             return join(self.eval(e.body), self.eval(e.orelse))
-        if isinstance(e, (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.ConcatenatedString,
-                          cst.FormattedString, cst.Ellipsis)):
+        if isinstance(
+            e,
+            (
+                cst.Integer,
+                cst.Float,
+                cst.Imaginary,
+                cst.SimpleString,
+                cst.ConcatenatedString,
+                cst.FormattedString,
+                cst.Ellipsis,
+            ),
+        ):
             return NON_TENSOR
         if isinstance(e, (cst.Tuple, cst.List)):
             if any(isinstance(el, cst.StarredElement) for el in e.elements):
@@ -730,7 +931,7 @@ class _Eval:
         return UNKNOWN
 
     # -- self -----------------------------------------------------------------------
-    def _class(self) -> Optional[cst.ClassDef]:
+    def _class(self) -> cst.ClassDef | None:
         if isinstance(self.scope, cst.ClassDef):
             return self.scope
         return self.flow.class_of(self.scope)
@@ -827,7 +1028,7 @@ class _Eval:
                 if isinstance(key, cst.Integer):
                     i = int(key.value, 0)
                     return items[i] if i < len(items) else UNKNOWN
-            out: Optional[Fact] = None
+            out: Fact | None = None
             for it in items:
                 out = join(out, it) if out is not None else it
             return out or UNKNOWN
@@ -864,7 +1065,7 @@ class _Eval:
             return NON_TENSOR
         return UNKNOWN
 
-    def _flat_args(self, call: cst.Call) -> List[Fact]:
+    def _flat_args(self, call: cst.Call) -> list[Fact]:
         out = []
         for a in call.args:
             f = self.eval(a.value)
@@ -898,7 +1099,7 @@ class _Eval:
             return self.graph()
         return UNKNOWN
 
-    def eval_qualified(self, qual: str, call: cst.Call) -> Optional[Fact]:
+    def eval_qualified(self, qual: str, call: cst.Call) -> Fact | None:
         if qual in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
             rg = _kwarg(call, "requires_grad")
             if rg is None and len(call.args) > 1 and call.args[1].keyword is None:
@@ -940,8 +1141,24 @@ class _Eval:
                 return UNKNOWN  # may return its argument itself
             return TENSOR
         if last in _TORCH_NO_GRAPH:
-            non_tensor = last.startswith(("is_", "manual_seed", "save", "load", "device", "dtype", "get_", "can_",
-                                          "promote", "result", "set_", "no_grad", "enable_grad", "inference"))
+            non_tensor = last.startswith(
+                (
+                    "is_",
+                    "manual_seed",
+                    "save",
+                    "load",
+                    "device",
+                    "dtype",
+                    "get_",
+                    "can_",
+                    "promote",
+                    "result",
+                    "set_",
+                    "no_grad",
+                    "enable_grad",
+                    "inference",
+                )
+            )
             return NON_TENSOR if non_tensor else TENSOR
         if last == "detach":
             args = self._flat_args(call)
@@ -1020,8 +1237,22 @@ class _Eval:
         if k is K.MODULE:
             if m in ("forward", "__call__") or is_layer_name(m):
                 return self.graph()  # ``model.encoder(x)``
-            if m in ("to", "cuda", "cpu", "train", "eval", "float", "half", "double", "bfloat16",
-                     "requires_grad_", "apply", "type", "share_memory", "to_empty"):
+            if m in (
+                "to",
+                "cuda",
+                "cpu",
+                "train",
+                "eval",
+                "float",
+                "half",
+                "double",
+                "bfloat16",
+                "requires_grad_",
+                "apply",
+                "type",
+                "share_memory",
+                "to_empty",
+            ):
                 return MODULE
             return UNKNOWN
         if k not in TENSOR_KINDS:
@@ -1080,7 +1311,9 @@ class _Eval:
         if method == "cpu":
             return device is None
         if method == "to" and len(call.args) == 1 and device is not None:
-            return cst.Module([]).code_for_node(call.args[0].value) == cst.Module([]).code_for_node(device.value)
+            return cst.Module([]).code_for_node(call.args[0].value) == cst.Module([]).code_for_node(
+                device.value
+            )
         return False
 
     def eval_self_method(self, call: cst.Call, m: str) -> Fact:
@@ -1103,7 +1336,7 @@ class _Eval:
         if fact.kind is K.COLLECTION:
             return fact.elem or UNKNOWN
         if fact.kind is K.TUPLE:
-            out: Optional[Fact] = None
+            out: Fact | None = None
             for it in fact.items or ():
                 out = join(out, it) if out is not None else it
             return out or UNKNOWN
@@ -1114,19 +1347,24 @@ class _Eval:
         return UNKNOWN
 
 
-def _bind_target(target: cst.BaseExpression, fact: Fact) -> List[Tuple[str, Fact]]:
+def _bind_target(target: cst.BaseExpression, fact: Fact) -> list[tuple[str, Fact]]:
     """(dotted name, fact) pairs bound by assigning ``fact`` to ``target``."""
     if isinstance(target, (cst.Name, cst.Attribute)):
         name = dotted_name(target)
         return [(name, fact)] if name else []
     if isinstance(target, (cst.Tuple, cst.List)):
         elements = target.elements
-        out: List[Tuple[str, Fact]] = []
+        out: list[tuple[str, Fact]] = []
         starred = any(isinstance(el, cst.StarredElement) for el in elements)
         for i, el in enumerate(elements):
             if isinstance(el, cst.StarredElement):
                 sub = collection(UNKNOWN)
-            elif fact.kind is K.TUPLE and fact.items is not None and len(fact.items) == len(elements) and not starred:
+            elif (
+                fact.kind is K.TUPLE
+                and fact.items is not None
+                and len(fact.items) == len(elements)
+                and not starred
+            ):
                 sub = fact.items[i]
             elif fact.kind is K.COLLECTION:
                 sub = fact.elem or UNKNOWN
@@ -1140,7 +1378,7 @@ def _bind_target(target: cst.BaseExpression, fact: Fact) -> List[Tuple[str, Fact
 
 
 # --------------------------------------------------------------------------- the walk
-Env = Dict[str, Fact]
+Env = dict[str, Fact]
 
 
 def _join_env(a: Env, b: Env) -> Env:
@@ -1152,7 +1390,7 @@ def _join_env(a: Env, b: Env) -> Env:
     return out
 
 
-def _assign(env: Env, pairs: Iterable[Tuple[str, Fact]]) -> Env:
+def _assign(env: Env, pairs: Iterable[tuple[str, Fact]]) -> Env:
     pairs = list(pairs)
     if not pairs:
         return env
@@ -1200,7 +1438,10 @@ class _Walker:
             mode = grad_mode_of(dec.decorator, self.flow.imports)
             if mode is not None:
                 return not mode
-            name = dotted_name(dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator) or ""
+            name = (
+                dotted_name(dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator)
+                or ""
+            )
             if name.endswith("_use_grad_for_differentiable") or name.endswith("no_grad"):
                 return True
         return False
@@ -1355,7 +1596,7 @@ class _Walker:
             return _assign(env, pairs)
         return env
 
-    def setitem_effect(self, target, value: Fact, env: Env, disabled: bool) -> List[Tuple[str, Fact]]:
+    def setitem_effect(self, target, value: Fact, env: Env, disabled: bool) -> list[tuple[str, Fact]]:
         """``buf[i] = out`` makes a graph-less buffer carry the graph of ``out``."""
         if not isinstance(target, cst.Subscript) or disabled or value.kind not in REQUIRES_GRAD:
             return []
@@ -1368,7 +1609,7 @@ class _Walker:
             return [(name, ACTIVATION)]
         return []
 
-    def requires_grad_assign(self, target, value, env: Env) -> List[Tuple[str, Fact]]:
+    def requires_grad_assign(self, target, value, env: Env) -> list[tuple[str, Fact]]:
         """``x.requires_grad = True`` turns a graph-less tensor into a leaf."""
         if not (isinstance(target, cst.Attribute) and target.attr.value == "requires_grad"):
             return []
@@ -1417,9 +1658,9 @@ class TracksStatements:
     the ``visit_``/``leave_`` methods below, it must call ``super()``.
     """
 
-    flow_statement: Optional[cst.CSTNode] = None
+    flow_statement: cst.CSTNode | None = None
 
-    def _flow_binders(self) -> List[cst.CSTNode]:
+    def _flow_binders(self) -> list[cst.CSTNode]:
         stack = self.__dict__.get("_flow_binder_stack")
         if stack is None:
             stack = self.__dict__["_flow_binder_stack"] = []
@@ -1444,9 +1685,11 @@ class TracksStatements:
 
     def flow_scope(self) -> Scope:
         stmt = self.flow_statement
-        return self.flow._stmt_scope.get(stmt, self.context.module) if stmt is not None else self.context.module  # type: ignore[attr-defined]
+        return (
+            self.flow._stmt_scope.get(stmt, self.context.module) if stmt is not None else self.context.module
+        )  # type: ignore[attr-defined]
 
-    def flow_small_statement(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+    def flow_small_statement(self, node: cst.CSTNode) -> cst.CSTNode | None:
         stmt = self.flow_statement
         if stmt is None:
             return None
@@ -1502,7 +1745,7 @@ class TracksStatements:
 
 
 # --------------------------------------------------------------------------- fix helpers
-def no_grad_wrap(context, small: cst.CSTNode, line: cst.CSTNode, new_code: Optional[str] = None):
+def no_grad_wrap(context, small: cst.CSTNode, line: cst.CSTNode, new_code: str | None = None):
     """A ``Replace`` that puts ``small`` (the only statement of ``line``) under
     ``with torch.no_grad():``, or None when that is not mechanical (no ``torch``
     import, several statements on the line, a one-line suite, a multi-line string).
@@ -1524,7 +1767,7 @@ def no_grad_wrap(context, small: cst.CSTNode, line: cst.CSTNode, new_code: Optio
 
 
 # --------------------------------------------------------------------------- attribute roles
-def write_roles(node: cst.CSTNode) -> List[Tuple[cst.BaseExpression, str]]:
+def write_roles(node: cst.CSTNode) -> list[tuple[cst.BaseExpression, str]]:
     """Expressions that ``node`` (a statement or call) writes, with how.
 
     Roles: ``"inplace"`` (receiver of an in-place method), ``"inplace-through-data"``
@@ -1534,7 +1777,7 @@ def write_roles(node: cst.CSTNode) -> List[Tuple[cst.BaseExpression, str]]:
     parents are visited before children, so an ``Attribute`` visit can then tell
     a read from a write.
     """
-    out: List[Tuple[cst.BaseExpression, str]] = []
+    out: list[tuple[cst.BaseExpression, str]] = []
     if isinstance(node, cst.Call):
         for edit in inplace_edits(node):
             out.append((edit.target, "inplace"))
@@ -1556,7 +1799,7 @@ def write_roles(node: cst.CSTNode) -> List[Tuple[cst.BaseExpression, str]]:
         out.append((node.target, "assign"))
     elif isinstance(node, cst.Del):
         t = node.target
-        for el in (t.elements if isinstance(t, cst.Tuple) else [t]):
+        for el in t.elements if isinstance(t, cst.Tuple) else [t]:
             out.append((el.value if isinstance(el, cst.Element) else el, "del"))
     return out
 
@@ -1565,13 +1808,13 @@ class TracksWrites:
     """Mixin for rules: ``self.write_role(attr)`` says how an expression is written
     (see :func:`write_roles`), or None for a read."""
 
-    def _roles(self) -> Dict[cst.CSTNode, str]:
+    def _roles(self) -> dict[cst.CSTNode, str]:
         roles = self.__dict__.get("_write_roles")
         if roles is None:
             roles = self.__dict__["_write_roles"] = {}
         return roles
 
-    def write_role(self, node: cst.CSTNode) -> Optional[str]:
+    def write_role(self, node: cst.CSTNode) -> str | None:
         return self._roles().get(node)
 
     def _note_writes(self, node) -> None:
@@ -1599,7 +1842,7 @@ def is_data_attr(node: cst.CSTNode) -> bool:
     return isinstance(node, cst.Attribute) and node.attr.value == "data"
 
 
-def state_data_receiver(flow_fact, expr: cst.BaseExpression) -> Optional[Kind]:
+def state_data_receiver(flow_fact, expr: cst.BaseExpression) -> Kind | None:
     """Kind of the state tensor (parameter, leaf, gradient, buffer) that ``expr``
     is, or is a view of; None when ``expr`` is not evidently one.
 
@@ -1617,7 +1860,7 @@ def state_data_receiver(flow_fact, expr: cst.BaseExpression) -> Optional[Kind]:
     return None
 
 
-def _data_attrs(root: cst.CSTNode) -> List[cst.Attribute]:
+def _data_attrs(root: cst.CSTNode) -> list[cst.Attribute]:
     out = []
     stack = [root]
     while stack:

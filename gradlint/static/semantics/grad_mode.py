@@ -8,19 +8,27 @@ disable recording; ``torch.enable_grad()`` (and ``set_grad_enabled(True)``,
 
 from __future__ import annotations
 
-from typing import Optional
-
 import libcst as cst
 
 from gradlint.static.semantics.imports import ImportMap
 
-_DISABLING = {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad",
-              "torch.autograd.inference_mode", "torch.autograd.grad_mode.inference_mode"}
+_DISABLING = {
+    "torch.no_grad",
+    "torch.inference_mode",
+    "torch.autograd.no_grad",
+    "torch.autograd.grad_mode.no_grad",
+    "torch.autograd.inference_mode",
+    "torch.autograd.grad_mode.inference_mode",
+}
 _ENABLING = {"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"}
-_SET = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"}
+_SET = {
+    "torch.set_grad_enabled",
+    "torch.autograd.set_grad_enabled",
+    "torch.autograd.grad_mode.set_grad_enabled",
+}
 
 
-def grad_mode_of(expr: cst.BaseExpression, imports: ImportMap) -> Optional[bool]:
+def grad_mode_of(expr: cst.BaseExpression, imports: ImportMap) -> bool | None:
     """False if ``expr`` (a context manager or decorator) disables grad, True if it
     enables it, None if it is unrelated or its effect is not a literal."""
     call = expr if isinstance(expr, cst.Call) else None

@@ -10,12 +10,12 @@ local variable is not tracked; that trade is deliberate.
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, Optional
+from collections.abc import Iterator
 
 import libcst as cst
 
 
-def dotted_name(node: cst.CSTNode) -> Optional[str]:
+def dotted_name(node: cst.CSTNode) -> str | None:
     """``a.b.c`` for Name/Attribute chains, else None (calls, subscripts...)."""
     parts = []
     while isinstance(node, cst.Attribute):
@@ -60,7 +60,7 @@ class ImportMap:
     """Per-file alias table; build with ``context.analysis(ImportMap)``."""
 
     def __init__(self, context) -> None:
-        self.aliases: Dict[str, str] = {}
+        self.aliases: dict[str, str] = {}
         for imp in _iter_import_statements(context.module.body):
             if isinstance(imp, cst.Import):
                 for alias in imp.names:
@@ -81,7 +81,7 @@ class ImportMap:
                         local = alias.asname.name.value
                     self.aliases[local] = f"{base}.{name}"
 
-    def resolve(self, node: cst.CSTNode) -> Optional[str]:
+    def resolve(self, node: cst.CSTNode) -> str | None:
         """Fully qualified dotted name of a Name/Attribute chain, aliases applied."""
         name = dotted_name(node)
         if name is None:
@@ -90,9 +90,9 @@ class ImportMap:
         full = self.aliases.get(head, head)
         return f"{full}.{rest}" if rest else full
 
-    def callee(self, call: cst.Call) -> Optional[str]:
+    def callee(self, call: cst.Call) -> str | None:
         return self.resolve(call.func)
 
 
-def qualified_name(context, node: cst.CSTNode) -> Optional[str]:
+def qualified_name(context, node: cst.CSTNode) -> str | None:
     return context.analysis(ImportMap).resolve(node)

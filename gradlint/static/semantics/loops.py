@@ -31,8 +31,8 @@ for parent metadata.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import libcst as cst
 
@@ -42,8 +42,8 @@ from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.walk import children, walk
 
-Scope = Union[cst.Module, cst.FunctionDef, cst.Lambda, cst.ClassDef]
-Loop = Union[cst.For, cst.While]
+Scope = cst.Module | cst.FunctionDef | cst.Lambda | cst.ClassDef
+Loop = cst.For | cst.While
 
 # -- vocabulary ---------------------------------------------------------------
 
@@ -94,13 +94,17 @@ _DATA_NAME = re.compile(
 )
 _DATA_WRAPPERS = frozenset("enumerate tqdm tqdm.tqdm zip iter islice itertools.islice trange".split())
 _EPOCH_NAME = re.compile(r"epoch", re.I)
-_OPTIMIZER_RECEIVER = re.compile(r"(?:^|_)(?:optim|optimizer|optimiser|opt|optimizers|scaler)(?:_\w+)?$", re.I)
+_OPTIMIZER_RECEIVER = re.compile(
+    r"(?:^|_)(?:optim|optimizer|optimiser|opt|optimizers|scaler)(?:_\w+)?$", re.I
+)
 _FORWARD_LIKE = re.compile(r"^(?:_*forward\w*|\w*_forward|__call__)$")
 _STEP_METHOD = re.compile(r"^(?:training_step|train_step|validation_step|val_step|test_step|\w+_step)$")
 
 _ADDITIVE = (cst.Add, cst.Subtract)
 _ACCUM_AUG = (cst.AddAssign, cst.SubtractAssign)
-_CAT_FUNCS = frozenset("torch.cat torch.concat torch.concatenate torch.stack torch.hstack torch.vstack".split())
+_CAT_FUNCS = frozenset(
+    "torch.cat torch.concat torch.concatenate torch.stack torch.hstack torch.vstack".split()
+)
 _LIST_ACCUM_METHODS = frozenset(("append", "extend", "insert"))
 
 
@@ -113,32 +117,32 @@ def _prefixes(dotted: str) -> Iterator[str]:
         yield ".".join(parts[:i])
 
 
-def additive_leaves(expr: cst.BaseExpression) -> List[cst.BaseExpression]:
+def additive_leaves(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
     """The operands of a chain of ``+``/``-``: ``a + b - c`` -> [a, b, c]."""
     if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, _ADDITIVE):
         return additive_leaves(expr.left) + additive_leaves(expr.right)
     return [expr]
 
 
-def _method_name(call: cst.Call) -> Optional[str]:
+def _method_name(call: cst.Call) -> str | None:
     return call.func.attr.value if isinstance(call.func, cst.Attribute) else None
 
 
-def graph_refs(expr: Optional[cst.CSTNode], imports: Optional[ImportMap] = None) -> Set[str]:
+def graph_refs(expr: cst.CSTNode | None, imports: ImportMap | None = None) -> set[str]:
     """Names (and dotted names, with their prefixes) whose graph can flow into ``expr``."""
-    out: Set[str] = set()
+    out: set[str] = set()
     if expr is not None:
         _refs(expr, imports, out, set())
     return out
 
 
-def _resolve(node: cst.CSTNode, imports: Optional[ImportMap]) -> Optional[str]:
+def _resolve(node: cst.CSTNode, imports: ImportMap | None) -> str | None:
     if imports is not None:
         return imports.resolve(node)
     return dotted_name(node)
 
 
-def _refs(node: cst.CSTNode, imports: Optional[ImportMap], out: Set[str], bound: Set[str]) -> None:
+def _refs(node: cst.CSTNode, imports: ImportMap | None, out: set[str], bound: set[str]) -> None:
     if isinstance(node, cst.Name):
         if node.value not in bound and node.value not in ("True", "False", "None"):
             out.add(node.value)
@@ -186,8 +190,19 @@ def _refs(node: cst.CSTNode, imports: Optional[ImportMap], out: Set[str], bound:
     if isinstance(node, cst.Subscript):
         _refs(node.value, imports, out, bound)
         return
-    if isinstance(node, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString, cst.Integer, cst.Float,
-                         cst.Imaginary, cst.Lambda, cst.Ellipsis)):
+    if isinstance(
+        node,
+        (
+            cst.SimpleString,
+            cst.FormattedString,
+            cst.ConcatenatedString,
+            cst.Integer,
+            cst.Float,
+            cst.Imaginary,
+            cst.Lambda,
+            cst.Ellipsis,
+        ),
+    ):
         return
     if isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
         inner = set(bound)
@@ -234,11 +249,11 @@ def _is_callee_like(receiver: cst.BaseExpression) -> bool:
     return name == "self" or bool(_MODEL_NAME.match(last)) or bool(_LOSS_NAME.match(last))
 
 
-def _target_names(target: cst.BaseExpression) -> Set[str]:
+def _target_names(target: cst.BaseExpression) -> set[str]:
     if isinstance(target, cst.Name):
         return {target.value}
     if isinstance(target, (cst.Tuple, cst.List)):
-        out: Set[str] = set()
+        out: set[str] = set()
         for el in target.elements:
             out |= _target_names(el.value)
         return out
@@ -247,10 +262,10 @@ def _target_names(target: cst.BaseExpression) -> Set[str]:
     return set()
 
 
-def _target_keys(target: cst.BaseExpression) -> List[Tuple[str, cst.BaseExpression]]:
+def _target_keys(target: cst.BaseExpression) -> list[tuple[str, cst.BaseExpression]]:
     """Dotted keys bound by an assignment target (tuples unpacked)."""
     if isinstance(target, (cst.Tuple, cst.List)):
-        out: List[Tuple[str, cst.BaseExpression]] = []
+        out: list[tuple[str, cst.BaseExpression]] = []
         for el in target.elements:
             out += _target_keys(el.value)
         return out
@@ -260,17 +275,19 @@ def _target_keys(target: cst.BaseExpression) -> List[Tuple[str, cst.BaseExpressi
     return [(name, target)] if name is not None else []
 
 
-def is_loss_call(call: cst.Call, imports: Optional[ImportMap] = None) -> bool:
+def is_loss_call(call: cst.Call, imports: ImportMap | None = None) -> bool:
     name = _resolve(call.func, imports)
     if name is None:
         return False
     last = name.rsplit(".", 1)[-1]
     if last in _FUNCTIONAL_LOSSES or last == "loss":
         return True
-    return bool(_LOSS_NAME.match(last)) and not re.search(r"scale|weight|history|meter|avg|log|names?$|type", last, re.I)
+    return bool(_LOSS_NAME.match(last)) and not re.search(
+        r"scale|weight|history|meter|avg|log|names?$|type", last, re.I
+    )
 
 
-def is_model_call(call: cst.Call, imports: Optional[ImportMap] = None) -> bool:
+def is_model_call(call: cst.Call, imports: ImportMap | None = None) -> bool:
     """``model(x)``, ``self.encoder(h)``, ``G(z)``, ``self(x)`` (Lightning), ``model.forward(x)``."""
     if not call.args:
         return False
@@ -300,11 +317,11 @@ class Unit:
 
     node: cst.CSTNode
     index: int
-    loops: Tuple[Loop, ...]  # loops whose body holds this unit, outermost first
-    path: Tuple[Tuple[cst.CSTNode, str], ...]  # enclosing compound statements and which part
+    loops: tuple[Loop, ...]  # loops whose body holds this unit, outermost first
+    path: tuple[tuple[cst.CSTNode, str], ...]  # enclosing compound statements and which part
     # Loops this unit is followed by an unconditional exit from (a later ``break`` in its
     # block leaves the innermost loop; ``return``/``raise`` leave them all).
-    exits: Tuple[Loop, ...] = ()
+    exits: tuple[Loop, ...] = ()
 
     def in_loop(self, loop: Loop) -> bool:
         return any(l is loop for l in self.loops)
@@ -327,8 +344,8 @@ class Def:
     kind: str  # "accum" | "keep" | "kill"
     unit: Unit
     node: cst.CSTNode  # the small statement (or call, or header) doing it
-    value: Optional[cst.BaseExpression] = None  # the RHS (kill/keep)
-    increments: Tuple[cst.BaseExpression, ...] = ()  # accum: what is added
+    value: cst.BaseExpression | None = None  # the RHS (kill/keep)
+    increments: tuple[cst.BaseExpression, ...] = ()  # accum: what is added
 
 
 @dataclass(eq=False)
@@ -343,15 +360,15 @@ class ScopeFacts:
     def __init__(self, scope: Scope, imports: ImportMap):
         self.scope = scope
         self.imports = imports
-        self.units: List[Unit] = []
-        self.defs: Dict[str, List[Def]] = {}
-        self.def_of_node: Dict[cst.CSTNode, Def] = {}
-        self.backwards: List[BackwardSite] = []
-        self.backward_of_call: Dict[cst.Call, BackwardSite] = {}
-        self.optimizer_steps: List[Unit] = []
-        self.params: Set[str] = set()
-        self.loops: List[Loop] = []
-        self.no_grad_units: Set[int] = set()
+        self.units: list[Unit] = []
+        self.defs: dict[str, list[Def]] = {}
+        self.def_of_node: dict[cst.CSTNode, Def] = {}
+        self.backwards: list[BackwardSite] = []
+        self.backward_of_call: dict[cst.Call, BackwardSite] = {}
+        self.optimizer_steps: list[Unit] = []
+        self.params: set[str] = set()
+        self.loops: list[Loop] = []
+        self.no_grad_units: set[int] = set()
         if isinstance(scope, cst.FunctionDef):
             self._params(scope.params)
             self._block(scope.body, (), ())
@@ -524,7 +541,9 @@ class ScopeFacts:
             if isinstance(seq, (cst.List, cst.Tuple)):
                 elems = [el.value for el in seq.elements]
                 if any(dotted_name(e) == key for e in elems):
-                    self._add_def(key, "accum", unit, node, value, [e for e in elems if dotted_name(e) != key])
+                    self._add_def(
+                        key, "accum", unit, node, value, [e for e in elems if dotted_name(e) != key]
+                    )
                     return
         kind = "keep" if key in graph_refs(value, self.imports) else "kill"
         self._add_def(key, kind, unit, node, value)
@@ -541,26 +560,31 @@ class ScopeFacts:
         for leaf in leaves:
             if isinstance(leaf, cst.Subscript) and dotted_name(leaf.value) == base:
                 own.append(leaf)
-            elif (isinstance(leaf, cst.Call) and _method_name(leaf) == "get"
-                  and dotted_name(leaf.func.value) == base):  # type: ignore[attr-defined]
+            elif (
+                isinstance(leaf, cst.Call)
+                and _method_name(leaf) == "get"
+                and dotted_name(leaf.func.value) == base
+            ):  # type: ignore[attr-defined]
                 own.append(leaf)
         if own:
-            self._add_def(base, "accum", unit, node, value, [l for l in leaves if not any(l is o for o in own)])
+            self._add_def(
+                base, "accum", unit, node, value, [l for l in leaves if not any(l is o for o in own)]
+            )
 
     # -- queries --
-    def defs_in(self, key: str, loop: Loop, kinds: Iterable[str] = ("accum", "keep", "kill")) -> List[Def]:
+    def defs_in(self, key: str, loop: Loop, kinds: Iterable[str] = ("accum", "keep", "kill")) -> list[Def]:
         return [d for d in self.defs.get(key, ()) if d.kind in kinds and d.unit.in_loop(loop)]
 
-    def units_in(self, loop: Loop) -> List[Unit]:
+    def units_in(self, loop: Loop) -> list[Unit]:
         return [u for u in self.units if u.in_loop(loop)]
 
-    def refs(self, expr: Optional[cst.CSTNode]) -> Set[str]:
+    def refs(self, expr: cst.CSTNode | None) -> set[str]:
         return graph_refs(expr, self.imports)
 
-    def closure_in(self, keys: Iterable[str], loop: Optional[Loop], limit: int = 200) -> Set[str]:
+    def closure_in(self, keys: Iterable[str], loop: Loop | None, limit: int = 200) -> set[str]:
         """``keys`` plus every name their definitions (inside ``loop``, or anywhere when None)
         reference, transitively."""
-        seen: Set[str] = set()
+        seen: set[str] = set()
         todo = list(keys)
         while todo and len(seen) < limit:
             key = todo.pop()
@@ -575,7 +599,7 @@ class ScopeFacts:
                     todo.extend(self.refs(e) - seen)
         return seen
 
-    def reaching_def(self, key: str, before: Unit) -> Optional[Def]:
+    def reaching_def(self, key: str, before: Unit) -> Def | None:
         """The last definition of ``key`` in source order before ``before`` (None if none)."""
         best = None
         for d in self.defs.get(key, ()):
@@ -645,7 +669,10 @@ class ScopeFacts:
                 names = [dotted_name(el.value) for el in target.elements]
                 if key in names and isinstance(value, cst.Call):
                     last = (_resolve(value.func, self.imports) or "").rsplit(".", 1)[-1]
-                    if last in ("max", "min", "topk", "sort", "kthvalue", "mode", "median") and names.index(key) > 0:
+                    if (
+                        last in ("max", "min", "topk", "sort", "kthvalue", "mode", "median")
+                        and names.index(key) > 0
+                    ):
                         return False
         return self.is_graph_value(value, d.unit, depth + 1)
 
@@ -653,7 +680,7 @@ class ScopeFacts:
         return key in self.backward_target_keys
 
     @property
-    def backward_target_keys(self) -> Set[str]:
+    def backward_target_keys(self) -> set[str]:
         cached = getattr(self, "_bw_keys", None)
         if cached is None:
             cached = set()
@@ -696,7 +723,9 @@ class ScopeFacts:
     def is_iteration_loop(self, loop: Loop) -> bool:
         """A loop over training/evaluation steps: it backpropagates or steps an optimizer, or
         it walks a data loader or epochs (``range(epochs)``; ``range(n_layers)`` is not one)."""
-        if any(s.unit.in_loop(loop) for s in self.backwards) or any(u.in_loop(loop) for u in self.optimizer_steps):
+        if any(s.unit.in_loop(loop) for s in self.backwards) or any(
+            u.in_loop(loop) for u in self.optimizer_steps
+        ):
             return True
         if isinstance(loop, cst.While):
             return any(_EPOCH_NAME.search(n) for n in _names_in(loop.test))
@@ -709,9 +738,9 @@ class ScopeFacts:
         return bool(name and _DATA_NAME.search(name.rsplit(".", 1)[-1]))
 
 
-def _names_in(node: cst.CSTNode) -> Set[str]:
+def _names_in(node: cst.CSTNode) -> set[str]:
     """Every name and attribute name in ``node``."""
-    names: Set[str] = set()
+    names: set[str] = set()
     for n in walk(node):
         if isinstance(n, cst.Name):
             names.add(n.value)
@@ -720,7 +749,7 @@ def _names_in(node: cst.CSTNode) -> Set[str]:
     return names
 
 
-def _exits(smalls: Sequence[cst.BaseSmallStatement], loops: Tuple[Loop, ...]) -> Tuple[Loop, ...]:
+def _exits(smalls: Sequence[cst.BaseSmallStatement], loops: tuple[Loop, ...]) -> tuple[Loop, ...]:
     for small in smalls:
         if isinstance(small, (cst.Return, cst.Raise)):
             return loops
@@ -736,11 +765,11 @@ def _is_optimizer_step(call: cst.Call) -> bool:
     return bool(recv and _OPTIMIZER_RECEIVER.search(recv.rsplit(".", 1)[-1]))
 
 
-def _calls_and_walrus(small: cst.CSTNode) -> Tuple[List[cst.Call], List[cst.NamedExpr]]:
+def _calls_and_walrus(small: cst.CSTNode) -> tuple[list[cst.Call], list[cst.NamedExpr]]:
     """Calls and walrus targets of one small statement, in source order (not inside lambdas)."""
-    calls: List[cst.Call] = []
-    walrus: List[cst.NamedExpr] = []
-    stack: List[cst.CSTNode] = [small]
+    calls: list[cst.Call] = []
+    walrus: list[cst.NamedExpr] = []
+    stack: list[cst.CSTNode] = [small]
     while stack:
         n = stack.pop()
         if isinstance(n, cst.Lambda):
@@ -762,7 +791,7 @@ class LoopAnalysis:
     def __init__(self, context) -> None:
         self.context = context
         self.imports: ImportMap = context.analysis(ImportMap)
-        self._facts: Dict[int, ScopeFacts] = {}
+        self._facts: dict[int, ScopeFacts] = {}
 
     def facts(self, scope: Scope) -> ScopeFacts:
         key = id(scope)
@@ -780,7 +809,7 @@ class ScopeTracker:
     """
 
     def visit_Module(self, node: cst.Module) -> None:
-        self._scopes: List[List] = [[node, 0]]
+        self._scopes: list[list] = [[node, 0]]
 
     # (libcst registers visitor methods by their ``__name__``: no aliases here.)
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -827,7 +856,7 @@ class ScopeTracker:
 
     def backward_in_loop(
         self, node: cst.Call, accept: Callable[[BackwardCall], bool]
-    ) -> Optional[Tuple[BackwardCall, "BackwardSite", "ScopeFacts"]]:
+    ) -> tuple[BackwardCall, BackwardSite, ScopeFacts] | None:
         """``node`` as a backward call inside a loop of the current scope that ``accept``s it,
         with its site and the scope's facts (built only then); None otherwise."""
         if self.loop_depth == 0:
@@ -879,7 +908,7 @@ def _graphy_increment(facts: ScopeFacts, d: Def) -> bool:
     return any(_maybe_graph(facts, inc) for inc in d.increments if d.key not in facts.refs(inc))
 
 
-def accumulated_backward(facts: ScopeFacts, site: BackwardSite) -> Optional[AccumulatedBackward]:
+def accumulated_backward(facts: ScopeFacts, site: BackwardSite) -> AccumulatedBackward | None:
     """GL001/GL002: the backward target depends on a name that an enclosing loop accumulates
     and never rebinds fresh (any rebinding, even conditional, counts as a possible reset)."""
     unit = site.unit
@@ -903,7 +932,7 @@ def _loop_start(facts: ScopeFacts, loop: Loop) -> int:
     return -1
 
 
-def unused_retained_graph(facts: ScopeFacts, site: BackwardSite) -> Optional[Loop]:
+def unused_retained_graph(facts: ScopeFacts, site: BackwardSite) -> Loop | None:
     """GL002: ``retain_graph=True`` in a loop whose retained graph nothing can reuse.
 
     Flags only when no other backward runs in or after the loop, and every value the
@@ -923,7 +952,7 @@ def unused_retained_graph(facts: ScopeFacts, site: BackwardSite) -> Optional[Loo
         if other.unit.index >= start or any(other.unit.in_loop(l) for l in unit.loops):
             return None
     keys = facts.closure_in(facts.refs(bw.target), loop)
-    users: Dict[str, int] = {}
+    users: dict[str, int] = {}
     for k in keys:
         for d in facts.defs_in(k, loop):
             exprs = d.increments if d.kind == "accum" else (d.value,)
@@ -936,7 +965,11 @@ def unused_retained_graph(facts: ScopeFacts, site: BackwardSite) -> Optional[Loo
             first_use = users.get(key)
             if first_use is not None or any(d.kind == "accum" for d in inside):
                 limit = first_use if first_use is not None else min(d.unit.index for d in inside)
-                fresh = [d for d in inside if d.kind == "kill" and d.unit.index <= limit and d.unit.unconditional_in(loop)]
+                fresh = [
+                    d
+                    for d in inside
+                    if d.kind == "kill" and d.unit.index <= limit and d.unit.unconditional_in(loop)
+                ]
                 if not fresh:
                     return None  # carried over from the previous iteration
             for d in inside:
@@ -958,12 +991,17 @@ def _fresh_outside(facts: ScopeFacts, key: str, loop: Loop) -> bool:
         if isinstance(d.node, cst.For):
             if not facts.is_data_iterable(d.node.iter):
                 return False
-        elif d.kind != "kill" or d.value is None or facts.refs(d.value) or facts.is_graph_value(d.value, d.unit):
+        elif (
+            d.kind != "kill"
+            or d.value is None
+            or facts.refs(d.value)
+            or facts.is_graph_value(d.value, d.unit)
+        ):
             return False
     return True
 
 
-def graph_accumulation(facts: ScopeFacts, d: Def, scope_name: str) -> List[cst.BaseExpression]:
+def graph_accumulation(facts: ScopeFacts, d: Def, scope_name: str) -> list[cst.BaseExpression]:
     """GL003: the graph-carrying increments of an accumulation into something that outlives
     the iteration of a training/evaluation loop (empty when there is nothing to report)."""
     if d.kind != "accum" or is_forward_like(scope_name):
@@ -978,7 +1016,7 @@ def graph_accumulation(facts: ScopeFacts, d: Def, scope_name: str) -> List[cst.B
         steps = [l for l in unit.loops if facts.is_iteration_loop(l)]
         if not steps:
             return []
-        for inner in unit.loops[unit.loops.index(steps[-1]):]:
+        for inner in unit.loops[unit.loops.index(steps[-1]) :]:
             if any(k.unit.unconditional_in(inner) for k in facts.defs_in(key, inner, ("kill",))):
                 return []  # rebuilt every iteration: it does not outlive one
     if facts.grad_disabled_at(unit):

@@ -28,18 +28,18 @@ Nested functions, classes and lambdas are their own scopes: a closure passed to
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 
 from gradlint.static.semantics.backward import BackwardCall, backward_call
 from gradlint.static.semantics.grad_mode import grad_mode_of
-from gradlint.static.semantics.walk import children
 from gradlint.static.semantics.imports import ImportMap, dotted_name
+from gradlint.static.semantics.walk import children
 
-Scope = Union[cst.Module, cst.FunctionDef]
-Loop = Union[cst.For, cst.While]
+Scope = cst.Module | cst.FunctionDef
+Loop = cst.For | cst.While
 
 # Receivers whose ``.step()`` applies gradients: opt, optD, opt_g, g_optim, optimizer_G,
 # self.optimizers[0] is not a dotted name and is caught through the bound-name table.
@@ -47,9 +47,35 @@ _OPTIM_NAME = re.compile(r"optim|(^|_)opt($|_|\d)|^opt[A-Z0-9]|[a-z0-9]Opt($|_|[
 _NOT_OPTIM = re.compile(r"sched|(^|_)lr($|_)|warmup|option|opts$|optional|adapt", re.I)
 # Classes whose instances are optimizers even when the variable is called ``solver``.
 _OPTIM_CLASSES = {
-    "SGD", "Adam", "AdamW", "Adamax", "Adagrad", "Adadelta", "RMSprop", "Rprop", "LBFGS", "NAdam", "RAdam",
-    "SparseAdam", "ASGD", "Adafactor", "Lion", "LAMB", "Lamb", "LARS", "Lars", "AdamW8bit", "Adam8bit",
-    "FusedAdam", "FusedLAMB", "DeepSpeedCPUAdam", "Muon", "Shampoo", "Sophia", "Prodigy", "ZeroRedundancyOptimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "Adagrad",
+    "Adadelta",
+    "RMSprop",
+    "Rprop",
+    "LBFGS",
+    "NAdam",
+    "RAdam",
+    "SparseAdam",
+    "ASGD",
+    "Adafactor",
+    "Lion",
+    "LAMB",
+    "Lamb",
+    "LARS",
+    "Lars",
+    "AdamW8bit",
+    "Adam8bit",
+    "FusedAdam",
+    "FusedLAMB",
+    "DeepSpeedCPUAdam",
+    "Muon",
+    "Shampoo",
+    "Sophia",
+    "Prodigy",
+    "ZeroRedundancyOptimizer",
 }
 _OPTIM_FACTORIES = re.compile(r"(^|_)(create|make|build|get|init|setup|configure)_?optim", re.I)
 # Methods on a tensor's ``.grad`` that clear it.
@@ -73,9 +99,40 @@ _TERMINATORS = (cst.Continue, cst.Break, cst.Return, cst.Raise)
 
 # Call names that are never a model forward, whatever they are called on.
 _NOT_MODEL_CALLS = {
-    "len", "print", "range", "enumerate", "zip", "list", "tuple", "dict", "set", "str", "int", "float", "bool",
-    "isinstance", "getattr", "setattr", "hasattr", "super", "type", "iter", "next", "sorted", "min", "max", "sum",
-    "abs", "round", "map", "filter", "open", "format", "repr", "any", "all",
+    "len",
+    "print",
+    "range",
+    "enumerate",
+    "zip",
+    "list",
+    "tuple",
+    "dict",
+    "set",
+    "str",
+    "int",
+    "float",
+    "bool",
+    "isinstance",
+    "getattr",
+    "setattr",
+    "hasattr",
+    "super",
+    "type",
+    "iter",
+    "next",
+    "sorted",
+    "min",
+    "max",
+    "sum",
+    "abs",
+    "round",
+    "map",
+    "filter",
+    "open",
+    "format",
+    "repr",
+    "any",
+    "all",
 }
 _MODEL_NAME = re.compile(
     r"^(model|net|network|module|backbone|encoder|decoder|generator|discriminator|classifier|policy|critic|actor|"
@@ -99,7 +156,10 @@ _EVAL_FUNC = re.compile(
     r"val|test|predict|inference|infer)$",
     re.I,
 )
-_EVAL_LOADER = re.compile(r"(^|_)(val|valid|validation|test|eval|evaluation|dev|holdout)(_|$)|^(val|valid|test|eval|dev)[a-z]*(loader|set|data)", re.I)
+_EVAL_LOADER = re.compile(
+    r"(^|_)(val|valid|validation|test|eval|evaluation|dev|holdout)(_|$)|^(val|valid|test|eval|dev)[a-z]*(loader|set|data)",
+    re.I,
+)
 _LOADER_WORD = re.compile(r"loader|dataset|data($|_)|batches|iterator|iter$|_dl$|^dl_|ds$", re.I)
 # Lightning runs these hooks under no_grad itself.
 LIGHTNING_EVAL_HOOKS = {"validation_step", "test_step", "predict_step", "on_validation_batch_end"}
@@ -109,9 +169,9 @@ LIGHTNING_EVAL_HOOKS = {"validation_step", "test_step", "predict_step", "on_vali
 class Frame:
     """One level of the statement path to an event: block identity and index in it."""
 
-    block: Tuple[int, str]  # (id of the owning node, branch label)
+    block: tuple[int, str]  # (id of the owning node, branch label)
     index: int
-    stmts: Tuple[cst.CSTNode, ...]
+    stmts: tuple[cst.CSTNode, ...]
     owner: cst.CSTNode
 
 
@@ -120,13 +180,13 @@ class Event:
     kind: str  # backward | step | zero_grad | clear | clear_helper | eval | train | call | assign
     node: cst.CSTNode
     order: int
-    frames: Tuple[Frame, ...]
-    loops: Tuple[Loop, ...]
-    guards: Tuple[Tuple[cst.If, bool], ...]
-    withs: Tuple[cst.With, ...]
-    key: Optional[str] = None  # optimizer / model receiver text, or assigned name
-    backward: Optional[BackwardCall] = None
-    value: Optional[cst.BaseExpression] = None  # for assignments
+    frames: tuple[Frame, ...]
+    loops: tuple[Loop, ...]
+    guards: tuple[tuple[cst.If, bool], ...]
+    withs: tuple[cst.With, ...]
+    key: str | None = None  # optimizer / model receiver text, or assigned name
+    backward: BackwardCall | None = None
+    value: cst.BaseExpression | None = None  # for assignments
     augmented: bool = False
 
     @property
@@ -138,14 +198,14 @@ class Event:
 @dataclass
 class ScopeInfo:
     node: Scope
-    events: List[Event] = field(default_factory=list)
-    classes: Tuple[str, ...] = ()  # enclosing class names, outermost first
-    parent: Optional["ScopeInfo"] = None
+    events: list[Event] = field(default_factory=list)
+    classes: tuple[str, ...] = ()  # enclosing class names, outermost first
+    parent: ScopeInfo | None = None
 
-    def of_kind(self, *kinds: str) -> List[Event]:
+    def of_kind(self, *kinds: str) -> list[Event]:
         return [e for e in self.events if e.kind in kinds]
 
-    def in_loop(self, loop: Loop, *kinds: str) -> List[Event]:
+    def in_loop(self, loop: Loop, *kinds: str) -> list[Event]:
         return [e for e in self.events if loop in e.loops and (not kinds or e.kind in kinds)]
 
     @property
@@ -170,14 +230,14 @@ def iter_nodes(node: cst.CSTNode, into_lambdas: bool = False) -> Iterator[cst.CS
         stack.extend(reversed(child_nodes(n)))
 
 
-def calls_in(node: cst.CSTNode) -> List[cst.Call]:
+def calls_in(node: cst.CSTNode) -> list[cst.Call]:
     """Calls in an expression, source order, not descending into lambdas."""
     return [n for n in iter_nodes(node) if isinstance(n, cst.Call)]
 
 
-def names_in(node: cst.CSTNode) -> Set[str]:
+def names_in(node: cst.CSTNode) -> set[str]:
     """Plain names read by an expression (and dotted chains, ``out.loss``)."""
-    out: Set[str] = set()
+    out: set[str] = set()
     stack = [node]
     while stack:
         n = stack.pop()
@@ -194,9 +254,9 @@ def names_in(node: cst.CSTNode) -> Set[str]:
     return out
 
 
-def _target_names(target: cst.BaseExpression) -> List[str]:
+def _target_names(target: cst.BaseExpression) -> list[str]:
     if isinstance(target, (cst.Tuple, cst.List)):
-        out: List[str] = []
+        out: list[str] = []
         for el in target.elements:
             out.extend(_target_names(el.value))
         return out
@@ -206,11 +266,11 @@ def _target_names(target: cst.BaseExpression) -> List[str]:
     return [d] if d else []
 
 
-def last_part(name: Optional[str]) -> str:
+def last_part(name: str | None) -> str:
     return (name or "").rsplit(".", 1)[-1]
 
 
-def looks_like_optimizer_name(name: Optional[str]) -> bool:
+def looks_like_optimizer_name(name: str | None) -> bool:
     last = last_part(name)
     if not last or _NOT_OPTIM.search(last):
         return False
@@ -239,18 +299,18 @@ class OptimAnalysis:
     def __init__(self, context) -> None:
         self.context = context
         self.imports: ImportMap = context.analysis(ImportMap)
-        self.scopes: List[ScopeInfo] = []
-        self._scope_of: Dict[int, ScopeInfo] = {}
+        self.scopes: list[ScopeInfo] = []
+        self._scope_of: dict[int, ScopeInfo] = {}
         # optimizer receiver text -> texts of the models whose parameters it was built from
-        self.optimizer_models: Dict[str, Set[str]] = {}
-        self.optimizer_names: Set[str] = set()
-        self.functions: Dict[str, List[cst.FunctionDef]] = {}
+        self.optimizer_models: dict[str, set[str]] = {}
+        self.optimizer_names: set[str] = set()
+        self.functions: dict[str, list[cst.FunctionDef]] = {}
         self._order = 0
-        self._classes: Tuple[str, ...] = ()
+        self._classes: tuple[str, ...] = ()
         self._walk_scope(context.module, context.module.body)
         self._resolve_steps()
-        self._clearing_funcs: Optional[Set[str]] = None
-        self._backward_funcs: Optional[Set[str]] = None
+        self._clearing_funcs: set[str] | None = None
+        self._backward_funcs: set[str] | None = None
 
     # -- file-level bindings ---------------------------------------------------
     def _bind_optimizer(self, node: cst.Assign) -> None:
@@ -258,8 +318,11 @@ class OptimAnalysis:
         value = node.value
         if not self._is_optimizer_factory(value):
             return
-        models = {dotted_name(c.func.value) for c in calls_in(value)
-                  if isinstance(c.func, cst.Attribute) and c.func.attr.value in ("parameters", "named_parameters")}
+        models = {
+            dotted_name(c.func.value)
+            for c in calls_in(value)
+            if isinstance(c.func, cst.Attribute) and c.func.attr.value in ("parameters", "named_parameters")
+        }
         models.discard(None)
         for t in node.targets:
             for name in _target_names(t.target):
@@ -285,12 +348,17 @@ class OptimAnalysis:
             return True
         return last in _OPTIM_CLASSES or last == "optimizers" or bool(_OPTIM_FACTORIES.search(last))
 
-    def is_optimizer(self, name: Optional[str]) -> bool:
+    def is_optimizer(self, name: str | None) -> bool:
         return bool(name) and (name in self.optimizer_names or looks_like_optimizer_name(name))
 
     # -- the walk ------------------------------------------------------------------
-    def _walk_scope(self, node: Scope, body: Sequence[cst.BaseStatement], parent: Optional[ScopeInfo] = None,
-                    classes: Tuple[str, ...] = ()) -> None:
+    def _walk_scope(
+        self,
+        node: Scope,
+        body: Sequence[cst.BaseStatement],
+        parent: ScopeInfo | None = None,
+        classes: tuple[str, ...] = (),
+    ) -> None:
         if isinstance(node, cst.FunctionDef):
             self.functions.setdefault(node.name.value, []).append(node)
         info = ScopeInfo(node, classes=classes, parent=parent)
@@ -298,7 +366,7 @@ class OptimAnalysis:
         self._scope_of[id(node)] = info
         self._block(info, body, (), (), (), (), (id(node), "body"), node)
 
-    def scope_of(self, node: Scope) -> Optional[ScopeInfo]:
+    def scope_of(self, node: Scope) -> ScopeInfo | None:
         return self._scope_of.get(id(node))
 
     def _next(self) -> int:
@@ -334,15 +402,23 @@ class OptimAnalysis:
                 self._classes = self._classes[:-1]
         elif isinstance(stmt, cst.If):
             self._exprs(info, stmt.test, *ctx)
-            self._block(info, _body(stmt.body), fr, loops, guards + ((stmt, True),), withs, (id(stmt), "body"), stmt)
+            self._block(
+                info, _body(stmt.body), fr, loops, guards + ((stmt, True),), withs, (id(stmt), "body"), stmt
+            )
             if stmt.orelse is not None:
                 other = [stmt.orelse] if isinstance(stmt.orelse, cst.If) else _body(stmt.orelse.body)
-                self._block(info, other, fr, loops, guards + ((stmt, False),), withs, (id(stmt), "orelse"), stmt)
+                self._block(
+                    info, other, fr, loops, guards + ((stmt, False),), withs, (id(stmt), "orelse"), stmt
+                )
         elif isinstance(stmt, (cst.For, cst.While)):
             if isinstance(stmt, cst.For):
                 self._exprs(info, stmt.iter, *ctx)
                 for name in _target_names(stmt.target):
-                    info.events.append(Event("assign", stmt, self._next(), fr, loops, guards, withs, key=name, value=stmt.iter))
+                    info.events.append(
+                        Event(
+                            "assign", stmt, self._next(), fr, loops, guards, withs, key=name, value=stmt.iter
+                        )
+                    )
             else:
                 self._exprs(info, stmt.test, *ctx)
             self._block(info, _body(stmt.body), fr, loops + (stmt,), guards, withs, (id(stmt), "loop"), stmt)
@@ -353,16 +429,32 @@ class OptimAnalysis:
                 self._exprs(info, item.item, *ctx)
                 if item.asname is not None:
                     for name in _target_names(item.asname.name):
-                        info.events.append(Event("assign", stmt, self._next(), fr, loops, guards, withs, key=name, value=item.item))
+                        info.events.append(
+                            Event(
+                                "assign",
+                                stmt,
+                                self._next(),
+                                fr,
+                                loops,
+                                guards,
+                                withs,
+                                key=name,
+                                value=item.item,
+                            )
+                        )
             self._block(info, _body(stmt.body), fr, loops, guards, withs + (stmt,), (id(stmt), "with"), stmt)
         elif isinstance(stmt, (cst.Try, cst.TryStar)):
             self._block(info, _body(stmt.body), fr, loops, guards, withs, (id(stmt), "try"), stmt)
             for h, handler in enumerate(stmt.handlers):
-                self._block(info, _body(handler.body), fr, loops, guards, withs, (id(stmt), f"except{h}"), stmt)
+                self._block(
+                    info, _body(handler.body), fr, loops, guards, withs, (id(stmt), f"except{h}"), stmt
+                )
             if stmt.orelse is not None:
                 self._block(info, _body(stmt.orelse.body), fr, loops, guards, withs, (id(stmt), "else"), stmt)
             if stmt.finalbody is not None:
-                self._block(info, _body(stmt.finalbody.body), fr, loops, guards, withs, (id(stmt), "finally"), stmt)
+                self._block(
+                    info, _body(stmt.finalbody.body), fr, loops, guards, withs, (id(stmt), "finally"), stmt
+                )
         elif isinstance(stmt, cst.Match):
             self._exprs(info, stmt.subject, *ctx)
             for c, case in enumerate(stmt.cases):
@@ -378,10 +470,26 @@ class OptimAnalysis:
             targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
             for t in targets:
                 if isinstance(t, cst.Attribute) and t.attr.value == "grad":
-                    info.events.append(Event("clear", small, self._next(), fr, loops, guards, withs, key=dotted_name(t.value)))
+                    info.events.append(
+                        Event(
+                            "clear", small, self._next(), fr, loops, guards, withs, key=dotted_name(t.value)
+                        )
+                    )
                 for name in _target_names(t):
-                    info.events.append(Event("assign", small, self._next(), fr, loops, guards, withs, key=name,
-                                             value=value, augmented=isinstance(small, cst.AugAssign)))
+                    info.events.append(
+                        Event(
+                            "assign",
+                            small,
+                            self._next(),
+                            fr,
+                            loops,
+                            guards,
+                            withs,
+                            key=name,
+                            value=value,
+                            augmented=isinstance(small, cst.AugAssign),
+                        )
+                    )
         elif isinstance(small, cst.Del):
             for el in _walk(small.target):
                 if isinstance(el, cst.Attribute) and el.attr.value == "grad":
@@ -392,8 +500,10 @@ class OptimAnalysis:
             self._exprs(info, small.exc, *ctx)
 
     def _classify(self, info, call: cst.Call, fr, loops, guards, withs) -> None:
-        def add(kind: str, key: Optional[str] = None, bw: Optional[BackwardCall] = None) -> None:
-            info.events.append(Event(kind, call, self._next(), fr, loops, guards, withs, key=key, backward=bw))
+        def add(kind: str, key: str | None = None, bw: BackwardCall | None = None) -> None:
+            info.events.append(
+                Event(kind, call, self._next(), fr, loops, guards, withs, key=key, backward=bw)
+            )
 
         bw = backward_call(call, self.imports)
         if bw is not None:
@@ -434,30 +544,32 @@ class OptimAnalysis:
         add("call", dotted_name(func))
 
     # -- helpers defined in this file ------------------------------------------------
-    def _funcs_with(self, kinds: Tuple[str, ...]) -> Set[str]:
+    def _funcs_with(self, kinds: tuple[str, ...]) -> set[str]:
         """Names of functions of this file that (directly or one call deep) do ``kinds``."""
-        direct: Set[str] = set()
-        calls: Dict[str, Set[str]] = {}
+        direct: set[str] = set()
+        calls: dict[str, set[str]] = {}
         for info in self.scopes:
             if not isinstance(info.node, cst.FunctionDef):
                 continue
             name = info.node.name.value
             if any(e.kind in kinds for e in info.events):
                 direct.add(name)
-            calls.setdefault(name, set()).update(last_part(e.key) for e in info.events if e.kind == "call" and e.key)
+            calls.setdefault(name, set()).update(
+                last_part(e.key) for e in info.events if e.kind == "call" and e.key
+            )
         found = set(direct)
         for _ in range(2):
             found |= {n for n, callees in calls.items() if callees & found}
         return found
 
     @property
-    def clearing_functions(self) -> Set[str]:
+    def clearing_functions(self) -> set[str]:
         if self._clearing_funcs is None:
             self._clearing_funcs = self._funcs_with(("zero_grad", "clear", "clear_helper"))
         return self._clearing_funcs
 
     @property
-    def backward_functions(self) -> Set[str]:
+    def backward_functions(self) -> set[str]:
         if self._backward_funcs is None:
             self._backward_funcs = self._funcs_with(("backward",))
         return self._backward_funcs
@@ -483,7 +595,9 @@ class OptimAnalysis:
             return False  # another optimizer: the GAN case
         models = self.optimizer_models.get(optimizer)
         if models is None:
-            models = self.optimizer_models.get("self." + last_part(optimizer)) or self.optimizer_models.get(last_part(optimizer))
+            models = self.optimizer_models.get("self." + last_part(optimizer)) or self.optimizer_models.get(
+                last_part(optimizer)
+            )
         if models:
             return recv in models or last_part(recv) in {last_part(m) for m in models}
         # Mapping unknown: a model's zero_grad clears this optimizer's gradients only if
@@ -521,9 +635,7 @@ class OptimAnalysis:
         # break/continue only end the path when no loop lies between them and the divergence
         for level in range(len(fa) - 1, stop, -1):
             frame = fa[level]
-            loop_between = any(
-                fa[j].block[1] == "loop" for j in range(stop + 1, level + 1)
-            )
+            loop_between = any(fa[j].block[1] == "loop" for j in range(stop + 1, level + 1))
             rest = frame.stmts[frame.index + 1 :]
             if any(_terminates(s, loops_below=loop_between) for s in rest):
                 return False
@@ -562,8 +674,10 @@ def reaches_around(a: Event, b: Event, loop: Loop) -> bool:
 
 
 def _is_continue(stmt: cst.CSTNode) -> bool:
-    return isinstance(stmt, cst.SimpleStatementLine) and any(isinstance(x, cst.Continue) for x in stmt.body) and not any(
-        isinstance(x, (cst.Break, cst.Return, cst.Raise)) for x in stmt.body
+    return (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and any(isinstance(x, cst.Continue) for x in stmt.body)
+        and not any(isinstance(x, (cst.Break, cst.Return, cst.Raise)) for x in stmt.body)
     )
 
 
@@ -600,7 +714,7 @@ def _mentions_grad_attr(expr: cst.BaseExpression) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def innermost_loop_with(events: Sequence[Event], step: Event, kinds_pred) -> Optional[Loop]:
+def innermost_loop_with(events: Sequence[Event], step: Event, kinds_pred) -> Loop | None:
     """The innermost loop around ``step`` whose body also holds an event matching ``kinds_pred``."""
     for loop in reversed(step.loops):
         if any(loop in e.loops and kinds_pred(e) for e in events if e is not step):
@@ -608,7 +722,7 @@ def innermost_loop_with(events: Sequence[Event], step: Event, kinds_pred) -> Opt
     return None
 
 
-def guard_tests_within(event: Event, loop: Optional[Loop]) -> List[cst.BaseExpression]:
+def guard_tests_within(event: Event, loop: Loop | None) -> list[cst.BaseExpression]:
     """``if`` tests that guard ``event`` inside ``loop`` (all of them when ``loop`` is None)."""
     tests = []
     inside = loop is None
@@ -632,7 +746,7 @@ def is_accumulation_guard(test: cst.BaseExpression, scope: ScopeInfo) -> bool:
     return False
 
 
-def last_assignment(scope: ScopeInfo, name: str, before: Event) -> Optional[Event]:
+def last_assignment(scope: ScopeInfo, name: str, before: Event) -> Event | None:
     found = None
     for e in scope.events:
         if e.order >= before.order:
@@ -642,13 +756,13 @@ def last_assignment(scope: ScopeInfo, name: str, before: Event) -> Optional[Even
     return found
 
 
-def assignments_of(scope: ScopeInfo, name: str, before: Event) -> List[Event]:
+def assignments_of(scope: ScopeInfo, name: str, before: Event) -> list[Event]:
     return [e for e in scope.events if e.kind == "assign" and e.key == name and e.order < before.order]
 
 
-def root_names(expr: cst.BaseExpression) -> Set[str]:
+def root_names(expr: cst.BaseExpression) -> set[str]:
     """Names an expression's value comes from, dotted where the chain is plain (``out.loss``)."""
-    out: Set[str] = set()
+    out: set[str] = set()
     d = dotted_name(expr)
     if d is not None:
         out.add(d)
@@ -659,7 +773,9 @@ def root_names(expr: cst.BaseExpression) -> Set[str]:
     return names_in(expr)
 
 
-def grad_mode_at(event: Event, scope: ScopeInfo, imports: ImportMap) -> Tuple[Optional[bool], Optional[cst.CSTNode]]:
+def grad_mode_at(
+    event: Event, scope: ScopeInfo, imports: ImportMap
+) -> tuple[bool | None, cst.CSTNode | None]:
     """(mode, region) of the innermost ``with``/decorator that sets grad mode for ``event``.
 
     ``(None, None)`` when nothing in this scope sets it (the caller's mode applies).
@@ -696,14 +812,34 @@ def looks_like_eval_loader(expr: cst.BaseExpression) -> bool:
     return False
 
 
-def looks_like_model_name(name: Optional[str]) -> bool:
+def looks_like_model_name(name: str | None) -> bool:
     last = last_part(name)
     return bool(last) and bool(_MODEL_NAME.match(last)) and not _NOT_MODEL_NAME.search(last)
 
 
 __all__ = [
-    "Event", "Frame", "ScopeInfo", "OptimAnalysis", "calls_in", "names_in", "root_names", "has_modulo",
-    "innermost_loop_with", "reaches_around", "guard_tests_within", "is_accumulation_guard", "last_assignment", "assignments_of",
-    "grad_mode_at", "looks_like_eval_function", "looks_like_eval_loader", "looks_like_model_name",
-    "looks_like_optimizer_name", "LIGHTNING_EVAL_HOOKS", "last_part", "other_framework", "child_nodes", "iter_nodes",
+    "Event",
+    "Frame",
+    "ScopeInfo",
+    "OptimAnalysis",
+    "calls_in",
+    "names_in",
+    "root_names",
+    "has_modulo",
+    "innermost_loop_with",
+    "reaches_around",
+    "guard_tests_within",
+    "is_accumulation_guard",
+    "last_assignment",
+    "assignments_of",
+    "grad_mode_at",
+    "looks_like_eval_function",
+    "looks_like_eval_loader",
+    "looks_like_model_name",
+    "looks_like_optimizer_name",
+    "LIGHTNING_EVAL_HOOKS",
+    "last_part",
+    "other_framework",
+    "child_nodes",
+    "iter_nodes",
 ]

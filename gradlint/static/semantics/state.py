@@ -29,8 +29,8 @@ graph (a helper with ``detach`` in its body, a conditional reset, an unknown
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 
@@ -45,19 +45,75 @@ from gradlint.static.semantics.walk import children, walk
 
 # Calls / attributes that return a value without autograd history.
 _CUT_METHODS = frozenset(
-    {"detach", "detach_", "item", "tolist", "numpy", "size", "dim", "numel", "nelement", "data_ptr",
-     "is_contiguous", "get_device", "stride", "storage_offset", "__len__"}
+    {
+        "detach",
+        "detach_",
+        "item",
+        "tolist",
+        "numpy",
+        "size",
+        "dim",
+        "numel",
+        "nelement",
+        "data_ptr",
+        "is_contiguous",
+        "get_device",
+        "stride",
+        "storage_offset",
+        "__len__",
+    }
 )
 # Integer- or bool-valued results: no gradient flows through them.
-_CUT_METHODS = _CUT_METHODS | {"argmax", "argmin", "argsort", "eq", "ne", "lt", "le", "gt", "ge", "isnan", "isinf",
-                               "isfinite", "nonzero", "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor"}
+_CUT_METHODS = _CUT_METHODS | {
+    "argmax",
+    "argmin",
+    "argsort",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "isnan",
+    "isinf",
+    "isfinite",
+    "nonzero",
+    "new_zeros",
+    "new_ones",
+    "new_empty",
+    "new_full",
+    "new_tensor",
+}
 # Factories make leaves whatever their arguments (``torch.randn_like(out)``, ``torch.zeros(out.shape)``).
-_FACTORIES = re.compile(r"^(zeros|ones|empty|full|rand|randn|randint|randperm|arange|linspace|logspace|eye|tensor|"
-                        r"\w+_like|manual_seed|from_numpy|bernoulli|multinomial|normal)$")
-_MODULE_ALIASES = frozenset({"torch", "F", "nn", "np", "numpy", "math", "th", "torch.nn.functional", "nn.functional"})
-_CUT_FIELDS = frozenset({"data", "shape", "dtype", "device", "ndim", "is_cuda", "requires_grad", "grad_fn", "is_leaf"})
-_CUT_BUILTINS = frozenset({"len", "isinstance", "type", "id", "print", "range", "str", "int", "float", "bool", "repr",
-                           "hasattr", "callable", "issubclass", "format"})
+_FACTORIES = re.compile(
+    r"^(zeros|ones|empty|full|rand|randn|randint|randperm|arange|linspace|logspace|eye|tensor|"
+    r"\w+_like|manual_seed|from_numpy|bernoulli|multinomial|normal)$"
+)
+_MODULE_ALIASES = frozenset(
+    {"torch", "F", "nn", "np", "numpy", "math", "th", "torch.nn.functional", "nn.functional"}
+)
+_CUT_FIELDS = frozenset(
+    {"data", "shape", "dtype", "device", "ndim", "is_cuda", "requires_grad", "grad_fn", "is_leaf"}
+)
+_CUT_BUILTINS = frozenset(
+    {
+        "len",
+        "isinstance",
+        "type",
+        "id",
+        "print",
+        "range",
+        "str",
+        "int",
+        "float",
+        "bool",
+        "repr",
+        "hasattr",
+        "callable",
+        "issubclass",
+        "format",
+    }
+)
 # A helper whose name says it cuts recurrent state.
 _SANITISER_NAME = re.compile(r"(repackage|detach)", re.I)
 
@@ -81,8 +137,21 @@ _DATA_CALLEE = re.compile(
     re.I,
 )
 _CONSTRUCTOR = re.compile(r"^(_*[A-Z]\w|from_pretrained$|from_config$|build|create|make_|get_model|load)")
-_NOT_ORIGIN_MODULES = ("torch.", "numpy.", "np.", "math.", "random.", "time.", "os.", "logging.", "itertools.",
-                       "functools.", "collections.", "copy.", "operator.")
+_NOT_ORIGIN_MODULES = (
+    "torch.",
+    "numpy.",
+    "np.",
+    "math.",
+    "random.",
+    "time.",
+    "os.",
+    "logging.",
+    "itertools.",
+    "functools.",
+    "collections.",
+    "copy.",
+    "operator.",
+)
 _BUILTINS = frozenset(
     """len range enumerate zip list tuple dict set frozenset sorted reversed min max sum abs int float str bool print
     isinstance getattr setattr hasattr iter next map filter any all round type super id open format repr vars divmod
@@ -101,8 +170,11 @@ _OBJECT_NAME = re.compile(
     r"collator|callback|strategy|fabric|plugin|pipeline|env$|state_dict)",
     re.I,
 )
-_VALUE_WORD = re.compile(r"(^|_)(loss|losses|out|outs|output|outputs|logits?|preds?|prediction|feats?|features|"
-                         r"hidden|emb|embeds?|embeddings|latents?|states?|scores?|y|z|h|x)(_|$|\d)", re.I)
+_VALUE_WORD = re.compile(
+    r"(^|_)(loss|losses|out|outs|output|outputs|logits?|preds?|prediction|feats?|features|"
+    r"hidden|emb|embeds?|embeddings|latents?|states?|scores?|y|z|h|x)(_|$|\d)",
+    re.I,
+)
 
 
 def _is_object_name(name: str) -> bool:
@@ -116,16 +188,16 @@ _ITER_HELPERS = frozenset({"enumerate", "zip", "list", "tuple", "sorted", "rever
 _ITER_METHODS = frozenset({"items", "values", "keys"})
 
 
-def var_of(node: cst.CSTNode) -> Optional[str]:
+def var_of(node: cst.CSTNode) -> str | None:
     """The tracked variable a target/read denotes: ``h``, ``self.hidden``; subscripts map to their base."""
     while isinstance(node, cst.Subscript):
         node = node.value
     return dotted_name(node)
 
 
-def target_vars(target: cst.BaseExpression) -> List[str]:
+def target_vars(target: cst.BaseExpression) -> list[str]:
     """Variables bound by an assignment target (tuples, lists, starred; not subscripts)."""
-    out: List[str] = []
+    out: list[str] = []
     if isinstance(target, (cst.Tuple, cst.List)):
         for el in target.elements:
             out.extend(target_vars(el.value))
@@ -138,7 +210,7 @@ def target_vars(target: cst.BaseExpression) -> List[str]:
     return out
 
 
-def _subscript_base(target: cst.BaseExpression) -> Optional[str]:
+def _subscript_base(target: cst.BaseExpression) -> str | None:
     if isinstance(target, cst.Subscript):
         return var_of(target)
     return None
@@ -148,9 +220,9 @@ class Sanitisers:
     """Names of functions (in this file, or by name) that return a detached value."""
 
     def __init__(self, module: cst.Module) -> None:
-        self.names: Set[str] = set()
+        self.names: set[str] = set()
         # Every function defined in the file: called by bare name, it is a helper, not a module.
-        self.functions: Set[str] = set()
+        self.functions: set[str] = set()
         for node in _iter_defs(module):
             self.functions.add(node.name.value)
             if _body_detaches(node):
@@ -164,9 +236,9 @@ class Sanitisers:
         return last in self.names or bool(_SANITISER_NAME.search(last))
 
 
-def _iter_definitions(module: cst.Module) -> Iterator[Union[cst.FunctionDef, cst.ClassDef]]:
+def _iter_definitions(module: cst.Module) -> Iterator[cst.FunctionDef | cst.ClassDef]:
     """Every function and class statement of the file, nested ones included."""
-    stack: List[cst.CSTNode] = list(module.body)
+    stack: list[cst.CSTNode] = list(module.body)
     while stack:
         node = stack.pop()
         if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
@@ -202,19 +274,19 @@ def _lambda_detaches(arg: cst.BaseExpression) -> bool:
     return isinstance(arg, cst.Lambda) and _body_detaches(arg.body)
 
 
-def graph_reads(expr: Optional[cst.CSTNode], san: Sanitisers) -> Set[str]:
+def graph_reads(expr: cst.CSTNode | None, san: Sanitisers) -> set[str]:
     """Variables whose autograd history may flow into the value of ``expr``.
 
     Reads under ``.detach()``, ``.data``, ``.item()``, shape queries, detaching
     helpers and comparisons are excluded: they carry no graph.
     """
-    out: Set[str] = set()
+    out: set[str] = set()
     if expr is not None:
         _reads(expr, san, out)
     return out
 
 
-def _reads(node: cst.CSTNode, san: Sanitisers, out: Set[str]) -> None:
+def _reads(node: cst.CSTNode, san: Sanitisers, out: set[str]) -> None:
     if isinstance(node, cst.Name):
         if node.value not in ("True", "False", "None"):
             out.add(node.value)
@@ -259,8 +331,19 @@ def _reads(node: cst.CSTNode, san: Sanitisers, out: Set[str]) -> None:
         for arg in node.args:
             _reads(arg.value, san, out)
         return
-    if isinstance(node, (cst.Comparison, cst.Lambda, cst.SimpleString, cst.FormattedString, cst.Integer, cst.Float,
-                         cst.Imaginary, cst.ConcatenatedString)):
+    if isinstance(
+        node,
+        (
+            cst.Comparison,
+            cst.Lambda,
+            cst.SimpleString,
+            cst.FormattedString,
+            cst.Integer,
+            cst.Float,
+            cst.Imaginary,
+            cst.ConcatenatedString,
+        ),
+    ):
         return
     if isinstance(node, cst.BooleanOperation):
         _reads(node.left, san, out)
@@ -277,17 +360,17 @@ def _reads(node: cst.CSTNode, san: Sanitisers, out: Set[str]) -> None:
         _reads(child, san, out)
 
 
-def _comp_reads(node, san: Sanitisers, out: Set[str]) -> None:
+def _comp_reads(node, san: Sanitisers, out: set[str]) -> None:
     """Comprehension variables stand for their iterables: ``(s.detach() for s in h)`` reads nothing."""
-    bound: Set[str] = set()
-    iter_reads: Set[str] = set()
+    bound: set[str] = set()
+    iter_reads: set[str] = set()
     comp = node.for_in
     while comp is not None:
         bound.update(target_vars(comp.target))
         iter_reads |= graph_reads(comp.iter, san)
         comp = comp.inner_for_in
     elts = [node.key, node.value] if isinstance(node, cst.DictComp) else [node.elt]
-    elt_reads: Set[str] = set()
+    elt_reads: set[str] = set()
     for e in elts:
         _reads(e, san, elt_reads)
     if any(_reads_var(elt_reads, b) for b in bound):
@@ -345,7 +428,9 @@ def is_graph_origin(expr: cst.CSTNode, imports: ImportMap, san: Sanitisers) -> b
             if last in _TENSOR_METHODS or last in _OBJECT_METHODS or _DATA_CALLEE.search(last):
                 continue
             qual = imports.resolve(func)
-            if qual is not None and (qual.startswith(_NOT_ORIGIN_MODULES) or qual.split(".")[0] in ("torch", "F", "np")):
+            if qual is not None and (
+                qual.startswith(_NOT_ORIGIN_MODULES) or qual.split(".")[0] in ("torch", "F", "np")
+            ):
                 continue
             return True
     return False
@@ -364,15 +449,15 @@ def _block(body: cst.BaseSuite) -> Sequence[cst.BaseStatement]:
     return ()
 
 
-def _child_blocks_flat(stmt: cst.BaseCompoundStatement) -> List[cst.BaseStatement]:
-    out: List[cst.BaseStatement] = []
+def _child_blocks_flat(stmt: cst.BaseCompoundStatement) -> list[cst.BaseStatement]:
+    out: list[cst.BaseStatement] = []
     for suite in _child_suites(stmt):
         out.extend(_block(suite))
     return out
 
 
-def _child_suites(stmt: cst.CSTNode) -> List[cst.BaseSuite]:
-    suites: List[cst.BaseSuite] = []
+def _child_suites(stmt: cst.CSTNode) -> list[cst.BaseSuite]:
+    suites: list[cst.BaseSuite] = []
     body = getattr(stmt, "body", None)
     if isinstance(body, cst.BaseSuite):
         suites.append(body)
@@ -410,10 +495,12 @@ def _small_statements(stmts: Sequence[cst.BaseStatement]) -> Iterator[cst.BaseSm
             yield from stmt.body
 
 
-def scopes(module: cst.Module) -> Iterator[Tuple[Optional[cst.FunctionDef], Optional[cst.ClassDef], Sequence[cst.BaseStatement]]]:
+def scopes(
+    module: cst.Module,
+) -> Iterator[tuple[cst.FunctionDef | None, cst.ClassDef | None, Sequence[cst.BaseStatement]]]:
     """(function, enclosing class, body) for the module and every (nested) function."""
     yield None, None, module.body
-    stack: List[Tuple[cst.CSTNode, Optional[cst.ClassDef]]] = [(s, None) for s in module.body]
+    stack: list[tuple[cst.CSTNode, cst.ClassDef | None]] = [(s, None) for s in module.body]
     while stack:
         node, cls = stack.pop()
         if isinstance(node, cst.FunctionDef):
@@ -437,7 +524,7 @@ def _assign_parts(small: cst.BaseSmallStatement):
     return None
 
 
-def _disables_grad(with_stmt: cst.With, imports: ImportMap) -> Optional[bool]:
+def _disables_grad(with_stmt: cst.With, imports: ImportMap) -> bool | None:
     for item in with_stmt.items:
         mode = grad_mode_of(item.item, imports)
         if mode is not None:
@@ -445,7 +532,7 @@ def _disables_grad(with_stmt: cst.With, imports: ImportMap) -> Optional[bool]:
     return None
 
 
-def _func_disables_grad(func: Optional[cst.FunctionDef], imports: ImportMap) -> bool:
+def _func_disables_grad(func: cst.FunctionDef | None, imports: ImportMap) -> bool:
     if func is None:
         return False
     for dec in func.decorators:
@@ -472,10 +559,10 @@ class StateFinding:
 @dataclass
 class _Slot:
     state: int
-    group: FrozenSet[str]  # the targets of the assignment that set it: they share one graph
+    group: frozenset[str]  # the targets of the assignment that set it: they share one graph
 
 
-_Env = Dict[str, _Slot]
+_Env = dict[str, _Slot]
 
 
 def _join(a: _Env, b: _Env, lenient: bool) -> _Env:
@@ -499,10 +586,10 @@ class _LoopInterpreter:
     def __init__(self, loop: cst.CSTNode, imports: ImportMap, san: Sanitisers, grad_off: bool) -> None:
         self.imports = imports
         self.san = san
-        self.findings: Dict[int, StateFinding] = {}
-        self.deps: Dict[str, Set[str]] = {}
+        self.findings: dict[int, StateFinding] = {}
+        self.deps: dict[str, set[str]] = {}
         # ``h = h_new`` after ``out, h_new = model(x, h)``: h_new is h under another name.
-        self.aliases: Dict[str, Set[str]] = {}
+        self.aliases: dict[str, set[str]] = {}
         for small in _small_statements([loop]):
             parts = _assign_parts(small)
             if parts is None:
@@ -518,7 +605,7 @@ class _LoopInterpreter:
         self.loop = loop
         self.grad_off = grad_off
 
-    def run(self) -> List[StateFinding]:
+    def run(self) -> list[StateFinding]:
         self._stmt(self.loop, {}, self.grad_off)
         return list(self.findings.values())
 
@@ -596,7 +683,11 @@ class _LoopInterpreter:
         for small in _small_statements(_block(loop.body)):
             if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
                 func = small.value.func
-                if isinstance(func, cst.Attribute) and func.attr.value == "detach_" and var_of(func.value) in names:
+                if (
+                    isinstance(func, cst.Attribute)
+                    and func.attr.value == "detach_"
+                    and var_of(func.value) in names
+                ):
                     return True
         return False
 
@@ -613,7 +704,9 @@ class _LoopInterpreter:
         if value is None:
             return env
         # A backward inside the right-hand side (``g = torch.autograd.grad(loss, p)``) runs first.
-        backwards = [bw for bw in (backward_call(c, self.imports) for c in _calls_in(value)) if bw is not None]
+        backwards = [
+            bw for bw in (backward_call(c, self.imports) for c in _calls_in(value)) if bw is not None
+        ]
         if parts is None:
             env = self._expression_statement(value, env)
         else:
@@ -627,7 +720,7 @@ class _LoopInterpreter:
         if not isinstance(value, cst.Call):
             return env
         func = value.func
-        cut: List[str] = []
+        cut: list[str] = []
         if isinstance(func, cst.Attribute) and func.attr.value == "detach_":
             base = var_of(func.value)
             if base is not None:
@@ -650,7 +743,7 @@ class _LoopInterpreter:
 
     def _assign(self, targets, value, aug: bool, env: _Env, grad_off: bool) -> _Env:
         reads = graph_reads(value, self.san)
-        bound: List[str] = []
+        bound: list[str] = []
         for t in targets:
             bound.extend(target_vars(t))
         rebinders = set(bound)
@@ -679,7 +772,9 @@ class _LoopInterpreter:
         for t in targets:
             base = _subscript_base(t)
             if base is not None and not reads and base in env:
-                env[base] = _Slot(CLEAN, env[base].group)  # ``hidden[0] = hidden[0].detach()``-style partial cut
+                env[base] = _Slot(
+                    CLEAN, env[base].group
+                )  # ``hidden[0] = hidden[0].detach()``-style partial cut
         return env
 
     def _backward(self, bw: BackwardCall, env: _Env) -> _Env:
@@ -689,12 +784,14 @@ class _LoopInterpreter:
         reach = self._closure(roots)
         env = dict(env)
         for var, slot in env.items():
-            if slot.state == LIVE and (_reads_var(reach, var) or any(_reads_var(reach, g) for g in slot.group)):
+            if slot.state == LIVE and (
+                _reads_var(reach, var) or any(_reads_var(reach, g) for g in slot.group)
+            ):
                 env[var] = _Slot(FREED, slot.group)
         return env
 
-    def _closure(self, roots: Set[str]) -> Set[str]:
-        seen: Set[str] = set()
+    def _closure(self, roots: set[str]) -> set[str]:
+        seen: set[str] = set()
         todo = list(roots)
         while todo:
             r = todo.pop()
@@ -719,7 +816,7 @@ def _contains_backward(stmts: Sequence[cst.BaseStatement], imports: ImportMap) -
     return False
 
 
-def _outermost_loops(stmts: Sequence[cst.BaseStatement]) -> Iterator[Tuple[cst.CSTNode, bool]]:
+def _outermost_loops(stmts: Sequence[cst.BaseStatement]) -> Iterator[tuple[cst.CSTNode, bool]]:
     """Outermost loops of a body, with whether an enclosing ``with no_grad`` is evident (resolved later)."""
     for stmt in stmts:
         if isinstance(stmt, (cst.For, cst.While)):
@@ -731,8 +828,12 @@ def _outermost_loops(stmts: Sequence[cst.BaseStatement]) -> Iterator[Tuple[cst.C
 
 
 # Methods that, by their name, run without training (state updates there need no cut).
-_INFERENCE_METHOD = re.compile(r"(generate|sample|predict|infer|evaluat|^eval|validation_step|test_step|beam|greedy)", re.I)
-_RESET_METHOD = re.compile(r"(reset|detach|repackage|clear|init\w*(hidden|state|memory)|(hidden|state|memory)\w*init)", re.I)
+_INFERENCE_METHOD = re.compile(
+    r"(generate|sample|predict|infer|evaluat|^eval|validation_step|test_step|beam|greedy)", re.I
+)
+_RESET_METHOD = re.compile(
+    r"(reset|detach|repackage|clear|init\w*(hidden|state|memory)|(hidden|state|memory)\w*init)", re.I
+)
 
 
 class RecurrentState:
@@ -742,9 +843,9 @@ class RecurrentState:
         module = context.module
         self.imports: ImportMap = context.analysis(ImportMap)
         self.sanitisers = context.analysis(_FileSanitisers)
-        self.findings: List[StateFinding] = []
-        seen: Set[int] = set()
-        in_loop_rebinds: Set[int] = set()
+        self.findings: list[StateFinding] = []
+        seen: set[int] = set()
+        in_loop_rebinds: set[int] = set()
         for func, _cls, body in scopes(module):
             off = _func_disables_grad(func, self.imports)
             for loop, _ in _outermost_loops(body):
@@ -767,7 +868,7 @@ class RecurrentState:
     def _under_no_grad(self, body: Sequence[cst.BaseStatement], loop: cst.CSTNode) -> bool:
         """Is ``loop`` inside a grad-disabling ``with`` of this body?"""
 
-        def search(stmts, off: bool) -> Optional[bool]:
+        def search(stmts, off: bool) -> bool | None:
             for stmt in stmts:
                 if stmt is loop:
                     return off
@@ -786,13 +887,13 @@ class RecurrentState:
         return bool(search(body, False))
 
     # -- state kept on the module ------------------------------------------
-    def _module_state(self, module: cst.Module, skip: Set[int]) -> Iterator[StateFinding]:
+    def _module_state(self, module: cst.Module, skip: set[int]) -> Iterator[StateFinding]:
         classes = {c.name.value: c for c in _iter_classes(module)}
         file_resets = self._file_level_resets(module)
         for cls in classes.values():
             if not _is_module_class(cls, classes):
                 continue  # a metric or a trainer keeps state too, but never runs it through autograd
-            candidates: List[Tuple[cst.Call, str]] = []
+            candidates: list[tuple[cst.Call, str]] = []
             own_methods = {m.name.value for m in _methods(cls)}
             for method in _methods(cls):
                 if _INFERENCE_METHOD.search(method.name.value) or _func_disables_grad(method, self.imports):
@@ -801,7 +902,12 @@ class RecurrentState:
                     if grad_off:
                         continue
                     parts = _assign_parts(small)
-                    if parts is None or parts[2] or not isinstance(parts[1], cst.Call) or id(parts[1]) in skip:
+                    if (
+                        parts is None
+                        or parts[2]
+                        or not isinstance(parts[1], cst.Call)
+                        or id(parts[1]) in skip
+                    ):
                         continue
                     targets, value, _ = parts
                     callee = dotted_name(value.func) or ""
@@ -827,9 +933,9 @@ class RecurrentState:
                     continue
                 yield StateFinding(call, var, "module")
 
-    def _class_cuts(self, cls: cst.ClassDef, classes, vars_: Set[str], rebinding_calls: Set[int]) -> Set[str]:
+    def _class_cuts(self, cls: cst.ClassDef, classes, vars_: set[str], rebinding_calls: set[int]) -> set[str]:
         """State attributes some method of the class (or an in-file base) cuts or re-creates."""
-        cut: Set[str] = set()
+        cut: set[str] = set()
         todo, visited = [cls], set()
         while todo:
             c = todo.pop()
@@ -872,10 +978,10 @@ class RecurrentState:
                                     cut.add(var_of(arg.value))
         return cut
 
-    def _file_level_resets(self, module: cst.Module) -> Set[str]:
+    def _file_level_resets(self, module: cst.Module) -> set[str]:
         """Attribute names assigned from outside a class (``model.hidden = None``), and a wildcard
         for calls to reset-like methods (``model.reset_hidden()``) whose body may be elsewhere."""
-        names: Set[str] = set()
+        names: set[str] = set()
         for func, cls, body in scopes(module):
             for small in _small_statements(body):
                 parts = _assign_parts(small)
@@ -908,7 +1014,9 @@ class _Everything(set):
 _MODULE_BASE = re.compile(r"(Module|Model)$")
 
 
-def _is_module_class(cls: cst.ClassDef, classes: Dict[str, cst.ClassDef], seen: Optional[Set[str]] = None) -> bool:
+def _is_module_class(
+    cls: cst.ClassDef, classes: dict[str, cst.ClassDef], seen: set[str] | None = None
+) -> bool:
     """Does the class derive (directly, or through classes of this file) from an ``nn.Module``-like base?"""
     seen = seen if seen is not None else set()
     seen.add(cls.name.value)
@@ -923,7 +1031,7 @@ def _is_module_class(cls: cst.ClassDef, classes: Dict[str, cst.ClassDef], seen: 
     return False
 
 
-def _smalls_with_guards(stmts: Sequence[cst.BaseStatement], guards: Tuple[cst.BaseExpression, ...]):
+def _smalls_with_guards(stmts: Sequence[cst.BaseStatement], guards: tuple[cst.BaseExpression, ...]):
     """Simple statements with the tests of the ``if`` statements whose body holds them."""
     for stmt in stmts:
         if isinstance(stmt, cst.SimpleStatementLine):
@@ -934,8 +1042,9 @@ def _smalls_with_guards(stmts: Sequence[cst.BaseStatement], guards: Tuple[cst.Ba
         elif isinstance(stmt, cst.If):
             yield from _smalls_with_guards(_block(stmt.body), guards + (stmt.test,))
             if stmt.orelse is not None:
-                yield from _smalls_with_guards(_block(stmt.orelse.body) if not isinstance(stmt.orelse, cst.If)
-                                               else [stmt.orelse], guards)
+                yield from _smalls_with_guards(
+                    _block(stmt.orelse.body) if not isinstance(stmt.orelse, cst.If) else [stmt.orelse], guards
+                )
         elif isinstance(stmt, cst.BaseCompoundStatement):
             yield from _smalls_with_guards(_child_blocks_flat(stmt), guards)
 
@@ -948,8 +1057,12 @@ def _is_none_test(test: cst.BaseExpression, var: str) -> bool:
         return var_of(test.expression) == var
     if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
         comp = test.comparisons[0]
-        return (isinstance(comp.operator, (cst.Is, cst.Equal)) and var_of(test.left) == var
-                and isinstance(comp.comparator, cst.Name) and comp.comparator.value == "None")
+        return (
+            isinstance(comp.operator, (cst.Is, cst.Equal))
+            and var_of(test.left) == var
+            and isinstance(comp.comparator, cst.Name)
+            and comp.comparator.value == "None"
+        )
     return False
 
 
@@ -989,17 +1102,17 @@ def _smalls_with_grad(stmts: Sequence[cst.BaseStatement], imports: ImportMap, of
 
 @dataclass(frozen=True)
 class _Def:
-    anc: FrozenSet[int]  # ids of graph values this value was computed from (itself included)
+    anc: frozenset[int]  # ids of graph values this value was computed from (itself included)
     # ids every *element* of this value shares (a list of losses from one forward);
     # None for an empty collection that appends may still fill.
-    shared: Optional[FrozenSet[int]] = frozenset()
+    shared: frozenset[int] | None = frozenset()
     depth: int = 0  # how many loops enclose the definition (appends in deeper loops repeat)
 
 
 @dataclass(frozen=True)
 class SharedGraphFinding:
     call: cst.Call  # the backward that walks into a freed graph
-    first: Optional[cst.Call]  # the earlier backward that freed it (None: the same call, previous iteration)
+    first: cst.Call | None  # the earlier backward that freed it (None: the same call, previous iteration)
     loss: str  # source of the second loss
     kind: str  # "sequence" or "loop"
 
@@ -1009,9 +1122,9 @@ _EMPTY = _Def(frozenset())
 
 @dataclass
 class _Flow:
-    env: Dict[str, _Def]
-    freed: Dict[int, cst.Call] = field(default_factory=dict)  # graph id -> backward that freed it
-    loops: Tuple[int, ...] = ()  # first id of each enclosing loop (innermost last)
+    env: dict[str, _Def]
+    freed: dict[int, cst.Call] = field(default_factory=dict)  # graph id -> backward that freed it
+    loops: tuple[int, ...] = ()  # first id of each enclosing loop (innermost last)
 
 
 class SharedGraphs:
@@ -1021,8 +1134,8 @@ class SharedGraphs:
         self.context = context
         self.imports: ImportMap = context.analysis(ImportMap)
         self.sanitisers = context.analysis(_FileSanitisers)
-        self.findings: List[SharedGraphFinding] = []
-        self._reported: Set[int] = set()
+        self.findings: list[SharedGraphFinding] = []
+        self._reported: set[int] = set()
         self._next = 0
         for func, _cls, body in scopes(context.module):
             if not _contains_backward(body, self.imports):
@@ -1036,21 +1149,22 @@ class SharedGraphs:
         return self._next
 
     # -- expressions ---------------------------------------------------------
-    def _lookup(self, env: Dict[str, _Def], read: str) -> _Def:
+    def _lookup(self, env: dict[str, _Def], read: str) -> _Def:
         best, best_len = _EMPTY, -1
         for var, d in env.items():
             if _matches(read, var) and len(var) > best_len:
                 best, best_len = d, len(var)
         return best
 
-    def _anc(self, expr: cst.CSTNode, env: Dict[str, _Def]) -> FrozenSet[int]:
-        out: Set[int] = set()
+    def _anc(self, expr: cst.CSTNode, env: dict[str, _Def]) -> frozenset[int]:
+        out: set[int] = set()
         for r in graph_reads(expr, self.sanitisers):
             out |= self._lookup(env, r).anc
         return frozenset(out)
 
-    def _shared(self, expr: cst.BaseExpression, env: Dict[str, _Def], anc: FrozenSet[int],
-                lossy: bool = False) -> Optional[FrozenSet[int]]:
+    def _shared(
+        self, expr: cst.BaseExpression, env: dict[str, _Def], anc: frozenset[int], lossy: bool = False
+    ) -> frozenset[int] | None:
         """Graph ids that every element of the collection ``expr`` is computed from."""
         if isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
             elems = [e.value for e in expr.elements if not isinstance(e, cst.StarredElement)]
@@ -1075,15 +1189,15 @@ class SharedGraphs:
         if isinstance(expr, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
             # Graph values the element expression reads directly are shared by all elements;
             # reads through the comprehension variable share what the iterable's elements share.
-            bound: Set[str] = set()
-            iter_shared: Set[int] = set()
+            bound: set[str] = set()
+            iter_shared: set[int] = set()
             comp = expr.for_in
             while comp is not None:
                 bound.update(target_vars(comp.target))
                 iter_shared |= self._shared(comp.iter, env, self._anc(comp.iter, env)) or frozenset()
                 comp = comp.inner_for_in
             elt = expr.value if isinstance(expr, cst.DictComp) else expr.elt
-            direct: Set[int] = set()
+            direct: set[int] = set()
             via_bound = False
             for r in graph_reads(elt, self.sanitisers):
                 if any(_matches(r, b) for b in bound):
@@ -1105,7 +1219,7 @@ class SharedGraphs:
                 isinstance(func, cst.Attribute) and func.attr.value in _ITER_METHODS
             )
             if helper:
-                out: Set[int] = set()
+                out: set[int] = set()
                 parts = [a.value for a in expr.args]
                 if isinstance(func, cst.Attribute):
                     parts.append(func.value)
@@ -1122,15 +1236,21 @@ class SharedGraphs:
         for stmt in stmts:
             self._stmt(stmt, flow, grad_off)
 
-    def _nested(self, stmts: Sequence[cst.BaseStatement], flow: _Flow, grad_off: bool, loop_start: Optional[int] = None) -> _Flow:
-        inner = _Flow(dict(flow.env), dict(flow.freed), flow.loops + ((loop_start,) if loop_start is not None else ()))
+    def _nested(
+        self, stmts: Sequence[cst.BaseStatement], flow: _Flow, grad_off: bool, loop_start: int | None = None
+    ) -> _Flow:
+        inner = _Flow(
+            dict(flow.env), dict(flow.freed), flow.loops + ((loop_start,) if loop_start is not None else ())
+        )
         self._block(stmts, inner, grad_off)
         return inner
 
-    def _after_branch(self, flow: _Flow, inner: _Flow, stmts: Sequence[cst.BaseStatement], keep_appends: bool) -> None:
+    def _after_branch(
+        self, flow: _Flow, inner: _Flow, stmts: Sequence[cst.BaseStatement], keep_appends: bool
+    ) -> None:
         """Names a branch (or loop) assigned are unknown afterwards; frees inside it do not leak out."""
-        assigned: Set[str] = set()
-        appended: Set[str] = set()
+        assigned: set[str] = set()
+        appended: set[str] = set()
         for small in _small_statements(stmts):
             parts = _assign_parts(small)
             if parts is not None:
@@ -1176,7 +1296,7 @@ class SharedGraphs:
         inner_env = dict(flow.env)
         # A name the body rebinds is fresh on every iteration after the first: what it
         # held before the loop is not shared across iterations.
-        variant: Set[str] = set()
+        variant: set[str] = set()
         for small in _small_statements(body):
             parts = _assign_parts(small)
             if parts is not None:
@@ -1226,8 +1346,11 @@ class SharedGraphs:
                     env[v] = _EMPTY  # a model, loader or optimizer: an object, not a graph
                 continue
             lossy = len(names) == 1 and bool(_LOSSY_NAME.search(names[0].rsplit(".", 1)[-1]))
-            shared = (self._shared(value, env, anc, lossy) if anc or isinstance(value, (cst.List, cst.Dict))
-                      else frozenset())
+            shared = (
+                self._shared(value, env, anc, lossy)
+                if anc or isinstance(value, (cst.List, cst.Dict))
+                else frozenset()
+            )
             if isinstance(value, _COLLECTIONS) and len(names) == 1:
                 # A collection is only as shared as its elements: ``losses[i].backward()`` for
                 # losses of separate forwards touches one graph each.
@@ -1276,7 +1399,9 @@ class SharedGraphs:
         if id(bw.call) not in self._reported:
             hit = [flow.freed[i] for i in sorted(anc) if i in flow.freed]
             if hit:
-                self._report(SharedGraphFinding(bw.call, hit[0], self.context.code_for(bw.target), "sequence"))
+                self._report(
+                    SharedGraphFinding(bw.call, hit[0], self.context.code_for(bw.target), "sequence")
+                )
             elif flow.loops and bw.retain_graph is False:
                 start = flow.loops[-1]
                 if any(i < start for i in anc):
@@ -1290,14 +1415,27 @@ class SharedGraphs:
         self.findings.append(finding)
 
 
-_COLLECTIONS = (cst.List, cst.Tuple, cst.Set, cst.Dict, cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)
+_COLLECTIONS = (
+    cst.List,
+    cst.Tuple,
+    cst.Set,
+    cst.Dict,
+    cst.ListComp,
+    cst.SetComp,
+    cst.GeneratorExp,
+    cst.DictComp,
+)
 
 
 class _OneElement(frozenset):
     """``shared`` of a collection holding exactly one appended element so far."""
 
 
-def _append_target(value: cst.BaseExpression) -> Optional[str]:
-    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in ("append", "extend"):
+def _append_target(value: cst.BaseExpression) -> str | None:
+    if (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Attribute)
+        and value.func.attr.value in ("append", "extend")
+    ):
         return var_of(value.func.value)
     return None

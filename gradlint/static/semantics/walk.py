@@ -14,14 +14,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-from typing import Dict, Iterator, List, Tuple, Type, TypeVar, Union
+from collections.abc import Iterator
+from typing import TypeVar
 
 import libcst as cst
 
 N = TypeVar("N", bound=cst.CSTNode)
 
 # Formatting-only nodes: never interesting to an analysis, and numerous.
-SKIP: Tuple[type, ...] = (
+SKIP: tuple[type, ...] = (
     cst.BaseParenthesizableWhitespace,
     cst.EmptyLine,
     cst.TrailingWhitespace,
@@ -48,7 +49,7 @@ SKIP: Tuple[type, ...] = (
 # isinstance() against libcst's abstract base classes goes through ABCMeta
 # (~0.5 µs), millions of times a run: decide once per concrete class instead.
 OTHER, NODE, SEQUENCE = 0, 1, 2
-_KIND: Dict[type, int] = {}
+_KIND: dict[type, int] = {}
 
 
 def node_kind(cls: type) -> int:
@@ -66,10 +67,10 @@ def node_kind(cls: type) -> int:
 
 
 _VISITED_FIELD = re.compile(r"visit_\w+\(\s*self,\s*\"(\w+)\"")
-_ORDER: Dict[type, Tuple[str, ...]] = {}
+_ORDER: dict[type, tuple[str, ...]] = {}
 
 
-def field_order(cls: type) -> Tuple[str, ...]:
+def field_order(cls: type) -> tuple[str, ...]:
     """The fields of ``cls`` that can hold code, in libcst's visiting (source) order.
 
     Taken once per class from its ``_visit_and_replace_children``: declaration
@@ -92,9 +93,9 @@ def field_order(cls: type) -> Tuple[str, ...]:
     return order
 
 
-def children(node: cst.CSTNode) -> List[cst.CSTNode]:
+def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """Direct children in source order, formatting nodes left out."""
-    out: List[cst.CSTNode] = []
+    out: list[cst.CSTNode] = []
     for name in field_order(type(node)):
         value = getattr(node, name)
         kind = node_kind(type(value))
@@ -123,7 +124,9 @@ def walk(node: cst.CSTNode, *, into_scopes: bool = True) -> Iterator[cst.CSTNode
         extend(reversed(children(current)))
 
 
-def find_all(node: cst.CSTNode, kind: Union[Type[N], Tuple[Type[N], ...]], *, into_scopes: bool = True) -> Iterator[N]:
+def find_all(
+    node: cst.CSTNode, kind: type[N] | tuple[type[N], ...], *, into_scopes: bool = True
+) -> Iterator[N]:
     for n in walk(node, into_scopes=into_scopes):
         if isinstance(n, kind):
             yield n  # type: ignore[misc]
