@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gradlint.static.diagnostic import Diagnostic, Fix
+from gradlint.static.diagnostic import GL000, Diagnostic, Fix
 from gradlint.static.rule import Rule
 
-# There is no published rule site yet: ``url`` fields are null until there is one.
-RULE_URL_TEMPLATE: str | None = None
+# Rule pages are the Markdown files in the repository (docs/rules/GLnnn.md,
+# generated from the rule classes), linked on the main branch: a stable address
+# that GitHub renders, and that needs no separate documentation site.
+DOCS_URL = "https://github.com/gradlint/gradlint/blob/main/docs/"
+RULE_URL_TEMPLATE: str | None = DOCS_URL + "rules/{code}.md"
+# GL000 is not a rule: it links to where it is explained.
+GL000_URL = DOCS_URL + "configuration.md#rule-selection"
+_RULE_CODE = re.compile(r"GL[0-9]{3}")
 
 
 def rule_url(code: str) -> str | None:
-    return RULE_URL_TEMPLATE.format(code=code) if RULE_URL_TEMPLATE else None
+    if code == GL000:
+        return GL000_URL
+    if RULE_URL_TEMPLATE and _RULE_CODE.fullmatch(code):
+        return RULE_URL_TEMPLATE.format(code=code)
+    return None
+
+
+def severity(code: str, rules: Sequence[type[Rule]]) -> str:
+    """``error`` for GL000 and the default rules; ``warning`` for off-by-default ones.
+
+    Off-by-default rules are the judgement calls (a finding may be intended),
+    the default ones report code that fails or computes wrong gradients.
+    """
+    for r in rules:
+        if r.code == code:
+            return "error" if r.default_enabled else "warning"
+    return "error"
 
 
 @dataclass

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Any
 
-from gradlint.reporters.context import ReportContext
+from gradlint.reporters.context import ReportContext, severity
 from gradlint.static.diagnostic import Diagnostic
 
 
@@ -55,7 +55,7 @@ def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
                 "description": f"{d.code}: {d.message}",
                 "check_name": d.code,
                 "fingerprint": fingerprint,
-                "severity": "major",
+                "severity": "major" if severity(d.code, ctx.rules) == "error" else "minor",
                 "location": {
                     "path": path,
                     "lines": {"begin": d.location.row, "end": max(d.end_location.row, d.location.row)},
