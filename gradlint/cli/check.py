@@ -198,6 +198,7 @@ def _ruff_ux_options(f):
 def check(**options) -> None:
     """Lint PATHs (files and folders; `-` reads stdin). Folders are searched for *.py files."""
     opts = CheckOptions(**options)
+    _check_combinations(opts)  # before --watch, which would otherwise keep waiting after the error
     if opts.watch:
         from gradlint.cli.watching import watch_loop
 
