@@ -265,6 +265,8 @@ def _load_base(cfg: FileConfig, value: Any, extending: tuple[Path, ...]) -> File
     if any(target == p.resolve() for p in extending):
         cycle = " -> ".join(str(p) for p in (*extending, target))
         raise ConfigError(f"{cfg.where('extend')}: circular extend: {cycle}")
+    if target.is_dir():
+        raise ConfigError(f"{cfg.where('extend')}: '{value}' is a folder; name a configuration file")
     if not target.is_file():
         raise ConfigError(f"{cfg.where('extend')}: extended file '{value}' does not exist ({target})")
     base = load_config(target, extending)

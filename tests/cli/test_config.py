@@ -335,6 +335,7 @@ def test_extend_chain_of_three(project, run):
             "key 'extend': circular extend",
         ),
         ({"gradlint.toml": "extend = 3\n"}, "key 'extend': expected a path string, got int 3"),
+        ({"gradlint.toml": "extend = '..'\n"}, "key 'extend': '..' is a folder; name a configuration file"),
         (
             {"gradlint.toml": "extend = 'b.toml'\n", "b.toml": "select = ['GL999']\n"},
             "b.toml: key 'select': unknown rule selector 'GL999'",
@@ -358,3 +359,11 @@ def test_bad_extend_and_new_keys_are_one_line_exit_2(project, run, files, expect
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("gradlint: error: ")
     assert expected in r.stderr
     assert "Traceback" not in r.output and r.stdout == ""
+
+
+def test_explicit_config_may_extend_relative_to_itself(project, run, tmp_path):
+    shared = tmp_path / "shared"
+    write(shared, "base.toml", "ignore = ['GL902']\n")
+    write(shared, "ci.toml", "extend = 'base.toml'\nextend-select = ['GL950']\n")
+    write(project, "a.py", BACKWARD + "print(1)\noptimizer.zero_grad()\n")
+    assert codes_in(run, "--config", shared / "ci.toml", ".") == [("a.py", "GL901"), ("a.py", "GL950")]
