@@ -153,17 +153,19 @@ def test_same_files_as_ruff(tmp_path, run, monkeypatch):
     root = tmp_path / "repo"
     make_tree(root)
     monkeypatch.chdir(root)
-    out = subprocess.run(
-        [str(RUFF), "check", "--isolated", "--no-cache", "--show-files", "."],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HOME": os.environ["HOME"]},
-    ).stdout
-    expected = sorted(os.path.relpath(line.strip(), root) for line in out.splitlines() if line.strip())
-    r = run("--show-files", "--isolated", ".")
-    got = sorted(os.path.relpath(line, root) for line in r.stdout.splitlines())
-    assert got == expected
+    # Also ignored paths named explicitly: both lint them, with or without --force-exclude.
+    for args in (["."], ["logs", "x.gen.py", "sub"], ["--force-exclude", "logs", "x.gen.py"]):
+        out = subprocess.run(
+            [str(RUFF), "check", "--isolated", "--no-cache", "--show-files", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout
+        expected = sorted(os.path.relpath(line.strip(), root) for line in out.splitlines() if line.strip())
+        r = run("--show-files", "--isolated", *args)
+        got = sorted(os.path.relpath(line, root) for line in r.stdout.splitlines())
+        assert got == expected, args
+        assert expected, args
 
 
 @pytest.fixture
@@ -242,3 +244,19 @@ def test_deeper_gitignore_overrides_shallower(tmp_path):
     assert gi.ignored(str(root / "pkg" / "x.gen.py"), False)
     assert not gi.ignored(str(root / "pkg" / "keep.gen.py"), False)
     assert gi.ignored(str(root / "keep.gen.py"), False)
+
+
+def test_any_line_parses_without_raising():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    alphabet = st.sampled_from(list("ab*?[]!^\\/# -.\r\t]") + ["**", "[!", "[]", "\\ "])
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(alphabet, max_size=12).map("".join), st.sampled_from(["a", "a/b.py", "x/[a]/b", "*"]))
+    def check(line, path):
+        p = parse_line(line)
+        if p is not None:
+            p.regex.match(path)
+
+    check()
