@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -59,7 +60,7 @@ _DECODER = json.JSONDecoder()
 # Python text of the notebooks linted in this process, by content: --fix and
 # --diff read a notebook the runner has just linted (outputs are not kept).
 _MODELS: dict[bytes, Notebook] = {}
-_MODELS_MAX = 8
+_MODELS_MAX = 4
 
 
 def is_notebook(filename: str) -> bool:
@@ -94,6 +95,7 @@ class Notebook:
     module: str  # the Python module linted
     problems: list[Diagnostic]  # GL000 per cell that could not be linted
     skipped: str | None = None  # why the whole notebook is not linted
+    base_rows: dict[int, int] | None = None  # cell -> file line of its source (see file_row)
 
     def locate(self, row: int, column: int) -> tuple[Cell, int, int]:
         """(cell, row in cell, column in cell) of a module position."""
@@ -421,12 +423,14 @@ def _neutralise(c: Cell) -> None:
 
 
 def load(data: bytes, filename: str) -> Notebook:
-    nb = _MODELS.get(data)
+    """``read_notebook``, remembered by content for the rest of this process (a few notebooks)."""
+    key = hashlib.blake2b(data, digest_size=16).digest()
+    nb = _MODELS.pop(key, None)
     if nb is None:
         nb = read_notebook(data, filename)
-        if len(_MODELS) >= _MODELS_MAX:
+        while len(_MODELS) >= _MODELS_MAX:
             _MODELS.pop(next(iter(_MODELS)))
-        _MODELS[data] = nb
+    _MODELS[key] = nb  # most recently used last
     return nb
 
 
@@ -523,8 +527,8 @@ def _line_ref(nb: Notebook, cell: Cell, row: int) -> str:
 
 def file_row(nb: Notebook, cell: Cell, row: int) -> int:
     """1-based line of the .ipynb file that holds the cell's ``row``-th source line."""
-    start, end = cell.span
-    base = nb.text.count("\n", 0, start) + 1
+    start = cell.span[0]
+    base = _base_rows(nb)[cell.number]
     if not cell.is_list:
         return base
     tokens = _tokens(nb.text, cell.span)
@@ -533,6 +537,18 @@ def file_row(nb: Notebook, cell: Cell, row: int) -> int:
     # Source lines and list items usually coincide; where they do not, the first item.
     k = min(max(row - 1, 0), len(tokens) - 1) if len(tokens) == len(cell.lines) else 0
     return base + nb.text.count("\n", start, tokens[k][0])
+
+
+def _base_rows(nb: Notebook) -> dict[int, int]:
+    """File line of each cell's source value, counted in one pass (outputs can be 50 MB)."""
+    if nb.base_rows is None:
+        nb.base_rows = {}
+        line, pos = 1, 0
+        for c in sorted(nb.cells, key=lambda c: c.span[0]):
+            line += nb.text.count("\n", pos, c.span[0])
+            pos = c.span[0]
+            nb.base_rows[c.number] = line
+    return nb.base_rows
 
 
 def _tokens(text: str, span: tuple[int, int]) -> list[tuple[int, int]]:
