@@ -240,7 +240,26 @@ def _language(top: dict) -> str | None:
             return value[sub]
     if isinstance(meta.get("language"), str):  # format 3
         return meta["language"]
+    spec = meta.get("kernelspec")
+    name = spec.get("name") if isinstance(spec, dict) else None
+    if isinstance(name, str):  # a kernelspec without its language: known kernels by name
+        for prefix, language in _KERNEL_LANGUAGES:
+            if name.lower().startswith(prefix):
+                return language
     return None
+
+
+_KERNEL_LANGUAGES = (
+    ("ir", "R"),
+    ("julia", "julia"),
+    ("bash", "bash"),
+    ("javascript", "javascript"),
+    ("scala", "scala"),
+    ("xcpp", "C++"),
+    ("sas", "sas"),
+    ("evcxr", "rust"),
+    ("gophernotes", "go"),
+)
 
 
 def _source_text(source) -> tuple[str, bool] | None:

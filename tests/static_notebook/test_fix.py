@@ -193,3 +193,30 @@ def test_real_notebooks_with_outputs_round_trip(project, run):
             r2 = run("check", "--no-cache", "--fix", "--unsafe-fixes", p.name)
             assert p.read_bytes() == new, r2.output
     assert fixed >= 5
+
+
+def test_items_that_are_not_one_line_each_are_rewritten_in_that_cell_only(project, run):
+    doc = json.loads(nb_json([code(SETUP), code(ACCUM)]))
+    doc["cells"][1]["source"] = [ACCUM]  # one item holding every line (hand-written JSON)
+    p = project / "h.ipynb"
+    p.write_text(json.dumps(doc, indent=1) + "\n")
+    old = p.read_bytes()
+    run("check", "--no-cache", "--fix", "h.ipynb")
+    new_doc = json.loads(p.read_bytes())
+    assert "".join(new_doc["cells"][1]["source"]) == ACCUM.replace("total += loss", "total += loss.detach()")
+    assert new_doc["cells"][0] == json.loads(old)["cells"][0]
+    head = old[: old.index(b'"total = 0')]
+    assert p.read_bytes().startswith(head)
+
+
+def test_fix_touching_a_magic_line_or_a_cell_boundary_is_refused():
+    from gradlint.static.notebook import new_cell_sources, read_notebook
+
+    nb = read_notebook(nb_json([code("!ls\nx = 1\n"), code("y = 2\n")]).encode(), "n.ipynb")
+    assert nb.module.splitlines()[1] == "pass"
+    touched_magic = nb.module.replace("pass\n", "passed = 1\n")
+    assert "magic" in new_cell_sources(nb, touched_magic)
+    lost_boundary = nb.module.replace("# %% gradlint cell 2\n", "")
+    assert "boundary" in new_cell_sources(nb, lost_boundary)
+    fine = nb.module.replace("y = 2", "y = 3")
+    assert new_cell_sources(nb, fine) == {2: "y = 3\n"}

@@ -165,3 +165,12 @@ def test_line_references_in_messages_name_cell_lines():
     diags = lint(nb_json([code(SETUP), code(acc)]))
     assert [d.code for d in diags] == ["GL001"]
     assert "(line 3)" in diags[0].message
+
+
+def test_kernel_known_by_name_only_is_skipped():
+    doc = json.loads(nb_json([code("f <- function(a) { a }\n")]))
+    doc["metadata"] = {"kernelspec": {"name": "ir", "display_name": "R"}}
+    diags = lint(json.dumps(doc))
+    assert [d.code for d in diags] == ["GL000"] and "kernel language: R" in diags[0].message
+    doc["metadata"] = {"kernelspec": {"name": "python3", "display_name": "Python 3"}}
+    assert lint(json.dumps(doc))[0].message.startswith("SyntaxError in cell 1")
