@@ -87,7 +87,7 @@ def fix_stdin(
 
 
 def _fix_stdin_notebook(data: bytes, name: str, diags: list[Diagnostic], settings: Settings, *, unsafe: bool):
-    from gradlint.static.notebook import fix_notebook_data
+    from gradlint.static.notebook_fix import fix_notebook_data
 
     if not any(_applicable(d, unsafe) for d in diags):
         return None, data.decode("utf-8", errors="replace"), [], diags, []

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from gradlint.static import notebook
+from gradlint.static import notebook, notebook_fix
 from gradlint.static.diagnostic import Diagnostic, Fix
 from gradlint.static.engine import decode_source, lint_source
 from gradlint.static.rule import Rule
@@ -445,7 +445,7 @@ def _fix_notebook(path: Path, diagnostics, *, unsafe: bool, write: bool, rules) 
     except OSError as exc:
         result.errors.append(f"cannot read file: {exc.strerror or exc}")
         return result
-    nf = notebook.fix_notebook_data(data, str(path), diagnostics, unsafe=unsafe, rules=rules)
+    nf = notebook_fix.fix_notebook_data(data, str(path), diagnostics, unsafe=unsafe, rules=rules)
     result.old_text, result.errors = nf.old_text, nf.errors
     if nf.new_text is None:
         return result
@@ -531,7 +531,7 @@ def unified_diff(path, old_text: str, new_text: str) -> str:
         return ""
     name = str(path)
     if name.endswith(notebook.NOTEBOOK_SUFFIX):
-        return notebook.unified_diff(name, old_text, new_text)
+        return notebook_fix.unified_diff(name, old_text, new_text)
     lines = difflib.unified_diff(
         _split_keepends(old_text),
         _split_keepends(new_text),

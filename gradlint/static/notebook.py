@@ -19,21 +19,19 @@ map (module row -> cell, row in cell) and the fixer rely on.
   holds ``ipynb_row``/``ipynb_end_row``: the line of the ``.ipynb`` file itself,
   for formats that annotate files by line (SARIF, GitHub, GitLab, JUnit).
 
-The reader keeps the byte span of every cell's source in the file, so fixes are
-written back by replacing only the edited source lines' JSON strings: indent,
-key order, escapes, metadata, outputs and the trailing newline stay byte for
-byte.  Outputs (base64 images, logs) are skipped by the C JSON scanner and never
-kept, so a 50 MB notebook costs about what its code costs.
+The reader keeps the span of every cell's source in the file text, so that
+``gradlint.static.notebook_fix`` can write fixes back by replacing only the
+edited source lines' JSON strings.  Outputs (base64 images, logs) are skipped by
+the C JSON scanner and never kept, so a 50 MB notebook costs about what its
+code costs.
 """
 
 from __future__ import annotations
 
 import ast
-import difflib
 import hashlib
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from json.decoder import scanstring
 
@@ -49,7 +47,7 @@ PYTHON_CELL_MAGICS = frozenset(
 _CODE_LINE_MAGICS = frozenset({"time", "timeit", "prun", "debug", "memit"})
 
 _SEPARATOR = "# %% gradlint cell {}\n"
-_SEPARATOR_RE = re.compile(r"^# %% gradlint cell (\d+)\n", re.M)
+SEPARATOR_RE = re.compile(r"^# %% gradlint cell (\d+)\n", re.M)
 _WS = re.compile(r"[ \t\n\r]*")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _MAGIC = re.compile(r"^([ \t]*)(?:[!%?]|[A-Za-z_][\w.]*\?\??[ \t]*$)")
@@ -61,10 +59,6 @@ _DECODER = json.JSONDecoder()
 # --diff read a notebook the runner has just linted (outputs are not kept).
 _MODELS: dict[bytes, Notebook] = {}
 _MODELS_MAX = 4
-
-
-def is_notebook(filename: str) -> bool:
-    return filename.endswith(NOTEBOOK_SUFFIX)
 
 
 class NotebookError(Exception):
@@ -157,7 +151,7 @@ def _array(s: str, i: int, on_item) -> int:
             raise ValueError(f"expected ',' or ']' at offset {i}")
 
 
-def _value(s: str, i: int):
+def json_value(s: str, i: int):
     try:
         return _DECODER.scan_once(s, i)
     except StopIteration:
@@ -165,7 +159,7 @@ def _value(s: str, i: int):
 
 
 def _skip(s: str, i: int) -> int:
-    return _value(s, i)[1]
+    return json_value(s, i)[1]
 
 
 def _raw_cells(text: str) -> tuple[dict, list[dict]]:
@@ -177,7 +171,7 @@ def _raw_cells(text: str) -> tuple[dict, list[dict]]:
         def on_value(key: str, i: int) -> int:
             if key in ("outputs", "attachments"):
                 return _skip(text, i)
-            value, end = _value(text, i)
+            value, end = json_value(text, i)
             cell[key] = value
             if key in ("source", "input"):
                 cell["_span"] = (i, end)
@@ -187,7 +181,7 @@ def _raw_cells(text: str) -> tuple[dict, list[dict]]:
 
     def on_cell(_n: int, i: int) -> int:
         if text[i] != "{":
-            value, end = _value(text, i)
+            value, end = json_value(text, i)
             cells.append({"_bad": True})
             return end
         cell: dict = {}
@@ -206,7 +200,7 @@ def _raw_cells(text: str) -> tuple[dict, list[dict]]:
         if key == "worksheets" and text[i] == "[":
             top["worksheets"] = True
             return _array(text, i, on_worksheet)
-        value, end = _value(text, i)
+        value, end = json_value(text, i)
         top[key] = value
         return end
 
@@ -226,8 +220,10 @@ def _json_error(text: str, exc: Exception) -> NotebookError:
             "it was not analysed: repair or re-save it in Jupyter",
         )
     except Exception:
-        pass
-    return NotebookError(f"Notebook is not valid JSON ({exc}); it was not analysed")
+        return NotebookError(f"Notebook is not valid JSON ({exc}); it was not analysed")
+    return NotebookError(
+        "Notebook is JSON but not a Jupyter notebook (not an object with a `cells` list); it was not analysed"
+    )
 
 
 def _language(top: dict) -> str | None:
@@ -282,6 +278,8 @@ def read_notebook(data: bytes, filename: str) -> Notebook:
         top, raw = _raw_cells(text)
     except (ValueError, IndexError, RecursionError) as exc:
         raise _json_error(text, exc) from None
+    if top.get("cells", True) is not True or top.get("worksheets", True) is not True:
+        raise NotebookError("Notebook's `cells` is not a list; it was not analysed")
     if "cells" not in top and "worksheets" not in top:
         raise NotebookError(
             "Notebook has no `cells` list (not a Jupyter notebook, or nbformat older than 3); it was not analysed"
@@ -313,7 +311,7 @@ def read_notebook(data: bytes, filename: str) -> Notebook:
         if not _is_python_cell(cell):
             continue
         c = Cell(number, src[0], cell["_span"], src[1])
-        c.lines = _split_lines(c.source)
+        c.lines = split_lines(c.source)
         problem = _prepare(c, filename)
         if problem == "skip":
             continue
@@ -343,7 +341,7 @@ def _is_python_cell(cell: dict) -> bool:
     return not (isinstance(lang, str) and lang.lower() not in ("python", "ipython"))
 
 
-def _split_lines(text: str) -> list[str]:
+def split_lines(text: str) -> list[str]:
     starts = [0] + [m.end() for m in _NEWLINE.finditer(text)]
     return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)]) if b > a]
 
@@ -550,7 +548,7 @@ def file_row(nb: Notebook, cell: Cell, row: int) -> int:
     base = _base_rows(nb)[cell.number]
     if not cell.is_list:
         return base
-    tokens = _tokens(nb.text, cell.span)
+    tokens = list_items(nb.text, cell.span)
     if not tokens:
         return base
     # Source lines and list items usually coincide; where they do not, the first item.
@@ -570,7 +568,7 @@ def _base_rows(nb: Notebook) -> dict[int, int]:
     return nb.base_rows
 
 
-def _tokens(text: str, span: tuple[int, int]) -> list[tuple[int, int]]:
+def list_items(text: str, span: tuple[int, int]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
 
     def on_item(_n: int, i: int) -> int:
@@ -580,223 +578,3 @@ def _tokens(text: str, span: tuple[int, int]) -> list[tuple[int, int]]:
 
     _array(text, span[0], on_item)
     return out
-
-
-# -- writing fixes back -------------------------------------------------------------
-
-
-def _cell_segments(module: str) -> dict[int, str] | None:
-    """Cell number -> that cell's text in a (fixed) module; None if a separator was touched."""
-    marks = list(_SEPARATOR_RE.finditer(module))
-    if not marks or marks[0].start() != 0:
-        return None
-    out: dict[int, str] = {}
-    for m, nxt in zip(marks, marks[1:] + [None]):
-        number = int(m.group(1))
-        if number in out:
-            return None
-        out[number] = module[m.end() : nxt.start() if nxt else len(module)]
-    return out
-
-
-def _ensure_ascii(text: str) -> bool:
-    if not text.isascii():
-        return False
-    return re.search(r"\\u(?:00[89a-fA-F]|0[1-9a-fA-F]|[1-9a-fA-F])[0-9a-fA-F]", text) is not None
-
-
-def new_cell_sources(nb: Notebook, module: str) -> dict[int, str] | str:
-    """Cell number -> new source text, for the cells the fixed ``module`` changed; or an error."""
-    segments = _cell_segments(module)
-    if segments is None or sorted(segments) != sorted(c.number for c in nb.cells):
-        return "a fix touched the boundary between two cells; the notebook was left unchanged"
-    out: dict[int, str] = {}
-    for c in nb.cells:
-        seg = segments[c.number]
-        old = "".join(c.code)
-        added_newline = bool(old) and not old.endswith(("\n", "\r"))
-        if seg == old + ("\n" if added_newline else ""):
-            continue
-        if added_newline and seg.endswith("\n"):
-            seg = seg[:-1]
-        new_code = _split_lines(seg)
-        lines: list[str] = []
-        sm = difflib.SequenceMatcher(None, c.code, new_code, autojunk=False)
-        for tag, i1, i2, j1, j2 in sm.get_opcodes():
-            if tag == "equal":
-                lines.extend(c.lines[i1:i2])  # the saved text: magics come back
-                continue
-            if any(c.code[i] != c.lines[i] for i in range(i1, i2)):
-                return (
-                    f"a fix in cell {c.number} touched an IPython magic line; the notebook was left unchanged"
-                )
-            lines.extend(new_code[j1:j2])
-        out[c.number] = "".join(lines)
-    return out
-
-
-def write_back(nb: Notebook, sources: dict[int, str]) -> str:
-    """The notebook text with the given cells' sources replaced, everything else byte for byte."""
-    text = nb.text
-    ensure_ascii = _ensure_ascii(text)
-    pieces: list[str] = []
-    pos = 0
-    for c in sorted(nb.cells, key=lambda c: c.span[0]):
-        if c.number not in sources:
-            continue
-        start, end = c.span
-        pieces.append(text[pos:start])
-        pieces.append(_encode_source(text, c, sources[c.number], ensure_ascii))
-        pos = end
-    pieces.append(text[pos:])
-    return "".join(pieces)
-
-
-def _dump(s: str, ensure_ascii: bool) -> str:
-    return json.dumps(s, ensure_ascii=ensure_ascii)
-
-
-def _encode_source(text: str, c: Cell, new: str, ensure_ascii: bool) -> str:
-    if not c.is_list:
-        return _dump(new, ensure_ascii)
-    start, end = c.span
-    tokens = _tokens(text, c.span)
-    old_lines = c.lines
-    new_lines = _split_lines(new)
-    items = [_value(text, a)[0] for a, _ in tokens]
-    if not tokens:
-        return _dump_list(new_lines, ensure_ascii, "\n", "\n", ",\n")
-    head = text[start + 1 : tokens[0][0]]
-    tail = text[tokens[-1][1] : end - 1]
-    sep = text[tokens[0][1] : tokens[1][0]] if len(tokens) > 1 else "," + head
-    raw = [text[a:b] for a, b in tokens]
-    if items != old_lines:
-        # Items are not one line each (hand-written JSON): the whole list is rewritten.
-        return "[" + head + sep.join(_dump(x, ensure_ascii) for x in new_lines) + tail + "]"
-    out: list[str] = []
-    sm = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
-    for tag, i1, i2, j1, j2 in sm.get_opcodes():
-        if tag == "equal":
-            out.extend(raw[i1:i2])
-        else:
-            out.extend(_dump(x, ensure_ascii) for x in new_lines[j1:j2])
-    if not out:
-        return "[]"
-    return "[" + head + sep.join(out) + tail + "]"
-
-
-def _dump_list(lines: Sequence[str], ensure_ascii: bool, head: str, tail: str, sep: str) -> str:
-    if not lines:
-        return "[]"
-    return "[" + head + sep.join(_dump(x, ensure_ascii) for x in lines) + tail + "]"
-
-
-@dataclass
-class NotebookFix:
-    new_text: str | None  # None: nothing changed
-    old_text: str
-    applied: list[Diagnostic]
-    remaining: list[Diagnostic]
-    errors: list[str]
-
-
-def _to_module(d: Diagnostic, nb: Notebook) -> Diagnostic | None:
-    """Inverse of ``to_cells``: module positions for the fixer."""
-    cells = {c.number: c for c in nb.cells}
-    c = cells.get(d.cell) if d.cell is not None else None
-    if c is None:
-        return None
-
-    def loc(x: Location) -> Location:
-        return Location(c.start_row + x.row - 1, max(x.column - c.shifts.get(x.row - 1, 0), 1))
-
-    fix = d.fix
-    if fix is not None:
-        fix = Fix(
-            fix.message,
-            fix.applicability,
-            tuple(Edit(e.content, loc(e.location), loc(e.end_location)) for e in fix.edits),
-        )
-    return replace(d, location=loc(d.location), end_location=loc(d.end_location), fix=fix, cell=None)
-
-
-def fix_notebook_data(
-    data: bytes, filename: str, diagnostics: Sequence[Diagnostic], *, unsafe: bool, rules
-) -> NotebookFix:
-    """Apply the fixes of ``diagnostics`` (cell positions) to a notebook's bytes, re-checked."""
-    from gradlint.static import fixer
-
-    result = NotebookFix(None, "", [], list(diagnostics), [])
-    try:
-        nb = load(data, filename)
-    except NotebookError as exc:
-        result.errors.append(f"cannot fix: {exc}")
-        return result
-    result.old_text = nb.text
-    if nb.skipped or not nb.cells:
-        return result
-    originals: dict[int, Diagnostic] = {}
-    module_diags = []
-    for d in diagnostics:
-        m = _to_module(d, nb)
-        if m is not None:
-            originals[id(m)] = d
-            module_diags.append(m)
-    code_name = filename + "#module.py"
-    new_module, applied, _, errors = fixer._fix_loop(
-        nb.module,
-        module_diags,
-        unsafe=unsafe,
-        filename=code_name,
-        rules=rules,
-        encode=lambda t: t.encode("utf-8"),
-    )
-    result.errors.extend(e.replace(code_name, filename) for e in errors)
-    if not applied or new_module == nb.module:
-        return result
-    sources = new_cell_sources(nb, new_module)
-    if isinstance(sources, str):
-        result.errors.append(sources)
-        return result
-    if not sources:
-        return result
-    new_text = write_back(nb, sources)
-    # Re-check: the new file must be JSON whose changed cells read back as intended
-    # and whose other cells are untouched.
-    prefix = b"\xef\xbb\xbf" if data.startswith(b"\xef\xbb\xbf") else b""
-    new_data = prefix + new_text.encode("utf-8")
-    try:
-        json.loads(new_text)
-        check = load(new_data, filename)
-    except (NotebookError, ValueError) as exc:
-        result.errors.append(
-            f"fixed notebook would not read back ({exc}); it was left unchanged. Please report this."
-        )
-        return result
-    want = {c.number: sources.get(c.number, c.source) for c in nb.cells}
-    got = {c.number: c.source for c in check.cells}
-    if want != got:
-        result.errors.append(
-            "fixed notebook would not read back as intended; it was left unchanged. Please report this."
-        )
-        return result
-    result.new_text = new_text
-    result.applied = [originals.get(id(a)) or to_cells(a, nb, filename) for a in applied]
-    result.remaining = lint_notebook(filename, new_data, rules) if rules else []
-    return result
-
-
-def unified_diff(path: str, old_text: str, new_text: str) -> str:
-    """``--diff`` for a notebook: one hunk group per changed cell, named like ruff (``x.ipynb:cell 3``)."""
-    from gradlint.static import fixer
-
-    try:
-        old = {c.number: c.source for c in load(old_text.encode("utf-8"), path).cells}
-        new = {c.number: c.source for c in load(new_text.encode("utf-8"), path).cells}
-    except NotebookError:
-        return ""
-    out = []
-    for number in sorted(old):
-        if number in new and new[number] != old[number]:
-            out.append(fixer.unified_diff(f"{path}:cell {number}", old[number], new[number]))
-    return "".join(out)

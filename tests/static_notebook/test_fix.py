@@ -210,7 +210,8 @@ def test_items_that_are_not_one_line_each_are_rewritten_in_that_cell_only(projec
 
 
 def test_fix_touching_a_magic_line_or_a_cell_boundary_is_refused():
-    from gradlint.static.notebook import new_cell_sources, read_notebook
+    from gradlint.static.notebook import read_notebook
+    from gradlint.static.notebook_fix import new_cell_sources
 
     nb = read_notebook(nb_json([code("!ls\nx = 1\n"), code("y = 2\n")]).encode(), "n.ipynb")
     assert nb.module.splitlines()[1] == "pass"
