@@ -31,6 +31,7 @@ class ReportContext:
     # Source text of inputs that are not on disk (stdin), by diagnostic filename.
     sources: dict[str, str] = field(default_factory=dict)
     _lines: dict[str, list[str] | None] = field(default_factory=dict, repr=False)
+    _cells: dict[str, dict[int, list[str]] | None] = field(default_factory=dict, repr=False)
 
     def display_path(self, filename: str) -> str:
         """Relative to the working directory when the file is below it."""
@@ -59,10 +60,10 @@ class ReportContext:
         """The lines ``d``'s rows count in: the file's, or for a notebook its cell's."""
         if d.cell is None:
             return self.source_lines(d.filename)
-        key = f"{d.filename}\0cell {d.cell}"
-        if key not in self._lines:
-            self._lines[key] = _cell_lines(d.filename, d.cell, self.sources.get(d.filename))
-        return self._lines[key]
+        if d.filename not in self._cells:  # one read of the notebook for all its cells
+            self._cells[d.filename] = _cell_lines(d.filename, self.sources.get(d.filename))
+        cells = self._cells[d.filename]
+        return cells.get(d.cell) if cells is not None else None
 
     def fix_available(self, fix: Fix | None) -> bool:
         """Would ``--fix`` (with the current ``--unsafe-fixes`` setting) apply it?"""
@@ -77,7 +78,7 @@ class ReportContext:
         return ""
 
 
-def _cell_lines(filename: str, number: int, text: str | None) -> list[str] | None:
+def _cell_lines(filename: str, text: str | None) -> dict[int, list[str]] | None:
     from gradlint.static import notebook
 
     try:
@@ -89,10 +90,7 @@ def _cell_lines(filename: str, number: int, text: str | None) -> list[str] | Non
         cells = notebook.load(data, filename).cells
     except (OSError, notebook.NotebookError):
         return None
-    for c in cells:
-        if c.number == number:
-            return c.source.splitlines()
-    return None
+    return {c.number: c.source.splitlines() for c in cells}
 
 
 def position(d: Diagnostic) -> str:
