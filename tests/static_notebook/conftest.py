@@ -1,46 +1,11 @@
-"""Helpers for the notebook tests: build notebooks, run the CLI with the real rules."""
+"""Fixtures for the notebook tests (helpers live in nbhelpers.py: conftest modules share one name)."""
 
 from __future__ import annotations
-
-import json
-import os
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from gradlint.cli import cli
-
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "fixtures" / "notebooks"
-
-
-def lines(text: str) -> list[str]:
-    """A cell source list the way Jupyter saves it (every line but the last ends with \\n)."""
-    parts = text.split("\n")
-    out = [p + "\n" for p in parts[:-1]] + [parts[-1]]
-    return [p for p in out if p]
-
-
-def code(text: str, outputs=(), n=None) -> dict:
-    return {
-        "cell_type": "code",
-        "execution_count": n,
-        "metadata": {},
-        "outputs": list(outputs),
-        "source": lines(text),
-    }
-
-
-def md(text: str) -> dict:
-    return {"cell_type": "markdown", "metadata": {}, "source": lines(text)}
-
-
-def nb_json(cells, *, language="python", indent=1, ensure_ascii=False, newline=True, sort_keys=True) -> str:
-    meta = {"kernelspec": {"display_name": "K", "language": language, "name": language}}
-    doc = {"cells": cells, "metadata": meta, "nbformat": 4, "nbformat_minor": 5}
-    text = json.dumps(doc, indent=indent, ensure_ascii=ensure_ascii, sort_keys=sort_keys)
-    return text + ("\n" if newline else "")
 
 
 @pytest.fixture
@@ -61,14 +26,3 @@ def run():
         return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
     return _run
-
-
-def write_nb(root: Path, name: str, cells, **fmt) -> Path:
-    p = root / name
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(nb_json(cells, **fmt).encode("utf-8"))
-    return p
-
-
-def mtime(p: Path) -> int:
-    return os.stat(p).st_mtime_ns

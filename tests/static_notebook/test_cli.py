@@ -7,7 +7,7 @@ import os
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import code, md, mtime, write_nb
+from nbhelpers import code, md, mtime, write_nb
 
 SETUP = (
     "import torch\nmodel = torch.nn.Linear(2, 1)\noptimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
@@ -105,7 +105,7 @@ def test_cache_answers_an_unchanged_notebook_and_notices_an_edit(project, run, m
 
 def test_stdin_with_a_notebook_name(project):
     from click.testing import CliRunner
-    from conftest import nb_json
+    from nbhelpers import nb_json
 
     from gradlint.cli import cli
 
@@ -135,7 +135,7 @@ def test_parallel_and_serial_runs_agree(project, run):
 
 
 def test_pre_commit_hooks_cover_jupyter():
-    from conftest import REPO
+    from nbhelpers import REPO
 
     text = (REPO / ".pre-commit-hooks.yaml").read_text()
     hooks = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("types_or:")]

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, code, md, mtime, nb_json, write_nb
+from nbhelpers import FIXTURES, code, md, mtime, nb_json, write_nb
 
 CORPUS = Path("/work/corpus/trees")
 REAL = (

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
 from export import export
+from nbhelpers import FIXTURES
 
 from gradlint.rules import ALL_RULES
 from gradlint.static.engine import lint_source

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import code, md, nb_json
+from nbhelpers import code, md, nb_json
 
 from gradlint.rules import ALL_RULES
 from gradlint.static.engine import lint_source
