@@ -177,3 +177,15 @@ def test_kernel_known_by_name_only_is_skipped():
     assert [d.code for d in diags] == ["GL000"] and "kernel language: R" in diags[0].message
     doc["metadata"] = {"kernelspec": {"name": "python3", "display_name": "Python 3"}}
     assert lint(json.dumps(doc))[0].message.startswith("SyntaxError in cell 1")
+
+
+def test_truncated_and_mangled_notebooks_never_raise():
+    from nbhelpers import FIXTURES
+
+    data = (FIXTURES / "buggy_training.ipynb").read_bytes()
+    for cut in range(0, len(data), max(1, len(data) // 150)):
+        diags = lint_source("t.ipynb", data[:cut], ALL_RULES)
+        assert diags and all(d.code == "GL000" for d in diags), cut
+    for old, new in [(b'"source"', b'"sourc"'), (b'"cell_type": "code"', b'"cell_type": 3'), (b"[", b"{")]:
+        mangled = data.replace(old, new, 2)
+        assert isinstance(lint_source("t.ipynb", mangled, ALL_RULES), list)
