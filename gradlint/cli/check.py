@@ -217,7 +217,11 @@ def check(
     else:
         try:
             found = discover_files(
-                paths_list, settings.exclude, settings.root, force_exclude=settings.force_exclude
+                paths_list,
+                settings.exclude,
+                settings.root,
+                force_exclude=settings.force_exclude,
+                include=settings.include,
             )
         except MissingPathError as exc:
             fail(str(exc))

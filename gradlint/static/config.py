@@ -61,7 +61,9 @@ DEFAULT_EXCLUDES = (
 
 DEFAULT_CACHE_DIR = ".gradlint_cache"
 
-_LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude")
+_LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude", "include", "extend-include")
+# Which files a folder walk lints (ruff's ``include``): Python files and notebooks.
+DEFAULT_INCLUDE = ("*.py", "*.ipynb")
 _SELECTOR_KEYS = ("select", "extend-select", "ignore")
 KNOWN_KEYS = _LIST_KEYS + ("per-file-ignores", "cache-dir")
 
@@ -83,6 +85,8 @@ class FileConfig:
     extend_exclude: list[str] = field(default_factory=list)
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     cache_dir: str | None = None
+    include: list[str] | None = None
+    extend_include: list[str] = field(default_factory=list)
 
     def where(self, key: str) -> str:
         table = "[tool.gradlint]" if self.path is not None and self.path.name == "pyproject.toml" else ""
@@ -226,6 +230,7 @@ class Settings:
     cache_dir: str | None = None  # None: no cache
     jobs: int = 1
     force_exclude: bool = False
+    include: list[str] = field(default_factory=lambda: list(DEFAULT_INCLUDE))
 
 
 def build_settings(
@@ -274,4 +279,5 @@ def build_settings(
         cache_dir=cache_dir,
         jobs=max(1, jobs),
         force_exclude=force_exclude,
+        include=list(cfg.include if cfg.include is not None else DEFAULT_INCLUDE) + list(cfg.extend_include),
     )
