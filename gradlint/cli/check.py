@@ -427,6 +427,7 @@ def collect_files(
                 top.root,
                 force_exclude=top.force_exclude,
                 skip=_skipper(top, resolver, gitignore),
+                include=top.include,
             )
         except MissingPathError as exc:
             fail(str(exc))

@@ -1,6 +1,6 @@
 """``json``: an array of objects with ruff's field names, so tools that read ruff's JSON read ours.
 
-Fields: ``cell`` (always null: notebooks are not linted), ``code``,
+Fields: ``cell`` (notebooks: the 1-based cell, and every row is within it; else null), ``code``,
 ``end_location`` {``row``, ``column``}, ``filename`` (absolute), ``fix``
 ({``applicability``, ``message``, ``edits``: [{``content``, ``location``,
 ``end_location``}]} or null), ``location``, ``message``, ``noqa_row``, ``url``
@@ -37,7 +37,7 @@ def to_ruff_dict(d: Diagnostic, ctx: ReportContext) -> dict[str, Any]:
         }
     filename = d.filename if d.filename == "-" else os.path.join(ctx.cwd, d.filename)
     return {
-        "cell": None,
+        "cell": d.cell,
         "code": d.code,
         "end_location": _loc(d.end_location),
         "filename": filename,

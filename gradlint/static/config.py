@@ -73,7 +73,19 @@ DEFAULT_EXCLUDES = (
 
 DEFAULT_CACHE_DIR = ".gradlint_cache"
 
-_LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude", "fixable", "unfixable")
+_LIST_KEYS = (
+    "select",
+    "extend-select",
+    "ignore",
+    "exclude",
+    "extend-exclude",
+    "include",
+    "extend-include",
+    "fixable",
+    "unfixable",
+)
+# Which files a folder walk lints (ruff's ``include``): Python files and notebooks.
+DEFAULT_INCLUDE = ("*.py", "*.ipynb")
 _SELECTOR_KEYS = ("select", "extend-select", "ignore", "fixable", "unfixable")
 _TABLE_KEYS = ("per-file-ignores", "extend-per-file-ignores")
 KNOWN_KEYS = _LIST_KEYS + _TABLE_KEYS + ("cache-dir", "respect-gitignore", "extend")
@@ -101,6 +113,8 @@ class FileConfig:
     per_file_ignores: dict[str, list[str]] | None = None
     extend_per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     cache_dir: str | None = None
+    include: list[str] | None = None
+    extend_include: list[str] = field(default_factory=list)
     respect_gitignore: bool | None = None
     fixable: list[str] | None = None
     unfixable: list[str] | None = None
@@ -140,6 +154,13 @@ class FileConfig:
         out = list(exclude if exclude is not None else DEFAULT_EXCLUDES)
         for cfg in reversed(self.chain()):
             out += cfg.extend_exclude
+        return out
+
+    def resolved_include(self) -> list[str]:
+        include = self._first("include")
+        out = list(include if include is not None else DEFAULT_INCLUDE)
+        for cfg in reversed(self.chain()):
+            out += cfg.extend_include
         return out
 
     def resolved_per_file_ignores(self) -> dict[str, list[str]]:
@@ -335,6 +356,7 @@ class Settings:
     cache_dir: str | None = None  # None: no cache
     jobs: int = 1
     force_exclude: bool = False
+    include: list[str] = field(default_factory=lambda: list(DEFAULT_INCLUDE))
     respect_gitignore: bool = True
     # Codes whose fixes may be applied and offered (`fixable` minus `unfixable`).
     fixable: frozenset[str] = frozenset()
@@ -418,6 +440,7 @@ def build_settings(
         cache_dir=cache_dir,
         jobs=max(1, jobs),
         force_exclude=force_exclude,
+        include=cfg.resolved_include(),
         respect_gitignore=respect,
         fixable=frozenset(fixable_codes(rules, fixable, unfixable)),
         extends=[str(c.path) for c in cfg.chain()[1:] if c.path is not None],

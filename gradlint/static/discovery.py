@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from gradlint.static.selection import path_matches
 
-SOURCE_SUFFIXES = (".py",)
+SOURCE_SUFFIXES = (".py", ".ipynb")
 
 
 class MissingPathError(Exception):
@@ -53,9 +53,14 @@ def discover_files(
     root: str | None,
     *,
     force_exclude: bool = False,
+    include: Sequence[str] | None = None,
     skip: Callable[[str, bool], bool] | None = None,
 ) -> Discovered:
-    """Raises MissingPathError for the first path that does not exist."""
+    """Raises MissingPathError for the first path that does not exist.
+
+    ``include``: the glob patterns a walked file must match (ruff's ``include``;
+    a pattern without ``/`` matches the file name); default ``*.py`` and ``*.ipynb``.
+    """
     out = Discovered()
     found: set[str] = set()
     visited: set[tuple[int, int]] = set()
@@ -72,13 +77,17 @@ def discover_files(
         if stat.S_ISDIR(st.st_mode):
             if force_exclude and is_excluded(path, exclude, root):
                 continue
-            _walk(path, exclude, root, found, visited, out, skip)
+            _walk(path, exclude, root, found, visited, out, include, skip)
         else:
             if force_exclude and is_excluded(path, exclude, root):
                 continue
             found.add(path)
     out.files = sorted(found)
     return out
+
+
+def _included(name: str, path: str, include: Sequence[str], root: str | None) -> bool:
+    return any(path_matches(p, path, root) if "/" in p else fnmatch.fnmatchcase(name, p) for p in include)
 
 
 def _walk(
@@ -88,6 +97,7 @@ def _walk(
     found: set[str],
     visited: set[tuple[int, int]],
     out: Discovered,
+    include: Sequence[str] | None = None,
     skip: Callable[[str, bool], bool] | None = None,
 ) -> None:
     # Plain names (the common case: ".git", "build") are tested with a set
@@ -131,7 +141,10 @@ def _walk(
                 if skip is None or not skip(path, True):
                     stack.append(path)
                 continue
-            if not name.endswith(SOURCE_SUFFIXES):
+            if include is None:
+                if not name.endswith(SOURCE_SUFFIXES):
+                    continue
+            elif not _included(name, path, include, root):
                 continue
             if skip is not None and skip(path, False):
                 continue

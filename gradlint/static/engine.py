@@ -17,6 +17,7 @@ import libcst as cst
 from gradlint.static import traversal
 from gradlint.static.diagnostic import GL000, Diagnostic, Location
 from gradlint.static.noqa import filter_noqa
+from gradlint.static.notebook import NOTEBOOK_SUFFIX, lint_notebook
 from gradlint.static.rule import FileContext, Rule
 from gradlint.static.slicing import relevant_source
 
@@ -178,6 +179,8 @@ def lint_source(
     those a rule could match (see ``gradlint.static.slicing``); tests compare
     the two.
     """
+    if filename.endswith(NOTEBOOK_SUFFIX):
+        return lint_notebook(filename, data, rules, noqa=noqa, slicing=slicing)
     text, err = decode_source(data, filename)
     if err is not None:
         return [err]

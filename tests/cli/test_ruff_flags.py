@@ -8,9 +8,9 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from conftest import subprocess_env
 from test_check import BACKWARD, write
 
 from gradlint.cli.check import CheckOptions, run_once
@@ -18,6 +18,18 @@ from gradlint.cli.watching import watch_loop
 from gradlint.static.add_noqa import add_noqa_to_text
 
 SRC = BACKWARD + "print(1)\n"
+HERE = Path(__file__).resolve().parent
+
+
+def subprocess_env(**extra):
+    """A child `python -m gradlint` that sees the test rules (not `from conftest import`:
+    another test folder's conftest module may hold that name)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parents[1]), env.get("PYTHONPATH", "")])
+    env["GRADLINT_EXTRA_RULES"] = "testrules"
+    env.pop("GRADLINT_OUTPUT_FORMAT", None)
+    env.update(extra)
+    return env
 
 
 def concise(run, *args):
