@@ -596,6 +596,7 @@ def describe_settings(path: str, s: Settings) -> str:
         f"project-root = {s.root}",
         f"rules = {listing([r.code for r in s.rules])}",
         f"fixable = {listing(sorted(s.fixable & {r.code for r in s.rules}))}",
+        f"include = {listing(s.include)}",
         f"exclude = {listing(s.exclude)}",
         "per-file-ignores = {"
         + ", ".join(f'"{k}" = {listing(v)}' for k, v in sorted(s.per_file_ignores.items()))

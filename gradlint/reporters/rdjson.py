@@ -7,7 +7,10 @@
 Lines and columns are 1-based; columns count UTF-8 bytes, as the format asks
 (gradlint's own columns count characters).  ``suggestions`` hold the fix's
 edits when ``--fix`` would apply it (safe fixes; unsafe ones with
-``--unsafe-fixes``), which reviewdog can post as suggested changes.
+``--unsafe-fixes``), which reviewdog can post as suggested changes.  For a
+notebook the range is the lines of the .ipynb file that hold the cell's code
+(line-wise, no columns) and the message names the cell; its fixes, in cell
+coordinates, are not offered.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json as _json
 from collections.abc import Sequence
 from typing import Any
 
-from gradlint.reporters.context import ReportContext, rule_url, severity
+from gradlint.reporters.context import ReportContext, file_rows, rule_url, severity
 from gradlint.static.diagnostic import Diagnostic, Location
 
 SOURCE = {"name": "gradlint", "url": "https://github.com/gradlint/gradlint"}
@@ -35,19 +38,23 @@ def _range(start: Location, end: Location, lines: list[str] | None) -> dict[str,
 
 def _one(d: Diagnostic, ctx: ReportContext) -> dict[str, Any]:
     lines = ctx.source_lines(d.filename)
+    if d.cell is None:
+        where = _range(d.location, d.end_location, lines)
+        message = d.message
+    else:
+        first, last = file_rows(d)
+        where = {"start": {"line": first}, "end": {"line": last}}
+        message = f"cell {d.cell}:{d.location.row}:{d.location.column}: {d.message}"
     out: dict[str, Any] = {
-        "message": d.message,
+        "message": message,
         "severity": severity(d.code, ctx.rules).upper(),
-        "location": {
-            "path": ctx.display_path(d.filename),
-            "range": _range(d.location, d.end_location, lines),
-        },
+        "location": {"path": ctx.display_path(d.filename), "range": where},
         "code": {"value": d.code},
     }
     url = rule_url(d.code)
     if url:
         out["code"]["url"] = url
-    if d.fix is not None and ctx.fix_available(d.fix):
+    if d.fix is not None and d.cell is None and ctx.fix_available(d.fix):
         out["suggestions"] = [
             {"range": _range(e.location, e.end_location, lines), "text": e.content} for e in d.fix.edits
         ]

@@ -11,7 +11,8 @@
   UTF-8 BOM are kept; the file is replaced atomically.  Running it twice adds
   nothing the second time, since the first run silenced every diagnostic.
 
-GL000 is never silenced by a ``# noqa`` and gets none.
+GL000 is never silenced by a ``# noqa`` and gets none.  Notebooks are left
+alone (reported): their lines live inside JSON strings.
 """
 
 from __future__ import annotations
@@ -113,11 +114,17 @@ def add_noqa(diagnostics: Iterable[Diagnostic]) -> AddNoqaResult:
     from gradlint.static.fixer import _atomic_write, _read_text
 
     by_file: dict[str, dict[int, set[str]]] = {}
+    notebooks: set[str] = set()
     for d in diagnostics:
         if d.code == GL000 or d.noqa_row is None or d.filename == "-":
             continue
+        if d.cell is not None or d.filename.endswith(".ipynb"):
+            notebooks.add(d.filename)
+            continue
         by_file.setdefault(d.filename, {}).setdefault(d.noqa_row, set()).add(d.code)
     result = AddNoqaResult()
+    for filename in sorted(notebooks):
+        result.errors.append((filename, "--add-noqa does not edit notebooks; add `# noqa: CODE` in the cell"))
     for filename in sorted(by_file):
         path = Path(filename)
         try:

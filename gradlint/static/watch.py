@@ -29,7 +29,7 @@ def _stat(path: str, out: Snapshot) -> None:
     out[path] = (st.st_mtime_ns, st.st_size)
 
 
-def snapshot(paths: Sequence[str], suffixes: tuple[str, ...] = (".py",)) -> Snapshot:
+def snapshot(paths: Sequence[str], suffixes: tuple[str, ...] = (".py", ".ipynb")) -> Snapshot:
     out: Snapshot = {}
     for raw in paths:
         top = os.path.abspath(raw)

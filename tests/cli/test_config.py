@@ -367,3 +367,13 @@ def test_explicit_config_may_extend_relative_to_itself(project, run, tmp_path):
     write(shared, "ci.toml", "extend = 'base.toml'\nextend-select = ['GL950']\n")
     write(project, "a.py", BACKWARD + "print(1)\noptimizer.zero_grad()\n")
     assert codes_in(run, "--config", shared / "ci.toml", ".") == [("a.py", "GL901"), ("a.py", "GL950")]
+
+
+def test_extend_include_combines_with_the_base(project, run):
+    write(project, "base.toml", "extend-include = ['*.pyw']\n")
+    write(project, "svc/gradlint.toml", "extend = '../base.toml'\nextend-include = ['*.pyx']\n")
+    for name in ("a.py", "b.pyw", "c.pyx", "d.txt"):
+        write(project, f"svc/{name}", BACKWARD)
+    assert codes_in(run, "svc") == [("a.py", "GL901"), ("b.pyw", "GL901"), ("c.pyx", "GL901")]
+    r = run("--show-settings", "svc/a.py")
+    assert 'include = ["*.py", "*.ipynb", "*.pyw", "*.pyx"]' in r.stdout.splitlines()

@@ -356,3 +356,16 @@ def test_watch_in_a_real_process_exits_0_on_ctrl_c(project):
 def test_watch_and_add_noqa_refuse_what_they_cannot_do(project, run, args):
     r = run(*args, input="x = 1\n")
     assert r.exit_code == 2 and r.stderr.startswith("gradlint: error: ")
+
+
+def test_add_noqa_leaves_notebooks_alone(project, run):
+    import shutil
+    from pathlib import Path
+
+    nb = Path(__file__).resolve().parents[2] / "fixtures" / "notebooks" / "buggy_rnn.ipynb"
+    shutil.copy(nb, project / "nb.ipynb")
+    before = (project / "nb.ipynb").read_bytes()
+    r = run("--add-noqa", "--no-cache", "--isolated", "nb.ipynb")
+    assert r.exit_code == 0
+    assert "nb.ipynb: --add-noqa does not edit notebooks" in r.stderr
+    assert (project / "nb.ipynb").read_bytes() == before

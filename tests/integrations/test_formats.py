@@ -218,7 +218,7 @@ def click_unstyle(text):
 _POS = {
     "type": "object",
     "properties": {"line": {"type": "integer", "minimum": 1}, "column": {"type": "integer", "minimum": 1}},
-    "required": ["line", "column"],
+    "required": ["line"],  # a notebook's range is line-wise
     "additionalProperties": False,
 }
 _RANGE = {
@@ -378,3 +378,29 @@ def test_cli_new_formats(fmt, tmp_path, monkeypatch):
         (d,) = doc["diagnostics"]
         assert d["location"]["range"]["start"] == {"line": 2, "column": 5}
         assert d["suggestions"][0]["text"] == "good_call"
+
+
+def test_grouped_and_rdjson_for_a_notebook(tmp_path, monkeypatch):
+    import shutil
+
+    nb = HERE.parents[1] / "fixtures" / "notebooks" / "buggy_rnn.ipynb"
+    shutil.copy(nb, tmp_path / "nb.ipynb")
+    lines = (tmp_path / "nb.ipynb").read_text().splitlines()
+    for fmt in ("grouped", "rdjson"):
+        from gradlint.cli import cli
+
+        monkeypatch.delenv("GRADLINT_OUTPUT_FORMAT", raising=False)
+        monkeypatch.chdir(tmp_path)
+        r = CliRunner().invoke(cli, ["check", "--isolated", "--no-cache", "--output-format", fmt, "nb.ipynb"])
+        assert r.exit_code == 1, r.output
+        if fmt == "grouped":
+            assert "\n  cell 4:4:19 GL008 " in click_unstyle(r.stdout)
+            continue
+        doc = json.loads(r.stdout)
+        jsonschema.validate(doc, RDJSON_SCHEMA)
+        first = doc["diagnostics"][0]
+        assert first["message"].startswith("cell 4:4:19: ")
+        line = first["location"]["range"]["start"]["line"]
+        # The range is the .ipynb line that holds the flagged code.
+        assert "hidden" in lines[line - 1]
+        assert all("suggestions" not in d for d in doc["diagnostics"])
