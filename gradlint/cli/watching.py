@@ -1,8 +1,9 @@
 """``gradlint check --watch``: lint, then lint again whenever a file changes (like ``ruff check --watch``).
 
-Each run is a complete ``check`` run with the same options; a run that fails
-(a configuration file broken while editing) prints its error and the watch goes
-on.  Ctrl-C ends the watch with exit code 0.  ``GRADLINT_WATCH_INTERVAL`` sets the
+Each run is a complete ``check`` run with the same options.  If the first run
+fails (a missing path, a bad configuration), the watch ends with exit code 2; a
+later run that fails (a configuration file broken while editing) prints its
+error and the watch goes on.  Ctrl-C ends the watch with exit code 0.  ``GRADLINT_WATCH_INTERVAL`` sets the
 polling interval in seconds (default 0.5).
 """
 
@@ -51,7 +52,9 @@ def watch_loop(
         header("Starting linter in watch mode...")
         # Taken before the first run, so that an edit made while it runs is not missed.
         before = snapshot(opts.path_list)
-        run()
+        # A first run that cannot even start (a missing path, a bad option or
+        # configuration) ends the watch with exit code 2: there is nothing to watch yet.
+        run_once(opts)
         header("Watching for file changes.")
 
         def on_change() -> None:

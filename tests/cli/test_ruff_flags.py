@@ -369,3 +369,11 @@ def test_add_noqa_leaves_notebooks_alone(project, run):
     assert r.exit_code == 0
     assert "nb.ipynb: --add-noqa does not edit notebooks" in r.stderr
     assert (project / "nb.ipynb").read_bytes() == before
+
+
+def test_watch_ends_with_exit_2_when_the_first_run_fails(project, run):
+    r = run("--watch", "--no-cache", "missing.py")
+    assert r.exit_code == 2 and "path 'missing.py' does not exist" in r.stderr
+    (project / "pyproject.toml").write_text("[tool.gradlint]\nselct = []\n")
+    r = run("--watch", "--no-cache", ".")
+    assert r.exit_code == 2 and "did you mean 'select'" in r.stderr
