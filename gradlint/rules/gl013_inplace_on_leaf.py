@@ -6,9 +6,10 @@ import re
 
 import libcst as cst
 
+from gradlint.static.fixes import no_grad_wrap
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.backward import might_backward
-from gradlint.static.semantics.dataflow import Kind, TracksStatements, inplace_edits, no_grad_wrap, view_root
+from gradlint.static.semantics.dataflow import Kind, TracksStatements, inplace_edits, view_root
 
 _PARAMS_KEY = re.compile(r"\[.params.\]")
 _REQUIRES_GRAD_TRUE = re.compile(r"requires_grad(?:\s*=\s*True|_\(\s*(?:True\s*)?\))")
@@ -182,7 +183,7 @@ class InplaceOnLeaf(TracksStatements, Rule):
             small = self.flow_small_statement(node)
             fix = None
             if small is not None and small is not self.flow_statement:
-                fix = no_grad_wrap(self.context, small, self.flow_statement)
+                fix = no_grad_wrap(self.context, self.flow.torch_alias(), self.flow_statement)
             self.report(
                 node,
                 target=self.context.code_for(edit.target),

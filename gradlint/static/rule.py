@@ -276,7 +276,9 @@ def _same_lines(a: Sequence[cst.EmptyLine], b: Sequence[cst.EmptyLine]) -> bool:
     return len(a) == len(b) and all(x.deep_equals(y) for x, y in zip(a, b))
 
 
-def _to_edit(ctx: FileContext, part: FixPart) -> Edit:
+def _to_edit(ctx: FileContext, part: FixPart | Edit) -> Edit:
+    if isinstance(part, Edit):  # built by gradlint.static.fixes, already in text positions
+        return part
     if isinstance(part, InsertAfter):
         pos = ctx.position(part.anchor)
         indent = _indent_of_line(ctx, pos.start.line)
