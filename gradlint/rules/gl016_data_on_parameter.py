@@ -53,7 +53,9 @@ class DataOnParameter(TracksStatements, TracksWrites, Rule):
     The fix is unsafe (opt-in). For an in-place edit statement it removes `.data`
     from the parameters, gradients and buffers of the statement and, unless the
     statement already runs under `torch.no_grad()`, wraps it in
-    `with torch.no_grad():` (only if `torch` is imported under a name). Unlike
+    `with torch.no_grad():` (only if `torch` is imported under a name): one block
+    for a run of such statements, around the whole loop or `if` when all its
+    statements are. Unlike
     `.data`, the edit then bumps the version counter, so an edit that autograd
     would have missed now raises. Reads (`x = p.data`) get no fix: `p` itself is
     not equivalent.

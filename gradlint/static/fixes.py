@@ -203,13 +203,3 @@ def _siblings(context, stmt) -> Sequence[cst.BaseStatement] | None:
     if isinstance(parent, (cst.IndentedBlock, cst.Module)):
         return parent.body
     return None
-
-
-def no_grad_wrap(context, torch: str | None, line: cst.BaseStatement, new_line=None) -> list[Edit] | None:
-    """Put the one statement ``line`` (or its rewritten form ``new_line``) under
-    ``with <torch>.no_grad():``; None without a ``torch`` import name."""
-    if torch is None or not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
-        return None
-    return wrap_statements(
-        context, [line], f"{torch}.no_grad()", [new_line if new_line is not None else line]
-    )
