@@ -11,7 +11,13 @@ with all rules, unsafe fixes included, and must:
 * parse (libcst and CPython), with no fix dropped by the fixer;
 * keep every comment exactly once (the comments, as tokens, are the same multiset);
 * keep its newline style (no new kind of line ending);
-* be stable: a second fix pass applies nothing.
+* be stable: a second fix pass applies nothing;
+* compute the same thing up to what the fixes declare: with `no_grad`/
+  `inference_mode` blocks flattened, `.data`, `.detach()` and `.clone()` removed
+  and `requires_grad` spellings unified, the fixed and the original syntax trees
+  are equal (no statement lost, duplicated or reordered). Fixes that restructure
+  by design (GL001 moves a statement, GL005 rewrites an in-place edit) are
+  checked by the other properties only.
 
 Prints the figures and each problem; exit status 1 when there is one.
 Meaning is checked by executing fixes in tests/fixer/test_fix_behaviour.py;
@@ -21,6 +27,7 @@ real files cannot be run here.
 from __future__ import annotations
 
 import argparse
+import ast
 import io
 import random
 import re
@@ -111,6 +118,56 @@ def comments(text: str) -> Counter:
         return Counter()
 
 
+class _Normalise(ast.NodeTransformer):
+    """Undo what fixes add, so that the rest of the program can be compared."""
+
+    def generic_visit(self, node):
+        if hasattr(node, "ctx"):
+            node.ctx = ast.Load()  # `p.data -= v` stores through `p`; `p -= v` stores `p`
+        return super().generic_visit(node)
+
+    def visit_With(self, node: ast.With):
+        self.generic_visit(node)
+        if all(
+            isinstance(i.context_expr, ast.Call)
+            and isinstance(i.context_expr.func, ast.Attribute)
+            and i.context_expr.func.attr in ("no_grad", "inference_mode")
+            for i in node.items
+        ):
+            return node.body
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute):
+        self.generic_visit(node)
+        if node.attr == "data":
+            return node.value
+        if node.attr.startswith("require"):
+            node.attr = "requires_grad"
+        return node
+
+    def visit_Call(self, node: ast.Call):
+        self.generic_visit(node)
+        f = node.func
+        if (
+            isinstance(f, ast.Attribute)
+            and f.attr in ("detach", "clone")
+            and not node.args
+            and not node.keywords
+        ):
+            return f.value
+        for k in node.keywords:
+            if k.arg and k.arg.startswith("require"):
+                k.arg = "requires_grad"
+        return node
+
+
+def _normalised(text: str) -> str:
+    return ast.dump(_Normalise().visit(ast.parse(_NL.sub("\n", text))))
+
+
+_RESTRUCTURING = {"GL001", "GL005"}
+
+
 def _fix(name: str, text: str, rules):
     diags = lint_source(name, text.encode("utf-8"), rules)
     return diags, fix_text(text, diags, unsafe=True, filename=name, rules=rules)
@@ -134,6 +191,8 @@ def check(name: str, text: str, rules=ALL_RULES) -> tuple[list, list[str]]:
         lost = sorted((before - after).elements())[:3]
         added = sorted((after - before).elements())[:3]
         problems.append(f"comments changed: lost {lost}, added {added}")
+    if not {d.code for d in applied} & _RESTRUCTURING and _normalised(fixed) != _normalised(text):
+        problems.append("the program changed beyond what the fixes declare")
     if set(_NL.findall(fixed)) - set(_NL.findall(text)):
         problems.append("a new kind of line ending appeared")
     _, (again, applied_again, _) = _fix(name, fixed, rules)

@@ -49,3 +49,23 @@ def test_fuzzed_fixture_fixes_keep_comments_newlines_and_are_stable(path, seed, 
     assert fuzzed is not None
     _, problems = check_fixes.check(str(path.relative_to(ROOT)), fuzzed)
     assert problems == []
+
+
+def test_the_checker_sees_a_fix_that_drops_a_statement_or_doubles_a_comment(monkeypatch):
+    src = "import torch\ndef f(m, loader):\n    m.eval()\n    for x in loader:\n        y = m(x)  # out\n        print(y)\n"
+    assert check_fixes.check("t.py", src)[1] == []
+    real = check_fixes.fix_text
+
+    def dropping(text, diags, **kw):
+        new, applied, errors = real(text, diags, **kw)
+        return new.replace("print(y)\n", "pass\n"), applied, errors
+
+    monkeypatch.setattr(check_fixes, "fix_text", dropping)
+    assert "the program changed beyond what the fixes declare" in check_fixes.check("t.py", src)[1]
+
+    def doubling(text, diags, **kw):
+        new, applied, errors = real(text, diags, **kw)
+        return new.replace("# out", "# out  # out"), applied, errors
+
+    monkeypatch.setattr(check_fixes, "fix_text", doubling)
+    assert any(p.startswith("comments changed") for p in check_fixes.check("t.py", src)[1])
