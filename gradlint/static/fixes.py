@@ -21,7 +21,9 @@ Newlines in the returned content are ``\\n``; the fixer writes the file's own.
 
 from __future__ import annotations
 
+import io
 import re
+import tokenize
 from collections.abc import Callable, Sequence
 
 import libcst as cst
@@ -203,3 +205,39 @@ def _siblings(context, stmt) -> Sequence[cst.BaseStatement] | None:
     if isinstance(parent, (cst.IndentedBlock, cst.Module)):
         return parent.body
     return None
+
+
+def indent_continuation_lines(code: str, indent: str) -> str:
+    """``code`` printed at column 0 (libcst's ``code_for_node``), for a place indented
+    by ``indent``: every line after the first gets ``indent``, except the lines
+    inside a multi-line string, whose text is the string's value."""
+    lines = code.split("\n")
+    inside = _rows_inside_strings(code)
+    return "\n".join(
+        [lines[0]]
+        + [
+            indent + ln if ln.strip() and row not in inside else ln
+            for row, ln in enumerate(lines[1:], start=2)
+        ]
+    )
+
+
+def _rows_inside_strings(code: str) -> set[int]:
+    rows: set[int] = set()
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, SyntaxError):
+        # Not tokenisable alone: a fragment of a statement. Leave every line as it is: the
+        # lines after the first are inside brackets, where indentation does not matter.
+        return set(range(2, code.count("\n") + 2))
+    fstring_start = getattr(tokenize, "FSTRING_START", None)
+    fstring_end = getattr(tokenize, "FSTRING_END", None)
+    opened: list[int] = []
+    for tok in tokens:
+        if tok.type == tokenize.STRING:
+            rows.update(range(tok.start[0] + 1, tok.end[0] + 1))
+        elif fstring_start is not None and tok.type == fstring_start:
+            opened.append(tok.start[0])
+        elif fstring_end is not None and tok.type == fstring_end and opened:
+            rows.update(range(opened.pop() + 1, tok.end[0] + 1))
+    return rows

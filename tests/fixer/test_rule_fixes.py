@@ -272,3 +272,27 @@ def test_gl004_clones_only_where_the_edited_copy_is_read_or_its_result_used():
     assert gl004_fix("out.detach().t().zero_()\n") is None
     assert gl004_fix("y = out.detach()\nprint(y)\ny[:, :5].mul_(2)\n") is None
     assert gl004_fix("y = out.detach()\ny += 1\ny.mul_(2)\n") is None
+
+
+def test_expression_fix_leaves_multiline_string_values_alone():
+    """GL003's safe `.detach()` used to indent the second line of a multi-line string
+    inside the fixed expression: a changed string value, from a 'safe' fix."""
+    src = textwrap.dedent(
+        '''\
+        def run(model, loader, optimizer):
+            total = 0
+            for x, y in loader:
+                loss = model(x, y)
+                loss.backward()
+                optimizer.step()
+                total += loss * weigh(x,
+                                      """a
+        b""")
+            return total
+        '''
+    )
+    fixed, applied = fix(src, "GL003")
+    assert len(applied) == 1
+    assert fixed == src.replace("total += loss * weigh(", "total += (loss * weigh(").replace(
+        'b""")', 'b""")).detach()'
+    )
