@@ -5,7 +5,7 @@
 Takes a deterministic sample of ``.py`` files that mention torch under the
 given directories; each file is checked as it is and fuzzed (its newlines made
 LF, CRLF or CR, its indentation made 2 spaces or a tab for some, a comment added
-at the end of every logical line and above some statements). Every file is fixed
+at the end of every logical line and above most statements). Every file is fixed
 with all rules, unsafe fixes included, and must:
 
 * parse (libcst and CPython), with no fix dropped by the fixer;
@@ -55,7 +55,7 @@ def _tokens(text: str):
 
 
 def mutate(text: str, seed: int, newline: str = "\n", indent: str | None = None) -> str | None:
-    """``text`` (LF) with a comment ending every logical line, comment lines above some
+    """``text`` (LF) with a comment ending every logical line, comment lines above most
     statements, indentation re-unit'ed to ``indent`` and line ends ``newline``; None
     when the result would not compile (indentation the conversion cannot map)."""
     rng = random.Random(seed)
@@ -91,7 +91,7 @@ def mutate(text: str, seed: int, newline: str = "\n", indent: str | None = None)
             lines[row - 1] = line[:col] + f"  # m{n}" + line[col:]
     out: list[str] = []
     for i, line in enumerate(lines, start=1):
-        if i in logical_starts and rng.random() < 0.3:
+        if i in logical_starts and rng.random() < 0.7:
             n += 1
             lead = line[: len(line) - len(line.lstrip(" \t"))]
             out.append(f"{lead}# c{n}")

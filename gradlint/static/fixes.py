@@ -54,12 +54,20 @@ def replace_statements(
     """The edit that replaces consecutive sibling statements ``old`` by ``new``.
 
     ``old[0]``'s leading lines (comments and blank lines above it) are not part
-    of the range; give ``new[0]`` the leading lines it should have below them
-    (usually none). None when the old statements do not print back as the source.
+    of the range and stay; ``new[0]``'s are printed below them, unless they are
+    the same lines (a rewritten ``old[0]``). None when the old statements do not
+    print back as the source.
     """
     if not old or not new:
         return None
     first = old[0]
+    lead = getattr(new[0], "leading_lines", ())
+    if (
+        lead
+        and len(lead) == len(first.leading_lines)
+        and all(a.deep_equals(b) for a, b in zip(lead, first.leading_lines))
+    ):
+        new = [new[0].with_changes(leading_lines=()), *new[1:]]
     row = context.position(first).start.line
     source = _NEWLINE.sub("\n", context.source)
     starts = _line_starts(source)

@@ -1,7 +1,7 @@
 """Property: every rule fixture, fuzzed, fixes to valid code that keeps comments and newlines.
 
 The fuzzing (``scripts/check_fixes.py``'s ``mutate``) adds a comment at the end of
-every logical line and above some statements, changes the indentation unit and
+every logical line and above most statements, changes the indentation unit and
 the newline style: the places where statement-moving fixes used to write a
 comment twice or a line ending wrong. The same check runs over a sample of real
 files with ``python scripts/check_fixes.py DIR``.

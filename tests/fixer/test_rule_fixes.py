@@ -135,7 +135,8 @@ def test_gl001_move_after_loop_writes_the_trailing_comment_once():
 
         def train(model, loader, criterion):
             losses = []
-            for x, y in loader:
+            # the epoch
+            for x, y in loader:  # batches
                 losses.append(criterion(model(x), y))
                 # one backward for the epoch
                 torch.stack(losses).mean().backward()  # backprop
@@ -150,7 +151,8 @@ def test_gl001_move_after_loop_writes_the_trailing_comment_once():
 
         def train(model, loader, criterion):
             losses = []
-            for x, y in loader:
+            # the epoch
+            for x, y in loader:  # batches
                 losses.append(criterion(model(x), y))
             # one backward for the epoch
             torch.stack(losses).mean().backward()  # backprop
@@ -296,3 +298,19 @@ def test_expression_fix_leaves_multiline_string_values_alone():
     assert fixed == src.replace("total += loss * weigh(", "total += (loss * weigh(").replace(
         'b""")', 'b""")).detach()'
     )
+
+
+ALL_FIXTURES = sorted((ROOT / "fixtures" / "rules").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", ALL_FIXTURES, ids=[p.name for p in ALL_FIXTURES])
+def test_crlf_and_cr_files_get_the_diagnostics_of_their_lf_twin(path: Path):
+    """CR-only files used to get no GL017: its loop test (a re.M regex) never matched."""
+
+    def found(text: str):
+        return [(d.code, d.location, d.end_location) for d in lint_source("t.py", text.encode(), ALL_RULES)]
+
+    text = path.read_text()
+    lf = found(text)
+    assert found(text.replace("\n", "\r\n")) == lf
+    assert found(text.replace("\n", "\r")) == lf
