@@ -186,7 +186,11 @@ class InplaceOnLeaf(TracksStatements, Rule):
             fix = None
             if small is not None and small is not self.flow_statement:
                 fix = no_grad_block(
-                    self.context, self.flow.torch_alias(), self.flow_statement, self._edits_leaf
+                    self.context,
+                    self.flow.torch_alias(),
+                    self.flow_statement,
+                    self._edits_leaf,
+                    self._fix_cache,
                 )
             self.report(
                 node,
@@ -211,3 +215,7 @@ class InplaceOnLeaf(TracksStatements, Rule):
             if fact.kind in (Kind.LEAF_REQUIRES_GRAD, Kind.PARAMETER) and fact.origin is not None:
                 return line
         return None
+
+    @property
+    def _fix_cache(self) -> dict:
+        return self.__dict__.setdefault("_no_grad_blocks", {})

@@ -140,7 +140,7 @@ class DataOnParameter(TracksStatements, TracksWrites, Rule):
             return None
         if self.flow_grad_disabled():
             return Replace(small, strip_state_data(self.context, small, self.flow_fact))
-        return no_grad_block(self.context, self.flow.torch_alias(), line, self._without_data)
+        return no_grad_block(self.context, self.flow.torch_alias(), line, self._without_data, self._fix_cache)
 
     def _without_data(self, line: cst.BaseStatement) -> cst.BaseStatement | None:
         """``line`` without ``.data`` on its state tensors, when this rule fixes it: one
@@ -180,6 +180,10 @@ class DataOnParameter(TracksStatements, TracksWrites, Rule):
         if not isinstance(new, cst.SimpleStatementLine) or len(new.body) != 1:
             return None
         return line.with_changes(body=[new.body[0]])
+
+    @property
+    def _fix_cache(self) -> dict:
+        return self.__dict__.setdefault("_no_grad_blocks", {})
 
 
 def _writers(small: cst.CSTNode):

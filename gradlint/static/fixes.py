@@ -115,7 +115,9 @@ def wrap_statements(
 Rewrite = Callable[[cst.BaseStatement], "cst.BaseStatement | None"]
 
 
-def no_grad_block(context, torch: str | None, line: cst.BaseStatement, rewrite: Rewrite) -> list[Edit] | None:
+def no_grad_block(
+    context, torch: str | None, line: cst.BaseStatement, rewrite: Rewrite, cache: dict | None = None
+) -> list[Edit] | None:
     """Put ``line`` under ``with <torch>.no_grad():``, together with the statements around it
     that need the same cure, as one block.
 
@@ -126,10 +128,15 @@ def no_grad_block(context, torch: str | None, line: cst.BaseStatement, rewrite: 
     run of consecutive such siblings: six edits in a row make one block, and
     every diagnostic of the run proposes the same edit (the fixer applies it
     once). None without a ``torch`` import name.
+
+    ``cache``: one dict per rule and file, so that the diagnostics of a run of n
+    statements cost O(n) together, not O(n^2).
     """
-    if torch is None or rewrite(line) is None:
+    if torch is None:
         return None
-    memo: dict[int, cst.BaseStatement | None] = {}
+    cache = {} if cache is None else cache
+    memo: dict[int, cst.BaseStatement | None] = cache.setdefault("fixed", {})
+    blocks: dict[int, list[Edit] | None] = cache.setdefault("blocks", {})
 
     def fixed(stmt) -> cst.BaseStatement | None:
         key = id(stmt)
@@ -137,22 +144,30 @@ def no_grad_block(context, torch: str | None, line: cst.BaseStatement, rewrite: 
             memo[key] = _fixed_statement(stmt, rewrite, fixed)
         return memo[key]
 
+    if fixed(line) is None:
+        return None
     unit = line
     while True:
         owner = _compound_owning(context, unit)
         if owner is None or fixed(owner) is None:
             break
         unit = owner
+    if id(unit) in blocks:
+        return blocks[id(unit)]
     siblings = _siblings(context, unit)
     if siblings is None:
-        return wrap_statements(context, [unit], f"{torch}.no_grad()", [fixed(unit)])
-    i = j = next(k for k, s in enumerate(siblings) if s is unit)
-    while i > 0 and fixed(siblings[i - 1]) is not None:
-        i -= 1
-    while j + 1 < len(siblings) and fixed(siblings[j + 1]) is not None:
-        j += 1
-    run = siblings[i : j + 1]
-    return wrap_statements(context, run, f"{torch}.no_grad()", [fixed(s) for s in run])
+        run = [unit]
+    else:
+        i = j = next(k for k, s in enumerate(siblings) if s is unit)
+        while i > 0 and fixed(siblings[i - 1]) is not None:
+            i -= 1
+        while j + 1 < len(siblings) and fixed(siblings[j + 1]) is not None:
+            j += 1
+        run = list(siblings[i : j + 1])
+    edits = wrap_statements(context, run, f"{torch}.no_grad()", [fixed(s) for s in run])
+    for s in run:
+        blocks[id(s)] = edits
+    return edits
 
 
 def _fixed_statement(stmt, rewrite: Rewrite, fixed) -> cst.BaseStatement | None:

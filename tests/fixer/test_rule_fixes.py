@@ -314,3 +314,14 @@ def test_crlf_and_cr_files_get_the_diagnostics_of_their_lf_twin(path: Path):
     lf = found(text)
     assert found(text.replace("\n", "\r\n")) == lf
     assert found(text.replace("\n", "\r")) == lf
+
+
+def test_a_long_run_of_updates_is_one_block_proposed_by_every_diagnostic():
+    """Every diagnostic of a run proposes the same edit; it is built once per run (a run of
+    600 updates used to cost 600 block builds of 600 statements: 50 s)."""
+    src = "import torch\ndef f():\n    w = torch.zeros(300, requires_grad=True)\n"
+    src += "".join(f"    w[{i}] += 1\n" for i in range(300)) + "    return w\n"
+    diags = lint_source("t.py", src.encode(), [FIXING["GL013"]])
+    assert len(diags) == 300 and len({d.fix for d in diags}) == 1
+    fixed, applied = fix(src, "GL013")
+    assert len(applied) == 300 and fixed.count("with torch.no_grad():") == 1
