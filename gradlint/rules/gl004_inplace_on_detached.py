@@ -207,7 +207,8 @@ class InplaceOnDetached(TracksStatements, Rule):
                 names.update(t.target.value for t in holder.targets if isinstance(t.target, cst.Name))
             elif not isinstance(holder, cst.Expr):
                 return Replace(origin, self.context.code_for(origin) + ".clone()")  # the result is used
-        if names and _read_after(self.context, self.flow_scope(), names, self.flow_statement):
+        cache = self.__dict__.setdefault("_scope_reads", {})
+        if names and _read_after(self.context, self.flow_scope(), names, self.flow_statement, cache):
             return Replace(origin, self.context.code_for(origin) + ".clone()")
         return None
 
@@ -225,15 +226,27 @@ def _outermost_chain(context, call: cst.Call) -> cst.BaseExpression:
         expr = up
 
 
-def _read_after(context, scope: cst.CSTNode, names: set[str], stmt: cst.CSTNode | None) -> bool:
+def _read_after(context, scope: cst.CSTNode, names: set[str], stmt: cst.CSTNode | None, cache: dict) -> bool:
     """Is one of ``names`` read after ``stmt`` in ``scope``, other than as the tensor a
-    statement edits in place?"""
+    statement edits in place? ``cache`` keeps each scope's reads (one walk per scope)."""
     if stmt is None:
         return True
     pos = context.position(stmt).end
     end = (pos.line, pos.column)
+    reads = cache.get(id(scope))
+    if reads is None:
+        reads = cache[id(scope)] = _reads(context, scope)
+    for name in names:
+        for row, column in reads.get(name, ()):
+            if (row, column) >= end:
+                return True
+    return False
+
+
+def _reads(context, scope: cst.CSTNode) -> dict[str, list[tuple[int, int]]]:
+    """Where each name is read in ``scope``: not assigned, not the receiver of an in-place edit."""
     edited: set[int] = set()
-    reads: list[cst.Name] = []
+    found: list[cst.Name] = []
     stack: list[cst.CSTNode] = [scope]
     while stack:
         n = stack.pop()
@@ -244,16 +257,16 @@ def _read_after(context, scope: cst.CSTNode, names: set[str], stmt: cst.CSTNode 
                     r = view_root(e.target)
                     if isinstance(r, cst.Name):
                         edited.add(id(r))
-        elif isinstance(n, cst.Name) and n.value in names:
-            reads.append(n)
+        elif isinstance(n, cst.Name):
+            found.append(n)
         stack.extend(n.children)
-    for name in reads:
+    reads: dict[str, list[tuple[int, int]]] = {}
+    for name in found:
         if id(name) in edited or _is_store(context, name):
             continue
         start = context.position(name).start
-        if (start.line, start.column) >= end:
-            return True
-    return False
+        reads.setdefault(name.value, []).append((start.line, start.column))
+    return reads
 
 
 def _is_store(context, name: cst.Name) -> bool:
