@@ -73,13 +73,16 @@ class RequiresGradTypo(Rule):
 
     ## Fix safety
     The fix replaces the misspelt name with `requires_grad`, which is what the
-    code evidently meant; it is safe.
+    code evidently meant. It is unsafe all the same: the parameters it freezes
+    (or unfreezes) then really stop (or start) getting gradients, so training
+    computes something else than before the fix. That is the repair, but a
+    `--fix` without `--unsafe-fixes` never changes what a program computes.
     """
 
     code = "GL012"
     name = "requires-grad-typo"
     message = "`{wrong}` is not a torch attribute, so this silently does nothing; use `{right}`"
-    fix_applicability = "safe"
+    fix_applicability = "unsafe"
     VALID = [
         """
         import torch

@@ -6,9 +6,10 @@ import re
 
 import libcst as cst
 
+from gradlint.static.fixes import no_grad_block
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.backward import might_backward
-from gradlint.static.semantics.dataflow import Kind, TracksStatements, inplace_edits, no_grad_wrap, view_root
+from gradlint.static.semantics.dataflow import Kind, TracksStatements, inplace_edits, view_root
 
 _PARAMS_KEY = re.compile(r"\[.params.\]")
 _REQUIRES_GRAD_TRUE = re.compile(r"requires_grad(?:\s*=\s*True|_\(\s*(?:True\s*)?\))")
@@ -68,7 +69,9 @@ class InplaceOnLeaf(TracksStatements, Rule):
 
     ## Fix safety
     The fix wraps the statement in `with torch.no_grad():` (only when `torch` is
-    imported under a name and the statement is alone on its line). It is unsafe
+    imported under a name and the statement is alone on its line), together with
+    the updates next to it, and around the whole loop when every statement of
+    the loop is such an update. It is unsafe
     (opt-in) because the edit is then no longer part of the graph, which is what a
     parameter update wants but not what every in-place edit means.
     """
@@ -182,10 +185,37 @@ class InplaceOnLeaf(TracksStatements, Rule):
             small = self.flow_small_statement(node)
             fix = None
             if small is not None and small is not self.flow_statement:
-                fix = no_grad_wrap(self.context, small, self.flow_statement)
+                fix = no_grad_block(
+                    self.context,
+                    self.flow.torch_alias(),
+                    self.flow_statement,
+                    self._edits_leaf,
+                    self._fix_cache,
+                )
             self.report(
                 node,
                 target=self.context.code_for(edit.target),
                 fix=fix,
                 fix_message="Make the update under `with torch.no_grad():`",
             )
+
+    def _edits_leaf(self, line: cst.BaseStatement) -> cst.BaseStatement | None:
+        """``line`` itself when it is one in-place edit of a leaf or parameter that this
+        rule wraps in ``no_grad`` (evaluated where ``line`` is): the statements next to
+        the reported one join its block."""
+        if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+            return None
+        small = line.body[0]
+        node = small.value if isinstance(small, cst.Expr) else small
+        for edit in inplace_edits(node):
+            root = view_root(edit.target)
+            if isinstance(root, cst.Attribute) and root.attr.value in ("grad", "data"):
+                continue
+            fact = self.flow.fact_of(root, at=line)
+            if fact.kind in (Kind.LEAF_REQUIRES_GRAD, Kind.PARAMETER) and fact.origin is not None:
+                return line
+        return None
+
+    @property
+    def _fix_cache(self) -> dict:
+        return self.__dict__.setdefault("_no_grad_blocks", {})

@@ -6,7 +6,8 @@ import re
 
 import libcst as cst
 
-from gradlint.static.rule import Replace, Rule
+from gradlint.static.fixes import wrap_statements
+from gradlint.static.rule import Rule
 from gradlint.static.semantics.imports import ImportMap
 from gradlint.static.semantics.optim import (
     LIGHTNING_EVAL_HOOKS,
@@ -271,17 +272,11 @@ class EvalWithoutNoGrad(Rule):
         return name == "_forward" and "Pipeline" in self.context.source
 
     # -- the fix ---------------------------------------------------------------------------------------
-    def _fix(self, loop, imports) -> Replace | None:
+    def _fix(self, loop, imports):
         alias = next((local for local, full in sorted(imports.aliases.items()) if full == "torch"), None)
         if alias is None:
             return None  # no module alias to spell torch.inference_mode with
-        # The loop's own leading comments stay above the new `with`, outside the replaced range.
-        with_stmt = cst.With(
-            items=[cst.WithItem(cst.parse_expression(f"{alias}.inference_mode()"))],
-            body=cst.IndentedBlock(body=[loop.with_changes(leading_lines=[])]),
-        )
-        # Rendered with this module's own indentation (2 spaces, tabs...), not libcst's default.
-        return Replace(loop, self.context.module.code_for_node(with_stmt).strip("\n"))
+        return wrap_statements(self.context, [loop], f"{alias}.inference_mode()")
 
 
 def grad_mode_of_decorators(scope: ScopeInfo, imports) -> bool:

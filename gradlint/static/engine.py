@@ -25,6 +25,8 @@ from gradlint.static.slicing import relevant_source
 # memory use (~40x the source) would hurt the whole run.
 MAX_FILE_BYTES = 10 * 1024 * 1024
 
+_CR_NEWLINE = re.compile(r"\r\n?")
+
 
 def _gl000(filename: str, message: str, row: int = 1, column: int = 1) -> Diagnostic:
     loc = Location(max(row, 1), max(column, 1))
@@ -185,6 +187,10 @@ def lint_source(
     if err is not None:
         return [err]
     assert text is not None
+    if "\r" in text:
+        # CPython reads "\r\n" and a lone "\r" as "\n"; the rules' text tests (re.M
+        # anchors) and libcst's printing know only "\n". Rows and columns do not change.
+        text = _CR_NEWLINE.sub("\n", text)
     candidates = select_rules_for(text, rules)
     if not candidates:
         return []

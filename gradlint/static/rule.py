@@ -276,7 +276,9 @@ def _same_lines(a: Sequence[cst.EmptyLine], b: Sequence[cst.EmptyLine]) -> bool:
     return len(a) == len(b) and all(x.deep_equals(y) for x, y in zip(a, b))
 
 
-def _to_edit(ctx: FileContext, part: FixPart) -> Edit:
+def _to_edit(ctx: FileContext, part: FixPart | Edit) -> Edit:
+    if isinstance(part, Edit):  # built by gradlint.static.fixes, already in text positions
+        return part
     if isinstance(part, InsertAfter):
         pos = ctx.position(part.anchor)
         indent = _indent_of_line(ctx, pos.start.line)
@@ -311,7 +313,7 @@ def _to_edit(ctx: FileContext, part: FixPart) -> Edit:
         code = ctx.module.code_for_node(new)
     if "\n" in code:
         # Continuation lines inherit the indentation of the replaced node's line.
-        indent = _indent_of_line(ctx, start.row)
-        first, *rest = code.split("\n")
-        code = "\n".join([first] + [(indent + ln) if ln.strip() else ln for ln in rest])
+        from gradlint.static.fixes import indent_continuation_lines
+
+        code = indent_continuation_lines(code, _indent_of_line(ctx, start.row))
     return Edit(content=code, location=start, end_location=end)

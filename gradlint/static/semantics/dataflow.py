@@ -52,8 +52,8 @@ Build once per file with ``flow = context.analysis(Dataflow)``, then
 * Helpers: :func:`inplace_edits` (in-place methods, augmented and item
   assignment), :func:`view_root` (strip indexing/views), :func:`write_roles` and
   the :class:`TracksWrites` mixin (read or write of an attribute such as
-  ``.data``/``.grad``), :func:`state_data_receiver`, :func:`strip_state_data`,
-  :func:`no_grad_wrap` (a fix that puts a statement under ``with torch.no_grad():``).
+  ``.data``/``.grad``), :func:`state_data_receiver`, :func:`strip_state_data`.
+  Fixes that move or wrap statements are built in :mod:`gradlint.static.fixes`.
 
 Evidence rules worth knowing: a name called like a model (``model``, ``netD``,
 ``G``, ``text_encoder``) or a ``self.<layer>`` attribute assigned a module in the
@@ -1742,28 +1742,6 @@ class TracksStatements:
 
     visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_Lambda = _push
     leave_ListComp = leave_SetComp = leave_DictComp = leave_GeneratorExp = leave_Lambda = _pop
-
-
-# --------------------------------------------------------------------------- fix helpers
-def no_grad_wrap(context, small: cst.CSTNode, line: cst.CSTNode, new_code: str | None = None):
-    """A ``Replace`` that puts ``small`` (the only statement of ``line``) under
-    ``with torch.no_grad():``, or None when that is not mechanical (no ``torch``
-    import, several statements on the line, a one-line suite, a multi-line string).
-    """
-    from gradlint.static.rule import Replace
-
-    flow = context.analysis(Dataflow)
-    torch = flow.torch_alias()
-    if torch is None or not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
-        return None
-    code = new_code if new_code is not None else context.code_for(small)
-    if '"""' in code or "'''" in code:
-        return None
-    # libcst prints continuation lines relative to the enclosing block's indentation,
-    # and the engine re-adds that indentation to every line after the first.
-    unit = context.module.default_indent
-    body = [unit + ln if ln.strip() else ln for ln in code.split("\n")]
-    return Replace(small, f"with {torch}.no_grad():\n" + "\n".join(body))
 
 
 # --------------------------------------------------------------------------- attribute roles
