@@ -1853,6 +1853,13 @@ def state_data_receiver(flow_fact, expr: cst.BaseExpression) -> Kind | None:
         return fact.kind
     if fact.kind is K.ACTIVATION:
         root = view_root(expr)
+        # A distributed parameter's own value (``p.full_tensor()``, ``p.to_local()``) is still the parameter.
+        while (
+            isinstance(root, cst.Call)
+            and isinstance(root.func, cst.Attribute)
+            and root.func.attr.value in ("full_tensor", "to_local")
+        ):
+            root = view_root(root.func.value)
         if root is not expr:
             kind = flow_fact(root).kind
             if kind in STATE_KINDS:
