@@ -1200,8 +1200,12 @@ class _Eval:
             return collection(Fact(K.TUPLE, items=tuple(self.elem_of(self.eval(a.value)) for a in call.args)))
         if name == "range":
             return collection(NON_TENSOR)
-        if name in ("len", "int", "float", "str", "bool", "isinstance", "hasattr", "print", "round", "abs"):
-            return NON_TENSOR if name not in ("abs", "round") else UNKNOWN
+        if name in ("len", "int", "float", "str", "bool", "isinstance", "hasattr", "print"):
+            return NON_TENSOR
+        if name in ("min", "max", "abs", "round") and call.args and not any(a.star for a in call.args):
+            if len(call.args) == 1 and name in ("min", "max"):
+                return UNKNOWN  # ``max(values)``: an item of an iterable
+            return self.arith(self.eval(a.value) for a in call.args if a.keyword is None)
         if name == "next" and call.args:
             return self.elem_of(self.eval(call.args[0].value))
         cls = self.flow._classes_by_name.get(name)
@@ -1255,6 +1259,8 @@ class _Eval:
             ):
                 return MODULE
             return UNKNOWN
+        if m in ("item", "tolist"):
+            return NON_TENSOR  # a Python number or list, whatever the receiver (tensor or numpy)
         if k not in TENSOR_KINDS:
             return UNKNOWN
         if m == "detach":
@@ -1403,6 +1409,14 @@ def _assign(env: Env, pairs: Iterable[tuple[str, Fact]]) -> Env:
     return env
 
 
+def _scalar_annotation(annotation: cst.Annotation | None) -> bool:
+    return (
+        annotation is not None
+        and isinstance(annotation.annotation, cst.Name)
+        and annotation.annotation.value in ("int", "float", "bool", "str")
+    )
+
+
 class _Walker:
     """Walks one scope's statements in order, recording the env before each."""
 
@@ -1424,6 +1438,8 @@ class _Walker:
                     continue
                 if is_model_name(p.name.value):
                     fact = MODULE
+                elif isinstance(p.default, (cst.Integer, cst.Float)) or _scalar_annotation(p.annotation):
+                    fact = NON_TENSOR  # ``gamma=0.75``, ``lr: float``
                 env[p.name.value] = fact
             for star in (params.star_arg, params.star_kwarg):
                 if isinstance(star, cst.Param):
