@@ -6,11 +6,13 @@ import libcst as cst
 
 from gradlint.static.rule import Replace, Rule
 from gradlint.static.semantics.backward import NeedsBackwardCall
+from gradlint.static.semantics.dataflow import Dataflow
 from gradlint.static.semantics.loops import (
     AccumulatedBackward,
     ScopeFacts,
     ScopeTracker,
     accumulated_backward,
+    number_test,
 )
 
 
@@ -124,7 +126,7 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
         if hit is None:
             return
         bw, site, facts = hit
-        found = accumulated_backward(facts, site)
+        found = accumulated_backward(facts, site, number_test(self.context.analysis(Dataflow)))
         if found is not None:
             self.report(
                 node,

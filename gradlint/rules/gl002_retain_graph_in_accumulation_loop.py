@@ -6,7 +6,13 @@ import libcst as cst
 
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.backward import NeedsBackwardCall
-from gradlint.static.semantics.loops import ScopeTracker, accumulated_backward, unused_retained_graph
+from gradlint.static.semantics.dataflow import Dataflow
+from gradlint.static.semantics.loops import (
+    ScopeTracker,
+    accumulated_backward,
+    number_test,
+    unused_retained_graph,
+)
 
 
 class RetainGraphInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
@@ -122,7 +128,7 @@ class RetainGraphInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
         if hit is None:
             return
         bw, site, facts = hit
-        found = accumulated_backward(facts, site)
+        found = accumulated_backward(facts, site, number_test(self.context.analysis(Dataflow)))
         if found is not None:
             self.report(
                 node,

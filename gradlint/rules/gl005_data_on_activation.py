@@ -151,10 +151,10 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
         delta.data += 1  # error
         """,
         """
-        out = model(x)
-        feats = out.data  # error
-        loss = criterion(head(feats), y)
-        loss.backward()
+        def predict(model, head, x):
+            out = model(x)
+            feats = out.data  # error
+            return head(feats)
         """,
         """
         import torch
@@ -184,8 +184,15 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
         if state_data_receiver(self.flow_fact, base) is not None:
             return  # a view of a parameter: GL016's business
         written = self.write_role(node) is not None
-        if not written and leaves_autograd(node, self.context.parent, self.flow_scope()):
-            return
+        if not written:
+            scope = self.flow_scope()
+            if leaves_autograd(node, self.context.parent, scope):
+                return
+            if self.flow.has_backward(scope):
+                # In the training step itself a cut through ``.data`` is the old spelling of an
+                # intended ``.detach()`` (truncated BPTT, the D step of a GAN, a gradient penalty's
+                # interpolates); in model code (no backward here) the caller wants the gradient.
+                return
         self.report(
             node,
             self.message if written else self.read_message,

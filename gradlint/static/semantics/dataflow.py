@@ -1100,6 +1100,8 @@ class _Eval:
         return UNKNOWN
 
     def eval_qualified(self, qual: str, call: cst.Call) -> Fact | None:
+        if qual.startswith(("numpy.random.", "random.", "math.")):
+            return NON_TENSOR  # numbers and arrays: no graph (``np.random.randint(1, 4)``)
         if qual in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
             rg = _kwarg(call, "requires_grad")
             if rg is None and len(call.args) > 1 and call.args[1].keyword is None:
@@ -1575,6 +1577,8 @@ class _Walker:
                     return env
                 if old.kind in (K.TENSOR, K.CLONE) and value.kind in REQUIRES_GRAD and not disabled:
                     return _assign(env, [(name, ACTIVATION)])  # ``acc += out``: now carries a graph
+                if old.kind is K.NON_TENSOR and value.kind is not K.NON_TENSOR:
+                    return _assign(env, [(name, ev.arith([old, value]))])  # ``total = 0; total += loss``
                 if old.kind in TENSOR_KINDS or old.kind is K.NON_TENSOR:
                     return env  # in place: same tensor, same kind
                 return _assign(env, [(name, ev.arith([old, value]))])
