@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from gradlint.static.semantics.backward import BackwardCall, backward_call
-from gradlint.static.semantics.dataflow import Dataflow, Kind, is_model_name
+from gradlint.static.semantics.dataflow import Dataflow, Kind, is_layer_name, is_model_name
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.vocabulary import DATA_SOURCE_NAME
@@ -401,11 +401,19 @@ def _calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
         stack.extend(reversed(children(n)))
 
 
-def is_graph_origin(expr: cst.CSTNode, imports: ImportMap, san: Sanitisers) -> bool:
+def is_graph_origin(
+    expr: cst.CSTNode,
+    imports: ImportMap,
+    san: Sanitisers,
+    receiver_kind: Callable[[cst.BaseExpression], Kind] | None = None,
+) -> bool:
     """Does ``expr`` call something that may hold parameters (a model, a submodule, a loss)?
 
     Tensor methods, ``torch.*`` functions, builtins, detaching helpers and calls
     that evidently produce input data (tokenizers, loaders) start no graph.
+    With ``receiver_kind`` (value kinds from ``dataflow``), neither does a method
+    of an object nobody knows to be a module (``corpus.get_data(...)``,
+    ``data.BucketIterator.splits(...)``).
     """
     for call in _calls_in(expr):
         func = call.func
@@ -434,8 +442,26 @@ def is_graph_origin(expr: cst.CSTNode, imports: ImportMap, san: Sanitisers) -> b
                 qual.startswith(_NOT_ORIGIN_MODULES) or qual.split(".")[0] in ("torch", "F", "np")
             ):
                 continue
+            if receiver_kind is not None and _opaque_receiver(func, receiver_kind):
+                continue
             return True
     return False
+
+
+def _opaque_receiver(func: cst.Attribute, receiver_kind: Callable[[cst.BaseExpression], Kind]) -> bool:
+    """``corpus.get_data``: a method of an object with no evidence of being a module."""
+    method = func.attr.value
+    if method in ("forward", "__call__") or is_model_name(method) or is_layer_name(method):
+        return False
+    root = func.value
+    while isinstance(root, (cst.Attribute, cst.Subscript, cst.Call)):
+        root = root.value if not isinstance(root, cst.Call) else root.func
+    if isinstance(root, cst.Name) and root.value in ("self", "cls", "super"):
+        return False
+    recv = dotted_name(func.value)
+    if recv is None or any(is_model_name(part) or is_layer_name(part) for part in recv.split(".")):
+        return False
+    return receiver_kind(func.value) in (Kind.UNKNOWN, Kind.NON_TENSOR, Kind.COLLECTION, Kind.TUPLE)
 
 
 # ---------------------------------------------------------------------------
@@ -1481,16 +1507,23 @@ class SharedGraphs:
             if bw is not None:
                 self._backward(bw, flow)
         if parts is not None:
-            self._assign(parts[0], value, parts[2], flow, grad_off)
+            self._assign(parts[0], value, parts[2], flow, grad_off, small)
         elif isinstance(small, cst.Expr):
             base = _append_target(value)
             if base is not None and isinstance(value, cst.Call) and value.args:
                 self._append(base, value.args[0].value, flow, extend=value.func.attr.value == "extend")
 
-    def _assign(self, targets, value, aug: bool, flow: _Flow, grad_off: bool) -> None:
+    def _assign(self, targets, value, aug: bool, flow: _Flow, grad_off: bool, small=None) -> None:
         env = flow.env
         anc = frozenset() if grad_off else self._anc(value, env)
-        if not grad_off and (anc or is_graph_origin(value, self.imports, self.sanitisers)):
+        kind = None
+        if small is not None:
+            dataflow = self.context.analysis(Dataflow)
+
+            def kind(expr: cst.BaseExpression) -> Kind:
+                return dataflow.kind_of(expr, at=small)
+
+        if not grad_off and (anc or is_graph_origin(value, self.imports, self.sanitisers, kind)):
             nid = self._new_id()
             anc = anc | {nid}
         for t in targets:
