@@ -66,6 +66,7 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
 
     code = "GL001"
     name = "backward-in-accumulation-loop"
+    reads = "class"  # value kinds (dataflow) read `__init__`
     message = (
         "`{target}` is backpropagated inside a loop that keeps accumulating `{key}` (line {line}) across iterations: "
         'the next iteration backpropagates through a graph this call already freed ("Trying to backward '
@@ -73,8 +74,6 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
         "or backpropagate each iteration's term separately"
     )
     fix_applicability = "unsafe"
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 
     VALID = [
         """

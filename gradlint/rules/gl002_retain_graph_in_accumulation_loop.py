@@ -62,6 +62,7 @@ class RetainGraphInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
 
     code = "GL002"
     name = "retain-graph-in-accumulation-loop"
+    reads = "class"  # value kinds (dataflow) read `__init__`
     message = (
         "`retain_graph=True` while `{key}` accumulates across loop iterations (line {line}): every iteration "
         "backpropagates again through all earlier graphs (memory grows until OOM, time grows quadratically) "
@@ -78,7 +79,6 @@ class RetainGraphInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
         "the retained graph is never used but stays in memory; drop `retain_graph=True` (if it was added "
         'for "backward through the graph a second time", detach what carries over between iterations)'
     )
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 
     VALID = [
         """

@@ -173,8 +173,6 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
         """,
     ]
 
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
-
     @classmethod
     def could_match(cls, text: str) -> bool:
         # Three conjuncts: an accumulation (``+=``, ``.append(``, ``.extend(``, or a

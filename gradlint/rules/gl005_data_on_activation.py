@@ -104,6 +104,7 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
 
     code = "GL005"
     name = "data-on-activation"
+    reads = "class"  # `self.w` is a parameter because `__init__` says so
     message = (
         "In-place edit through `{target}.data`, which carries an autograd graph: autograd cannot see it, "
         "so gradients are silently wrong; edit `{target}` itself, out of place"
@@ -163,8 +164,6 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
             h = rnn(x[t], h.data)  # error
         """,
     ]
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 
     @classmethod
     def could_match(cls, text: str) -> bool:

@@ -107,8 +107,6 @@ class RequiresGradTypo(Rule):
         """,
     ]
 
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
-
     @classmethod
     def could_match(cls, text: str) -> bool:
         # A file that never mentions torch may be another framework's own `require_grad`.

@@ -20,6 +20,8 @@ def _leaf_sign(text: str) -> bool:
     )
 
 
+# An in-place edit of a ``self`` attribute: ``self.w -= ...``, ``self.w.add_(...)``, ``self.w[i] = ...``.
+_SELF_INPLACE = re.compile(r"self\.\w+(?:\.\w+_\(|\s*[-+*/%&|^@]=|\[[^\]\n]*\]\s*=[^=])")
 _INPLACE_SIGN = re.compile(r"[a-z0-9]_\(|[-+*/%&|^@]=|\]\s*=[^=]")
 
 
@@ -75,6 +77,7 @@ class InplaceOnLeaf(TracksStatements, Rule):
 
     code = "GL013"
     name = "inplace-on-leaf"
+    reads = "class"  # `self.w` requires grad because `__init__` says so
     message = (
         "In-place edit of `{target}`, a leaf tensor that requires grad, outside `torch.no_grad()`: "
         '"a leaf Variable that requires grad is being used in an in-place operation"; '
@@ -134,8 +137,6 @@ class InplaceOnLeaf(TracksStatements, Rule):
         """,
     ]
 
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
-
     @classmethod
     def could_match(cls, text: str) -> bool:
         # A finding needs evidence that no caller disabled grad: a leaf made with
@@ -149,9 +150,12 @@ class InplaceOnLeaf(TracksStatements, Rule):
 
     @classmethod
     def could_match_unit(cls, text: str, file_text: str) -> bool:
-        # The leaf is made (or its parameters listed) where it is edited; the
-        # evidence that grad is on may come from anywhere in the file.
-        return _INPLACE_SIGN.search(text) is not None and _leaf_sign(text)
+        # The leaf is made (or its parameters listed) where it is edited, or, for an
+        # edit of ``self.w``, in the class set-up (kept with the unit: ``reads = "class"``);
+        # the evidence that grad is on may come from anywhere in the file.
+        if _INPLACE_SIGN.search(text) is None:
+            return False
+        return _leaf_sign(text) or (_SELF_INPLACE.search(text) is not None and _leaf_sign(file_text))
 
     def visit_Call(self, node: cst.Call) -> None:
         self._check(node)

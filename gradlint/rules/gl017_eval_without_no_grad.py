@@ -95,6 +95,7 @@ class EvalWithoutNoGrad(Rule):
 
     code = "GL017"
     name = "eval-without-no-grad"
+    silenced_elsewhere = True  # a caller may turn grad off
     message = (
         "`{model}` runs in an evaluation loop with autograd on: every forward builds a graph and keeps its "
         "activations for a backward that never comes; wrap the loop in `with torch.inference_mode():`"

@@ -149,16 +149,18 @@ class Rule(cst.BatchableCSTVisitor):
     # The file is parsed for this rule only if its text contains one of these
     # substrings. An empty tuple means "always parse".
     prefilter: ClassVar[tuple[str, ...]] = ()
-    # What the rule reads beyond a definition its ``could_match_unit`` accepts:
-    # "function" (that definition and the helpers it calls), "class" (also the
-    # methods of its class that assign ``self`` attributes) or "module" (the whole
-    # file). See ``gradlint.static.slicing``.
-    context: ClassVar[str] = "function"
+    # The facts the rule reads beyond a definition its ``could_match_unit`` accepts:
+    # "function" (that definition and the helpers it calls), "class" (also the methods
+    # of its class that assign ``self`` attributes: where ``__init__`` decides that
+    # ``self.w`` is a parameter or ``self.lin`` a module; every rule that asks the value
+    # kinds of ``dataflow`` reads these) or "module" (the whole file). Slicing keeps
+    # exactly that. See ``gradlint.static.slicing``.
+    reads: ClassVar[str] = "function"
     # Can code that slicing stubs out (a caller under no_grad, another method that
     # resets state) silence a finding of this rule? Then a finding in a sliced file
-    # is decided on the whole file. False only where tests/test_slicing.py shows
-    # the sliced verdict equals the whole file's.
-    silenced_elsewhere: ClassVar[bool] = True
+    # is decided on the whole file. Most rules read only what ``reads`` keeps; the
+    # few that look further set this True. tests/test_slicing.py checks both.
+    silenced_elsewhere: ClassVar[bool] = False
     # Snippets the rule must stay silent on / must flag.  In INVALID snippets
     # mark each expected report line with a trailing ``# error``.
     VALID: ClassVar[Sequence[str]] = ()

@@ -22,7 +22,7 @@ A class none of whose methods is kept keeps its header (its bases matter to
 the classes that derive from it) and loses its body the same way.
 
 Slicing must never *hide* evidence a finding needs. What a rule needs beyond
-the unit that matched is declared by ``Rule.context``:
+the unit that matched is declared by ``Rule.reads``:
 
 * ``"function"``: the unit itself, plus (for every rule) the bodies of the
   helpers it calls by name, transitively: ``repackage_hidden(h)``,
@@ -134,7 +134,7 @@ def _kept_units(text: str, units: list[_Unit], rules: Sequence[type[Rule]]) -> s
     kept: set[int] = set()
     for rule in rules:
         mine = {i for i, u in enumerate(units) if rule.could_match_unit(u.text, text)}
-        if rule.context == "class":
+        if rule.reads == "class":
             classes = {units[i].container for i in mine if units[i].container is not None}
             mine |= {i for i, u in enumerate(units) if u.container in classes and _SELF_ASSIGN.search(u.text)}
         kept |= mine
@@ -216,7 +216,7 @@ def relevant_source(text: str, tree: ast.Module, rules: Sequence[type[Rule]]) ->
     None when nothing in the file could match: no definition is kept and the
     code outside definitions passes no rule's ``could_match_unit`` either.
     """
-    if any(r.context == "module" for r in rules):
+    if any(r.reads == "module" for r in rules):
         return text
     lines = _LINE.findall(text)
     units = _units(tree, lines)
