@@ -1426,6 +1426,7 @@ class _Walker:
         self.flow = flow
         self.scope = scope
         self.facts = facts
+        self.memo: dict[cst.CSTNode, tuple[Env, bool, Env]] = {}
 
     def run(self) -> None:
         scope = self.scope
@@ -1536,6 +1537,19 @@ class _Walker:
         return env
 
     def loop(self, stmt, env: Env, disabled: bool) -> Env:
+        # Each loop body is walked twice (a value bound late in an iteration reaches the
+        # next); nested loops would make that 2**depth walks. A loop entered again with an
+        # environment it has already seen gives the same result and records the same facts,
+        # so the walk is skipped. Only the latest walk is reused: its facts are the ones
+        # recorded, and they must be the facts of the environment the loop is entered with.
+        last = self.memo.get(stmt)
+        if last is not None and last[1] == disabled and last[0] == env:
+            return last[2]
+        out = self._loop(stmt, env, disabled)
+        self.memo[stmt] = (env, disabled, out)
+        return out
+
+    def _loop(self, stmt, env: Env, disabled: bool) -> Env:
         entry = env
         body_env = env
         for _ in range(2):

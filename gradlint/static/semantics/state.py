@@ -832,9 +832,10 @@ class _LoopInterpreter:
             rebinders |= self.aliases.get(b, set())
         no_graph = self._no_graph(value, small)
         if isinstance(value, cst.Call) and not grad_off and not no_graph:
-            for r in reads:
+            # Sorted: which of ``(h, c)`` a message names must not depend on set order (PYTHONHASHSEED).
+            for r in sorted(reads):
                 if self._state(env, r) == FREED and any(_matches(r, v) for v in rebinders):
-                    var = next(v for v in rebinders if _matches(r, v))
+                    var = min(v for v in rebinders if _matches(r, v))
                     if self._carried(var):
                         self.findings.setdefault(id(value), StateFinding(value, var, "loop"))
         if aug:
