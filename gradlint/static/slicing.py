@@ -53,6 +53,8 @@ _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _NEWLINE = re.compile(r"\r\n?|\n")
 # A call by name: ``name(`` (a module-level function or class) or ``.name(`` (a method).
 _CALL = re.compile(r"(\.?)\s*([A-Za-z_]\w*)\s*\(")
+# A decorator by name, without a call: ``@inference``, ``@utils.no_grad_wrapper`` (its last part).
+_DECORATOR = re.compile(r"^[ \t]*@[ \t]*(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*)[ \t]*$", re.M)
 # An assignment to attributes of self: ``self.x = ``, ``self.a, self.b = ``.
 _SELF_ASSIGN = re.compile(r"^[ \t]*self\.\w+(?:[ \t]*,[ \t]*self\.\w+)*[ \t]*(?::[^=\n]*)?=[^=]", re.M)
 
@@ -77,6 +79,8 @@ class _Unit:
         """``(is_method_call, name)`` for each call by name in the unit."""
         if self._calls is None:
             self._calls = {(bool(dot), name) for dot, name in _CALL.findall(self.text)}
+            # ``@inference`` above a definition: the project's decorator (it may turn grad off).
+            self._calls |= {(False, name) for name in _DECORATOR.findall(self.text)}
         return self._calls
 
 

@@ -61,6 +61,8 @@ class ImportMap:
 
     def __init__(self, context) -> None:
         self.aliases: dict[str, str] = {}
+        self._module: cst.Module | None = context.module
+        self._grad_wrappers: dict[str, bool] | None = None
         for imp in _iter_import_statements(context.module.body):
             if isinstance(imp, cst.Import):
                 for alias in imp.names:
@@ -81,6 +83,22 @@ class ImportMap:
                         local = alias.asname.name.value
                     self.aliases[local] = f"{base}.{name}"
 
+    @property
+    def grad_wrappers(self) -> dict[str, bool]:
+        """This file's own names that wrap a grad mode (see ``grad_mode.local_grad_wrappers``)."""
+        wrappers = self._grad_wrappers
+        if wrappers is None:
+            from gradlint.static.semantics.grad_mode import local_grad_wrappers
+
+            self._grad_wrappers = {}  # a wrapper of a wrapper is looked up while this is built
+            source = self._module
+            wrappers = self._grad_wrappers = (
+                local_grad_wrappers(source, self)
+                if source is not None and _mentions_grad_mode(source)
+                else {}
+            )
+        return wrappers
+
     def resolve(self, node: cst.CSTNode) -> str | None:
         """Fully qualified dotted name of a Name/Attribute chain, aliases applied."""
         name = dotted_name(node)
@@ -92,6 +110,16 @@ class ImportMap:
 
     def callee(self, call: cst.Call) -> str | None:
         return self.resolve(call.func)
+
+
+def _mentions_grad_mode(module: cst.Module) -> bool:
+    # Cheap: only top-level definitions can be wrappers, and each must name a grad mode.
+    for stmt in module.body:
+        if isinstance(stmt, (cst.FunctionDef, cst.SimpleStatementLine)):
+            code = module.code_for_node(stmt)
+            if "no_grad" in code or "inference_mode" in code or "set_grad_enabled" in code:
+                return True
+    return False
 
 
 def qualified_name(context, node: cst.CSTNode) -> str | None:
