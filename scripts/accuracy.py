@@ -39,7 +39,13 @@ TRAINING_REPOS = (
 
 # Diagnostics the development set's table does not hold, judged by hand after
 # reading the whole loop (see docs/accuracy.md): (corpus, path, line, rule) -> verdict.
-EXTRA_VERDICTS: dict[tuple[str, str, int, str], str] = {}
+EXTRA_VERDICTS: dict[tuple[str, str, int, str], str] = {
+    # The listed miss: inference() runs greedy_decode(model, ...) per sentence after model.eval().
+    ("pytorch+examples", "language_translation/main.py", 93, "GL017"): "TRUE",
+    # A test helper runs one batch of the trained model per test loader with autograd on and drops
+    # the graph after .item(): the claim holds, the waste is one batch.
+    ("Lightning-AI+pytorch-lightning", "tests/tests_pytorch/helpers/pipelines.py", 44, "GL017"): "DEBATABLE",
+}
 
 
 def _verdicts(path: Path):

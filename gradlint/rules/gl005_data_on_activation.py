@@ -14,6 +14,7 @@ from gradlint.static.semantics.dataflow import (
     state_data_receiver,
 )
 from gradlint.static.semantics.sinks import leaves_autograd
+from gradlint.static.semantics.vocabulary import INFERENCE_FUNCTION
 
 _DATA = re.compile(r"\.data\b")
 # In-place methods whose out-of-place twin is the same name without "_".
@@ -152,7 +153,7 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
         delta.data += 1  # error
         """,
         """
-        def predict(model, head, x):
+        def embed(model, head, x):
             out = model(x)
             feats = out.data  # error
             return head(feats)
@@ -187,6 +188,8 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
             scope = self.flow_scope()
             if leaves_autograd(node, self.context.parent, scope):
                 return
+            if isinstance(scope, cst.FunctionDef) and INFERENCE_FUNCTION.search(scope.name.value):
+                return  # ``viterbi_tags``, ``generate``: the caller wants values, not gradients
             if self.flow.has_backward(scope):
                 # In the training step itself a cut through ``.data`` is the old spelling of an
                 # intended ``.detach()`` (truncated BPTT, the D step of a GAN, a gradient penalty's

@@ -38,7 +38,7 @@ from gradlint.static.semantics.backward import BackwardCall, backward_call
 from gradlint.static.semantics.dataflow import Dataflow, Kind, is_layer_name, is_model_name
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
-from gradlint.static.semantics.vocabulary import DATA_SOURCE_NAME
+from gradlint.static.semantics.vocabulary import DATA_SOURCE_NAME, INFERENCE_FUNCTION
 from gradlint.static.semantics.walk import children, walk
 
 # ---------------------------------------------------------------------------
@@ -1002,10 +1002,6 @@ def _outermost_loops(stmts: Sequence[cst.BaseStatement]) -> Iterator[tuple[cst.C
             yield from _outermost_loops(_child_blocks_flat(stmt))
 
 
-# Methods that, by their name, run without training (state updates there need no cut).
-_INFERENCE_METHOD = re.compile(
-    r"(generate|sample|predict|infer|evaluat|^eval|validation_step|test_step|beam|greedy)", re.I
-)
 _RESET_METHOD = re.compile(
     r"(reset|detach|repackage|clear|init\w*(hidden|state|memory)|(hidden|state|memory)\w*init)", re.I
 )
@@ -1077,7 +1073,7 @@ class RecurrentState:
             candidates: list[tuple[cst.Call, str]] = []
             own_methods = {m.name.value for m in _methods(cls)}
             for method in _methods(cls):
-                if _INFERENCE_METHOD.search(method.name.value) or _func_disables_grad(method, self.imports):
+                if INFERENCE_FUNCTION.search(method.name.value) or _func_disables_grad(method, self.imports):
                     continue
                 for small, grad_off in _smalls_with_grad(_block(method.body), self.imports):
                     if grad_off:

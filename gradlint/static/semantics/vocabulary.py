@@ -172,3 +172,10 @@ PASS_THROUGH_FUNCTIONS = frozenset(
 # -- where a value comes from ----------------------------------------------------
 # Names of iterables whose items are data batches (no graph, fresh every iteration).
 DATA_SOURCE_NAME = re.compile(r"(loader|dataset|data_iter|batches|(^|_)iter(ator)?($|_))", re.I)
+
+# Functions and methods that, by their name, run without training: generation,
+# sampling, prediction, evaluation, beam/greedy search and Viterbi decoding (an
+# argmax path: never differentiated). State updates and cuts there need no gradient.
+INFERENCE_FUNCTION = re.compile(
+    r"(generate|sample|predict|infer|evaluat|^eval|validation_step|test_step|beam|greedy|viterbi)", re.I
+)
