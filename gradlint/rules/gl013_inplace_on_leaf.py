@@ -8,7 +8,14 @@ import libcst as cst
 
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.backward import might_backward
-from gradlint.static.semantics.dataflow import Kind, TracksStatements, inplace_edits, no_grad_wrap, view_root
+from gradlint.static.semantics.dataflow import (
+    Kind,
+    TracksStatements,
+    inplace_edits,
+    is_inplace_method,
+    no_grad_wrap,
+    view_root,
+)
 
 _PARAMS_KEY = re.compile(r"\[.params.\]")
 _REQUIRES_GRAD_TRUE = re.compile(r"requires_grad(?:\s*=\s*True|_\(\s*(?:True\s*)?\))")
@@ -168,6 +175,13 @@ class InplaceOnLeaf(TracksStatements, Rule):
 
     def _check(self, node: cst.CSTNode) -> None:
         for edit in inplace_edits(node):
+            target = edit.target
+            if (
+                isinstance(target, cst.Call)
+                and isinstance(target.func, cst.Attribute)
+                and is_inplace_method(target.func.attr.value)
+            ):
+                continue  # ``w.mul_(a).add_(b)``: one edit chain, reported once, at ``w.mul_``
             root = view_root(edit.target)
             if isinstance(root, cst.Attribute) and root.attr.value in ("grad", "data"):
                 continue
