@@ -6,7 +6,7 @@ import re
 
 import libcst as cst
 
-from gradlint.static.rule import Replace, Rule
+from gradlint.static.rule import Invalid, Replace, Rule
 from gradlint.static.semantics.dataflow import (
     Kind,
     TracksStatements,
@@ -148,10 +148,16 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
         """,
     ]
     INVALID = [
-        """
+        Invalid(
+            """
         delta = G(z)
         delta.data += 1  # error
         """,
+            expected_replacement="""
+        delta = G(z)
+        delta = delta + 1  # error
+        """,
+        ),
         """
         def embed(model, head, x):
             out = model(x)

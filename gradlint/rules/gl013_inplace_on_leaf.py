@@ -6,7 +6,7 @@ import re
 
 import libcst as cst
 
-from gradlint.static.rule import Rule
+from gradlint.static.rule import Invalid, Rule
 from gradlint.static.semantics.backward import might_backward
 from gradlint.static.semantics.dataflow import (
     Kind,
@@ -121,13 +121,23 @@ class InplaceOnLeaf(TracksStatements, Rule):
         """,
     ]
     INVALID = [
-        """
+        Invalid(
+            """
         import torch
         w = torch.randn(3, requires_grad=True)
         loss = (w * 2).sum()
         loss.backward()
         w -= 0.1 * w.grad  # error
         """,
+            expected_replacement="""
+        import torch
+        w = torch.randn(3, requires_grad=True)
+        loss = (w * 2).sum()
+        loss.backward()
+        with torch.no_grad():
+            w -= 0.1 * w.grad  # error
+        """,
+        ),
         """
         import torch
         def step(model, x):

@@ -138,6 +138,23 @@ class FileContext:
         return self.module.code_for_node(node)
 
 
+class Invalid(str):
+    """An INVALID example that also states the code after its fix, like Fixit's
+    ``Invalid(code, expected_replacement=...)``.
+
+    It is the snippet itself (a ``str``), so anything that reads examples as text
+    keeps working; ``tests/rules/test_rule_examples.py`` applies the rule's fixes
+    (unsafe ones included) and compares the result with ``expected_replacement``.
+    """
+
+    expected_replacement: str | None
+
+    def __new__(cls, code: str, expected_replacement: str | None = None) -> Invalid:
+        obj = super().__new__(cls, code)
+        obj.expected_replacement = expected_replacement
+        return obj
+
+
 class Rule(cst.BatchableCSTVisitor):
     code: ClassVar[str] = ""
     name: ClassVar[str] = ""
@@ -162,7 +179,8 @@ class Rule(cst.BatchableCSTVisitor):
     # few that look further set this True. tests/test_slicing.py checks both.
     silenced_elsewhere: ClassVar[bool] = False
     # Snippets the rule must stay silent on / must flag.  In INVALID snippets
-    # mark each expected report line with a trailing ``# error``.
+    # mark each expected report line with a trailing ``# error``; an ``Invalid(code,
+    # expected_replacement=...)`` also states the code after the rule's fix.
     VALID: ClassVar[Sequence[str]] = ()
     INVALID: ClassVar[Sequence[str]] = ()
 
