@@ -62,6 +62,7 @@ class ImportMap:
     def __init__(self, context) -> None:
         self.aliases: dict[str, str] = {}
         self._module: cst.Module | None = context.module
+        self._source: str = getattr(context, "source", "")
         self._grad_wrappers: dict[str, bool] | None = None
         for imp in _iter_import_statements(context.module.body):
             if isinstance(imp, cst.Import):
@@ -91,11 +92,10 @@ class ImportMap:
             from gradlint.static.semantics.grad_mode import local_grad_wrappers
 
             self._grad_wrappers = {}  # a wrapper of a wrapper is looked up while this is built
-            source = self._module
+            module, text = self._module, self._source
+            mentions = any(w in text for w in ("no_grad", "inference_mode", "set_grad_enabled"))
             wrappers = self._grad_wrappers = (
-                local_grad_wrappers(source, self)
-                if source is not None and _mentions_grad_mode(source)
-                else {}
+                local_grad_wrappers(module, self) if module is not None and mentions else {}
             )
         return wrappers
 
@@ -110,16 +110,6 @@ class ImportMap:
 
     def callee(self, call: cst.Call) -> str | None:
         return self.resolve(call.func)
-
-
-def _mentions_grad_mode(module: cst.Module) -> bool:
-    # Cheap: only top-level definitions can be wrappers, and each must name a grad mode.
-    for stmt in module.body:
-        if isinstance(stmt, (cst.FunctionDef, cst.SimpleStatementLine)):
-            code = module.code_for_node(stmt)
-            if "no_grad" in code or "inference_mode" in code or "set_grad_enabled" in code:
-                return True
-    return False
 
 
 def qualified_name(context, node: cst.CSTNode) -> str | None:
