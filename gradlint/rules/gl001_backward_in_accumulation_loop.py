@@ -7,11 +7,13 @@ import libcst as cst
 from gradlint.static.fixes import replace_statements
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.backward import NeedsBackwardCall
+from gradlint.static.semantics.dataflow import Dataflow
 from gradlint.static.semantics.loops import (
     AccumulatedBackward,
     ScopeFacts,
     ScopeTracker,
     accumulated_backward,
+    number_test,
 )
 
 
@@ -65,6 +67,7 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
 
     code = "GL001"
     name = "backward-in-accumulation-loop"
+    reads = "class"  # value kinds (dataflow) read `__init__`
     message = (
         "`{target}` is backpropagated inside a loop that keeps accumulating `{key}` (line {line}) across iterations: "
         'the next iteration backpropagates through a graph this call already freed ("Trying to backward '
@@ -72,8 +75,6 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
         "or backpropagate each iteration's term separately"
     )
     fix_applicability = "unsafe"
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 
     VALID = [
         """
@@ -125,7 +126,7 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
         if hit is None:
             return
         bw, site, facts = hit
-        found = accumulated_backward(facts, site)
+        found = accumulated_backward(facts, site, number_test(self.context.analysis(Dataflow)))
         if found is not None:
             self.report(
                 node,

@@ -70,6 +70,7 @@ class InplaceOnDetached(TracksStatements, Rule):
 
     code = "GL004"
     name = "inplace-on-detached"
+    reads = "class"  # `self.lin` is a module because `__init__` says so
     message = (
         "In-place edit of `{target}`, which is `.detach()` of an activation and shares its storage and "
         "version counter: backward fails or the forward result changes; use `.detach().clone()`"
@@ -133,8 +134,6 @@ class InplaceOnDetached(TracksStatements, Rule):
         loss = h.sum()
         """,
     ]
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 
     @classmethod
     def could_match(cls, text: str) -> bool:

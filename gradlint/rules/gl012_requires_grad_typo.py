@@ -6,7 +6,7 @@ import re
 
 import libcst as cst
 
-from gradlint.static.rule import Replace, Rule
+from gradlint.static.rule import Invalid, Replace, Rule
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.optim import child_nodes
 
@@ -99,18 +99,23 @@ class RequiresGradTypo(Rule):
         """,
     ]
     INVALID = [
-        """
+        Invalid(
+            """
         import torch
         for p in model.parameters():
             p.require_grad = False  # error
         """,
+            expected_replacement="""
+        import torch
+        for p in model.parameters():
+            p.requires_grad = False  # error
+        """,
+        ),
         """
         import torch
         w = torch.zeros(3, require_grad=True)  # error
         """,
     ]
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 
     @classmethod
     def could_match(cls, text: str) -> bool:

@@ -7,9 +7,15 @@ import re
 import libcst as cst
 
 from gradlint.static.fixes import no_grad_block
-from gradlint.static.rule import Rule
+from gradlint.static.rule import Invalid, Rule
 from gradlint.static.semantics.backward import might_backward
-from gradlint.static.semantics.dataflow import Kind, TracksStatements, inplace_edits, view_root
+from gradlint.static.semantics.dataflow import (
+    Kind,
+    TracksStatements,
+    inplace_edits,
+    is_inplace_method,
+    view_root,
+)
 
 _PARAMS_KEY = re.compile(r"\[.params.\]")
 _REQUIRES_GRAD_TRUE = re.compile(r"requires_grad(?:\s*=\s*True|_\(\s*(?:True\s*)?\))")
@@ -21,6 +27,8 @@ def _leaf_sign(text: str) -> bool:
     )
 
 
+# An in-place edit of a ``self`` attribute: ``self.w -= ...``, ``self.w.add_(...)``, ``self.w[i] = ...``.
+_SELF_INPLACE = re.compile(r"self\.\w+(?:\.\w+_\(|\s*[-+*/%&|^@]=|\[[^\]\n]*\]\s*=[^=])")
 _INPLACE_SIGN = re.compile(r"[a-z0-9]_\(|[-+*/%&|^@]=|\]\s*=[^=]")
 
 
@@ -78,6 +86,7 @@ class InplaceOnLeaf(TracksStatements, Rule):
 
     code = "GL013"
     name = "inplace-on-leaf"
+    reads = "class"  # `self.w` requires grad because `__init__` says so
     message = (
         "In-place edit of `{target}`, a leaf tensor that requires grad, outside `torch.no_grad()`: "
         '"a leaf Variable that requires grad is being used in an in-place operation"; '
@@ -114,13 +123,23 @@ class InplaceOnLeaf(TracksStatements, Rule):
         """,
     ]
     INVALID = [
-        """
+        Invalid(
+            """
         import torch
         w = torch.randn(3, requires_grad=True)
         loss = (w * 2).sum()
         loss.backward()
         w -= 0.1 * w.grad  # error
         """,
+            expected_replacement="""
+        import torch
+        w = torch.randn(3, requires_grad=True)
+        loss = (w * 2).sum()
+        loss.backward()
+        with torch.no_grad():
+            w -= 0.1 * w.grad  # error
+        """,
+        ),
         """
         import torch
         def step(model, x):
@@ -137,8 +156,6 @@ class InplaceOnLeaf(TracksStatements, Rule):
         """,
     ]
 
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
-
     @classmethod
     def could_match(cls, text: str) -> bool:
         # A finding needs evidence that no caller disabled grad: a leaf made with
@@ -152,9 +169,12 @@ class InplaceOnLeaf(TracksStatements, Rule):
 
     @classmethod
     def could_match_unit(cls, text: str, file_text: str) -> bool:
-        # The leaf is made (or its parameters listed) where it is edited; the
-        # evidence that grad is on may come from anywhere in the file.
-        return _INPLACE_SIGN.search(text) is not None and _leaf_sign(text)
+        # The leaf is made (or its parameters listed) where it is edited, or, for an
+        # edit of ``self.w``, in the class set-up (kept with the unit: ``reads = "class"``);
+        # the evidence that grad is on may come from anywhere in the file.
+        if _INPLACE_SIGN.search(text) is None:
+            return False
+        return _leaf_sign(text) or (_SELF_INPLACE.search(text) is not None and _leaf_sign(file_text))
 
     def visit_Call(self, node: cst.Call) -> None:
         self._check(node)
@@ -167,6 +187,13 @@ class InplaceOnLeaf(TracksStatements, Rule):
 
     def _check(self, node: cst.CSTNode) -> None:
         for edit in inplace_edits(node):
+            target = edit.target
+            if (
+                isinstance(target, cst.Call)
+                and isinstance(target.func, cst.Attribute)
+                and is_inplace_method(target.func.attr.value)
+            ):
+                continue  # ``w.mul_(a).add_(b)``: one edit chain, reported once, at ``w.mul_``
             root = view_root(edit.target)
             if isinstance(root, cst.Attribute) and root.attr.value in ("grad", "data"):
                 continue

@@ -106,9 +106,7 @@ class DataOnParameter(TracksStatements, TracksWrites, Rule):
     ]
 
     # Parameters and buffers are declared in `__init__`, used in other methods.
-    context = "class"
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
+    reads = "class"
 
     @classmethod
     def could_match(cls, text: str) -> bool:
