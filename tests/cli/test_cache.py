@@ -9,10 +9,37 @@ from test_check import BACKWARD, write
 import gradlint.static.runner as runner
 
 
+class _Log:
+    """A list of names kept in a file, so that forked worker processes can append to it."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def append(self, name):
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(name + "\n")
+
+    def clear(self):
+        open(self.path, "w").close()
+
+    def __iter__(self):
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                return iter(fh.read().split())
+        except FileNotFoundError:
+            return iter([])
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    def __repr__(self):
+        return repr(list(self))
+
+
 @pytest.fixture
-def counting(monkeypatch):
-    """Counts files linted and files read by the runner (in-process: -j1)."""
-    calls = {"lint": [], "read": []}
+def counting(monkeypatch, tmp_path):
+    """Counts files linted and files read by the runner, in the workers too."""
+    calls = {"lint": _Log(tmp_path / "lint.log"), "read": _Log(tmp_path / "read.log")}
     real_lint, real_read = runner.lint_source, runner.read_bytes
 
     def lint(filename, data, rules):
