@@ -248,6 +248,7 @@ def lint_paths(files: Sequence[str], settings: Settings, *, warn: Warn | None = 
     todo: list[_Item] = []
     stats: dict[str, os.stat_result] = {}
     rkeys: dict[str, str] = {}
+    seen: list[str] = []  # files that exist (the cache drops entries of files that do not)
     rules_cache: dict[tuple[str, ...], tuple[tuple[str, ...], str]] = {}
     for path in files:
         try:
@@ -257,6 +258,7 @@ def lint_paths(files: Sequence[str], settings: Settings, *, warn: Warn | None = 
             warn(f"cannot read '{path}': {exc.strerror or exc}")
             out.append(d)
             continue
+        seen.append(path)
         ignored = tuple(ignored_codes_for(path, settings.per_file_ignores, settings.root))
         if ignored not in rules_cache:
             file_rules = rules_for_file(settings.rules, ignored)
@@ -285,7 +287,7 @@ def lint_paths(files: Sequence[str], settings: Settings, *, warn: Warn | None = 
             cache.store(path, stats[path], digest, rkeys[path], diags)
 
     if cache is not None:
-        cache.save()
+        cache.save(seen=seen)
     out.sort(key=lambda d: d.sort_key)
     return out
 
