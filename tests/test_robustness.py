@@ -157,9 +157,14 @@ def test_broken_symlink(proj):
     (proj / "dangling.py").symlink_to(proj / "nowhere.py")
     (proj / "ok.py").write_text("x = 1\n")
     r = concise(".")
-    assert r.exit_code == 0 and "broken symlink" in r.stderr
+    assert r.exit_code == 0 and "skipping" in r.stderr and "is a broken symlink" in r.stderr
     r = concise("dangling.py")
-    assert r.exit_code == 2 and r.stderr == "gradlint: error: path 'dangling.py' does not exist\n"
+    assert r.exit_code == 2
+    assert r.stderr == (
+        f"gradlint: error: path 'dangling.py' is a broken symlink (to '{proj / 'nowhere.py'}', which does not exist)\n"
+    )
+    r = concise("missing.py")
+    assert r.exit_code == 2 and r.stderr == "gradlint: error: path 'missing.py' does not exist\n"
 
 
 def test_symlink_loops(proj):
@@ -171,6 +176,23 @@ def test_symlink_loops(proj):
     r = concise(".")
     assert r.exit_code == 1
     assert r.stdout.count("GL990") == 1  # each folder walked once
+    assert "self.py': it is a symlink loop" in r.stderr
+
+
+def test_broken_and_looping_symlinks_named_on_the_command_line_fail_alike(proj):
+    (proj / "dangling.py").symlink_to(proj / "nowhere.py")
+    (proj / "self.py").symlink_to(proj / "self.py")
+    (proj / "a.py").symlink_to(proj / "b.py")
+    (proj / "b.py").symlink_to(proj / "a.py")
+    (proj / "ok.py").write_text("flagme\n")
+    for name, why in [
+        ("dangling.py", "is a broken symlink"),
+        ("self.py", "is a symlink loop"),
+        ("a.py", "is a symlink loop"),
+    ]:
+        r = concise("ok.py", name)
+        assert r.exit_code == 2, name
+        assert r.stdout == "" and r.stderr.startswith(f"gradlint: error: path '{name}' {why}"), r.stderr
 
 
 def test_unreadable_file_simulated(proj, monkeypatch):
