@@ -1,5 +1,7 @@
 """The engine on its own: parsing, bad input, crash isolation, noqa, fixes-to-edits."""
 
+import pytest
+
 from gradlint.static import guard
 from gradlint.static.engine import lint_source
 from gradlint.static.rule import Replace, Rule
@@ -138,7 +140,7 @@ def test_deep_but_not_too_deep_code_is_analysed():
     # the scanner's bound is generous (it counts every operator of an item): the tree decides
     src = "x = " + " + ".join(["a * b * c * d"] * 300) + "\nif x:\n    loss.backward()\n"
     assert [d.code for d in lint(src)] == ["GL901"]
-    data = "x = [" + ", ".join(["-a.b + c.d * e[0]"] * 3000) + "]\nif x:\n    loss.backward()\n"
+    data = "x = [" + ", ".join(["-a.b + c.d * e[0]"] * 400) + "]\nif x:\n    loss.backward()\n"
     assert [d.code for d in lint(data)] == ["GL901"]
     ladder = "if a:\n    pass\n" + "elif a:\n    pass\n" * 250 + "if x:\n    loss.backward()\n"
     assert [d.code for d in lint(ladder)] == ["GL901"]
@@ -181,9 +183,16 @@ def test_match_statements_of_ordinary_depth_are_analysed():
 
 # -- large literal data ---------------------------------------------------------
 
-KEYED = "".join(f"    'k{i}': ({i}, {-i * 0.5}, None),  # row\n" for i in range(600))
-FLAT = ", ".join(str(i) for i in range(4000))
-ROWS = "".join(f"    {i}, {-i * 0.5}, 'k{i}', None, (1, 2.0e-3),  # row\n" for i in range(600))
+KEYED = "".join(f"    'k{i}': ({i}, {-i * 0.5}, None),  # row\n" for i in range(60))
+FLAT = ", ".join(str(i) for i in range(400))
+ROWS = "".join(f"    {i}, {-i * 0.5}, 'k{i}', None, (1, 2.0e-3),  # row\n" for i in range(60))
+
+
+@pytest.fixture(autouse=True)
+def small_literal_limits(monkeypatch):
+    """Blank literals from 1 KiB, check them in 512-byte pieces: small tests reach every path."""
+    monkeypatch.setattr(guard, "BLANK_MIN", 1024)
+    monkeypatch.setattr(guard, "_PIECE", 512)
 
 
 def test_large_literals_are_not_parsed_yet_positions_are_exact(monkeypatch):
@@ -212,7 +221,7 @@ def test_large_literals_are_not_parsed_yet_positions_are_exact(monkeypatch):
         for i, line in enumerate(lines)
         if "loss.backward()" in line and not line.endswith("# noqa")
     ]
-    assert len(blanked) == 4 and len(lines) > 2400
+    assert len(blanked) == 4 and len(lines) > 240
     # each fix's edits land where they would without blanking
     assert [d.fix for d in blanked[1:]] == [d.fix for d in whole[1:]]
 
@@ -237,13 +246,15 @@ def test_a_fix_never_rewrites_a_blanked_literal():
     first, second = lint(src, rules=(WrapStatement,))
     assert first.fix is None  # its text would have held the emptied literal
     (edit,) = second.fix.edits
-    assert (edit.location.row, edit.content) == (603, "pass")
+    assert (edit.location.row, edit.content) == (63, "pass")
 
 
 def test_syntax_error_inside_a_large_literal():
     rows = ROWS.splitlines(keepends=True)
-    rows[400] = rows[400].replace("None,", "None 7,")
+    rows[40] = rows[40].replace("None,", "None 7,")
     src = "DATA = [\n" + "".join(rows) + "]\n"
+    ((_, _, cuts),) = guard.scan(src).literals
+    assert len(cuts) > 2  # checked in pieces, the error in a middle one
     (d,) = lint(src)
     row, column, msg = _cpython_position(src)
     assert (d.code, d.location.row, d.location.column, d.message) == (
@@ -252,4 +263,4 @@ def test_syntax_error_inside_a_large_literal():
         column,
         f"SyntaxError: {msg}",
     )
-    assert row == 402
+    assert row == 42
