@@ -1,6 +1,8 @@
 """The engine on its own: parsing, bad input, crash isolation, noqa, fixes-to-edits."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gradlint.static import guard
 from gradlint.static.engine import lint_source
@@ -264,3 +266,18 @@ def test_syntax_error_inside_a_large_literal():
         f"SyntaxError: {msg}",
     )
     assert row == 42
+
+
+DATA_TOKENS = [
+    *["1", "-2.5", "3e4", "0x1F", "1_000", ".5", "5.", "0", "00", "1j", "007", "1__0", "1_", "0b2", "- 1"],
+    *["'a'", '"b"', "b'x'", "rb'y'", "ur'z'", "'''t\nq'''", "'\\x4'", "'\\n'", "f'{x}'", "None", "True"],
+    *[", ", ",", ":", " ", "\n", "# c\n", "(", ")", "[", "]", "{", "}", "\xa0", "\t"],
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(DATA_TOKENS), max_size=12), st.sampled_from("[({"))
+def test_data_fast_path_never_accepts_what_cpython_rejects(tokens, opener):
+    content = "".join(tokens)
+    if guard._plainly_valid(opener, content, 0, len(content)):
+        compile(opener + content + {"[": "]", "(": ")", "{": "}"}[opener], "t.py", "eval", dont_inherit=True)

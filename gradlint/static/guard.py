@@ -251,8 +251,35 @@ def blank(
 
 
 _CLOSER = {"[": "]", "(": ")", "{": "}"}
-# Comma-separated numbers (a trailing comma allowed): valid as the content of any display.
-_NUMBERS = re.compile(rf"(?:\s*[-+]?{_NUM}\s*,)*\s*(?:[-+]?{_NUM}\s*)?")
+# The common shapes of data, recognised without building a tree: items that are
+# literals, or bracketed flat sequences of literals, comma-separated, with keys in a
+# dict. Stricter than the scanner (no invalid number like 007, no bytes glued to
+# text); anything else, and anything with a backslash (escapes can be invalid),
+# goes to compile().
+_DIG = r"\d(?:_?\d)*"
+_EXACT_NUM = (
+    rf"(?:0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+"
+    rf"|(?:{_DIG}\.(?:{_DIG})?|\.{_DIG})(?:[eE][-+]?{_DIG})?[jJ]?|{_DIG}[eE][-+]?{_DIG}[jJ]?|{_DIG}[jJ]"
+    rf"|0(?:_?0)*|[1-9](?:_?\d)*)"
+)
+_WS = r"(?:[ \t\f\r\n]|\#[^\r\n]*)*"
+_TEXT = rf"(?:[rRuU]?{_BODY})"
+_BYTES = rf"(?:(?:[bB][rR]?|[rR][bB]){_BODY})"
+_ATOM = rf"(?:[-+]?{_EXACT_NUM}|{_TEXT}(?:{_WS}{_TEXT})*|{_BYTES}(?:{_WS}{_BYTES})*|True|False|None)"
+_FLAT = rf"{_WS}(?:{_ATOM}{_WS},{_WS})*(?:{_ATOM}{_WS})?"
+_VALUE = rf"(?:{_ATOM}|\({_FLAT}\)|\[{_FLAT}\])"
+_SEQUENCE = re.compile(rf"{_WS}(?:{_VALUE}{_WS},{_WS})*(?:{_VALUE}{_WS})?", re.DOTALL)
+_MAPPING = re.compile(
+    rf"{_WS}(?:{_ATOM}{_WS}:{_WS}{_VALUE}{_WS},{_WS})*(?:{_ATOM}{_WS}:{_WS}{_VALUE}{_WS})?", re.DOTALL
+)
+
+
+def _plainly_valid(opener: str, text: str, a: int, b: int) -> bool:
+    if text.find("\\", a, b) >= 0:
+        return False
+    if _SEQUENCE.fullmatch(text, a, b):
+        return True
+    return opener == "{" and _MAPPING.fullmatch(text, a, b) is not None
 
 
 def _check_pieces(text: str, start: int, end: int, cuts: list[int]) -> tuple[int, int, str] | None:
@@ -260,8 +287,8 @@ def _check_pieces(text: str, start: int, end: int, cuts: list[int]) -> tuple[int
     opener = text[start - 1]
     bounds = [start, *cuts, end]
     for a, b in zip(bounds, bounds[1:]):
-        if _NUMBERS.fullmatch(text, a, b):
-            continue  # the common case, decided without building a tree
+        if _plainly_valid(opener, text, a, b):
+            continue
         try:
             compile(
                 opener + text[a:b] + _CLOSER[opener],
