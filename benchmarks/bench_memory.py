@@ -114,9 +114,9 @@ def main() -> None:
             path = Path(tmp) / f"data_{kind}.py"
             data_file(path, kind, size)
             code = (
-                "import sys; sys.path.insert(0, %r); import bench_memory as b; from pathlib import Path; "
-                "s, p, rc = b.run(Path(%r)); print(s, p, rc)"
-            ) % (str(Path(__file__).parent), str(path))
+                f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_memory as b; from pathlib import Path; "
+                f"s, p, rc = b.run(Path({str(path)!r})); print(s, p, rc)"
+            )
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
             seconds, peak, rc = float(out[0]), int(out[1]), int(out[2])
             file_size = path.stat().st_size
