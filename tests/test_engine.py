@@ -132,9 +132,11 @@ def test_pathological_nesting_is_a_diagnostic_not_a_crash():
         (d,) = lint(src + "\nloss.backward()\n")
         assert d.code == "GL000", kind
         assert "nested" in d.message, kind
-    (d,) = lint(PATHOLOGICAL["sum"] + "\n")  # reported without a pre-filter word too
-    assert d.code == "GL000" and (d.location.row, d.location.column) == (1, 1)
-    (d,) = lint("import x\n\n" + PATHOLOGICAL["sum_in_a_call_in_a_def"])
+    # Without a pre-filter word no rule runs: only CPython's verdict counts, with its own
+    # limits (3.10-3.12 refuse a 100,000-term sum, 3.13 compiles it), and never a crash.
+    diags = lint(PATHOLOGICAL["huge_sum"] + "\n")
+    assert diags == [] or [(d.code, d.location.row, d.location.column) for d in diags] == [("GL000", 1, 1)]
+    (d,) = lint("import x\n\n" + PATHOLOGICAL["sum_in_a_call_in_a_def"] + "\nloss.backward()\n")
     assert (d.location.row, d.location.column) == (4, 5)  # the statement that nests
 
 

@@ -135,15 +135,24 @@ def _cpython_parse(text: str, filename: str) -> tuple[ast.Module | None, Diagnos
     return tree, _pattern_too_deep(text, tree, filename)
 
 
+_TOO_DEEP = (
+    f"Code is nested more than {guard.MAX_DEPTH} levels deep (a very long chain of operators, calls, "
+    "attribute accesses or `elif`s): too deep for gradlint's parser; the file was not analysed "
+    "(generated code? exclude it)"
+)
+
+
 def _cpython_check(
-    text: str, filename: str
+    text: str, filename: str, tree: bool = True
 ) -> tuple[ast.Module | None, Diagnostic | None, Diagnostic | None]:
     """Reject input that would crash libcst's native parser.
 
     libcst's parser segfaults or hangs on pathological nesting (thousands of
     brackets, operators or attribute accesses) that CPython rejects cleanly, so
     CPython's C parser runs first as a guard (about 1/7 of libcst's parse cost),
-    after ``guard.too_deep`` made sure it cannot crash CPython 3.10 either.
+    after ``guard.too_deep`` made sure that building the tree cannot crash
+    CPython 3.10 either (``tree=False``: bytecode only, which every supported
+    CPython guards itself).
     Only its structural-limit errors are final (second item): other syntax errors
     may be newer syntax than this interpreter knows, and libcst gets to decide
     those; where libcst fails too, CPython's message and position are the ones
@@ -151,14 +160,12 @@ def _cpython_check(
     the slicing.
     """
     try:
-        tree = compile(text, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-        return tree, None, None
-    except RecursionError:
-        return (
-            None,
-            _gl000(filename, "Code is nested too deeply to analyse (parser recursion limit reached)"),
-            None,
-        )
+        if not tree:  # only the verdict: bytecode costs less than AST objects
+            compile(text, filename, "exec", dont_inherit=True)
+            return None, None, None
+        return compile(text, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True), None, None
+    except RecursionError:  # CPython's own limit (3.11+ building the tree; bytecode on every version)
+        return None, _gl000(filename, _TOO_DEEP), None
     except MemoryError:
         return None, _gl000(filename, "Code is too complex to analyse (parser ran out of memory)"), None
     except SyntaxError as exc:
@@ -200,20 +207,21 @@ def lint_source(
     if err is not None:
         return [err]
     assert text is not None
-    found = guard.scan(text)
-    where = guard.too_deep(text, found)
-    if where is not None:
-        message = (
-            f"Code is nested more than {guard.MAX_DEPTH} levels deep (a very long chain of operators, calls, "
-            "attribute accesses or `elif`s): too deep for gradlint's parser; the file was not analysed "
-            "(generated code? exclude it)"
-        )
-        return [_gl000(filename, message, *where)]
+    # Before any parser: the depth and literal scan, where libcst will run (a
+    # candidate rule) or the file is large enough for its literals to matter to
+    # CPython's memory too. A file no rule can match is only compiled to bytecode,
+    # which every supported CPython guards against deep nesting itself.
+    candidates = select_rules_for(text, rules)
+    found = guard.scan(text) if candidates or len(text) >= guard.SCAN_FIRST_BYTES else None
     blanked = None
-    if found.literals:
-        blanked, error = guard.blank(text, found.literals)
-        if error is not None:
-            return [_gl000(filename, f"SyntaxError: {error[2]}", error[0], error[1])]
+    if found is not None:
+        where = guard.too_deep(text, found) if candidates else None
+        if where is not None:
+            return [_gl000(filename, _TOO_DEEP, *where)]
+        if found.literals:
+            blanked, error = guard.blank(text, found.literals)
+            if error is not None:
+                return [_gl000(filename, f"SyntaxError: {error[2]}", error[0], error[1])]
 
     def finish(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         if blanked is not None:
@@ -221,17 +229,23 @@ def lint_source(
         return filter_noqa(diagnostics, text) if noqa else diagnostics
 
     source = blanked.text if blanked is not None else text
-    candidates = select_rules_for(source, rules)
-    tree, final, syntax = _cpython_check(source, filename)
+    tree, final, syntax = _cpython_check(source, filename, tree=bool(candidates))
+    if final is not None and final.message == _TOO_DEEP:  # where: the scan knows
+        found = found or guard.scan(source)
+        final = _gl000(filename, _TOO_DEEP, *guard.row_col(source, found.deep_at))
     if final is not None:
         return finish([final])
-    if not candidates and syntax is None:
-        return []
+    if not candidates:
+        if syntax is None:
+            return []
+        # Only a syntax error to report, as ruff's E999 does on every file; libcst
+        # decides whether it is syntax newer than this Python, where it can be trusted.
+        if guard.too_deep(source, found or guard.scan(source)) or _pattern_too_deep(source, None, filename):
+            return finish([syntax])
+        return [] if isinstance(_parse(source, filename), cst.Module) else finish([syntax])
     deep_pattern = _pattern_too_deep(source, tree, filename)
     if deep_pattern is not None:
         return finish([deep_pattern])
-    if not candidates:  # only to report a syntax error, as ruff's E999 does on every file
-        return [] if isinstance(_parse(source, filename), cst.Module) else finish([syntax])
     if tree is not None and slicing:
         sliced_source = relevant_source(source, tree, candidates)
         if sliced_source is None:

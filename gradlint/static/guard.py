@@ -35,6 +35,9 @@ MAX_DEPTH = 1000
 # CPython 3.10's compile() recurses in C without a limit: it was measured to
 # survive 100,000 levels and to segfault at 250,000. Below this bound it is safe.
 _COMPILE_SAFE = 50_000
+# A file this large is scanned before CPython compiles it, whether or not a rule
+# could match: its literals would cost compile() ~90x their size.
+SCAN_FIRST_BYTES = 1024 * 1024
 # Literal displays at least this large are blanked; each piece checked on its own
 # is about this large (CPython's tree of a piece costs ~90x the piece).
 BLANK_MIN = 16 * 1024
