@@ -173,8 +173,9 @@ def scan(text: str) -> Scan:
 
 
 def row_col(text: str, offset: int) -> tuple[int, int]:
-    row = text.count("\n", 0, offset) + 1
-    return row, offset - (text.rfind("\n", 0, offset) + 1) + 1
+    nl = "\r" if "\n" not in text and "\r" in text else "\n"  # CR-only files (classic Mac) too
+    row = text.count(nl, 0, offset) + 1
+    return row, offset - (text.rfind(nl, 0, offset) + 1) + 1
 
 
 def too_deep(text: str, found: Scan) -> tuple[int, int] | None:
@@ -247,7 +248,8 @@ def blank(
             anchors.append(((new_row, new_col + col - old_col), row_col(text, end)))
         else:
             anchors.append(((row - removed_rows, col), row_col(text, end)))
-        removed_rows += text.count("\n", start, end)
+        removed_rows += row_col(text, end)[0] - row
+
         pos = end
     parts.append(text[pos:])
     return Blanked("".join(parts), anchors), None
