@@ -43,10 +43,6 @@ def gradlint(seed: str, jobs: str, fmt: str) -> bytes:
     return r.stdout
 
 
-def _without_gl008(out: bytes) -> list:
-    return [d for d in json.loads(out) if "GL008" not in (d.get("code"), d.get("check_name"))]
-
-
 @pytest.mark.parametrize("fmt", ["json", "gitlab"])
 def test_output_is_identical_across_hash_seeds_and_jobs(fmt):
     runs = {(seed, jobs): gradlint(seed, jobs, fmt) for seed in ("0", "3") for jobs in ("-j1", "-j2")}
@@ -54,8 +50,4 @@ def test_output_is_identical_across_hash_seeds_and_jobs(fmt):
         assert runs[(seed, "-j2")] == runs[(seed, "-j1")], f"PYTHONHASHSEED={seed}: -j2 differs from -j1"
     first, second = runs[("0", "-j1")], runs[("3", "-j1")]
     assert len(json.loads(first)) > 50
-    if first != second and _without_gl008(first) == _without_gl008(second):
-        # Issue 14, item 9 (GL008 names `h` or `c` by set order) is fixed on another
-        # branch; any other difference fails here.
-        pytest.xfail("GL008's message still depends on the hash seed")
     assert first == second, "PYTHONHASHSEED=3 differs from PYTHONHASHSEED=0"
