@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gradlint.render.annotations import NodeInfo
+from gradlint.runtime.graphs import iter_graph
 
 
 def _info(t, fn) -> dict | None:
@@ -185,50 +186,14 @@ def _reduce_roots(tensors: Sequence[Any], limit: int = 200_000) -> list[Any]:
     by_fn: dict[int, Any] = {}
     for x in tensors:
         by_fn.setdefault(id(x.grad_fn), x)
-    reached = set()
-    seen = set()
-    stack = []
-    for x in by_fn.values():
-        for n, _ in x.grad_fn.next_functions:
-            if n is not None:
-                stack.append(n)
-    while stack and len(seen) < limit:
-        f = stack.pop()
-        if id(f) in seen:
-            continue
-        seen.add(id(f))
-        reached.add(id(f))
-        try:
-            nexts = f.next_functions
-        except Exception:
-            continue
-        for n, _ in nexts:
-            if n is not None and id(n) not in seen:
-                stack.append(n)
+    reached = {id(f) for f in iter_graph(list(by_fn.values()), skip_roots=True, limit=limit)}
     return [x for k, x in by_fn.items() if k not in reached]
 
 
 def _span(t, x, limit=50_000):
     """(min iteration, max iteration) of the traced nodes reachable from tensor ``x``."""
-    lo = hi = None
-    stack = [x.grad_fn]
-    seen = set()
-    while stack and len(seen) < limit:
-        f = stack.pop()
-        if id(f) in seen:
-            continue
-        seen.add(id(f))
-        info = _info(t, f)
-        if info is not None:
-            it = info["iteration"]
-            lo = it if lo is None else min(lo, it)
-            hi = it if hi is None else max(hi, it)
-        try:
-            nexts = f.next_functions
-        except Exception:
-            continue
-        stack.extend(n for n, _ in nexts if n is not None)
-    return lo, hi
+    its = [info["iteration"] for f in iter_graph([x], limit=limit) if (info := _info(t, f)) is not None]
+    return (min(its), max(its)) if its else (None, None)
 
 
 def _lookup(namespaces: Iterable[Mapping[str, Any]], name: str | None):
@@ -347,21 +312,10 @@ def _graph_id(t, x) -> int | None:
 
 
 def _find_node(t, x, pred, limit=200_000) -> dict | None:
-    stack = [x.grad_fn]
-    seen = set()
-    while stack and len(seen) < limit:
-        f = stack.pop()
-        if id(f) in seen:
-            continue
-        seen.add(id(f))
+    for f in iter_graph([x], limit=limit):
         info = _info(t, f)
         if info is not None and pred(info):
             return info
-        try:
-            nexts = f.next_functions
-        except Exception:
-            continue
-        stack.extend(n for n, _ in nexts if n is not None)
     return None
 
 

@@ -78,7 +78,7 @@ def trace_images(
 def _hook_images(t) -> list[Image] | None:
     """Pictures from hooks registered with ``gradlint.runtime.register_image_hook`` (None: no hook answered)."""
     try:
-        from gradlint.runtime.report import _image_hooks
+        from gradlint.runtime.display import _image_hooks
     except ImportError:  # pragma: no cover
         return None
     for hook in list(_image_hooks):
@@ -98,7 +98,8 @@ def report_html(
     title: str = "gradlint.trace",
 ) -> str:
     """HTML fragment: summary, findings, graphs, memory per iteration, graph pictures."""
-    from gradlint.runtime.report import CODES, fmt_bytes, fmt_devbytes
+    from gradlint.runtime.report import CODES
+    from gradlint.units import fmt_bytes, fmt_devbytes
 
     rep = t.report()
     note = None

@@ -15,7 +15,7 @@ from gradlint.runtime import (  # noqa: E402
     GraphRecord,
     Trace,
     TraceStateError,
-    _tracer,  # noqa: E402
+    hooks,  # noqa: E402
 )
 
 
@@ -107,7 +107,7 @@ def test_double_backward_identical():
 
 
 def _assert_clean_state():
-    assert _tracer._ACTIVE is None
+    assert hooks.ACTIVE is None
     assert torch._C._autograd._top_saved_tensors_default_hooks(False) is None
     assert torch._C._len_torch_function_stack() == 0
     from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
@@ -191,7 +191,7 @@ def test_nested_trace_raises_clear_error():
         with pytest.raises(TraceStateError, match="nested traces are not supported"):
             with gradlint.trace():
                 pass
-        assert _tracer._ACTIVE is outer
+        assert hooks.ACTIVE is outer
     _assert_clean_state()
     t = gradlint.trace()
     with pytest.raises(TraceStateError):
