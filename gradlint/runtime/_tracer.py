@@ -312,13 +312,14 @@ class Trace:
                     reg.note_out(tag.graph, r)
         elif isinstance(r, (tuple, list)):
             site = None
-            for x in r[:8]:
+            for i, x in enumerate(r[:8]):
                 if isinstance(x, torch.Tensor):
                     fn = x.grad_fn
                     if fn is not None and TAG_KEY not in fn.metadata:
                         if site is None:
                             site = _frames.user_site(self.stacks, 1)
                         t2 = reg.new_tag(fn, name, site, self._it, self._calls)
+                        t2.out_index = i
                         self._ledger.node_created()
                         reg.note_out(t2.graph, x)
                         if tag is None:
@@ -473,8 +474,14 @@ class Trace:
         self._backward = call
         try:
             result = orig(*args, **kwargs)
-        except RuntimeError as err:
-            if "second time" in str(err) or "already been freed" in str(err):
+        except BaseException as err:
+            if walk is not None:
+                for g in walk.get("graphs", {}).values():
+                    g.retained = None  # a later backward went into it: retaining it was not the bug
+            if not isinstance(err, RuntimeError) or isinstance(err, InplaceOnSavedTensorError):
+                raise
+
+            if "second time" in str(err) or "already been freed" in str(err):  # torch saw it first
                 if walk is None:
                     with self._lock:
                         self._drain()
@@ -664,6 +671,10 @@ class Trace:
         reg = self._registry
         for g in reg.retained:
             if g.retained is None or g.reported_gr001 or g.saved_alive <= 0:
+                continue
+            if not at_exit and g.retained["iteration"] >= self._it:
+                # retained in the iteration ending now: a backward after this step may still use it (a GAN
+                # steps D between its two backward calls); judged at the next boundary
                 continue
             g.reported_gr001 = True
             code, msg, site, details, key = checks.gr001(g, at_exit, self._it)

@@ -75,11 +75,12 @@ def _reaches(x, old_ids, limit=20000):
     return any(id(tag_of(f)) in old_ids for f in iter_graph([x], limit=limit) if tag_of(f) is not None)
 
 
-def _state_vars(frames, root, old, cur_epoch):
+def _state_vars(frames, root, old, cur_epoch, on_path):
     """Locals (innermost frame first) holding a tensor, or a tuple/list of tensors, of this step that were
     created at the line that created an old node the failing backward reached, and whose own graph reaches
     that old graph: the carried recurrent state (an output fed back as the next step's input)."""
-    old_sites = {t.site[:2] for t in old if t.site}
+    # the same output of the same call: ``out, h = rnn(x, h)`` feeds back h (output 1), not out
+    old_sites = {(t.site[:2], t.op, t.out_index) for t in old if t.site}
     old_ids = {id(t) for t in old}
     for fr in frames:
         found = []
@@ -97,11 +98,13 @@ def _state_vars(frames, root, old, cur_epoch):
                 tag = tag_of(x.grad_fn) if x.grad_fn is not None else None
                 if tag is None or tag.consumed is not None or tag.epoch < cur_epoch:
                     continue
-                if tag.site and tag.site[:2] in old_sites and _reaches(x, old_ids):
+                if tag.site and (tag.site[:2], tag.op, tag.out_index) in old_sites and _reaches(x, old_ids):
                     found.append((k, isinstance(v, (tuple, list)), tag))
                     break
         if found:
-            return found
+            # an output this step's loss does not use is the one carried to the next step (``out, h = ...``)
+            off_path = [f for f in found if id(f[2]) not in on_path]
+            return off_path or found
     return []
 
 
@@ -151,7 +154,8 @@ def freed_error(call, walk, roots, err):
     # nodes created before the previous backward (or consumed by one) are the earlier steps' graph
     cur_epoch = call["index"] - 1
     old = [t for t in (walk.get("all", ()) if walk else ()) if t.consumed is not None or t.epoch < cur_epoch]
-    states = _state_vars(frames, root, old, cur_epoch) if old else []
+    on_path = {id(t) for t in (walk.get("all", ()) if walk else ())}
+    states = _state_vars(frames, root, old, cur_epoch, on_path) if old else []
     accum = (
         root_tag is not None
         and root_tag.consumed is None

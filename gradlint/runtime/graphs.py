@@ -11,6 +11,7 @@ from . import _frames
 from .events import NodeDied
 
 TAG_KEY = "_gradlint"
+DEATH_KEY = "_gradlint_death"
 
 
 def iter_graph(
@@ -130,7 +131,7 @@ class Graph:
 
 
 class NodeTag:
-    """Sentinel stored in ``node.metadata``; its finalizer reports the node's death."""
+    """What the trace knows about one autograd node, stored in ``node.metadata``."""
 
     __slots__ = (
         "sink",
@@ -149,6 +150,7 @@ class NodeTag:
         "fdetails",
         "retains",
         "epoch",
+        "out_index",
     )
 
     def __init__(self, sink, it, site, op, fname, graph, epoch=0):
@@ -168,16 +170,28 @@ class NodeTag:
         self.fdetails = None  # finding details that name this node's graph (kept current on regrouping)
         self.retains = False
         self.epoch = epoch  # backward calls started before this node was created
+        self.out_index = 0  # which output of the torch call (``out, h = rnn(x, h)``: h is 1)
+
+
+class _Death:
+    """Stored next to the tag in ``node.metadata`` and referenced by nothing else, so its finalizer runs when
+    the node dies (the tag itself may outlive the node: saved-tensor handles and queued events point to it)."""
+
+    __slots__ = ("tag",)
+
+    def __init__(self, tag):
+        self.tag = tag
 
     def __del__(self):
-        s = self.sink
+        tag = self.tag
+        s = tag.sink
         if s.open:
             site = None
-            g = self.graph
+            g = tag.graph
             if g is not None and g.freed is None and threading.get_ident() == s.main_ident:
                 # the user line that dropped the last reference (``del a``, a rebinding), read now
                 site = _frames.user_site(1, 1)
-            s.q.append(NodeDied(self, site))
+            s.q.append(NodeDied(tag, site))
 
 
 def weak_roots(roots):
@@ -217,7 +231,9 @@ class GraphRegistry:
         g.nodes_alive += 1
         if g.first is None:
             g.first = (site, tag.op)
-        fn.metadata[TAG_KEY] = tag
+        md = fn.metadata
+        md[TAG_KEY] = tag
+        md[DEATH_KEY] = _Death(tag)
         return tag
 
     @staticmethod
