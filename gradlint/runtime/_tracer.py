@@ -60,10 +60,6 @@ BLIND_SPOTS = {
         "backward calls and forwards in other threads than the one that started the trace are not traced "
         "(torch's function modes are thread-local); start a trace in the worker thread instead"
     ),
-    "closure": (
-        "backward calls inside an optimizer closure (LBFGS) run during optimizer.step(), where the tracer "
-        "pauses its function mode: their graphs are counted, not attributed to lines"
-    ),
 }
 
 
@@ -459,13 +455,13 @@ class Trace:
             "api": "grad" if kind == "grad" else "backward",
             "create_graph": create,
         }
-        if self._in_step:
-            self._blind.add("closure")
         walk = None
         if not self._light:
             with self._lock:
                 self._drain()
                 walk = checks.walk_backward(roots, self._index.note_leaf)
+                if walk["compiled"]:
+                    self._blind.add("compiled")
                 names = self._root_names(roots)
                 walk["graphs"] = self._registry.group(walk["tags"], walk["nodes"], self._it, roots, names)
             if walk["hits"] and not partial:
@@ -555,8 +551,35 @@ class Trace:
         self._hooks.pause_mode()
         self._in_step = True
         self._last_step_site = _frames.user_site(1, 1)
-        if self._light:
-            return
+        wrapped = self._wrap_closure(args, kwargs)
+        if not self._light:
+            self._check_stale(opt)
+        return wrapped
+
+    def _wrap_closure(self, args, kwargs):
+        """A closure (LBFGS) runs forward and backward inside step(), where the mode is paused: trace it as
+        ordinary user code.  Returns the hook's replacement ``(args, kwargs)``, or None."""
+        # args[0] is the optimizer itself (the hook sees step's full argument list)
+        closure = kwargs.get("closure") if "closure" in kwargs else (args[1] if len(args) > 1 else None)
+        if not callable(closure) or getattr(closure, "_gradlint_closure", False):
+            return None
+
+        def traced_closure():
+            self._in_step = False
+            if not self._light:
+                self._hooks.resume_mode()
+            try:
+                return closure()
+            finally:
+                self._in_step = True
+                self._hooks.pause_mode()
+
+        traced_closure._gradlint_closure = True
+        if "closure" in kwargs:
+            return args, {**kwargs, "closure": traced_closure}
+        return (args[0], traced_closure, *args[2:]), kwargs
+
+    def _check_stale(self, opt):
         r = self._resets.stale(opt)
         if r:
             stale, prevsite = r

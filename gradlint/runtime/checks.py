@@ -366,6 +366,7 @@ def walk_backward(roots, note_leaf):
     hits = []
     alltags = []
     n = 0
+    compiled = False
 
     def stop(f):
         tag = tag_of(f)
@@ -379,10 +380,12 @@ def walk_backward(roots, note_leaf):
             note_leaf(v)
             continue
         tag = tag_of(f)
+        if tag is None and not compiled and type(f).__name__.startswith("CompiledFunction"):
+            compiled = True
         if tag is not None:
             alltags.append(tag)
             if tag.n_saved and tag.saved_alive == 0:
                 hits.append(tag)
             else:
                 tags.append(tag)
-    return {"tags": tags, "hits": hits, "params": params, "nodes": n, "all": alltags}
+    return {"tags": tags, "hits": hits, "params": params, "nodes": n, "all": alltags, "compiled": compiled}

@@ -125,12 +125,10 @@ def _make_wrapper(kind, orig):
     @functools.wraps(orig)
     def wrapper(*args, **kwargs):
         tr = ACTIVE
-        if (
-            tr is None
-            or getattr(_tls, "depth", 0)
-            or threading.get_ident() != tr._sink.main_ident
-            or _is_compiling()
-        ):
+        if tr is None or getattr(_tls, "depth", 0) or _is_compiling():
+            return orig(*args, **kwargs)
+        if threading.get_ident() != tr._sink.main_ident:
+            tr._blind.add("threads")  # said in the report: this thread's graphs are not traced
             return orig(*args, **kwargs)
         _tls.depth = getattr(_tls, "depth", 0) + 1
         try:

@@ -383,3 +383,85 @@ def test_warnings_keep_the_users_file_and_line_and_none_is_swallowed():
     assert [w.lineno for w in plain] == lines
     assert [w.lineno for w in traced] == lines
     assert all(w.filename == __file__ for w in traced)
+
+
+# ----------------------------------------------------------------------------- 6./7. compile, closures, threads
+
+
+def test_compiled_model_runs_without_graph_breaks_and_the_report_says_what_it_cannot_see():
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+    ref = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+    ref.load_state_dict(model.state_dict())
+    compiled = torch.compile(model, backend="aot_eager")
+    x = torch.randn(4, 8)
+    with gradlint.trace() as t:
+        for _ in range(3):
+            loss = compiled(x).pow(2).mean()
+            loss.backward()
+    ref(x).pow(2).mean().backward()
+    assert dict(counters["graph_break"]) == {}
+    assert counters["stats"]["unique_graphs"] == 1
+    assert torch.equal(model[0].weight.grad, 3 * ref[0].weight.grad) or torch.allclose(
+        model[0].weight.grad, 3 * ref[0].weight.grad
+    )
+    assert any("torch.compile" in b for b in t.report()["blind_spots"])
+    torch._dynamo.reset()
+
+
+def test_lbfgs_closure_graphs_are_seen():
+    model = nn.Linear(4, 1)
+    opt = torch.optim.LBFGS(model.parameters(), max_iter=5)
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+
+    def closure():
+        opt.zero_grad()
+        loss = (model(x) - y).pow(2).mean()
+        loss.backward(retain_graph=True)  # <lbfgs_backward>
+        return loss
+
+    with gradlint.trace() as t:
+        for _ in range(2):
+            opt.step(closure)
+    # each closure's graph is recorded with its backward line; LBFGS drops the loss after each call, so the
+    # retained buffers are freed (no GR001: nothing stays alive)
+    calls = [c for g in t.graphs for c in g.backward_calls]
+    assert len(calls) >= 5
+    assert {(c["line"], c["retain_graph"]) for c in calls} == {(line_of("lbfgs_backward"), True)}
+
+
+def test_lbfgs_closure_clean():
+    model = nn.Linear(4, 1)
+    opt = torch.optim.LBFGS(model.parameters(), max_iter=5)
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+
+    def closure():
+        opt.zero_grad()
+        loss = (model(x) - y).pow(2).mean()
+        loss.backward()
+        return loss
+
+    with gradlint.trace() as t:
+        for _ in range(2):
+            opt.step(closure)
+    clean(t)
+    assert t.graphs
+
+
+def test_backward_in_a_worker_thread_is_reported_as_not_seen():
+    import threading
+
+    model = nn.Linear(4, 1)
+
+    def work():
+        model(torch.randn(2, 4)).sum().backward()
+
+    with gradlint.trace() as t:
+        th = threading.Thread(target=work)
+        th.start()
+        th.join()
+    assert any("thread" in b for b in t.report()["blind_spots"])
+    assert model.weight.grad is not None
