@@ -79,7 +79,7 @@ def gradlint_trace(line: str, cell: str, ipython=None) -> None:
     except BaseException as exc:  # noqa: BLE001 - shown after the report
         err = exc
     finally:
-        t.stop()
+        t.stop(exception=err)
     if opts.json_path:
         t.save_json(opts.json_path)
     display(HTML(_html_for(t, ip, opts.pictures)))

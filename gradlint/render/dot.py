@@ -97,6 +97,9 @@ def apply_annotations(w: Walk, annotate: Callable) -> dict[int, Annotated]:
             a.codes = list(dict.fromkeys(info.codes))
             a.module = info.module
             a.note = info.note
+            if info.findings_known and n.inplace_modified and "GR004" not in a.codes:
+                n.inplace_modified = False  # no finding: not drawn as one
+                a.note = a.note or "saved tensor updated since (no backward used it after)"
         out[key] = a
     return out
 

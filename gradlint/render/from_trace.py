@@ -94,20 +94,25 @@ def _scan(t, namespaces: Sequence[Mapping[str, Any]] = ()) -> _Live:
                 add(info["graph"], o)
         del objs
     # parameter names: the trace's, then the modules found in the caller's namespaces
-    try:
-        live.params.update(dict(t.named_parameters()))
+    try:  # "model.0.weight": the trace's module paths, prefixed by the model's variable name
+        qualified = t.model_names() if hasattr(t, "model_names") else {}
+        for name, p in t.named_parameters():
+            live.params[qualified.get(id(p), name)] = p
     except Exception:
         pass
     mods = []
     for ns in namespaces or ():
-        for v in list(ns.values()):
-            if isinstance(v, torch.nn.Module):
-                mods.append(v)
-    children = {id(c) for m in mods for c in m.modules() if c is not m}
-    for m in mods:
+        for k, v in list(ns.items()):
+            if isinstance(v, torch.nn.Module) and not k.startswith("_"):
+                mods.append((k, v))
+    children = {id(c) for _, m in mods for c in m.modules() if c is not m}
+    known = {id(p) for p in live.params.values()}
+    for var, m in mods:
         if id(m) not in children:
             for name, p in m.named_parameters():
-                live.params.setdefault(name, p)
+                if id(p) not in known:
+                    known.add(id(p))
+                    live.params[f"{var}.{name}"] = p
     return live
 
 
@@ -115,6 +120,7 @@ def _graph_sets(rep: dict):
     """Graph ids concerned by GR001 / GR002, and GR004 node keys."""
     gr001 = set()
     gr004 = set()
+    gr003 = set()
     leak = False
     for f in rep.get("findings", []):
         d = f.get("details") or {}
@@ -125,12 +131,15 @@ def _graph_sets(rep: dict):
             gr004.add((d.get("saved_by_node"), at.get("filename"), at.get("line")))
         elif f["code"] == "GR002":
             leak = True
+        elif f["code"] == "GR003" and d.get("node"):
+            n = d["node"]
+            gr003.add((n.get("op"), n.get("filename"), n.get("line"), n.get("iteration")))
     leaked = set()
     if leak:
         for g in rep.get("graphs", []):
             if g.get("freed") is None or g.get("alive_at_exit"):
                 leaked.add(g["id"])
-    return gr001, leaked, gr004
+    return gr001, leaked, gr004, gr003
 
 
 def annotations_from_trace(t, graph_id: int | None = None, live: _Live | None = None):  # noqa: ARG001
@@ -146,7 +155,7 @@ def annotations_from_trace(t, graph_id: int | None = None, live: _Live | None = 
     their graph and iteration.
     """
     rep = _report(t)
-    gr001, leaked, gr004 = _graph_sets(rep)
+    gr001, leaked, gr004, gr003 = _graph_sets(rep)
 
     def annotate(node) -> NodeInfo | None:
         info = _info(t, node)
@@ -158,10 +167,11 @@ def annotations_from_trace(t, graph_id: int | None = None, live: _Live | None = 
             codes.append("GR001")
         if gid in leaked:
             codes.append("GR002")
-        if gr004:
-            site = info.get("site") or {}
-            if (info["op"], site.get("filename"), site.get("line")) in gr004:
-                codes.append("GR004")
+        site = info.get("site") or {}
+        if gr004 and (info["op"], site.get("filename"), site.get("line")) in gr004:
+            codes.append("GR004")
+        if gr003 and (info["op"], site.get("filename"), site.get("line"), info["iteration"]) in gr003:
+            codes.append("GR003")
         nb = int(info.get("saved_bytes") or 0)
         note = None
         if graph_id is not None and gid is not None and gid != graph_id:
@@ -173,6 +183,7 @@ def annotations_from_trace(t, graph_id: int | None = None, live: _Live | None = 
             codes=codes,
             retains_grad=bool(info.get("retains_grad")),
             note=note,
+            findings_known=True,
         )
 
     return annotate
@@ -221,47 +232,87 @@ class GraphPick:
     roots: list[Any]
     graph_id: int | None = None
     names: list[str] = field(default_factory=list)
+    findings: list[int] = field(default_factory=list)  # indexes into the report's findings it illustrates
 
 
 def _name_for(x, namespaces) -> str | None:
     for ns in namespaces or ():
         for k, v in ns.items():
-            if v is x and not k.startswith("_"):
+            if k.startswith("_"):
+                continue
+            if v is x:
                 return k
+            if isinstance(v, (list, tuple)) and len(v) < 100_000:
+                for i, y in enumerate(v):
+                    if y is x:
+                        return f"{k}[{i}]"
     return None
+
+
+def _root_names(t, roots, gid, holder, namespaces) -> list[str]:
+    """What the user calls each root: a namespace name (``hidden``, ``history[0]``), the name the trace saw
+    at backward, the finding's holder, else ``output``."""
+    traced = []
+    if gid is not None and hasattr(t, "graph_root_names"):
+        try:
+            traced = t.graph_root_names(gid)
+        except Exception:  # pragma: no cover
+            traced = []
+    out = []
+    for i, r in enumerate(roots):
+        name = _name_for(r, namespaces)
+        if name is None and i < len(traced):
+            name = traced[i]
+        if name is None and holder and len(roots) == 1:
+            name = holder
+        out.append(name or "output")
+    return out
 
 
 def pick_graphs(
     t, namespaces: Sequence[Mapping[str, Any]] = (), live: _Live | None = None
 ) -> list[GraphPick]:
     """The graphs worth drawing: one per finding that has a graph (GR001-GR004) and
-    one per retained / leaked graph still alive, most important first, deduplicated."""
+    one per retained / leaked graph still alive, most important first.  A graph two findings concern is
+    drawn once, listing both findings."""
     live = live if live is not None else _scan(t, namespaces)
     rep = _report(t)
     picks: list[GraphPick] = []
-    used = set()
+    used: dict[tuple, GraphPick] = {}
 
-    def add(label, title, roots, gid=None):
+    def add(label, title, roots, gid=None, holder=None, finding=None):
         roots = [r for r in roots if r is not None]
         key = tuple(sorted(id(r.grad_fn) for r in roots))
-        if not roots or key in used:
+        if not roots:
             return
-        used.add(key)
-        names = [(_name_for(r, namespaces) or "output") for r in roots]
-        picks.append(GraphPick(label, title, roots, gid, names))
+        if key in used:
+            if finding is not None:
+                used[key].findings.append(finding)
+            return
+        names = _root_names(t, roots, gid, holder, namespaces)
+        pick = GraphPick(label, title, roots, gid, names, [finding] if finding is not None else [])
+        used[key] = pick
+        picks.append(pick)
 
     def of_graph(gid):
         return _reduce_roots(live.by_graph.get(gid, [])) if gid is not None else []
 
-    for f in rep.get("findings", []):
+    for idx, f in enumerate(rep.get("findings", [])):
         code, d = f["code"], f.get("details") or {}
         loc = f"{f.get('filename')}:{f.get('line')}" if f.get("filename") else ""
         title = f"{code} {loc}".strip()
         gid = d.get("graph")
         if code == "GR001" and gid is not None:
-            add(f"{code}_graph{gid}", title + f" (graph {gid} kept by retain_graph=True)", of_graph(gid), gid)
+            add(
+                f"{code}_graph{gid}",
+                title + f" (graph {gid} kept by retain_graph=True)",
+                of_graph(gid),
+                gid,
+                finding=idx,
+            )
         elif code in ("GR002", "GR003"):
-            x = _lookup(namespaces, d.get("holder"))
+            holder = d.get("holder")
+            x = _lookup(namespaces, holder)
             if x is None and gid is not None:
                 roots = of_graph(gid)
                 x = roots[-1] if roots else None
@@ -270,8 +321,8 @@ def pick_graphs(
                 multi = [r for r, (lo, hi) in spans if lo is not None and hi is not None and hi > lo]
                 x = multi[0] if multi else None
             if x is not None:
-                holder = d.get("holder") or "graph"
-                add(f"{code}_{holder}", title + f" (`{holder}`)", [x], _graph_id(t, x))
+                label = holder or "graph"
+                add(f"{code}_{label}", title + f" (`{label}`)", [x], _graph_id(t, x), holder, finding=idx)
         elif code == "GR004":
             at = d.get("saved_at") or {}
             want = (d.get("saved_by_node"), at.get("filename"), at.get("line"))
@@ -289,6 +340,7 @@ def pick_graphs(
                         title + " (saved tensor modified in place)",
                         [x],
                         hit["graph"],
+                        finding=idx,
                     )
                     break
     # retained / leaked graphs still alive that no finding covered
@@ -344,7 +396,7 @@ def _draw(t, pick: GraphPick, path, params, live: _Live, namespaces=(), **kw) ->
 
     ann = annotations_from_trace(t, graph_id=pick.graph_id, live=live)
     rep = _report(t)
-    gr001, leaked, _ = _graph_sets(rep)
+    gr001, leaked, _, _ = _graph_sets(rep)
     codes = []
     if pick.graph_id in gr001:
         codes.append("GR001")
@@ -384,7 +436,7 @@ def render_trace(
                 + ("" if graph in known else f"; recorded graph ids: {known[:20]}")
                 + "), so there is nothing to draw: keep the loss alive, or pass it: gradlint.render(loss, path)"
             )
-        names = [(_name_for(r, namespaces) or "output") for r in roots]
+        names = _root_names(t, roots, graph, None, namespaces)
         pick = GraphPick(f"graph{graph}", f"graph {graph}", roots, graph, names)
     else:
         picks = pick_graphs(t, namespaces, live=live)

@@ -42,6 +42,35 @@ def iteration_rows(its: list[dict]) -> list:
     return [(a, b, r) for a, b, r, _ in out]
 
 
+def graph_rows(graphs: list[dict]) -> list:
+    """Graph records with runs of alike consecutive graphs (same line, size, fate) collapsed:
+    ``(first record, last record, count)`` per run."""
+    out = []
+    for g in graphs:
+        fr = g.get("freed") or {}
+        key = (
+            tuple(sorted((g.get("created") or {}).items())),
+            g.get("nodes"),
+            tuple(sorted((g.get("peak_saved_bytes") or {}).items())),
+            tuple(sorted((g.get("saved_bytes") or {}).items())),
+            fr.get("by"),
+            fr.get("filename"),
+            fr.get("line"),
+            g.get("alive_at_exit"),
+            tuple(g.get("roots") or ()),
+        )
+        if out and out[-1][3] == key:
+            out[-1][1] = g
+            out[-1][2] += 1
+            continue
+        out.append([g, g, 1, key])
+    return [(a, b, n) for a, b, n, _ in out]
+
+
+def span(a, b, field) -> str:
+    return str(a[field]) if a[field] == b[field] else f"{a[field]}..{b[field]}"
+
+
 def text(rep: dict) -> str:
     lines = []
     findings = rep["findings"]
@@ -62,11 +91,17 @@ def text(rep: dict) -> str:
         )
     if graphs:
         lines.append("")
-        lines.append("Graphs:")
+        lines.append("Graphs (alike consecutive graphs on one row):")
         lines.append(
-            f"  {'id':>4} {'iter':>4} {'nodes':>6}  {'saved now':<18} {'peak saved':<18} {'created':<28} {'freed':<28}"
+            f"  {'id':>9} {'iter':>9} {'count':>5} {'nodes':>6}  {'saved now':<18} {'peak saved':<18} {'created':<28} {'freed':<28}"
         )
-        for g in graphs:
+        rows = graph_rows(graphs)
+        shown = rows if len(rows) <= 30 else rows[:15] + [None] + rows[-14:]
+        for r in shown:
+            if r is None:
+                lines.append(f"   ... ({len(rows) - 29} more rows)")
+                continue
+            g, last, n = r
             fr = g.get("freed")
             if fr:
                 freed = f"{fr['by']} {loc(fr)}" if fr.get("filename") else fr["by"]
@@ -76,7 +111,8 @@ def text(rep: dict) -> str:
             if g["created"].get("op"):
                 created += f" ({g['created']['op']})"
             lines.append(
-                f"  {g['id']:>4} {g['iteration']:>4} {g['nodes']:>6}  {fmt_devbytes(g['saved_bytes']):<18} "
+                f"  {span(g, last, 'id'):>9} {span(g, last, 'iteration'):>9} {n:>5} {g['nodes']:>6}  "
+                f"{fmt_devbytes(g['saved_bytes']):<18} "
                 f"{fmt_devbytes(g['peak_saved_bytes']):<18} {created:<28} {freed:<28}"
             )
     its = rep["iterations"]

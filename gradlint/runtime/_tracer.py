@@ -691,18 +691,34 @@ class Trace:
     # ------------------------------------------------------------------ GR001
 
     def _check_retained(self, at_exit):
+        """GR001 is drafted when a boundary finds a retained graph still holding buffers, and filed one
+        boundary later (or at exit) unless a backward used the graph meanwhile: a GAN steps D between the
+        two backward calls through D's output, so the first boundary may fall between them."""
         reg = self._registry
         for g in reg.retained:
-            if g.retained is None or g.reported_gr001 or g.saved_alive <= 0:
+            if g.reported_gr001:
                 continue
-            if not at_exit and g.retained["iteration"] >= self._it:
-                # retained in the iteration ending now: a backward after this step may still use it (a GAN
-                # steps D between its two backward calls); judged at the next boundary
+            if g.gr001 is not None:
+                if g.retained is None:  # a later backward used it: retain_graph=True was needed
+                    g.gr001 = None
+                    continue
+                g.reported_gr001 = True
+                code, msg, site, details, key = g.gr001
+                self._add_finding(code, msg, site, details, key=key)
                 continue
-            g.reported_gr001 = True
-            code, msg, site, details, key = checks.gr001(g, at_exit, self._it)
-            self._add_finding(code, msg, site, details, key=key)
-        reg.retained = [g for g in reg.retained if not g.reported_gr001 and g.saved_alive > 0 and g.retained]
+            if g.retained is None or g.saved_alive <= 0:
+                continue
+            draft = checks.gr001(g, at_exit, self._it)
+            if at_exit:
+                g.reported_gr001 = True
+                self._add_finding(*draft[:4], key=draft[4])
+            else:
+                g.gr001 = draft
+        reg.retained = [
+            g
+            for g in reg.retained
+            if not g.reported_gr001 and (g.gr001 is not None or (g.retained and g.saved_alive > 0))
+        ]
 
     # ------------------------------------------------------------------ findings / report
 
@@ -725,6 +741,7 @@ class Trace:
             alive_at_exit=bool(final and g.alive),
             leaf_saved_bytes={k: max(0, v) for k, v in g.leaf_bytes.items()},
             roots=list(g.root_names),
+            nodes_alive=max(0, g.nodes_alive),
         )
 
     def _leaf_grads(self):

@@ -227,6 +227,10 @@ def freed_error(call, walk, roots, err):
         )
         details["holder"] = names[0] if len(names) == 1 else ", ".join(names)
         details["cause"] = "carried-state"
+    mark = hit or (old[0] if old else None)
+    if mark is not None:  # the freed node the backward reached (drawn with a GR003 mark)
+        mfn, mline, _ = _frames.site_parts(mark.site)
+        details["node"] = {"op": mark.op, "filename": mfn, "line": mline, "iteration": mark.it}
     msg = (
         f"{TORCH_FREED} gradlint: backward at {cur} goes through a graph whose saved buffers were already "
         f"{freed_at}{created}.{cause} {fix}."

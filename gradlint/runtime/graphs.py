@@ -88,6 +88,7 @@ class Graph:
         "freed",
         "retained",
         "reported_gr001",
+        "gr001",
         "roots",
         "root_names",
         "freed_site",
@@ -112,6 +113,9 @@ class Graph:
         self.freed = None
         self.retained = None  # the BackwardCall that retained it, while it is retained
         self.reported_gr001 = False
+        self.gr001 = (
+            None  # GR001 drafted at a boundary, filed at the next one unless a backward used the graph
+        )
         self.roots = ()  # weak references to the root tensors (backward roots / outputs alive at the boundary)
         self.root_names = ()  # the user's names for the roots, when known
         self.freed_site = None  # the last user line seen dropping one of its nodes

@@ -13,7 +13,7 @@ from typing import Any
 from .display import _image_hooks, register_image_hook  # noqa: F401  (compatibility re-export)
 
 # Version 1 of the JSON report.  Fields added since (readers of version 1 ignore them): iterations[]
-# "nodes_alive_at_end"; graphs[] "roots"; findings[] details "picture_key"; report "exception",
+# "nodes_alive_at_end"; graphs[] "roots", "nodes_alive"; findings[] details "picture_key"; report "exception",
 # "iterations_summary", "blind_spots".
 SCHEMA_VERSION = 1
 
@@ -67,6 +67,7 @@ class GraphRecord:
     alive_at_exit: bool
     leaf_saved_bytes: dict[str, int] = field(default_factory=dict)
     roots: list[str] = field(default_factory=list)
+    nodes_alive: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)

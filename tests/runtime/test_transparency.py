@@ -285,8 +285,8 @@ def test_print_summary_text_and_html():
     assert text.startswith("gradlint.trace: 1 finding")
     lines = text.splitlines()
     assert "GR001 retained-graph" in lines[1]
-    assert "Graphs:" in text and "Peak saved-tensor bytes" in text
-    assert text.index("GR001") < text.index("Graphs:")
+    assert "Graphs (" in text and "Peak saved-tensor bytes" in text
+    assert text.index("GR001") < text.index("Graphs (")
     html = t._repr_html_()
     assert "<table" in html and "</table>" in html and "GR001" in html
 
