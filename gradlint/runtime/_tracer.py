@@ -462,8 +462,7 @@ class Trace:
                 walk = checks.walk_backward(roots, self._index.note_leaf)
                 if walk["compiled"]:
                     self._blind.add("compiled")
-                names = self._root_names(roots)
-                walk["graphs"] = self._registry.group(walk["tags"], walk["nodes"], self._it, roots, names)
+                walk["graphs"] = self._registry.group(walk["tags"], walk["nodes"], self._it, roots)
             if walk["hits"] and not partial:
                 raise self._freed_error(call, walk, roots, None)
         prev = self._backward
@@ -492,24 +491,30 @@ class Trace:
                 self._after_backward(call, walk, retain)
         return result
 
-    def _root_names(self, roots):
-        """The user's names for the roots of a backward (``loss``, ``hidden``), read from the calling frame."""
-        fr = _frames.user_frame(start=3)
-        if fr is None:
-            return ()
+    def _name_roots(self, g):
+        """The user's names for graph ``g``'s live roots (``loss``, ``hidden``), read from the live user frames
+        (only for graphs a finding is about: reading frames is not free)."""
+        roots = self._registry.roots_of(g)
+        if not roots or g.root_names:
+            return
         out = []
         try:
-            items = list(fr.f_locals.items())
-            for r in roots[:4]:
-                for k, v in items:
-                    if v is r and not k.startswith("_"):
-                        out.append(k)
-                        break
-        finally:
-            items = None
+            frames = _frames.user_frames(start=2, limit=4)
             _frames.touched()
-            _frames.refresh_locals()
-        return tuple(out)
+            for r in roots[:4]:
+                name = None
+                for fr in frames:
+                    for k, v in list(fr.f_locals.items()):
+                        if v is r and not k.startswith("_"):
+                            name = k
+                            break
+                    if name:
+                        break
+                out.append(name or "output")
+        finally:
+            roots = None
+            frames = None
+        g.root_names = tuple(out)
 
     def _freed_error(self, call, walk, roots, err):
         finding, exc = checks.freed_error(call, walk, roots, err)
@@ -708,6 +713,7 @@ class Trace:
                 continue
             if g.retained is None or g.saved_alive <= 0:
                 continue
+            self._name_roots(g)
             draft = checks.gr001(g, at_exit, self._it)
             if at_exit:
                 g.reported_gr001 = True

@@ -30,10 +30,11 @@ ACTIVE_LOCK = threading.Lock()
 _tls = threading.local()
 
 
-def _is_compiling() -> bool:
-    try:
-        return torch.compiler.is_compiling()
-    except Exception:  # pragma: no cover - torch without torch.compiler
+try:
+    _is_compiling = torch.compiler.is_compiling  # dynamo folds it to True while it traces
+except AttributeError:  # pragma: no cover - torch without torch.compiler
+
+    def _is_compiling() -> bool:
         return False
 
 

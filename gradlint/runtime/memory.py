@@ -42,6 +42,7 @@ class MemoryLedger:
         self.iterations: list[dict] = []
         self.cuda_on = False
         self.cuda_peak = 0
+        self.nodes_alive = 0  # tagged nodes alive (all iterations)
         self.orphans = 0  # saved tensors no tagged node claimed
         self.light_saved = 0  # saved tensors of sampled-out iterations
         self._dev_names: dict = {}
@@ -90,10 +91,12 @@ class MemoryLedger:
 
     def node_created(self):
         self.it_nodes[-1] += 1
+        self.nodes_alive += 1
 
     def node_died(self, it):
         if it < len(self.it_nodes):
             self.it_nodes[it] -= 1
+            self.nodes_alive -= 1
 
     def saved(self, nb):
         self.it_saved[-1] += nb
@@ -116,7 +119,7 @@ class MemoryLedger:
             {
                 "index": index,
                 "saved_bytes_alive_at_end": dict(self.saved_alive),
-                "nodes_alive_at_end": int(sum(max(0, n) for n in self.it_nodes)),
+                "nodes_alive_at_end": max(0, self.nodes_alive),
                 "cuda_allocated": int(cuda_alloc),
                 "cuda_peak": int(cuda_peak),
                 "traced": traced,
