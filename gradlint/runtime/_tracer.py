@@ -684,8 +684,11 @@ class Trace:
         if light:
             self._resets.opt_grads.clear()
             self._hooks.pause_mode()
-        elif not self._in_step:
-            self._hooks.resume_mode()
+            self._hooks.pause_saved()
+        else:
+            self._hooks.resume_saved()
+            if not self._in_step:
+                self._hooks.resume_mode()
 
     @property
     def iteration(self) -> int:

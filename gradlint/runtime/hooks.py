@@ -232,6 +232,7 @@ class Hooks:
         self.mode = None
         self.mode_popped = False
         self.saved_cm = None
+        self.saved_paused = False
         self.opt_handles = []
         self.relay = None
 
@@ -278,10 +279,28 @@ class Hooks:
             self.mode_popped = False
         if self.saved_cm is not None:
             try:
-                self._remove_saved_hooks(errors)
+                if not self.saved_paused:
+                    self._remove_saved_hooks(errors)
             finally:
                 self.saved_cm = None
+                self.saved_paused = False
         return errors
+
+    def pause_saved(self):
+        """Take the saved-tensor hooks off (sampled-out iterations: PyTorch's own version check applies)."""
+        A = torch._C._autograd
+        if self.saved_cm is None or self.saved_paused:
+            return
+        top = A._top_saved_tensors_default_hooks(False)
+        if top is not None and getattr(top[0], "__self__", None) is self.tr._handles:
+            A._pop_saved_tensors_default_hooks()
+            self.saved_paused = True
+
+    def resume_saved(self):
+        if self.saved_cm is not None and self.saved_paused:
+            h = self.tr._handles
+            torch._C._autograd._push_saved_tensors_default_hooks(h.pack, h.unpack)
+            self.saved_paused = False
 
     def pause_mode(self):
         """Take the function mode off the stack (optimizer steps, sampled-out iterations)."""

@@ -41,6 +41,7 @@ class MemoryLedger:
         self.it_saved: list[int] = [0]  # activation bytes alive, by the iteration that saved them
         self.iterations: list[dict] = []
         self.cuda_on = False
+        self.cuda_option = "auto"
         self.cuda_peak = 0
         self.nodes_alive = 0  # tagged nodes alive (all iterations)
         self.orphans = 0  # saved tensors no tagged node claimed
@@ -54,6 +55,7 @@ class MemoryLedger:
         return s
 
     def start_cuda(self, cuda):
+        self.cuda_option = cuda
         self.cuda_on = bool(
             cuda is True or (cuda == "auto" and torch.cuda.is_available() and torch.cuda.is_initialized())
         )
@@ -107,7 +109,11 @@ class MemoryLedger:
 
     def end_iteration(self, index, traced):
         cuda_alloc = cuda_peak = 0
-        if self.cuda_on:
+        if not self.cuda_on and self.cuda_option == "auto" and torch.cuda.is_initialized():
+            # the traced code initialized CUDA itself (``gradlint trace train.py``): record from now on; the
+            # peak of this first iteration is the peak since CUDA started
+            self.cuda_on = True
+            self.devices.add(f"cuda:{torch.cuda.current_device()}")
             try:
                 cuda_alloc = torch.cuda.memory_allocated()
                 cuda_peak = torch.cuda.max_memory_allocated()

@@ -439,3 +439,22 @@ def test_cuda_gradients_identical_and_memory_recorded():
     b, t = run(True)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert t.iterations[0]["cuda_peak"] > 0
+
+
+def test_cuda_auto_starts_recording_when_the_traced_code_initializes_cuda(monkeypatch):
+    """`gradlint trace train.py` starts tracing before the script touches CUDA: 'auto' is decided again at each
+    iteration boundary (CUDA's memory calls are mocked: this runs without a device)."""
+    state = {"init": False}
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: state["init"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *a: 4096)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a: 8192)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: None)
+    with gradlint.trace() as t:
+        t.step()
+        state["init"] = True  # the script's first .cuda()
+        t.step()
+    its = t.iterations
+    assert (its[0]["cuda_allocated"], its[1]["cuda_allocated"]) == (0, 4096)
+    assert its[1]["cuda_peak"] == 8192 and "cuda:0" in t.report()["devices"]
