@@ -57,7 +57,7 @@ class _Live:
     gc_used: bool = False  # the gc fallback ran (some alive graph had no live recorded root)
 
 
-def _scan(t, namespaces: Sequence[Mapping[str, Any]] = ()) -> _Live:
+def _scan(t, namespaces: Sequence[Mapping[str, Any]] = (), everything: bool = False) -> _Live:
     """Roots from ``t.graph_roots``; a ``gc`` pass only for alive graphs whose recorded roots are all gone."""
     import torch
 
@@ -79,6 +79,8 @@ def _scan(t, namespaces: Sequence[Mapping[str, Any]] = ()) -> _Live:
             add(gid, x)
         if not roots and g.get("freed") is None:
             missing.add(gid)
+    if everything and not live.tensors:  # last resort: any live tensor whose graph the trace saw
+        missing = {g["id"] for g in _report(t).get("graphs", [])} | {None}
     if missing:
         live.gc_used = True
         with warnings.catch_warnings():  # isinstance() on some lazy torch modules warns
@@ -90,7 +92,7 @@ def _scan(t, namespaces: Sequence[Mapping[str, Any]] = ()) -> _Live:
             except Exception:
                 continue
             info = _info(t, fn) if fn is not None else None
-            if info is not None and info["graph"] in missing:
+            if info is not None and (info["graph"] in missing or (everything and info["graph"] is not None)):
                 add(info["graph"], o)
         del objs
     # parameter names: the trace's, then the modules found in the caller's namespaces
@@ -443,9 +445,13 @@ def render_trace(
         if not picks:
             roots = _reduce_roots(live.tensors)
             if not roots:
+                live = _scan(t, namespaces, everything=True)
+                roots = _reduce_roots(live.tensors)
+            if not roots:
                 raise LookupError(
-                    "no graph of this trace is alive any more, so there is nothing to draw: "
-                    "pass a tensor instead: gradlint.render(loss, path)"
+                    "no graph of this trace is alive any more (the tensors that held them were freed), so there "
+                    "is nothing to draw: call t.render(...) while the loss is alive, or pass a tensor: "
+                    "gradlint.render(loss, path)"
                 )
             pick = GraphPick("graph", "autograd graph", roots[-1:], None, ["output"])
         else:

@@ -130,3 +130,20 @@ def test_caption_split():
         "once; do NOT add retain_graph=True."
     )
     assert what.startswith("backward at a.py:3") and fix == "call backward once"
+
+
+def test_render_after_the_block_draws_the_retained_graph(tmp_path):
+    """What tests/gpu/check_cuda.py does on CUDA, on CPU: t.render() after the `with` block, `loss` alive."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 1))
+    with gradlint.trace() as t:
+        loss = model(torch.randn(32, 64)).pow(2).mean()
+        loss.backward(retain_graph=True)
+    src = t.render(tmp_path / "g.dot").read_text()
+    assert "digraph" in src and "GR001" in src
+    del loss
+    import gc
+
+    gc.collect()
+    with pytest.raises(LookupError, match="call t.render"):
+        t.render(tmp_path / "h.dot")
