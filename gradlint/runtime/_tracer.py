@@ -87,7 +87,7 @@ class Trace:
         # of it; ``_outer`` is the host of a trace that runs (or ran) as such a view.
         self._host: str | None = None
         self._outer: Trace | None = None
-        self._exception = None
+        self._exception = None  # a record of the exception that ended the run (never the exception itself)
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -129,7 +129,7 @@ class Trace:
 
     def __exit__(self, exc_type, exc, tb):
         if exc is not None:
-            self._exception = exc
+            self._exception = _exception_record(exc)
         self.stop()
         return False
 
@@ -179,7 +179,8 @@ class Trace:
         if not self._running:
             raise TraceStateError("this gradlint trace is not running")
         if exception is not None:
-            self._exception = exception
+            # only a record: the exception's traceback would keep the run's frames and tensors alive
+            self._exception = _exception_record(exception)
         if self._outer is not None:
             return self._stop_view()
         try:
@@ -821,7 +822,7 @@ class Trace:
                 "max_graphs": self.max_graphs,
                 "every": self.every,
             },
-            "exception": _exception_record(exc),
+            "exception": dict(exc) if exc else None,
             "blind_spots": [BLIND_SPOTS[k] for k in sorted(self._blind)],
         }
         if view is not None:
@@ -952,7 +953,7 @@ class Trace:
 
 
 def _exception_record(exc):
-    """The exception that ended the traced run (``sys.exit(0)`` is not one)."""
+    """What the report says about the exception that ended the traced run (``sys.exit(0)`` is not one)."""
     if exc is None or (isinstance(exc, SystemExit) and exc.code in (None, 0)):
         return None
     tb = exc.__traceback__

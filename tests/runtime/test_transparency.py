@@ -458,3 +458,32 @@ def test_cuda_auto_starts_recording_when_the_traced_code_initializes_cuda(monkey
     its = t.iterations
     assert (its[0]["cuda_allocated"], its[1]["cuda_allocated"]) == (0, 4096)
     assert its[1]["cuda_peak"] == 8192 and "cuda:0" in t.report()["devices"]
+
+
+@pytest.mark.parametrize("raise_inside", [False, True])
+def test_a_kept_trace_keeps_no_tensor_of_the_run_alive(raise_inside):
+    """The trace outlives the run (``t`` is kept); the exception that ended it must not keep the frames."""
+
+    def work():
+        model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        t = gradlint.trace()
+        try:
+            with t:
+                total = 0
+                for _ in range(3):
+                    loss = model(torch.randn(8, 16)).pow(2).mean()
+                    opt.zero_grad()
+                    loss.backward(retain_graph=True)
+                    opt.step()
+                    total += loss
+                if raise_inside:
+                    raise KeyError("boom")
+        except KeyError:
+            pass
+        return t, [weakref.ref(x) for x in (total, loss, model[0].weight)]
+
+    t, refs = work()
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None]
+    assert (t.report()["exception"] is not None) == raise_inside
