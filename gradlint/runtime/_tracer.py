@@ -305,8 +305,14 @@ class Trace:
                 tag = fn.metadata.get(TAG_KEY)
                 if tag is None:
                     tag = reg.new_tag(fn, name, _frames.user_site(self.stacks, 1), self._it, self._calls)
-                    self._ledger.node_created()
-                    reg.note_out(tag.graph, r)
+                    led = self._ledger
+                    led.it_nodes[-1] += 1
+                    led.nodes_alive += 1
+                    outs = tag.graph.outs
+                    if outs is not None and len(outs) < tag.graph.outs_cap - 1:
+                        outs.append(weakref.ref(r))
+                    else:
+                        reg.note_out(tag.graph, r)
         elif isinstance(r, (tuple, list)):
             site = None
             for i, x in enumerate(r[:8]):

@@ -372,12 +372,11 @@ def walk_backward(roots, note_leaf):
     n = 0
     compiled = False
 
-    def stop(f):
-        tag = tag_of(f)
-        return tag is not None and tag.n_saved and tag.saved_alive == 0
+    hit_now = [False]  # set by the loop body for the node just yielded: the walk stops below a hit
 
-    for f in iter_graph(starts, stop=stop):
+    for f in iter_graph(starts, stop=lambda f: hit_now[0]):
         n += 1
+        hit_now[0] = False
         if type(f).__name__ == "AccumulateGrad":
             v = f.variable
             params.add(id(v))
@@ -390,6 +389,7 @@ def walk_backward(roots, note_leaf):
             alltags.append(tag)
             if tag.n_saved and tag.saved_alive == 0:
                 hits.append(tag)
+                hit_now[0] = True
             else:
                 tags.append(tag)
     return {"tags": tags, "hits": hits, "params": params, "nodes": n, "all": alltags, "compiled": compiled}

@@ -143,6 +143,7 @@ def classify(func) -> tuple[OpKind, str]:
         kind = OpKind.CUT
     elif name == "retain_grad":
         kind = OpKind.RETAIN_GRAD
+    kind = int(kind)
     try:
         _KIND_CACHE[func] = (kind, name)
     except TypeError:  # pragma: no cover - unhashable callables

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Iterator
 from . import _frames
 from .events import NodeDied
 
+_new_tuple = tuple.__new__
+
 TAG_KEY = "_gradlint"
 DEATH_KEY = "_gradlint_death"
 
@@ -195,7 +197,7 @@ class _Death:
             if g is not None and g.freed is None and threading.get_ident() == s.main_ident:
                 # the user line that dropped the last reference (``del a``, a rebinding), read now
                 site = _frames.user_site(1, 1)
-            s.q.append(NodeDied(tag, site))
+            s.q.append(_new_tuple(NodeDied, (tag, site)))  # tuple.__new__: no Python-level __new__ per event
 
 
 def weak_roots(roots):

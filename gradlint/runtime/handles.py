@@ -11,6 +11,8 @@ from __future__ import annotations
 from .events import HandleReleased
 from .memory import storage_key
 
+_new_tuple = tuple.__new__  # builds the named event without its Python-level __new__ (once per saved tensor)
+
 
 class Packed:
     """What the pack hook returns: the detached tensor plus bookkeeping (no reference to ``t``)."""
@@ -20,7 +22,7 @@ class Packed:
     def __del__(self):
         s = self.sink
         if s.open:
-            s.q.append(HandleReleased(self.key, self.tag, self.nb, self.dev, self.leaf))
+            s.q.append(_new_tuple(HandleReleased, (self.key, self.tag, self.nb, self.dev, self.leaf)))
         else:  # after stop(): keep the node's alive/freed state exact for node_info()
             tag = self.tag
             if tag is not None:

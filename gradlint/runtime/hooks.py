@@ -23,7 +23,17 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from . import _frames
-from .events import OpKind, classify
+from .events import _KIND_CACHE, OpKind, classify
+
+# plain ints: comparing against enum members costs a class attribute lookup per op
+_PASS, _GET, _SET, _INPL, _CUT, _RETAIN = (
+    int(OpKind.PASSTHROUGH),
+    int(OpKind.GETTER),
+    int(OpKind.SETTER),
+    int(OpKind.INPLACE),
+    int(OpKind.CUT),
+    int(OpKind.RETAIN_GRAD),
+)
 
 ACTIVE = None  # the Trace receiving hook calls (one at a time)
 ACTIVE_LOCK = threading.Lock()
@@ -60,10 +70,10 @@ class FunctionMode(TorchFunctionMode):
         if _is_compiling():
             return func(*args, **kwargs)
         tr = self.tr
-        kind, name = classify(func)
-        if kind == OpKind.PASSTHROUGH:
+        kind, name = _KIND_CACHE.get(func) or classify(func)
+        if kind == _PASS:
             return func(*args, **kwargs)
-        if kind == OpKind.GETTER:
+        if kind == _GET:
             r = func(*args, **kwargs)
             if name == "grad":
                 a = args[0] if args else None
@@ -72,11 +82,11 @@ class FunctionMode(TorchFunctionMode):
             elif name == "data" and args and args[0].requires_grad:
                 tr._on_cut(args[0], ".data")
             return r
-        if kind == OpKind.SETTER:
+        if kind == _SET:
             if name == "grad" and args:
                 tr._on_grad_set(args[0])
             return func(*args, **kwargs)
-        inplace = kind == OpKind.INPLACE
+        inplace = kind == _INPL
         if kwargs and not inplace:
             if kwargs.get("inplace") is True or kwargs.get("out") is not None:
                 inplace = True
@@ -99,7 +109,7 @@ class FunctionMode(TorchFunctionMode):
                     tr._on_cut(a, f"{name} under no_grad")
         if mut is not None:
             tr._after_inplace(mut)
-        elif kind == OpKind.CUT and args:
+        elif kind == _CUT and args:
             a = args[0]
             if isinstance(a, torch.Tensor) and a.requires_grad:
                 if (
@@ -110,7 +120,7 @@ class FunctionMode(TorchFunctionMode):
                     pass  # e.g. round() keeps a graph; not a cut
                 else:
                     tr._on_cut(a, f".{name}()")
-        elif kind == OpKind.RETAIN_GRAD and args:
+        elif kind == _RETAIN and args:
             tr._on_retain_grad(args[0])
         return r
 
