@@ -84,7 +84,8 @@ def text(rep: dict) -> str:
     lines.append(head)
     exc = rep.get("exception")
     if exc:
-        lines.append(f"  the run ended with {exc['type']}: {exc['message']} ({loc(exc)})")
+        msg = exc["message"] if len(exc["message"]) <= 160 else exc["message"][:157] + "..."
+        lines.append(f"  the run ended with {exc['type']}: {msg} ({loc(exc)})")
     for f in findings:
         lines.append(
             f"  {loc(f) if f.get('filename') else '<unknown>'}: {f['code']} {CODES.get(f['code'], '')}: {f['message']}"

@@ -301,8 +301,8 @@ class GraphRegistry:
                 if g is not None:  # move from the pending graph
                     if g.best is not None and g.best[0] is tag.site:
                         g.best, g.best_bytes = None, -1
-                    if g.first is not None and g.first[0] is tag.site:
-                        g.first = None
+                    if g.first is not None and g.first[0] is tag.site and g.nodes <= 1:
+                        g.first = None  # (outputs of one call share the site: keep it while any is left)
                     g.peak.clear()
                     g.nodes -= 1
                     g.nodes_alive -= 1
