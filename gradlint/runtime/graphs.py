@@ -25,7 +25,7 @@ def iter_graph(
 ) -> Iterator:
     """Every autograd node reachable from ``roots`` (tensors or ``grad_fn`` nodes), each once, depth first.
 
-    ``AccumulateGrad`` nodes are yielded but not descended into (their parameter is a leaf);
+    ``AccumulateGrad`` nodes are yielded (they have no inputs: their parameter is a leaf);
     ``stop(node)`` true: yield ``node`` but not what lies below it; ``limit``: at most that many nodes;
     ``skip_roots``: start from the roots' children (to find which roots another root reaches)."""
     stack = []
@@ -38,20 +38,27 @@ def iter_graph(
         else:
             stack.append(fn)
     seen = set()
+    mark = seen.add
+    pop = stack.pop
+    push = stack.append
     while stack:
-        f = stack.pop()
+        f = pop()
         i = id(f)
         if i in seen:
             continue
-        seen.add(i)
+        mark(i)
         yield f
         if limit is not None and len(seen) >= limit:
             return
-        if type(f).__name__ == "AccumulateGrad" or (stop is not None and stop(f)):
+        if stop is not None and stop(f):
             continue
-        for n, _ in _next(f):
+        try:
+            nexts = f.next_functions
+        except Exception:  # pragma: no cover - exotic nodes
+            continue
+        for n, _ in nexts:
             if n is not None:
-                stack.append(n)
+                push(n)
 
 
 def _next(f):
