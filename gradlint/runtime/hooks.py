@@ -307,9 +307,12 @@ class Hooks:
             self.saved_paused = True
 
     def resume_saved(self):
+        A = torch._C._autograd
         if self.saved_cm is not None and self.saved_paused:
+            if A._top_saved_tensors_default_hooks(False) is not None:
+                return  # the user's own hooks are active: they see their tensors; retried at the next boundary
             h = self.tr._handles
-            torch._C._autograd._push_saved_tensors_default_hooks(h.pack, h.unpack)
+            A._push_saved_tensors_default_hooks(h.pack, h.unpack)
             self.saved_paused = False
 
     def pause_mode(self):

@@ -487,3 +487,23 @@ def test_a_kept_trace_keeps_no_tensor_of_the_run_alive(raise_inside):
     gc.collect()
     assert [r() for r in refs] == [None, None, None]
     assert (t.report()["exception"] is not None) == raise_inside
+
+
+def test_sampling_leaves_the_users_saved_tensor_hooks_on_top():
+    """every=N takes gradlint's saved-tensor hooks off between sampled iterations; a block of the user's own
+    hooks that spans a boundary keeps seeing its tensors, and nothing is left installed afterwards."""
+    model = nn.Linear(4, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    seen = []
+    with gradlint.trace(every=2):
+        opt.zero_grad()
+        model(torch.randn(2, 4)).sum().backward()
+        opt.step()  # iteration 1 is sampled out: gradlint's hooks come off
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: seen.append(1) or t, lambda t: t):
+            opt.zero_grad()
+            model(torch.randn(2, 4)).sum().backward()
+            opt.step()  # iteration 2 is traced again, but the user's block is still open
+            n = len(seen)
+            model(torch.randn(2, 4)).sum().backward()
+            assert len(seen) > n  # the user's hooks still receive the saved tensors
+    assert torch._C._autograd._top_saved_tensors_default_hooks(False) is None
