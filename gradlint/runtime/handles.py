@@ -62,10 +62,10 @@ class SavedTensorHooks:
         h.sink = self.sink
         h.tag = None
         key, nb = storage_key(t)
-        leaf = t.grad_fn is None
+        leaf = t.is_leaf  # (grad_fn is None) without wrapping the node for Python
         if not leaf and t._is_view():
             b = t._base
-            leaf = b is not None and b.grad_fn is None
+            leaf = b is not None and b.is_leaf
         h.key = key
         h.dev = self.ledger.dev_name(t.device)
         h.leaf = leaf
