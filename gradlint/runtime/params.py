@@ -122,6 +122,7 @@ class GradCoverage:
         self.backward_site = {}  # id(root module) -> site of a backward that reached it
         self.modules: dict[int, weakref.ref] = {}
         self.reported: set = set()
+        self._last_site = None  # the latest backward that reached any parameter
 
     def on_cut(self, a, how):
         if self.cuts_left <= 0:
@@ -162,7 +163,7 @@ class GradCoverage:
         if self.reached_any and self.cuts:
             for mid, (m, var) in self._roots(self.reached).items():
                 self.modules[mid] = weakref.ref(m)
-                self.backward_site.setdefault(mid, getattr(self, "_last_site", None))
+                self.backward_site.setdefault(mid, self._last_site)
                 missing = [
                     (n, p) for n, p in m.named_parameters() if p.requires_grad and id(p) not in self.reached
                 ]
@@ -178,7 +179,7 @@ class GradCoverage:
         elif self.reached_any:
             for mid, (m, _) in self._roots(self.reached).items():
                 self.modules[mid] = weakref.ref(m)
-                self.backward_site.setdefault(mid, getattr(self, "_last_site", None))
+                self.backward_site.setdefault(mid, self._last_site)
         self.reached = set()
         self.reached_any = False
         self.cuts = []
@@ -191,7 +192,7 @@ class GradCoverage:
         if self.reached_any:
             for mid, (m, _) in self._roots(self.reached).items():
                 self.modules[mid] = weakref.ref(m)
-                self.backward_site.setdefault(mid, getattr(self, "_last_site", None))
+                self.backward_site.setdefault(mid, self._last_site)
         for mid, ref in self.modules.items():
             m = ref()
             if m is None:
