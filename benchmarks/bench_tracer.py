@@ -1,6 +1,8 @@
 """Overhead of gradlint.trace() per training step (prints figures; not a test).
 
-    python benchmarks/bench_tracer.py            # CPU: small MLP and small CNN
+    python benchmarks/bench_tracer.py            # CPU: small MLP, small CNN, small transformer
+    python benchmarks/bench_tracer.py --compile  # + a compiled model under trace() vs the same model eager under trace()
+    python benchmarks/bench_tracer.py --clock process   # CPU time of this process (less noise on a shared machine)
     python benchmarks/bench_tracer.py --gpu      # + CUDA: ResNet-50-like (bs 64, bf16 autocast), 12-layer d=1024 encoder
 
 For each model, in the same process: step time without tracing, with trace() (default),
@@ -126,6 +128,30 @@ class EncoderLM(nn.Module):
         return self.out(self.enc(self.emb(x))).flatten(0, 1)
 
 
+class SmallEncoder(nn.Module):
+    def __init__(self, d=64, layers=2, vocab=1000):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.enc = nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(d, 4, 2 * d, dropout=0.1, batch_first=True),
+            layers,
+            enable_nested_tensor=False,
+        )
+        self.out = nn.Linear(d, vocab)
+
+    def forward(self, x):
+        return self.out(self.enc(self.emb(x))).flatten(0, 1)
+
+
+def small_transformer():
+    return SmallEncoder(), (
+        lambda dev: (
+            torch.randint(0, 1000, (16, 32), device=dev),
+            torch.randint(0, 1000, (16 * 32,), device=dev),
+        )
+    )
+
+
 def transformer_12x1024():
     return EncoderLM(), (
         lambda dev: (
@@ -139,6 +165,7 @@ def transformer_12x1024():
 
 
 CONFIGS = ("baseline", "trace", "trace_every10", "detect_anomaly", "profiler")
+CLOCK = time.perf_counter  # --clock process: time.process_time (this process's CPU time)
 
 
 def _ctx(name):
@@ -192,11 +219,11 @@ def bench_model(
                 with _ctx(c):
                     step()  # first step inside the context is not timed
                     sync()
-                    t0 = time.perf_counter()
+                    t0 = CLOCK()
                     for _ in range(n):
                         step()
                     sync()
-                    dt = (time.perf_counter() - t0) / n
+                    dt = (CLOCK() - t0) / n
             times[c].append(dt)
     med = {c: statistics.median(v) for c, v in times.items()}
     base = med["baseline"]
@@ -211,7 +238,55 @@ def run_cpu(steps=20, rounds=3):
     out = {}
     out["mlp"] = bench_model("small MLP (256-512-512-10, bs 64)", small_mlp, "cpu", steps, rounds)
     out["cnn"] = bench_model("small CNN (2 conv+BN, 32x32, bs 32)", small_cnn, "cpu", steps, rounds)
+    out["transformer"] = bench_model(
+        "small transformer (2 layers, d 64, seq 32, bs 16)", small_transformer, "cpu", steps, rounds
+    )
     return out
+
+
+def bench_compiled(steps=20, rounds=3, backend="inductor"):
+    """The same MLP under trace(): eager vs torch.compile (the tracer steps aside inside compiled code, so the
+    compiled model must not be slower than the eager one)."""
+    torch.manual_seed(0)
+    model, make_batch = small_mlp()
+    compiled = torch.compile(model, backend=backend)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    crit = nn.CrossEntropyLoss()
+    x, y = make_batch("cpu")
+
+    def step(m):
+        opt.zero_grad(set_to_none=True)
+        crit(m(x), y).backward()
+        opt.step()
+
+    t0 = time.perf_counter()
+    with gradlint.trace():
+        for _ in range(3):
+            step(compiled)  # compiles (under the trace, as a user would)
+    print(f"  (compilation with backend={backend!r}: {time.perf_counter() - t0:.1f} s)")
+    times = {"eager_untraced": [], "eager_trace": [], "compiled_untraced": [], "compiled_trace": []}
+    for _ in range(rounds):
+        for c in times:
+            m = compiled if c.startswith("compiled") else model
+            ctx = gradlint.trace() if c.endswith("_trace") else contextlib.nullcontext()
+            with ctx:
+                step(m)
+                t0 = CLOCK()
+                for _ in range(steps):
+                    step(m)
+                times[c].append((CLOCK() - t0) / steps)
+    med = {c: statistics.median(v) for c, v in times.items()}
+    print("small MLP, eager vs torch.compile, on cpu:")
+    for c, v in med.items():
+        print(f"  {c:<18} {v * 1e3:9.2f} ms/step")
+    print(
+        f"  compiled under trace() / eager under trace(): {med['compiled_trace'] / med['eager_trace']:.2f}x"
+    )
+    print(
+        f"  compiled under trace() / compiled untraced:   {med['compiled_trace'] / med['compiled_untraced']:.2f}x"
+    )
+    sys.stdout.flush()
+    return med
 
 
 def run_gpu(steps=20, rounds=3):
@@ -248,11 +323,23 @@ def main(argv=None):
     ap.add_argument(
         "--threads", type=int, default=1, help="CPU threads (1 keeps tiny kernels free of OpenMP spin)"
     )
+    ap.add_argument("--compile", action="store_true", help="also time a torch.compile'd model under trace()")
+    ap.add_argument("--backend", default="inductor", help="torch.compile backend for --compile")
+    ap.add_argument(
+        "--clock",
+        choices=("wall", "process"),
+        default="wall",
+        help="wall: perf_counter; process: this process's CPU time (steadier on a shared machine)",
+    )
     a = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if a.clock == "process" else time.perf_counter
     torch.set_num_threads(a.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, clock: {a.clock}")
     if not a.gpu_only:
         run_cpu(a.steps, a.rounds)
+        if a.compile:
+            bench_compiled(a.steps, a.rounds, a.backend)
     if a.gpu or a.gpu_only:
         run_gpu(a.steps, a.rounds)
 

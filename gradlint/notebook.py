@@ -33,6 +33,20 @@ def _html_for(t, ipython=None, pictures: bool = True) -> str:
     return report_html(t, namespaces=ns, images=None if pictures else [])
 
 
+def _cell_number(ip) -> int:
+    """The number IPython gave the cell running this magic (its ``In[N]``), read from the calling frames."""
+    import sys
+
+    known = getattr(ip.compile, "_filename_map", {})
+    f = sys._getframe(1)
+    while f is not None:
+        n = known.get(f.f_code.co_filename)
+        if isinstance(n, int):
+            return n
+        f = f.f_back
+    return ip.execution_count
+
+
 def gradlint_trace(line: str, cell: str, ipython=None) -> None:
     """Body of the ``%%gradlint_trace`` cell magic."""
     from IPython import get_ipython
@@ -51,7 +65,7 @@ def gradlint_trace(line: str, cell: str, ipython=None) -> None:
     # IPython's own compiler caches the source, so tracebacks and gradlint's
     # "file:line" point into the cell.
     try:
-        filename = ip.compile.cache(cell)
+        filename = ip.compile.cache(cell, _cell_number(ip))  # "Cell In[N]" in tracebacks and findings
     except Exception:  # pragma: no cover - very old IPython
         filename = "<gradlint_trace cell>"
     code = compile(cell, filename, "exec")
@@ -65,7 +79,7 @@ def gradlint_trace(line: str, cell: str, ipython=None) -> None:
     except BaseException as exc:  # noqa: BLE001 - shown after the report
         err = exc
     finally:
-        t.stop()
+        t.stop(exception=err)
     if opts.json_path:
         t.save_json(opts.json_path)
     display(HTML(_html_for(t, ip, opts.pictures)))

@@ -269,6 +269,7 @@ def _run(
             sys.argv[:] = [target] + script_args
             sys.path.insert(0, os.path.dirname(script_file))
         t.start()
+        ended: BaseException | None = None
         try:
             if as_module:
                 glb = runpy.run_module(target, run_name="__main__", alter_sys=True)
@@ -278,16 +279,20 @@ def _run(
         except SystemExit as exc:
             exit_code = _exit_code_of(exc)
             namespaces = _tb_namespaces(exc.__traceback__)
+            ended = exc
         except KeyboardInterrupt as exc:
             _print_exception(exc, script_file)
             namespaces = _tb_namespaces(exc.__traceback__)
             exit_code = 130
+            ended = exc
         except BaseException as exc:  # noqa: BLE001 - reported as Python would
             _print_exception(exc, script_file)
             namespaces = _tb_namespaces(exc.__traceback__)
             exit_code = 1
+            ended = exc
         finally:
-            t.stop()
+            t.stop(exception=ended)
+            ended = None
         sys.stderr.flush()
         exit_code = _report(
             t,
@@ -311,14 +316,14 @@ def _report(t, namespaces, exit_code: int, *, json_path, html_path, png_dir, pre
         json_path.parent.mkdir(parents=True, exist_ok=True)
         t.save_json(json_path)
         print(f"gradlint: wrote {json_path}", file=sys.stderr)
-    images = None
+    pictures = None
     if png_dir is not None or html_path is not None:
-        images = _pictures(t, namespaces, png_dir)
+        pictures = _pictures(t, namespaces, png_dir)
     if html_path is not None:
         from gradlint.render.html import report_page
 
         html_path.parent.mkdir(parents=True, exist_ok=True)
-        html_path.write_text(report_page(t, images=images or [], namespaces=namespaces), encoding="utf-8")
+        html_path.write_text(report_page(t, namespaces=namespaces, pictures=pictures or []), encoding="utf-8")
         print(f"gradlint: wrote {html_path}", file=sys.stderr)
     if prefixes:
         hits = sorted({f.code for f in t.findings if _matches(f.code, prefixes)})
@@ -334,7 +339,7 @@ def _report(t, namespaces, exit_code: int, *, json_path, html_path, png_dir, pre
 
 def _pictures(t, namespaces, png_dir: Path | None):
     """Draw the graphs worth drawing (into png_dir, or a temporary one for --html);
-    returns ``[(caption, png bytes)]``.  A missing `dot` is a warning, not a failure."""
+    returns ``[(GraphPick, png bytes)]``.  A missing `dot` is a warning, not a failure."""
     import tempfile
 
     from gradlint.render.from_trace import render_picks
@@ -365,7 +370,7 @@ def _pictures(t, namespaces, png_dir: Path | None):
                 f"gradlint: wrote {len(drawn)} graph picture{'s' if len(drawn) != 1 else ''} to {png_dir}",
                 file=sys.stderr,
             )
-        return [(pick.title, Path(p).read_bytes()) for pick, p in drawn]
+        return [(pick, Path(p).read_bytes()) for pick, p in drawn]
     finally:
         if tmp is not None:
             tmp.cleanup()

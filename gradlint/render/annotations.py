@@ -44,6 +44,10 @@ class NodeInfo:
         the tensor this node produced had ``retain_grad()`` called.
     note
         one extra free-text line for the label.
+    findings_known
+        the annotations come from a trace that reports in-place writes as GR004: a saved tensor the
+        renderer finds modified without a GR004 on the node (a weight updated by ``optimizer.step()``
+        after its graph was used) is noted, not outlined as an error.
     """
 
     saved_bytes: int | None = None
@@ -53,6 +57,7 @@ class NodeInfo:
     module: str | None = None
     retains_grad: bool = False
     note: str | None = None
+    findings_known: bool = False
 
     def __post_init__(self):
         if self.state not in (None, "alive", "freed"):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from gradlint.render.annotations import NodeInfo
 from gradlint.render.walk import GNode, Walk
+from gradlint.units import fmt_bytes
 
 COLORS = {
     "alive": "#fdae61",
@@ -55,19 +56,7 @@ DEFAULT_MAX_NODES = 150
 DEFAULT_COLLAPSE_TO = 40
 
 
-def format_bytes(n: int | None) -> str:
-    """Human units, binary: ``512 B``, ``1.5 KiB``, ``3.2 MiB``."""
-    if n is None:
-        return "?"
-    n = int(n)
-    if abs(n) < 1024:
-        return f"{n} B"
-    x = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        x /= 1024.0
-        if abs(x) < 1024 or unit == "TiB":
-            return f"{x:.1f} {unit}"
-    return f"{n} B"  # pragma: no cover
+format_bytes = fmt_bytes  # the one byte formatter (gradlint.units)
 
 
 def _esc(s: str) -> str:
@@ -108,6 +97,9 @@ def apply_annotations(w: Walk, annotate: Callable) -> dict[int, Annotated]:
             a.codes = list(dict.fromkeys(info.codes))
             a.module = info.module
             a.note = info.note
+            if info.findings_known and n.inplace_modified and "GR004" not in a.codes:
+                n.inplace_modified = False  # no finding: not drawn as one
+                a.note = a.note or "saved tensor updated since (no backward used it after)"
         out[key] = a
     return out
 

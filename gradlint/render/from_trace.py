@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gradlint.render.annotations import NodeInfo
+from gradlint.runtime.graphs import iter_graph
 
 
 def _info(t, fn) -> dict | None:
@@ -56,7 +57,7 @@ class _Live:
     gc_used: bool = False  # the gc fallback ran (some alive graph had no live recorded root)
 
 
-def _scan(t, namespaces: Sequence[Mapping[str, Any]] = ()) -> _Live:
+def _scan(t, namespaces: Sequence[Mapping[str, Any]] = (), everything: bool = False) -> _Live:
     """Roots from ``t.graph_roots``; a ``gc`` pass only for alive graphs whose recorded roots are all gone."""
     import torch
 
@@ -78,6 +79,8 @@ def _scan(t, namespaces: Sequence[Mapping[str, Any]] = ()) -> _Live:
             add(gid, x)
         if not roots and g.get("freed") is None:
             missing.add(gid)
+    if everything and not live.tensors:  # last resort: any live tensor whose graph the trace saw
+        missing = {g["id"] for g in _report(t).get("graphs", [])} | {None}
     if missing:
         live.gc_used = True
         with warnings.catch_warnings():  # isinstance() on some lazy torch modules warns
@@ -89,24 +92,29 @@ def _scan(t, namespaces: Sequence[Mapping[str, Any]] = ()) -> _Live:
             except Exception:
                 continue
             info = _info(t, fn) if fn is not None else None
-            if info is not None and info["graph"] in missing:
+            if info is not None and (info["graph"] in missing or (everything and info["graph"] is not None)):
                 add(info["graph"], o)
         del objs
     # parameter names: the trace's, then the modules found in the caller's namespaces
-    try:
-        live.params.update(dict(t.named_parameters()))
+    try:  # "model.0.weight": the trace's module paths, prefixed by the model's variable name
+        qualified = t.model_names() if hasattr(t, "model_names") else {}
+        for name, p in t.named_parameters():
+            live.params[qualified.get(id(p), name)] = p
     except Exception:
         pass
     mods = []
     for ns in namespaces or ():
-        for v in list(ns.values()):
-            if isinstance(v, torch.nn.Module):
-                mods.append(v)
-    children = {id(c) for m in mods for c in m.modules() if c is not m}
-    for m in mods:
+        for k, v in list(ns.items()):
+            if isinstance(v, torch.nn.Module) and not k.startswith("_"):
+                mods.append((k, v))
+    children = {id(c) for _, m in mods for c in m.modules() if c is not m}
+    known = {id(p) for p in live.params.values()}
+    for var, m in mods:
         if id(m) not in children:
             for name, p in m.named_parameters():
-                live.params.setdefault(name, p)
+                if id(p) not in known:
+                    known.add(id(p))
+                    live.params[f"{var}.{name}"] = p
     return live
 
 
@@ -114,6 +122,7 @@ def _graph_sets(rep: dict):
     """Graph ids concerned by GR001 / GR002, and GR004 node keys."""
     gr001 = set()
     gr004 = set()
+    gr003 = set()
     leak = False
     for f in rep.get("findings", []):
         d = f.get("details") or {}
@@ -124,12 +133,15 @@ def _graph_sets(rep: dict):
             gr004.add((d.get("saved_by_node"), at.get("filename"), at.get("line")))
         elif f["code"] == "GR002":
             leak = True
+        elif f["code"] == "GR003" and d.get("node"):
+            n = d["node"]
+            gr003.add((n.get("op"), n.get("filename"), n.get("line"), n.get("iteration")))
     leaked = set()
     if leak:
         for g in rep.get("graphs", []):
             if g.get("freed") is None or g.get("alive_at_exit"):
                 leaked.add(g["id"])
-    return gr001, leaked, gr004
+    return gr001, leaked, gr004, gr003
 
 
 def annotations_from_trace(t, graph_id: int | None = None, live: _Live | None = None):  # noqa: ARG001
@@ -145,7 +157,7 @@ def annotations_from_trace(t, graph_id: int | None = None, live: _Live | None = 
     their graph and iteration.
     """
     rep = _report(t)
-    gr001, leaked, gr004 = _graph_sets(rep)
+    gr001, leaked, gr004, gr003 = _graph_sets(rep)
 
     def annotate(node) -> NodeInfo | None:
         info = _info(t, node)
@@ -157,10 +169,11 @@ def annotations_from_trace(t, graph_id: int | None = None, live: _Live | None = 
             codes.append("GR001")
         if gid in leaked:
             codes.append("GR002")
-        if gr004:
-            site = info.get("site") or {}
-            if (info["op"], site.get("filename"), site.get("line")) in gr004:
-                codes.append("GR004")
+        site = info.get("site") or {}
+        if gr004 and (info["op"], site.get("filename"), site.get("line")) in gr004:
+            codes.append("GR004")
+        if gr003 and (info["op"], site.get("filename"), site.get("line"), info["iteration"]) in gr003:
+            codes.append("GR003")
         nb = int(info.get("saved_bytes") or 0)
         note = None
         if graph_id is not None and gid is not None and gid != graph_id:
@@ -172,6 +185,7 @@ def annotations_from_trace(t, graph_id: int | None = None, live: _Live | None = 
             codes=codes,
             retains_grad=bool(info.get("retains_grad")),
             note=note,
+            findings_known=True,
         )
 
     return annotate
@@ -185,50 +199,14 @@ def _reduce_roots(tensors: Sequence[Any], limit: int = 200_000) -> list[Any]:
     by_fn: dict[int, Any] = {}
     for x in tensors:
         by_fn.setdefault(id(x.grad_fn), x)
-    reached = set()
-    seen = set()
-    stack = []
-    for x in by_fn.values():
-        for n, _ in x.grad_fn.next_functions:
-            if n is not None:
-                stack.append(n)
-    while stack and len(seen) < limit:
-        f = stack.pop()
-        if id(f) in seen:
-            continue
-        seen.add(id(f))
-        reached.add(id(f))
-        try:
-            nexts = f.next_functions
-        except Exception:
-            continue
-        for n, _ in nexts:
-            if n is not None and id(n) not in seen:
-                stack.append(n)
+    reached = {id(f) for f in iter_graph(list(by_fn.values()), skip_roots=True, limit=limit)}
     return [x for k, x in by_fn.items() if k not in reached]
 
 
 def _span(t, x, limit=50_000):
     """(min iteration, max iteration) of the traced nodes reachable from tensor ``x``."""
-    lo = hi = None
-    stack = [x.grad_fn]
-    seen = set()
-    while stack and len(seen) < limit:
-        f = stack.pop()
-        if id(f) in seen:
-            continue
-        seen.add(id(f))
-        info = _info(t, f)
-        if info is not None:
-            it = info["iteration"]
-            lo = it if lo is None else min(lo, it)
-            hi = it if hi is None else max(hi, it)
-        try:
-            nexts = f.next_functions
-        except Exception:
-            continue
-        stack.extend(n for n, _ in nexts if n is not None)
-    return lo, hi
+    its = [info["iteration"] for f in iter_graph([x], limit=limit) if (info := _info(t, f)) is not None]
+    return (min(its), max(its)) if its else (None, None)
 
 
 def _lookup(namespaces: Iterable[Mapping[str, Any]], name: str | None):
@@ -256,47 +234,87 @@ class GraphPick:
     roots: list[Any]
     graph_id: int | None = None
     names: list[str] = field(default_factory=list)
+    findings: list[int] = field(default_factory=list)  # indexes into the report's findings it illustrates
 
 
 def _name_for(x, namespaces) -> str | None:
     for ns in namespaces or ():
         for k, v in ns.items():
-            if v is x and not k.startswith("_"):
+            if k.startswith("_"):
+                continue
+            if v is x:
                 return k
+            if isinstance(v, (list, tuple)) and len(v) < 100_000:
+                for i, y in enumerate(v):
+                    if y is x:
+                        return f"{k}[{i}]"
     return None
+
+
+def _root_names(t, roots, gid, holder, namespaces) -> list[str]:
+    """What the user calls each root: a namespace name (``hidden``, ``history[0]``), the name the trace saw
+    at backward, the finding's holder, else ``output``."""
+    traced = []
+    if gid is not None and hasattr(t, "graph_root_names"):
+        try:
+            traced = t.graph_root_names(gid)
+        except Exception:  # pragma: no cover
+            traced = []
+    out = []
+    for i, r in enumerate(roots):
+        name = _name_for(r, namespaces)
+        if name is None and i < len(traced):
+            name = traced[i]
+        if name is None and holder and len(roots) == 1:
+            name = holder
+        out.append(name or "output")
+    return out
 
 
 def pick_graphs(
     t, namespaces: Sequence[Mapping[str, Any]] = (), live: _Live | None = None
 ) -> list[GraphPick]:
     """The graphs worth drawing: one per finding that has a graph (GR001-GR004) and
-    one per retained / leaked graph still alive, most important first, deduplicated."""
+    one per retained / leaked graph still alive, most important first.  A graph two findings concern is
+    drawn once, listing both findings."""
     live = live if live is not None else _scan(t, namespaces)
     rep = _report(t)
     picks: list[GraphPick] = []
-    used = set()
+    used: dict[tuple, GraphPick] = {}
 
-    def add(label, title, roots, gid=None):
+    def add(label, title, roots, gid=None, holder=None, finding=None):
         roots = [r for r in roots if r is not None]
         key = tuple(sorted(id(r.grad_fn) for r in roots))
-        if not roots or key in used:
+        if not roots:
             return
-        used.add(key)
-        names = [(_name_for(r, namespaces) or "output") for r in roots]
-        picks.append(GraphPick(label, title, roots, gid, names))
+        if key in used:
+            if finding is not None:
+                used[key].findings.append(finding)
+            return
+        names = _root_names(t, roots, gid, holder, namespaces)
+        pick = GraphPick(label, title, roots, gid, names, [finding] if finding is not None else [])
+        used[key] = pick
+        picks.append(pick)
 
     def of_graph(gid):
         return _reduce_roots(live.by_graph.get(gid, [])) if gid is not None else []
 
-    for f in rep.get("findings", []):
+    for idx, f in enumerate(rep.get("findings", [])):
         code, d = f["code"], f.get("details") or {}
         loc = f"{f.get('filename')}:{f.get('line')}" if f.get("filename") else ""
         title = f"{code} {loc}".strip()
         gid = d.get("graph")
         if code == "GR001" and gid is not None:
-            add(f"{code}_graph{gid}", title + f" (graph {gid} kept by retain_graph=True)", of_graph(gid), gid)
+            add(
+                f"{code}_graph{gid}",
+                title + f" (graph {gid} kept by retain_graph=True)",
+                of_graph(gid),
+                gid,
+                finding=idx,
+            )
         elif code in ("GR002", "GR003"):
-            x = _lookup(namespaces, d.get("holder"))
+            holder = d.get("holder")
+            x = _lookup(namespaces, holder)
             if x is None and gid is not None:
                 roots = of_graph(gid)
                 x = roots[-1] if roots else None
@@ -305,8 +323,8 @@ def pick_graphs(
                 multi = [r for r, (lo, hi) in spans if lo is not None and hi is not None and hi > lo]
                 x = multi[0] if multi else None
             if x is not None:
-                holder = d.get("holder") or "graph"
-                add(f"{code}_{holder}", title + f" (`{holder}`)", [x], _graph_id(t, x))
+                label = holder or "graph"
+                add(f"{code}_{label}", title + f" (`{label}`)", [x], _graph_id(t, x), holder, finding=idx)
         elif code == "GR004":
             at = d.get("saved_at") or {}
             want = (d.get("saved_by_node"), at.get("filename"), at.get("line"))
@@ -324,6 +342,7 @@ def pick_graphs(
                         title + " (saved tensor modified in place)",
                         [x],
                         hit["graph"],
+                        finding=idx,
                     )
                     break
     # retained / leaked graphs still alive that no finding covered
@@ -347,21 +366,10 @@ def _graph_id(t, x) -> int | None:
 
 
 def _find_node(t, x, pred, limit=200_000) -> dict | None:
-    stack = [x.grad_fn]
-    seen = set()
-    while stack and len(seen) < limit:
-        f = stack.pop()
-        if id(f) in seen:
-            continue
-        seen.add(id(f))
+    for f in iter_graph([x], limit=limit):
         info = _info(t, f)
         if info is not None and pred(info):
             return info
-        try:
-            nexts = f.next_functions
-        except Exception:
-            continue
-        stack.extend(n for n, _ in nexts if n is not None)
     return None
 
 
@@ -390,7 +398,7 @@ def _draw(t, pick: GraphPick, path, params, live: _Live, namespaces=(), **kw) ->
 
     ann = annotations_from_trace(t, graph_id=pick.graph_id, live=live)
     rep = _report(t)
-    gr001, leaked, _ = _graph_sets(rep)
+    gr001, leaked, _, _ = _graph_sets(rep)
     codes = []
     if pick.graph_id in gr001:
         codes.append("GR001")
@@ -430,16 +438,20 @@ def render_trace(
                 + ("" if graph in known else f"; recorded graph ids: {known[:20]}")
                 + "), so there is nothing to draw: keep the loss alive, or pass it: gradlint.render(loss, path)"
             )
-        names = [(_name_for(r, namespaces) or "output") for r in roots]
+        names = _root_names(t, roots, graph, None, namespaces)
         pick = GraphPick(f"graph{graph}", f"graph {graph}", roots, graph, names)
     else:
         picks = pick_graphs(t, namespaces, live=live)
         if not picks:
             roots = _reduce_roots(live.tensors)
             if not roots:
+                live = _scan(t, namespaces, everything=True)
+                roots = _reduce_roots(live.tensors)
+            if not roots:
                 raise LookupError(
-                    "no graph of this trace is alive any more, so there is nothing to draw: "
-                    "pass a tensor instead: gradlint.render(loss, path)"
+                    "no graph of this trace is alive any more (the tensors that held them were freed), so there "
+                    "is nothing to draw: call t.render(...) while the loss is alive, or pass a tensor: "
+                    "gradlint.render(loss, path)"
                 )
             pick = GraphPick("graph", "autograd graph", roots[-1:], None, ["output"])
         else:

@@ -1,4 +1,6 @@
-"""gradlint runtime tracer: ``with gradlint.trace() as t: ...`` (imports torch)."""
+"""gradlint runtime tracer: ``with gradlint.trace() as t: ...`` (imports torch).
+
+A model with no presentation code: text, HTML and pictures live in :mod:`gradlint.render`."""
 
 from ._tracer import (
     BackwardThroughFreedGraphError,
@@ -8,7 +10,9 @@ from ._tracer import (
     TraceStateError,
     trace,
 )
-from .report import CODES, Finding, GraphRecord, register_image_hook
+from .display import register_image_hook
+from .graphs import iter_graph
+from .report import CODES, Finding, GraphRecord
 
 TraceReport = Trace
 
@@ -24,4 +28,5 @@ __all__ = [
     "InplaceOnSavedTensorError",
     "TraceStateError",
     "register_image_hook",
+    "iter_graph",
 ]

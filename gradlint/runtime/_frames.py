@@ -103,7 +103,23 @@ def user_frames(start: int = 2, limit: int = 8):
     return out
 
 
+def _cell_name(fn: str) -> str | None:
+    """``Cell In[3]`` for a file IPython compiled from cell 3 (what IPython's tracebacks show)."""
+    ip_mod = sys.modules.get("IPython")
+    if ip_mod is None:
+        return None
+    try:
+        ip = ip_mod.get_ipython()
+        n = ip.compile._filename_map.get(fn) if ip is not None else None
+    except Exception:
+        return None
+    return f"Cell In[{n}]" if isinstance(n, int) else None
+
+
 def short_filename(fn: str) -> str:
+    cell = _cell_name(fn)
+    if cell is not None:
+        return cell
     try:
         cwd = os.getcwd() + os.sep
     except OSError:  # pragma: no cover
@@ -128,8 +144,43 @@ def site_stack(site):
     ]
 
 
-def fmt_site(site) -> str:
-    fn, line, _ = site_parts(site)
+def loc(fn, line) -> str:
+    """``train.py:12``; ``Cell In[3], line 5`` for a notebook cell (as IPython writes it)."""
     if fn is None:
         return "<unknown>"
+    if fn.startswith("Cell In["):
+        return f"{fn}, line {line}"
     return f"{fn}:{line}"
+
+
+def fmt_site(site) -> str:
+    fn, line, _ = site_parts(site)
+    return loc(fn, line)
+
+
+# Reading ``frame.f_locals`` of a function frame (Python < 3.13) leaves a snapshot dict on the frame that
+# keeps every value it saw alive until the next read: searches that read them say so, and the trace
+# empties those snapshots afterwards (refresh_locals).
+_touched = False
+
+
+def touched() -> None:
+    global _touched
+    _touched = True
+
+
+def refresh_locals() -> None:
+    """Empty the ``f_locals`` snapshots of the live user function frames (module frames untouched: their
+    ``f_locals`` is the real namespace)."""
+    global _touched
+    if not _touched or sys.version_info >= (3, 13):
+        return
+    _touched = False
+    import inspect
+
+    for fr in user_frames(start=2, limit=8):
+        if fr.f_code.co_flags & inspect.CO_OPTIMIZED:
+            try:
+                fr.f_locals.clear()
+            except Exception:  # pragma: no cover
+                pass

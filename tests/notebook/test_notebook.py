@@ -117,3 +117,29 @@ def test_quickstart_notebook_executes(tmp_path):
     if HAVE_DOT:
         assert any("image/png" in o.get("data", {}) for c in code for o in c.outputs)
         assert (tmp_path / "total_loss.png").exists()
+
+
+def test_locations_read_cell_in_n_line_k(ip):
+    res = ip.run_cell(
+        "with gradlint.trace() as t3:\n"
+        "    w3 = torch.randn(3, requires_grad=True)\n"
+        "    acc = 0\n"
+        "    for j in range(3):\n"
+        "        acc = acc + (w3 * j).sin().sum()\n"
+        "        acc.backward()\n",
+        store_history=True,  # as a notebook runs cells: In[n] counts
+    )
+    n = ip.execution_count - 1
+    assert type(res.error_in_exec).__name__ == "BackwardThroughFreedGraphError"
+    (f,) = ip.user_ns["t3"].findings
+    assert (f.filename, f.line) == (f"Cell In[{n}]", 6)
+    assert f"Cell In[{n}], line 5" in f.message  # where `acc = acc + ...` accumulates
+    assert "ipykernel" not in f.message and ".py" not in str(f.filename)
+    assert f"Cell In[{n}], line 6" in str(ip.user_ns["t3"])
+
+
+def test_cell_magic_locations_read_cell_in_n(ip):
+    res = ip.run_cell("%%gradlint_trace t4\n" + LEAK_CELL, store_history=True)
+    assert res.success
+    (leak,) = ip.user_ns["t4"].findings
+    assert leak.filename == f"Cell In[{ip.execution_count - 1}]" and leak.line == 9

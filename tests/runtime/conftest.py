@@ -13,6 +13,6 @@ def _seed():
     torch.manual_seed(0)
     yield
     # A leaked trace would poison every later test: fail loudly instead.
-    from gradlint.runtime import _tracer
+    from gradlint.runtime import hooks
 
-    assert _tracer._ACTIVE is None, "a gradlint trace was left running"
+    assert hooks.ACTIVE is None, "a gradlint trace was left running"

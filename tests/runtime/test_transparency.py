@@ -15,7 +15,7 @@ from gradlint.runtime import (  # noqa: E402
     GraphRecord,
     Trace,
     TraceStateError,
-    _tracer,  # noqa: E402
+    hooks,  # noqa: E402
 )
 
 
@@ -107,7 +107,7 @@ def test_double_backward_identical():
 
 
 def _assert_clean_state():
-    assert _tracer._ACTIVE is None
+    assert hooks.ACTIVE is None
     assert torch._C._autograd._top_saved_tensors_default_hooks(False) is None
     assert torch._C._len_torch_function_stack() == 0
     from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
@@ -191,7 +191,7 @@ def test_nested_trace_raises_clear_error():
         with pytest.raises(TraceStateError, match="nested traces are not supported"):
             with gradlint.trace():
                 pass
-        assert _tracer._ACTIVE is outer
+        assert hooks.ACTIVE is outer
     _assert_clean_state()
     t = gradlint.trace()
     with pytest.raises(TraceStateError):
@@ -285,8 +285,8 @@ def test_print_summary_text_and_html():
     assert text.startswith("gradlint.trace: 1 finding")
     lines = text.splitlines()
     assert "GR001 retained-graph" in lines[1]
-    assert "Graphs:" in text and "Peak saved-tensor bytes" in text
-    assert text.index("GR001") < text.index("Graphs:")
+    assert "Graphs (" in text and "Peak saved-tensor bytes" in text
+    assert text.index("GR001") < text.index("Graphs (")
     html = t._repr_html_()
     assert "<table" in html and "</table>" in html and "GR001" in html
 
@@ -439,3 +439,71 @@ def test_cuda_gradients_identical_and_memory_recorded():
     b, t = run(True)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert t.iterations[0]["cuda_peak"] > 0
+
+
+def test_cuda_auto_starts_recording_when_the_traced_code_initializes_cuda(monkeypatch):
+    """`gradlint trace train.py` starts tracing before the script touches CUDA: 'auto' is decided again at each
+    iteration boundary (CUDA's memory calls are mocked: this runs without a device)."""
+    state = {"init": False}
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: state["init"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *a: 4096)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a: 8192)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: None)
+    with gradlint.trace() as t:
+        t.step()
+        state["init"] = True  # the script's first .cuda()
+        t.step()
+    its = t.iterations
+    assert (its[0]["cuda_allocated"], its[1]["cuda_allocated"]) == (0, 4096)
+    assert its[1]["cuda_peak"] == 8192 and "cuda:0" in t.report()["devices"]
+
+
+@pytest.mark.parametrize("raise_inside", [False, True])
+def test_a_kept_trace_keeps_no_tensor_of_the_run_alive(raise_inside):
+    """The trace outlives the run (``t`` is kept); the exception that ended it must not keep the frames."""
+
+    def work():
+        model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        t = gradlint.trace()
+        try:
+            with t:
+                total = 0
+                for _ in range(3):
+                    loss = model(torch.randn(8, 16)).pow(2).mean()
+                    opt.zero_grad()
+                    loss.backward(retain_graph=True)
+                    opt.step()
+                    total += loss
+                if raise_inside:
+                    raise KeyError("boom")
+        except KeyError:
+            pass
+        return t, [weakref.ref(x) for x in (total, loss, model[0].weight)]
+
+    t, refs = work()
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None]
+    assert (t.report()["exception"] is not None) == raise_inside
+
+
+def test_sampling_leaves_the_users_saved_tensor_hooks_on_top():
+    """every=N takes gradlint's saved-tensor hooks off between sampled iterations; a block of the user's own
+    hooks that spans a boundary keeps seeing its tensors, and nothing is left installed afterwards."""
+    model = nn.Linear(4, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    seen = []
+    with gradlint.trace(every=2):
+        opt.zero_grad()
+        model(torch.randn(2, 4)).sum().backward()
+        opt.step()  # iteration 1 is sampled out: gradlint's hooks come off
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: seen.append(1) or t, lambda t: t):
+            opt.zero_grad()
+            model(torch.randn(2, 4)).sum().backward()
+            opt.step()  # iteration 2 is traced again, but the user's block is still open
+            n = len(seen)
+            model(torch.randn(2, 4)).sum().backward()
+            assert len(seen) > n  # the user's hooks still receive the saved tensors
+    assert torch._C._autograd._top_saved_tensors_default_hooks(False) is None
