@@ -89,6 +89,7 @@ class Effect:
     grad_enabled: bool = True
     via: tuple[cst.Call, ...] = ()
     owner: FunctionSummary | None = None
+    conditional: bool = False  # applied from a callee in which it runs under an `if`
 
 
 @dataclass
@@ -112,6 +113,7 @@ class FunctionSummary:
     assignments: list[Assignment] = field(default_factory=list)
     loops: list[tuple[cst.CSTNode, int, int]] = field(default_factory=list)  # (loop, first index, end)
     spans: dict[cst.CSTNode, tuple[int, int]] = field(default_factory=dict)  # statement -> [start, end)
+    branches: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)  # index -> enclosing ifs
     returns: str = UNKNOWN
     attr_reads: set[str] = field(default_factory=set)
     complete: bool = True  # False: recursion or an unresolved callee that may backpropagate
@@ -144,6 +146,15 @@ class FunctionSummary:
             if loop[1] < index < loop[2] and (best is None or loop[1] > best[1]):
                 best = loop
         return best
+
+    def exclusive(self, i: int, j: int) -> bool:
+        """Do statements ``i`` and ``j`` sit in different branches of one ``if`` (never both run)?"""
+        a = dict(self.branches.get(i, ()))
+        return any(a.get(if_index, branch) != branch for if_index, branch in self.branches.get(j, ()))
+
+    def conditional(self, i: int, since: int = -1) -> bool:
+        """Is statement ``i`` under an ``if`` that starts after statement ``since``?"""
+        return any(if_index > since for if_index, _ in self.branches.get(i, ()))
 
     def defs_of(self, key: str) -> list[Assignment]:
         return [a for a in self.assignments if key in a.keys]
@@ -386,6 +397,7 @@ class _Builder:
         self.s = summary
         self.counter = 0
         self.returns: list[str] = []
+        self.path: list[tuple[int, int]] = []  # the enclosing `if`s: (index of the if, 0 body / 1 else)
 
     def run(self) -> None:
         fn = self.s.node
@@ -416,6 +428,8 @@ class _Builder:
     def stmt(self, stmt: cst.CSTNode, grad_off: bool) -> None:
         start = self.counter
         self.counter += 1
+        if self.path:
+            self.s.branches[start] = tuple(self.path)
         if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
             for small in stmt.body:
                 self.small(small, start, grad_off)
@@ -447,12 +461,15 @@ class _Builder:
             self.s.loops.append((stmt, start, end))
         elif isinstance(stmt, cst.If):
             self.expr(stmt.test, start, grad_off)
+            self.path.append((start, 0))
             self.block(stmt.body, grad_off)
+            self.path[-1] = (start, 1)
             orelse = stmt.orelse
             if isinstance(orelse, cst.If):
                 self.stmt(orelse, grad_off)
             elif orelse is not None:
                 self.block(orelse.body, grad_off)
+            self.path.pop()
         elif isinstance(stmt, cst.Try) or type(stmt).__name__ == "TryStar":
             self.block(stmt.body, grad_off)
             for handler in stmt.handlers:
@@ -501,6 +518,9 @@ class _Builder:
         ):
             accum = True  # `d[k] = v`, `args.epoch = v`: a change to `d`, `args`
         self.s.assignments.append(Assignment(keys, value, index, node, accum=accum))
+        if isinstance(target, cst.Attribute) and target.attr.value == "grad":
+            # `p.grad = None`: clears gradients like zero_grad
+            self.s.effects.append(Effect("zero_grad", index, node, name=_code(target.value), owner=self.s))
         for k in keys:
             if k.startswith("self."):
                 self.s.effects.append(Effect("write", index, node, name=k, value=value, owner=self.s))
@@ -528,6 +548,13 @@ class _Builder:
                         self._maybe_apply(arg.value, call, index, grad_off)
                 return
         func = call.func
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value in ("zero_", "detach_")
+            and ".grad" in _code(func.value)
+        ):
+            s.effects.append(Effect("zero_grad", index, call, name=_code(func.value), owner=s))
+            return
         if isinstance(func, cst.Attribute) and func.attr.value in _MUTATORS and call.args:
             receiver = key_of(func.value)
             if receiver:  # `feats.append(model(x))` adds to `feats`
@@ -579,6 +606,7 @@ class _Builder:
                     grad_enabled=e.grad_enabled,
                     via=(call, *e.via),
                     owner=e.owner,
+                    conditional=e.conditional or inner.conditional(e.index),
                 )
             )
 
@@ -597,9 +625,27 @@ def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summar
         if node.value == "None":
             return NONE
         defs = [a for a in summary.assignments if node.value in a.keys and not a.loop_target]
-        if len(defs) == 1 and defs[0].value is not None and len(defs[0].keys) == 1:
-            return value_kind(defs[0].value, summary, owner, depth + 1)
-        return LOSS if _LOSS_NAME.search(node.value) else UNKNOWN
+        kinds = set()
+        for d in defs:
+            value = d.value
+            if (
+                d.accum
+                and isinstance(value, cst.Call)
+                and isinstance(value.func, cst.Attribute)
+                and value.args
+            ):
+                if value.func.attr.value in _MUTATORS:
+                    value = value.args[0].value  # `xs.append(v)`: a container of what `v` is
+            if isinstance(value, (cst.List, cst.Tuple, cst.Dict)) and not getattr(value, "elements", True):
+                continue  # `xs = []`: says nothing yet
+            if isinstance(value, cst.Dict) and not value.elements:
+                continue
+            kinds.add(value_kind(value, summary, owner, depth + 1) if value is not None else UNKNOWN)
+        if len(kinds) == 1:
+            return kinds.pop()
+        if kinds and kinds <= {ACTIVATION, LOSS}:
+            return LOSS if LOSS in kinds else ACTIVATION
+        return UNKNOWN
     if isinstance(node, cst.Attribute):
         if node.attr.value == "data":
             return DETACHED
