@@ -19,6 +19,7 @@ Every uncertain case stays silent.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import libcst as cst
@@ -32,6 +33,21 @@ from gradlint.static.semantics.summaries import (
     refs,
 )
 from gradlint.static.semantics.walk import walk
+
+# Cheap text gates: build the summaries only for files that can hold the shape.
+_DATA_REBIND = re.compile(r"(\w+)\s*=\s*\1\.data\b")
+_DATA_ARITH = re.compile(r"\.data\b[^\n=]*(?:[-+*/]=|\]\s*=[^=])")
+
+
+def might_step_through_helpers(text: str) -> bool:
+    """GL006 / GL015 / GL010 / GL003 shapes: a file that backpropagates (or asks a helper to)."""
+    return ("backward(" in text or "backward=True" in text) and (".step(" in text or "backward=True" in text)
+
+
+def might_cut_with_data(text: str) -> bool:
+    """GL005 shapes: ``h = h.data...`` or arithmetic assigned through ``.data``."""
+    return ".data" in text and (_DATA_REBIND.search(text) is not None or _DATA_ARITH.search(text) is not None)
+
 
 # Reads that take no graph along: `x.detach()`, `x.data`, `x.item()`, `x.shape`, `x.size(0)`.
 _CUT_CALLS = frozenset(
@@ -448,17 +464,15 @@ def data_write_on_passed_activation(summaries: Summaries) -> list[DataWriteOnAct
         if not isinstance(fn, cst.FunctionDef):
             continue
         params = [p.name.value for p in fn.params.params]
-        s = summaries.of(fn)
+        writes = _data_writes(fn)
         for pos, param in enumerate(params):
-            write = _first_data_write(fn, param)
+            write = writes.get(param)
             if write is None:
                 continue
             for caller, call in summaries.callers(fn):
                 arg = _argument(call.node, pos, param)
-                if arg is None:
-                    continue
-                if forward_sources(caller, summaries, arg, call.index):
-                    out.append(DataWriteOnActivation(write, param, call, s))
+                if arg is not None and forward_sources(caller, summaries, arg, call.index):
+                    out.append(DataWriteOnActivation(write, param, call, summaries.of(fn)))
                     break
             else:
                 continue
@@ -466,24 +480,35 @@ def data_write_on_passed_activation(summaries: Summaries) -> list[DataWriteOnAct
     return out
 
 
-def _first_data_write(fn: cst.FunctionDef, param: str) -> cst.CSTNode | None:
-    def through_data(target) -> bool:
+def _data_writes(fn: cst.FunctionDef) -> dict[str, cst.CSTNode]:
+    """The first in-place arithmetic through ``.data`` per root name.
+
+    Arithmetic only: ``x.data += 1``, ``x.data[:, c] = (x.data[:, c] - m) / s``;
+    ``x.data = y`` swaps storage, and ``x.data.masked_fill_(...)`` is as often
+    on indices as on values.
+    """
+    out: dict[str, cst.CSTNode] = {}
+
+    def root_through_data(target) -> str | None:
         n = target
         while isinstance(n, (cst.Subscript, cst.Attribute)):
-            if isinstance(n, cst.Attribute) and n.attr.value == "data" and _root(n.value) == param:
-                return True
+            if isinstance(n, cst.Attribute) and n.attr.value == "data":
+                return _root(n.value)
             n = n.value
-        return False
+        return None
 
-    # arithmetic only: `x.data += 1`, `x.data[:, c] = (x.data[:, c] - m) / s`; `x.data = y` swaps
-    # storage and `x.data.masked_fill_(...)` is as often on indices as on values
     for n in walk(fn.body, into_scopes=False):
-        if isinstance(n, cst.AugAssign) and through_data(n.target):
-            return n
-        if isinstance(n, cst.Assign) and isinstance(n.value, cst.BinaryOperation):
-            if any(isinstance(t.target, cst.Subscript) and through_data(t.target) for t in n.targets):
-                return n
-    return None
+        if isinstance(n, cst.AugAssign):
+            root = root_through_data(n.target)
+        elif isinstance(n, cst.Assign) and isinstance(n.value, cst.BinaryOperation):
+            root = next(
+                (root_through_data(t.target) for t in n.targets if isinstance(t.target, cst.Subscript)), None
+            )
+        else:
+            continue
+        if root is not None:
+            out.setdefault(root, n)
+    return out
 
 
 def _root(node) -> str | None:
@@ -521,8 +546,11 @@ def accumulated_helper_loss(summaries: Summaries) -> list[AccumulatedReturn]:
     for fn in summaries.functions():
         s = summaries.of(fn)
         for loop, lo, hi in s.loops:
-            if any(e.kind == "forward" and not e.grad_enabled for e in s.effects if lo < e.index < hi):
+            inside = [e for e in s.effects if lo < e.index < hi]
+            if any(e.kind == "forward" and not e.grad_enabled for e in inside):
                 continue
+            if not any(e.kind in ("backward", "step") for e in inside):
+                continue  # collecting a forward's outputs (a decoder's layers) is not history kept across steps
             for a in s.assignments:
                 if not (lo < a.index < hi) or not isinstance(a.node, cst.AugAssign) or len(a.keys) != 1:
                     continue
