@@ -566,6 +566,9 @@ def accumulated_helper_loss(summaries: Summaries) -> list[AccumulatedReturn]:
 
 
 def _helper_source(s, summaries, expr, at, kinds):
+    direct = _helper_call_in(s, summaries, expr, kinds)
+    if direct is not None:
+        return direct
     todo = [(k, at) for k in graph_refs(expr)]
     seen: set[tuple[str, int]] = set()
     while todo:
@@ -583,9 +586,30 @@ def _helper_source(s, summaries, expr, at, kinds):
                     if value.func.attr.value in ("items", "values"):
                         todo.extend((k, d.index + 1) for k in graph_refs(value.func.value))
                 continue
-            if isinstance(value, cst.Call):
-                callee = summaries.resolve(value, s.class_name)
-                if callee is not None and summaries.of(callee).returns in kinds:
-                    return value
+            call = _helper_call_in(s, summaries, value, kinds)
+            if call is not None:
+                return call
             todo.extend((k, d.index) for k in graph_refs(value))
+    return None
+
+
+def _helper_call_in(s, summaries, expr, kinds):
+    """A same-file call in ``expr`` (not read through a cut) whose summary returns one of ``kinds``."""
+    stack = [expr]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Call):
+            if isinstance(n.func, cst.Attribute) and n.func.attr.value in _CUT_CALLS:
+                continue
+            callee = summaries.resolve(n, s.class_name)
+            if callee is not None and summaries.of(callee).returns in kinds:
+                return n
+            stack.extend(a.value for a in n.args)
+            stack.append(n.func)
+        elif isinstance(n, cst.BinaryOperation):
+            stack.extend((n.left, n.right))
+        elif isinstance(n, cst.Attribute) and n.attr.value not in _CUT_ATTRS:
+            stack.append(n.value)
+        elif isinstance(n, cst.Subscript):
+            stack.append(n.value)
     return None
