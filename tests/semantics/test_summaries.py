@@ -234,3 +234,32 @@ def test_scheduler_step_is_not_an_optimizer_step():
         "f",
     )
     assert [(e.kind, e.name) for e in s.effects] == [("step", "optimizer")]
+
+
+def test_calls_matching_helper_follows_same_file_helpers():
+    from gradlint.static.semantics.summaries import calls_matching_helper
+
+    src = textwrap.dedent(
+        """
+        class Recipe:
+            def forward_backward(self, batch):
+                self.loss_fn(self.model(batch)).backward()
+
+            def train_step(self, batch):
+                self.forward_backward(batch)
+                self.optimizer.step()
+
+            def train(self):
+                while True:
+                    self.train_step(next(self.data))
+
+            def log(self):
+                print(self.step)
+        """
+    )
+    train = src[src.index("    def train(self)") : src.index("    def log")]
+    log = src[src.index("    def log") :]
+    has_backward = lambda text: ".backward(" in text  # noqa: E731
+    assert calls_matching_helper(train, src, has_backward)
+    assert not calls_matching_helper(train, src, has_backward, depth=1)
+    assert not calls_matching_helper(log, src, has_backward)

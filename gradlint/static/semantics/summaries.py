@@ -724,3 +724,52 @@ def _is_forward(call: cst.Call, params: set[str]) -> bool:
 
 def _code(node: cst.CSTNode) -> str:
     return cst.Module(body=[]).code_for_node(node)
+
+
+# -- for slicing: keep the callers of helpers that hold the evidence ------------------------
+
+_DEF_LINE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)[ \t]*\(", re.M)
+_CALLED = re.compile(r"(?:\bself\.|(?<![\w.]))([A-Za-z_]\w*)[ \t]*\(")
+_helper_cache: list = [None, {}]
+
+
+def _helper_texts(file_text: str) -> dict[str, list[str]]:
+    """Each ``def`` of the file by name, with its text (up to the next line indented no deeper)."""
+    if _helper_cache[0] is file_text:
+        return _helper_cache[1]
+    out: dict[str, list[str]] = {}
+    matches = list(_DEF_LINE.finditer(file_text))
+    for i, m in enumerate(matches):
+        indent = len(m.group(1).expandtabs())
+        end = len(file_text)
+        for later in matches[i + 1 :]:
+            if len(later.group(1).expandtabs()) <= indent:
+                end = later.start()
+                break
+        out.setdefault(m.group(2), []).append(file_text[m.start() : end])
+    _helper_cache[:] = [file_text, out]
+    return out
+
+
+def calls_matching_helper(unit_text: str, file_text: str, accept, depth: int = 3) -> bool:
+    """Does ``unit_text`` call (``f(...)``, ``self.f(...)``), directly or through same-file
+    helpers up to ``depth`` deep, a function of ``file_text`` whose text ``accept`` takes?
+
+    For ``Rule.could_match_unit``: a loop in ``train()`` whose evidence sits in the
+    ``train_step()`` it calls must be kept by slicing too.
+    """
+    helpers = _helper_texts(file_text)
+    seen: set[str] = set()
+    frontier = {m.group(1) for m in _CALLED.finditer(unit_text)} & helpers.keys()
+    for _ in range(depth):
+        nxt: set[str] = set()
+        for name in frontier - seen:
+            seen.add(name)
+            for text in helpers[name]:
+                if accept(text):
+                    return True
+                nxt |= {m.group(1) for m in _CALLED.finditer(text)} & helpers.keys()
+        frontier = nxt
+        if not frontier:
+            break
+    return False
