@@ -35,18 +35,47 @@ from gradlint.static.semantics.summaries import (
 from gradlint.static.semantics.walk import walk
 
 # Cheap text gates: build the summaries only for files that can hold the shape.
-_DATA_REBIND = re.compile(r"(\w+)\s*=\s*\1\.data\b")
-_DATA_ARITH = re.compile(r"\.data\b[^\n=]*(?:[-+*/]=|\]\s*=[^=])")
+# Both regexes run on single lines holding `.data` (one that starts with `(\w+)`
+# would scan every position of a large file).
+_DATA_REBIND = re.compile(r"[ \t]*(\w+)[ \t]*=[ \t]*\1\.data\b")
+_DATA_ARITH = re.compile(r"\.data\b[^\n=]*(?:[-+*/]=|\][ \t]*=[^=])")
+# Asked once per definition while slicing: remember the last file's answers.
+_gates: list = [None, None, None]
 
 
 def might_step_through_helpers(text: str) -> bool:
     """GL006 / GL015 / GL010 / GL003 shapes: a file that backpropagates (or asks a helper to)."""
-    return ("backward(" in text or "backward=True" in text) and (".step(" in text or "backward=True" in text)
+    if _gates[0] is not text:
+        _gates[:] = [text, None, None]
+    if _gates[1] is None:
+        _gates[1] = ("backward(" in text or "backward=True" in text) and (
+            ".step(" in text or "backward=True" in text
+        )
+    return _gates[1]
 
 
 def might_cut_with_data(text: str) -> bool:
     """GL005 shapes: ``h = h.data...`` or arithmetic assigned through ``.data``."""
-    return ".data" in text and (_DATA_REBIND.search(text) is not None or _DATA_ARITH.search(text) is not None)
+    if _gates[0] is not text:
+        _gates[:] = [text, None, None]
+    if _gates[2] is None:
+        _gates[2] = cuts_with_data(text)
+    return _gates[2]
+
+
+def cuts_with_data(text: str) -> bool:
+    """``might_cut_with_data`` without the per-file memo (for the text of one definition)."""
+    i = text.find(".data")
+    while i != -1:
+        start = text.rfind("\n", 0, i) + 1
+        end = text.find("\n", i)
+        line = text[start : end if end != -1 else len(text)]
+        if _DATA_REBIND.match(line) or _DATA_ARITH.search(line):
+            return True
+        if end == -1:
+            break
+        i = text.find(".data", end)
+    return False
 
 
 # Reads that take no graph along: `x.detach()`, `x.data`, `x.item()`, `x.shape`, `x.size(0)`.

@@ -729,7 +729,6 @@ def _code(node: cst.CSTNode) -> str:
 # -- for slicing: keep the callers of helpers that hold the evidence ------------------------
 
 _DEF_LINE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)[ \t]*\(", re.M)
-_CALLED = re.compile(r"(?:\bself\.|(?<![\w.]))([A-Za-z_]\w*)[ \t]*\(")
 _helper_cache: list = [None, {}]
 
 
@@ -751,6 +750,27 @@ def _helper_texts(file_text: str) -> dict[str, list[str]]:
     return out
 
 
+def _called_names(text: str) -> set[str]:
+    """Names called as ``f(`` or ``self.f(`` (not ``obj.f(``): a scan from each ``(``, no regex."""
+    out: set[str] = set()
+    i = text.find("(")
+    while i != -1:
+        j = i
+        while j > 0 and text[j - 1] in " \t":
+            j -= 1
+        k = j
+        while k > 0 and (text[k - 1].isalnum() or text[k - 1] == "_"):
+            k -= 1
+        if (
+            k < j
+            and not text[k].isdigit()
+            and (k == 0 or text[k - 1] != "." or text[max(k - 5, 0) : k] == "self.")
+        ):
+            out.add(text[k:j])
+        i = text.find("(", i + 1)
+    return out
+
+
 def calls_matching_helper(unit_text: str, file_text: str, accept, depth: int = 3) -> bool:
     """Does ``unit_text`` call (``f(...)``, ``self.f(...)``), directly or through same-file
     helpers up to ``depth`` deep, a function of ``file_text`` whose text ``accept`` takes?
@@ -760,7 +780,7 @@ def calls_matching_helper(unit_text: str, file_text: str, accept, depth: int = 3
     """
     helpers = _helper_texts(file_text)
     seen: set[str] = set()
-    frontier = {m.group(1) for m in _CALLED.finditer(unit_text)} & helpers.keys()
+    frontier = _called_names(unit_text) & helpers.keys()
     for _ in range(depth):
         nxt: set[str] = set()
         for name in frontier - seen:
@@ -768,7 +788,7 @@ def calls_matching_helper(unit_text: str, file_text: str, accept, depth: int = 3
             for text in helpers[name]:
                 if accept(text):
                     return True
-                nxt |= {m.group(1) for m in _CALLED.finditer(text)} & helpers.keys()
+                nxt |= _called_names(text) & helpers.keys()
         frontier = nxt
         if not frontier:
             break
