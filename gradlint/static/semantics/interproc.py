@@ -220,6 +220,8 @@ def stale_after_step(summaries: Summaries) -> list[StaleAfterStep]:
     seen: set[int] = set()
     for fn in summaries.functions():
         s = summaries.of(fn)
+        if not s.complete:
+            continue
         effects = s.effects
         for i, first in enumerate(effects):
             if first.kind != "backward" or first.backward.is_grad:
@@ -500,7 +502,9 @@ def data_write_on_passed_activation(summaries: Summaries) -> list[DataWriteOnAct
                 continue
             for caller, call in summaries.callers(fn):
                 arg = _argument(call.node, pos, param)
-                if arg is not None and forward_sources(caller, summaries, arg, call.index):
+                if arg is not None and (
+                    _runs_forward(arg, summaries) or forward_sources(caller, summaries, arg, call.index)
+                ):
                     out.append(DataWriteOnActivation(write, param, call, summaries.of(fn)))
                     break
             else:

@@ -586,8 +586,8 @@ class _Builder:
 
     def _apply(self, callee: cst.FunctionDef, call: cst.Call, index: int) -> None:
         s = self.s
-        if callee in self.owner._busy:
-            s.effects.append(Effect("unknown", index, call, owner=s))  # recursion
+        if callee in self.owner._busy or _is_stub(callee):
+            s.effects.append(Effect("unknown", index, call, owner=s))  # recursion, or a body left out
             s.complete = False
             return
         inner = self.owner.of(callee)
@@ -685,6 +685,18 @@ def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summar
             return NUMBER
         return UNKNOWN
     return UNKNOWN
+
+
+def _is_stub(fn: cst.FunctionDef) -> bool:
+    """A body slicing left out (a lone string or ``pass``): what it does is unknown here."""
+    body = fn.body.body if isinstance(fn.body, cst.IndentedBlock) else fn.body.body
+    if len(body) != 1:
+        return False
+    stmt = body[0]
+    small = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 else stmt
+    if isinstance(small, cst.Pass):
+        return True
+    return isinstance(small, cst.Expr) and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString))
 
 
 def _is_self_attr(node: cst.Attribute) -> bool:
