@@ -113,13 +113,14 @@ def _judge_in(summaries, owner, effect, region, position):
     after = timeline[me + 1 :]
     if any(e.kind == "unknown" for e in after):
         return None
-    later = next((e for e in after if e.kind == "backward"), None)
+    later_at = next((i for i, e in enumerate(after) if e.kind == "backward"), None)
     steps = [e for e in after if e.kind == "step"]
-    if later is None:
+    if later_at is None:
         if not steps:
             return False if loop is None else None
         return _last_backward(summaries, owner, effect, fn, loop, steps[0])
-    between = [s for s in steps if after.index(s) < after.index(later)]
+    later = after[later_at]
+    between = [e for e in after[:later_at] if e.kind == "step"]
     if not between:
         return None
     return _stale_input(summaries, owner, effect, fn, between, later)
