@@ -156,7 +156,7 @@ def test_nothing_to_parse_when_no_definition_and_no_module_code_can_match():
 
 def test_module_context_rules_switch_slicing_off():
     class WholeFile(RULES_BY_CODE["GL001"]):
-        context = "module"
+        reads = "module"
 
     src = "def a():\n    return 1\n\ndef b(loss):\n    loss.backward()\n"
     assert relevant_source(src, ast.parse(src), [WholeFile]) == src
@@ -214,6 +214,48 @@ CROSS_DEFINITION = {
             def reset(self):
                 self.scale.data.fill_(1.0)
         """,
+    # ``self.w`` requires grad because ``__init__`` says so (repros/sl13.py)
+    "GL013": """
+        import torch
+
+        class Model:
+            def __init__(self, n):
+                self.w = torch.randn(n, n, requires_grad=True)
+
+            def step(self, x, lr):
+                loss = (x @ self.w).sum()
+                loss.backward()
+                self.w -= lr * self.w.grad
+        """,
+    # ``self.lin`` is a module because ``__init__`` says so (repros/sl4c.py)
+    "GL004": """
+        import torch
+
+        class Net(torch.nn.Module):
+            def __init__(self, n):
+                super().__init__()
+                self.lin = torch.nn.Linear(n, n)
+
+            def forward(self, x):
+                h = self.lin(x)
+                d = h.detach()
+                d.zero_()
+                return h.sum()
+        """,
+    # ``self.w`` is a Parameter because ``__init__`` says so (repros/crf2.py)
+    "GL005": """
+        import torch
+
+        class Net(torch.nn.Module):
+            def __init__(self, n):
+                super().__init__()
+                self.w = torch.nn.Parameter(torch.empty(n, n))
+
+            def forward(self, x):
+                h = x @ self.w
+                h.data.clamp_(0, 1)
+                return h.sum()
+        """,
     # autograd.grad under an alias the definition never spells out
     "GL002": """
         from torch.autograd import grad as g
@@ -235,6 +277,15 @@ def test_evidence_in_another_definition_is_kept(code):
     whole = lint_source("t.py", src.encode(), [rule], slicing=False)
     assert _key(sliced) == _key(whole)
     assert relevant_source(src, ast.parse(src), [rule]) == src  # nothing the rule reads was stubbed
+    # The verdict must not depend on which other rules are selected (they may read less).
+    others = [r for r in ALL_RULES if r.reads == "function"]
+    assert [d for d in lint_source("t.py", src.encode(), [rule, *others]) if d.code == code] == sliced
+    if code in FINDS:
+        assert [d.code for d in whole] == [code]
+
+
+# The cross-definition cases above that hold a finding (the others are silenced by the evidence).
+FINDS = {"GL004", "GL005", "GL013", "GL016"}
 
 
 # Code that can only silence a finding may be stubbed: a finding in the sliced file
@@ -253,18 +304,18 @@ SILENCED_ELSEWHERE = {
             with torch.no_grad():
                 evaluate(model, val_loader)
         """,
-    # another method of the class cuts the state between batches
+    # a function elsewhere in the file cuts the state between batches
     "GL008": """
         import torch
         from torch import nn
+
+        def new_epoch(model):
+            model.hidden = None
 
         class Model(nn.Module):
             def __init__(self):
                 super().__init__()
                 self.lstm = nn.LSTM(4, 4)
-                self.hidden = None
-
-            def reset_state(self):
                 self.hidden = None
 
             def forward(self, x):

@@ -10,6 +10,7 @@ which we pass), so ``remaining`` carries positions in the fixed text.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,8 @@ def fix_stdin(
     """(new_text or None, old_text, fixed, remaining, errors) for source read from stdin."""
     from gradlint.static.engine import decode_source
 
+    if name.endswith(".ipynb"):
+        return _fix_stdin_notebook(data, name, diags, settings, unsafe=unsafe)
     old_text, err = decode_source(data, name)
     if old_text is None or not any(_applicable(d, unsafe) for d in diags):
         return None, data.decode("utf-8", errors="replace"), [], diags, []
@@ -81,3 +84,16 @@ def fix_stdin(
         return None, old_text, [], diags, errors
     remaining = lint_source(name, new_text.encode("utf-8"), rules)
     return new_text, old_text, list(applied), remaining, errors
+
+
+def _fix_stdin_notebook(data: bytes, name: str, diags: list[Diagnostic], settings: Settings, *, unsafe: bool):
+    from gradlint.static.notebook_fix import fix_notebook_data
+
+    if not any(_applicable(d, unsafe) for d in diags):
+        return None, data.decode("utf-8", errors="replace"), [], diags, []
+    nf = fix_notebook_data(
+        data, name, diags, unsafe=unsafe, rules=effective_rules(os.path.abspath(name), settings)
+    )
+    if nf.new_text is None:
+        return None, nf.old_text, [], diags, nf.errors
+    return nf.new_text, nf.old_text, nf.applied, nf.remaining, nf.errors

@@ -20,7 +20,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from gradlint.reporters import concise, full, github, gitlab, json, json_lines, junit, pylint, sarif
+from gradlint.reporters import (
+    concise,
+    full,
+    github,
+    gitlab,
+    grouped,
+    json,
+    json_lines,
+    junit,
+    pylint,
+    rdjson,
+    sarif,
+)
 from gradlint.reporters.context import ReportContext, rule_url
 from gradlint.static.diagnostic import Diagnostic
 
@@ -36,6 +48,8 @@ FORMATS: dict[str, Renderer] = {
     "pylint": pylint.render,
     "junit": junit.render,
     "gitlab": gitlab.render,
+    "grouped": grouped.render,
+    "rdjson": rdjson.render,
 }
 
 __all__ = ["FORMATS", "ReportContext", "Renderer", "rule_url"]

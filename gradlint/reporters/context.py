@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gradlint.static.diagnostic import Diagnostic, Fix
+from gradlint.static.diagnostic import GL000, Diagnostic, Fix
 from gradlint.static.rule import Rule
 
-# There is no published rule site yet: ``url`` fields are null until there is one.
-RULE_URL_TEMPLATE: str | None = None
+# Rule pages are the Markdown files in the repository (docs/rules/GLnnn.md,
+# generated from the rule classes), linked on the main branch: a stable address
+# that GitHub renders, and that needs no separate documentation site.
+DOCS_URL = "https://github.com/gradlint/gradlint/blob/main/docs/"
+RULE_URL_TEMPLATE: str | None = DOCS_URL + "rules/{code}.md"
+# GL000 is not a rule: it links to where it is explained.
+GL000_URL = DOCS_URL + "configuration.md#rule-selection"
+_RULE_CODE = re.compile(r"GL[0-9]{3}")
 
 
 def rule_url(code: str) -> str | None:
-    return RULE_URL_TEMPLATE.format(code=code) if RULE_URL_TEMPLATE else None
+    if code == GL000:
+        return GL000_URL
+    if RULE_URL_TEMPLATE and _RULE_CODE.fullmatch(code):
+        return RULE_URL_TEMPLATE.format(code=code)
+    return None
+
+
+def severity(code: str, rules: Sequence[type[Rule]]) -> str:
+    """``error`` for GL000 and the default rules; ``warning`` for off-by-default ones.
+
+    Off-by-default rules are the judgement calls (a finding may be intended),
+    the default ones report code that fails or computes wrong gradients.
+    """
+    for r in rules:
+        if r.code == code:
+            return "error" if r.default_enabled else "warning"
+    return "error"
 
 
 @dataclass
@@ -31,6 +54,7 @@ class ReportContext:
     # Source text of inputs that are not on disk (stdin), by diagnostic filename.
     sources: dict[str, str] = field(default_factory=dict)
     _lines: dict[str, list[str] | None] = field(default_factory=dict, repr=False)
+    _cells: dict[str, dict[int, list[str]] | None] = field(default_factory=dict, repr=False)
 
     def display_path(self, filename: str) -> str:
         """Relative to the working directory when the file is below it."""
@@ -55,6 +79,15 @@ class ReportContext:
             self._lines[filename] = text.splitlines() if text is not None else None
         return self._lines[filename]
 
+    def lines_of(self, d: Diagnostic) -> list[str] | None:
+        """The lines ``d``'s rows count in: the file's, or for a notebook its cell's."""
+        if d.cell is None:
+            return self.source_lines(d.filename)
+        if d.filename not in self._cells:  # one read of the notebook for all its cells
+            self._cells[d.filename] = _cell_lines(d.filename, self.sources.get(d.filename))
+        cells = self._cells[d.filename]
+        return cells.get(d.cell) if cells is not None else None
+
     def fix_available(self, fix: Fix | None) -> bool:
         """Would ``--fix`` (with the current ``--unsafe-fixes`` setting) apply it?"""
         return fix is not None and (fix.applicability == "safe" or self.unsafe_fixes)
@@ -66,6 +99,35 @@ class ReportContext:
             if r.code == d.code:
                 return r.name
         return ""
+
+
+def _cell_lines(filename: str, text: str | None) -> dict[int, list[str]] | None:
+    from gradlint.static import notebook
+
+    try:
+        if text is not None:
+            data = text.encode("utf-8")
+        else:
+            with open(filename, "rb") as fh:
+                data = fh.read()
+        cells = notebook.load(data, filename).cells
+    except (OSError, notebook.NotebookError):
+        return None
+    return {c.number: c.source.splitlines() for c in cells}
+
+
+def position(d: Diagnostic) -> str:
+    """``row:col``, or for a notebook ``cell N:row:col`` as ruff writes it."""
+    where = f"{d.location.row}:{d.location.column}"
+    return where if d.cell is None else f"cell {d.cell}:{where}"
+
+
+def file_rows(d: Diagnostic) -> tuple[int, int]:
+    """First and last line in the file itself (a notebook's .ipynb lines), for formats that annotate files."""
+    if d.cell is None:
+        return d.location.row, d.end_location.row
+    row = d.extra.get("ipynb_row") or 1
+    return row, max(d.extra.get("ipynb_end_row") or row, row)
 
 
 def plural(n: int, word: str) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import click
 
-from gradlint.reporters.context import ReportContext, summary
+from gradlint.reporters.context import ReportContext, position, summary
 from gradlint.static.diagnostic import Diagnostic, Fix
 
 CONTEXT_LINES = 1
@@ -72,11 +72,11 @@ def preview_fix(lines: list[str], fix: Fix) -> tuple[int, list[str], list[str]] 
 def _one(d: Diagnostic, ctx: ReportContext) -> str:
     marker = "[*] " if ctx.fix_available(d.fix) else ""
     head = (
-        f"{click.style(ctx.display_path(d.filename), bold=True)}:{d.location.row}:{d.location.column}: "
+        f"{click.style(ctx.display_path(d.filename), bold=True)}:{position(d)}: "
         f"{click.style(d.code, fg='red', bold=True)} {marker}{d.message}"
     )
     out = [head]
-    lines = ctx.source_lines(d.filename)
+    lines = ctx.lines_of(d)
     row = d.location.row
     if lines is not None and 1 <= row <= len(lines):
         lo, hi = max(1, row - CONTEXT_LINES), min(len(lines), row + CONTEXT_LINES)

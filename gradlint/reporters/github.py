@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gradlint.reporters.context import ReportContext
+from gradlint.reporters.context import ReportContext, file_rows, position
 from gradlint.static.diagnostic import Diagnostic
 
 
@@ -20,16 +20,18 @@ def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
     out = []
     for d in diagnostics:
         path = ctx.display_path(d.filename)
-        props = ",".join(
-            [
-                f"title={_escape_property(f'gradlint ({d.code})')}",
-                f"file={_escape_property(path)}",
-                f"line={d.location.row}",
-                f"col={d.location.column}",
-                f"endLine={d.end_location.row}",
-                f"endColumn={d.end_location.column}",
-            ]
-        )
-        text = f"{path}:{d.location.row}:{d.location.column}: {d.code} {d.message}"
+        # Notebooks: GitHub annotates the .ipynb file's own lines; the text says the cell.
+        line, end_line = file_rows(d)
+        props = [
+            f"title={_escape_property(f'gradlint ({d.code})')}",
+            f"file={_escape_property(path)}",
+            f"line={line}",
+        ]
+        if d.cell is None:
+            props += [f"col={d.location.column}", f"endLine={end_line}", f"endColumn={d.end_location.column}"]
+        else:
+            props += [f"endLine={end_line}"]
+        props = ",".join(props)
+        text = f"{path}:{position(d)}: {d.code} {d.message}"
         out.append(f"::error {props}::{_escape_data(text)}\n")
     return "".join(out)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Any
 
-from gradlint.reporters.context import ReportContext
+from gradlint.reporters.context import ReportContext, file_rows, severity
 from gradlint.static.diagnostic import Diagnostic
 
 
@@ -35,10 +35,14 @@ def _path(filename: str, ctx: ReportContext) -> str:
 
 
 def _line_text(d: Diagnostic, ctx: ReportContext) -> str:
-    lines = ctx.source_lines(d.filename)
+    lines = ctx.lines_of(d)
     if lines and 0 < d.location.row <= len(lines):
         return lines[d.location.row - 1].strip()
     return ""
+
+
+def _cell_note(d: Diagnostic) -> str:
+    return "" if d.cell is None else f"cell {d.cell}, line {d.location.row}: "
 
 
 def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
@@ -52,13 +56,13 @@ def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
         fingerprint = hashlib.sha256("\0".join(key + (str(n),)).encode("utf-8", "surrogatepass")).hexdigest()
         issues.append(
             {
-                "description": f"{d.code}: {d.message}",
+                "description": f"{d.code}: {_cell_note(d)}{d.message}",
                 "check_name": d.code,
                 "fingerprint": fingerprint,
-                "severity": "major",
+                "severity": "major" if severity(d.code, ctx.rules) == "error" else "minor",
                 "location": {
                     "path": path,
-                    "lines": {"begin": d.location.row, "end": max(d.end_location.row, d.location.row)},
+                    "lines": dict(zip(("begin", "end"), file_rows(d))),
                 },
             }
         )

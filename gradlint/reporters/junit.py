@@ -12,7 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from gradlint.reporters.context import ReportContext
+from gradlint.reporters.context import ReportContext, file_rows, position
 from gradlint.static.diagnostic import Diagnostic
 
 # Characters XML 1.0 cannot carry at all, even escaped.
@@ -43,11 +43,11 @@ def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
                 name=f"gradlint.{d.code}",
                 classname=_x(path),
                 file=_x(path),
-                line=str(d.location.row),
+                line=str(file_rows(d)[0]),
                 column=str(d.location.column),
             )
             failure = ET.SubElement(case, "failure", message=_x(d.message), type=d.code)
-            failure.text = _x(f"{path}:{d.location.row}:{d.location.column}: {d.code} {d.message}")
+            failure.text = _x(f"{path}:{position(d)}: {d.code} {d.message}")
     total = str(len(diagnostics)) if diagnostics else "1"
     root.set("tests", total)
     root.set("failures", str(len(diagnostics)))

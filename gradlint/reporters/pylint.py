@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gradlint.reporters.context import ReportContext
+from gradlint.reporters.context import ReportContext, file_rows
 from gradlint.static.diagnostic import Diagnostic
 
 
@@ -23,5 +23,7 @@ def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
     for d in diagnostics:
         name = ctx.rule_name(d)
         symbol = f"{d.code}({name})" if name else d.code
-        out.append(f"{ctx.display_path(d.filename)}:{d.location.row}: [{symbol}, ] {_one_line(d.message)}\n")
+        where = "" if d.cell is None else f"cell {d.cell}, line {d.location.row}: "
+        line = file_rows(d)[0]
+        out.append(f"{ctx.display_path(d.filename)}:{line}: [{symbol}, ] {where}{_one_line(d.message)}\n")
     return "".join(out)

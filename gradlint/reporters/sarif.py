@@ -16,20 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from gradlint import __version__
-from gradlint.reporters.context import ReportContext, rule_url
+from gradlint.reporters.context import ReportContext, file_rows, rule_url, severity
 from gradlint.static.diagnostic import GL000, Diagnostic
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
-def _rule_entry(code: str, name: str, summary: str, docs: str) -> dict[str, Any]:
+def _rule_entry(code: str, name: str, summary: str, docs: str, level: str = "error") -> dict[str, Any]:
     entry: dict[str, Any] = {
         "id": code,
         "name": name,
         "shortDescription": {"text": summary},
         "fullDescription": {"text": docs or summary},
         "help": {"text": docs or summary, "markdown": docs or summary},
-        "defaultConfiguration": {"level": "error"},
+        "defaultConfiguration": {"level": level},
     }
     url = rule_url(code)
     if url:
@@ -51,7 +51,7 @@ def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
     index: dict[str, int] = {}
     for r in ctx.rules:
         index[r.code] = len(rules)
-        rules.append(_rule_entry(r.code, r.name, r.summary(), r.docs()))
+        rules.append(_rule_entry(r.code, r.name, r.summary(), r.docs(), severity(r.code, ctx.rules)))
     for d in diagnostics:
         if d.code not in index:
             index[d.code] = len(rules)
@@ -67,15 +67,30 @@ def render(diagnostics: Sequence[Diagnostic], ctx: ReportContext) -> str:
             "endLine": d.end_location.row,
             "endColumn": d.end_location.column,
         }
+        text = d.message
+        if d.cell is not None:
+            # The region is in the .ipynb file (its lines holding the cell's source);
+            # the cell position goes in the message and in properties.
+            start, end = file_rows(d)
+            region = {"startLine": start, "endLine": end}
+            text = f"cell {d.cell}, line {d.location.row}: {d.message}"
         result: dict[str, Any] = {
             "ruleId": d.code,
             "ruleIndex": index[d.code],
-            "level": "error",
-            "message": {"text": d.message},
+            "level": severity(d.code, ctx.rules),
+            "message": {"text": text},
             "locations": [
                 {"physicalLocation": {"artifactLocation": _artifact(d.filename, ctx), "region": region}}
             ],
         }
+        if d.cell is not None:
+            result["properties"] = {
+                "cell": d.cell,
+                "cellRow": d.location.row,
+                "cellColumn": d.location.column,
+                "cellEndRow": d.end_location.row,
+                "cellEndColumn": d.end_location.column,
+            }
         results.append(result)
     log = {
         "$schema": SCHEMA,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradlint.static.rule import Replace, Rule
+from gradlint.static.fixes import replace_statements
+from gradlint.static.rule import Rule
 from gradlint.static.semantics.backward import NeedsBackwardCall
+from gradlint.static.semantics.dataflow import Dataflow
 from gradlint.static.semantics.loops import (
     AccumulatedBackward,
     ScopeFacts,
     ScopeTracker,
     accumulated_backward,
+    number_test,
 )
 
 
@@ -64,6 +67,7 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
 
     code = "GL001"
     name = "backward-in-accumulation-loop"
+    reads = "class"  # value kinds (dataflow) read `__init__`
     message = (
         "`{target}` is backpropagated inside a loop that keeps accumulating `{key}` (line {line}) across iterations: "
         'the next iteration backpropagates through a graph this call already freed ("Trying to backward '
@@ -71,8 +75,6 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
         "or backpropagate each iteration's term separately"
     )
     fix_applicability = "unsafe"
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 
     VALID = [
         """
@@ -124,7 +126,7 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
         if hit is None:
             return
         bw, site, facts = hit
-        found = accumulated_backward(facts, site)
+        found = accumulated_backward(facts, site, number_test(self.context.analysis(Dataflow)))
         if found is not None:
             self.report(
                 node,
@@ -135,7 +137,7 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
                 fix_message="Move the backward call after the loop",
             )
 
-    def _move_after_loop(self, facts: ScopeFacts, found: AccumulatedBackward) -> Replace | None:
+    def _move_after_loop(self, facts: ScopeFacts, found: AccumulatedBackward):
         """Rewrite ``for ...: <body>; X.backward()`` as ``for ...: <body>`` + ``X.backward()``."""
         loop, unit = found.loop, found.site.unit
         line = unit.node
@@ -155,7 +157,6 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
             or any(s is not found.site and s.unit.in_loop(loop) for s in facts.backwards)
         ):
             return None
-        shorter = loop.with_changes(body=body.with_changes(body=body.body[:-1]), leading_lines=())
-        code = self.context.code_for(shorter).rstrip("\n")
-        moved = self.context.code_for(line.with_changes(leading_lines=())).strip()
-        return Replace(loop, code + "\n" + moved)
+        shorter = loop.with_changes(body=body.with_changes(body=body.body[:-1]))
+        # The backward keeps its comment lines above; they now sit above it after the loop.
+        return replace_statements(self.context, [loop], [shorter, line])

@@ -6,7 +6,13 @@ import libcst as cst
 
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.backward import NeedsBackwardCall
-from gradlint.static.semantics.loops import ScopeTracker, accumulated_backward, unused_retained_graph
+from gradlint.static.semantics.dataflow import Dataflow
+from gradlint.static.semantics.loops import (
+    ScopeTracker,
+    accumulated_backward,
+    number_test,
+    unused_retained_graph,
+)
 
 
 class RetainGraphInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
@@ -56,6 +62,7 @@ class RetainGraphInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
 
     code = "GL002"
     name = "retain-graph-in-accumulation-loop"
+    reads = "class"  # value kinds (dataflow) read `__init__`
     message = (
         "`retain_graph=True` while `{key}` accumulates across loop iterations (line {line}): every iteration "
         "backpropagates again through all earlier graphs (memory grows until OOM, time grows quadratically) "
@@ -72,7 +79,6 @@ class RetainGraphInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
         "the retained graph is never used but stays in memory; drop `retain_graph=True` (if it was added "
         'for "backward through the graph a second time", detach what carries over between iterations)'
     )
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 
     VALID = [
         """
@@ -122,7 +128,7 @@ class RetainGraphInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
         if hit is None:
             return
         bw, site, facts = hit
-        found = accumulated_backward(facts, site)
+        found = accumulated_backward(facts, site, number_test(self.context.analysis(Dataflow)))
         if found is not None:
             self.report(
                 node,

@@ -6,7 +6,7 @@ import re
 
 import libcst as cst
 
-from gradlint.static.rule import Replace, Rule
+from gradlint.static.rule import Invalid, Replace, Rule
 from gradlint.static.semantics.backward import might_backward, might_backward_in
 from gradlint.static.semantics.imports import dotted_name
 from gradlint.static.semantics.loops import (
@@ -150,7 +150,8 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
         """,
     ]
     INVALID = [
-        """
+        Invalid(
+            """
         total = 0
         for x, y in loader:
             loss = criterion(model(x), y)
@@ -158,6 +159,15 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
             optimizer.step()
             total += loss  # error
         """,
+            expected_replacement="""
+        total = 0
+        for x, y in loader:
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()  # error
+        """,
+        ),
         """
         losses = []
         for x, y in val_loader:
@@ -172,8 +182,6 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
                 return loss
         """,
     ]
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 
     @classmethod
     def could_match(cls, text: str) -> bool:

@@ -6,13 +6,15 @@ import re
 
 import libcst as cst
 
-from gradlint.static.rule import Replace, Rule
+from gradlint.static.rule import Invalid, Replace, Rule
 from gradlint.static.semantics.dataflow import (
     Kind,
     TracksStatements,
     TracksWrites,
     state_data_receiver,
 )
+from gradlint.static.semantics.sinks import leaves_autograd
+from gradlint.static.semantics.vocabulary import INFERENCE_FUNCTION
 
 _DATA = re.compile(r"\.data\b")
 # In-place methods whose out-of-place twin is the same name without "_".
@@ -51,18 +53,6 @@ _AUG_OPS = {
     "MatrixMultiplyAssign": "@",
 }
 _ATOMIC = (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.Integer, cst.Float)
-# Hops that keep a read on its way out of the tensor world, and where it ends.
-_PASS_THROUGH = frozenset(
-    {"cpu", "detach", "float", "double", "squeeze", "flatten", "view", "reshape", "clone"}
-)
-_TO_PYTHON = frozenset(
-    {"item", "tolist", "numpy", "argmax", "argmin", "argsort", "eq", "ne", "gt", "lt", "ge", "le"}
-)
-# ``out.data.max(1)[1]``: the indices half of these results has no gradient.
-_WITH_INDICES = frozenset({"max", "min", "topk", "sort", "kthvalue", "mode", "median"})
-_LOGGING = frozenset(
-    {"print", "info", "debug", "warning", "log", "add_scalar", "set_description", "set_postfix"}
-)
 
 
 class DataOnActivation(TracksStatements, TracksWrites, Rule):
@@ -84,9 +74,11 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
     `.data` on parameters, gradients and buffers (`p.data.clamp_(-c, c)`,
     `module.weight.data.normal_()`) is a legacy style, reported by GL016 instead;
     `.data` of datasets, numpy arrays and user objects is not a tensor's and is
-    never flagged, nor is a read that only leaves autograd's world
+    never flagged, nor is a read whose every use leaves autograd's world
     (`loss.data.item()`, `out.data.cpu().numpy()`, `print(out.data)`,
-    `out.data.max(1)[1]`, `out.data.argmax(1)`).
+    `out.data.max(1)[1]`, `(m - loss.data).item()`, `torch.equal(out.data, y)`,
+    `save_image(torch.cat((real.data, fake.data)), ...)`, also through a name
+    assigned on the way: the data flow follows it to its sinks).
 
     ## Example
     ```python
@@ -113,9 +105,15 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
 
     code = "GL005"
     name = "data-on-activation"
+    reads = "class"  # `self.w` is a parameter because `__init__` says so
     message = (
-        "`.data` on `{target}`, which carries an autograd graph: autograd cannot see what is done through it, "
-        "so gradients are silently wrong; use `.detach()` to read it, or operate on the tensor itself"
+        "In-place edit through `{target}.data`, which carries an autograd graph: autograd cannot see it, "
+        "so gradients are silently wrong; edit `{target}` itself, out of place"
+    )
+    read_message = (
+        "`.data` on `{target}`, which carries an autograd graph, cuts this value from the graph without "
+        "autograd's checks, and it flows on into computation: use `{target}` to keep the gradient, "
+        "or `{target}.detach()` if the cut is meant"
     )
     fix_applicability = "unsafe"
 
@@ -150,14 +148,21 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
         """,
     ]
     INVALID = [
-        """
+        Invalid(
+            """
         delta = G(z)
         delta.data += 1  # error
         """,
+            expected_replacement="""
+        delta = G(z)
+        delta = delta + 1  # error
+        """,
+        ),
         """
-        out = model(x)
-        loss = criterion(out, y)
-        feats = out.data  # error
+        def embed(model, head, x):
+            out = model(x)
+            feats = out.data  # error
+            return head(feats)
         """,
         """
         import torch
@@ -166,8 +171,6 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
             h = rnn(x[t], h.data)  # error
         """,
     ]
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 
     @classmethod
     def could_match(cls, text: str) -> bool:
@@ -186,53 +189,25 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
             return
         if state_data_receiver(self.flow_fact, base) is not None:
             return  # a view of a parameter: GL016's business
-        if self._leaves_autograd(node):
-            return
+        written = self.write_role(node) is not None
+        if not written:
+            scope = self.flow_scope()
+            if leaves_autograd(node, self.context.parent, scope):
+                return
+            if isinstance(scope, cst.FunctionDef) and INFERENCE_FUNCTION.search(scope.name.value):
+                return  # ``viterbi_tags``, ``generate``: the caller wants values, not gradients
+            if self.flow.has_backward(scope):
+                # In the training step itself a cut through ``.data`` is the old spelling of an
+                # intended ``.detach()`` (truncated BPTT, the D step of a GAN, a gradient penalty's
+                # interpolates); in model code (no backward here) the caller wants the gradient.
+                return
         self.report(
             node,
+            self.message if written else self.read_message,
             target=self.context.code_for(base),
             fix=self._fix(node),
             fix_message="Operate on the tensor itself instead of through `.data`",
         )
-
-    def _leaves_autograd(self, node: cst.Attribute) -> bool:
-        """``out.data.cpu().numpy()``, ``loss.data.item()``, ``print(out.data)``: a read
-        that ends as a Python value or in a log line cannot feed back into autograd."""
-        parent = self.context.parent
-        current: cst.CSTNode = node
-        while True:
-            up = parent(current)
-            if isinstance(up, cst.Subscript) and up.value is current:
-                current = up
-                continue
-            if isinstance(up, cst.Attribute) and up.value is current:
-                call = parent(up)
-                if not (isinstance(call, cst.Call) and call.func is up):
-                    return False
-                if up.attr.value in _TO_PYTHON:
-                    return True
-                if up.attr.value in _PASS_THROUGH:
-                    current = call
-                    continue
-                if up.attr.value in _WITH_INDICES:
-                    sub = parent(call)
-                    if isinstance(sub, cst.Subscript) and sub.value is call and len(sub.slice) == 1:
-                        index = sub.slice[0].slice
-                        return (
-                            isinstance(index, cst.Index)
-                            and isinstance(index.value, cst.Integer)
-                            and index.value.value == "1"
-                        )
-                return False
-            if isinstance(up, cst.Arg):
-                call = parent(up)
-                if isinstance(call, cst.Call):
-                    func = call.func
-                    name = (
-                        func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
-                    )
-                    return name in _LOGGING or name in ("float", "int")
-            return False
 
     def _fix(self, node: cst.Attribute):
         code = self.context.code_for

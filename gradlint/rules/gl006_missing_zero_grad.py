@@ -79,9 +79,7 @@ class MissingZeroGrad(Rule):
     ]
 
     # Which optimizer steps which parameters is set up in `__init__`, used in another method.
-    context = "class"
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
+    reads = "class"
 
     @classmethod
     def could_match(cls, text: str) -> bool:

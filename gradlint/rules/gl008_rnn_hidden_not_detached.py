@@ -89,6 +89,8 @@ class RnnHiddenNotDetached(Rule):
 
     code = "GL008"
     name = "rnn-hidden-not-detached"
+    reads = "class"  # value kinds (dataflow) read `__init__`
+    silenced_elsewhere = True  # another method may reset the state between batches
     message = (
         "`{var}` is fed back into the call that rebinds it after a backward pass without being detached: the "
         'next backward walks into the freed graph of the previous batch ("Trying to backward through the graph '

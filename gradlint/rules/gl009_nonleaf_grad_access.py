@@ -57,6 +57,7 @@ class NonLeafGradAccess(TracksStatements, TracksWrites, Rule):
 
     code = "GL009"
     name = "nonleaf-grad-access"
+    reads = "class"  # value kinds (dataflow) read `__init__`
     message = (
         "`{target}` is not a leaf tensor, so its `.grad` is never populated (None); "
         "call `{target}.retain_grad()` before backward, or read the grad of the leaf it was computed from"
@@ -107,8 +108,6 @@ class NonLeafGradAccess(TracksStatements, TracksWrites, Rule):
         sal = out.grad.abs()  # error
         """,
     ]
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 
     @classmethod
     def could_match(cls, text: str) -> bool:

@@ -52,6 +52,7 @@ class MultipleBackwardSharedGraph(NeedsBackwardCall, Rule):
 
     code = "GL010"
     name = "multiple-backward-shared-graph"
+    reads = "class"  # value kinds (dataflow) read `__init__`
     message = (
         "`{loss}` shares its graph with the loss that the backward on line {line} already went through without "
         '`retain_graph=True`, so this pass fails with "Trying to backward through the graph a second time"; '
@@ -63,7 +64,6 @@ class MultipleBackwardSharedGraph(NeedsBackwardCall, Rule):
         'iteration already freed ("Trying to backward through the graph a second time"); backpropagate the '
         "sum of the losses once, or pass `retain_graph=True` to all but the last backward"
     )
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 
     VALID = [
         """

@@ -76,8 +76,6 @@ class BackwardUnderNoGrad(Rule):
         """,
     ]
 
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
-
     @classmethod
     def could_match(cls, text: str) -> bool:
         return might_backward(text) and any(s in text for s in _GRAD_OFF)

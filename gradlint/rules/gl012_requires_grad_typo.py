@@ -6,7 +6,7 @@ import re
 
 import libcst as cst
 
-from gradlint.static.rule import Replace, Rule
+from gradlint.static.rule import Invalid, Replace, Rule
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.optim import child_nodes
 
@@ -73,13 +73,16 @@ class RequiresGradTypo(Rule):
 
     ## Fix safety
     The fix replaces the misspelt name with `requires_grad`, which is what the
-    code evidently meant; it is safe.
+    code evidently meant. It is unsafe all the same: the parameters it freezes
+    (or unfreezes) then really stop (or start) getting gradients, so training
+    computes something else than before the fix. That is the repair, but a
+    `--fix` without `--unsafe-fixes` never changes what a program computes.
     """
 
     code = "GL012"
     name = "requires-grad-typo"
     message = "`{wrong}` is not a torch attribute, so this silently does nothing; use `{right}`"
-    fix_applicability = "safe"
+    fix_applicability = "unsafe"
     VALID = [
         """
         import torch
@@ -96,18 +99,23 @@ class RequiresGradTypo(Rule):
         """,
     ]
     INVALID = [
-        """
+        Invalid(
+            """
         import torch
         for p in model.parameters():
             p.require_grad = False  # error
         """,
+            expected_replacement="""
+        import torch
+        for p in model.parameters():
+            p.requires_grad = False  # error
+        """,
+        ),
         """
         import torch
         w = torch.zeros(3, require_grad=True)  # error
         """,
     ]
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
 
     @classmethod
     def could_match(cls, text: str) -> bool:

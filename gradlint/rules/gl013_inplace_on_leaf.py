@@ -6,9 +6,16 @@ import re
 
 import libcst as cst
 
-from gradlint.static.rule import Rule
+from gradlint.static.fixes import no_grad_block
+from gradlint.static.rule import Invalid, Rule
 from gradlint.static.semantics.backward import might_backward
-from gradlint.static.semantics.dataflow import Kind, TracksStatements, inplace_edits, no_grad_wrap, view_root
+from gradlint.static.semantics.dataflow import (
+    Kind,
+    TracksStatements,
+    inplace_edits,
+    is_inplace_method,
+    view_root,
+)
 
 _PARAMS_KEY = re.compile(r"\[.params.\]")
 _REQUIRES_GRAD_TRUE = re.compile(r"requires_grad(?:\s*=\s*True|_\(\s*(?:True\s*)?\))")
@@ -20,6 +27,8 @@ def _leaf_sign(text: str) -> bool:
     )
 
 
+# An in-place edit of a ``self`` attribute: ``self.w -= ...``, ``self.w.add_(...)``, ``self.w[i] = ...``.
+_SELF_INPLACE = re.compile(r"self\.\w+(?:\.\w+_\(|\s*[-+*/%&|^@]=|\[[^\]\n]*\]\s*=[^=])")
 _INPLACE_SIGN = re.compile(r"[a-z0-9]_\(|[-+*/%&|^@]=|\]\s*=[^=]")
 
 
@@ -68,13 +77,16 @@ class InplaceOnLeaf(TracksStatements, Rule):
 
     ## Fix safety
     The fix wraps the statement in `with torch.no_grad():` (only when `torch` is
-    imported under a name and the statement is alone on its line). It is unsafe
+    imported under a name and the statement is alone on its line), together with
+    the updates next to it, and around the whole loop when every statement of
+    the loop is such an update. It is unsafe
     (opt-in) because the edit is then no longer part of the graph, which is what a
     parameter update wants but not what every in-place edit means.
     """
 
     code = "GL013"
     name = "inplace-on-leaf"
+    reads = "class"  # `self.w` requires grad because `__init__` says so
     message = (
         "In-place edit of `{target}`, a leaf tensor that requires grad, outside `torch.no_grad()`: "
         '"a leaf Variable that requires grad is being used in an in-place operation"; '
@@ -111,13 +123,23 @@ class InplaceOnLeaf(TracksStatements, Rule):
         """,
     ]
     INVALID = [
-        """
+        Invalid(
+            """
         import torch
         w = torch.randn(3, requires_grad=True)
         loss = (w * 2).sum()
         loss.backward()
         w -= 0.1 * w.grad  # error
         """,
+            expected_replacement="""
+        import torch
+        w = torch.randn(3, requires_grad=True)
+        loss = (w * 2).sum()
+        loss.backward()
+        with torch.no_grad():
+            w -= 0.1 * w.grad  # error
+        """,
+        ),
         """
         import torch
         def step(model, x):
@@ -134,8 +156,6 @@ class InplaceOnLeaf(TracksStatements, Rule):
         """,
     ]
 
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
-
     @classmethod
     def could_match(cls, text: str) -> bool:
         # A finding needs evidence that no caller disabled grad: a leaf made with
@@ -149,9 +169,12 @@ class InplaceOnLeaf(TracksStatements, Rule):
 
     @classmethod
     def could_match_unit(cls, text: str, file_text: str) -> bool:
-        # The leaf is made (or its parameters listed) where it is edited; the
-        # evidence that grad is on may come from anywhere in the file.
-        return _INPLACE_SIGN.search(text) is not None and _leaf_sign(text)
+        # The leaf is made (or its parameters listed) where it is edited, or, for an
+        # edit of ``self.w``, in the class set-up (kept with the unit: ``reads = "class"``);
+        # the evidence that grad is on may come from anywhere in the file.
+        if _INPLACE_SIGN.search(text) is None:
+            return False
+        return _leaf_sign(text) or (_SELF_INPLACE.search(text) is not None and _leaf_sign(file_text))
 
     def visit_Call(self, node: cst.Call) -> None:
         self._check(node)
@@ -164,6 +187,13 @@ class InplaceOnLeaf(TracksStatements, Rule):
 
     def _check(self, node: cst.CSTNode) -> None:
         for edit in inplace_edits(node):
+            target = edit.target
+            if (
+                isinstance(target, cst.Call)
+                and isinstance(target.func, cst.Attribute)
+                and is_inplace_method(target.func.attr.value)
+            ):
+                continue  # ``w.mul_(a).add_(b)``: one edit chain, reported once, at ``w.mul_``
             root = view_root(edit.target)
             if isinstance(root, cst.Attribute) and root.attr.value in ("grad", "data"):
                 continue
@@ -182,10 +212,37 @@ class InplaceOnLeaf(TracksStatements, Rule):
             small = self.flow_small_statement(node)
             fix = None
             if small is not None and small is not self.flow_statement:
-                fix = no_grad_wrap(self.context, small, self.flow_statement)
+                fix = no_grad_block(
+                    self.context,
+                    self.flow.torch_alias(),
+                    self.flow_statement,
+                    self._edits_leaf,
+                    self._fix_cache,
+                )
             self.report(
                 node,
                 target=self.context.code_for(edit.target),
                 fix=fix,
                 fix_message="Make the update under `with torch.no_grad():`",
             )
+
+    def _edits_leaf(self, line: cst.BaseStatement) -> cst.BaseStatement | None:
+        """``line`` itself when it is one in-place edit of a leaf or parameter that this
+        rule wraps in ``no_grad`` (evaluated where ``line`` is): the statements next to
+        the reported one join its block."""
+        if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+            return None
+        small = line.body[0]
+        node = small.value if isinstance(small, cst.Expr) else small
+        for edit in inplace_edits(node):
+            root = view_root(edit.target)
+            if isinstance(root, cst.Attribute) and root.attr.value in ("grad", "data"):
+                continue
+            fact = self.flow.fact_of(root, at=line)
+            if fact.kind in (Kind.LEAF_REQUIRES_GRAD, Kind.PARAMETER) and fact.origin is not None:
+                return line
+        return None
+
+    @property
+    def _fix_cache(self) -> dict:
+        return self.__dict__.setdefault("_no_grad_blocks", {})

@@ -97,9 +97,7 @@ class UnscaledGradientAccumulation(Rule):
     ]
 
     # Which optimizer steps which parameters is set up in `__init__`, used in another method.
-    context = "class"
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
+    reads = "class"
 
     @classmethod
     def could_match(cls, text: str) -> bool:

@@ -6,13 +6,15 @@ import re
 
 import libcst as cst
 
+from gradlint.static.fixes import no_grad_block
 from gradlint.static.rule import Replace, Rule
 from gradlint.static.semantics.dataflow import (
     TracksStatements,
     TracksWrites,
-    no_grad_wrap,
+    is_data_attr,
     state_data_receiver,
     strip_state_data,
+    write_roles,
 )
 
 _DATA = re.compile(r"\.data\b")
@@ -51,7 +53,9 @@ class DataOnParameter(TracksStatements, TracksWrites, Rule):
     The fix is unsafe (opt-in). For an in-place edit statement it removes `.data`
     from the parameters, gradients and buffers of the statement and, unless the
     statement already runs under `torch.no_grad()`, wraps it in
-    `with torch.no_grad():` (only if `torch` is imported under a name). Unlike
+    `with torch.no_grad():` (only if `torch` is imported under a name): one block
+    for a run of such statements, around the whole loop or `if` when all its
+    statements are. Unlike
     `.data`, the edit then bumps the version counter, so an edit that autograd
     would have missed now raises. Reads (`x = p.data`) get no fix: `p` itself is
     not equivalent.
@@ -102,9 +106,7 @@ class DataOnParameter(TracksStatements, TracksWrites, Rule):
     ]
 
     # Parameters and buffers are declared in `__init__`, used in other methods.
-    context = "class"
-
-    silenced_elsewhere = False  # its analysis reads the definition, its helpers and `self` set-up only
+    reads = "class"
 
     @classmethod
     def could_match(cls, text: str) -> bool:
@@ -130,13 +132,72 @@ class DataOnParameter(TracksStatements, TracksWrites, Rule):
     def _fix(self, node: cst.Attribute):
         if self.write_role(node) not in _FIXABLE_ROLES:
             return None
-        small = self.flow_small_statement(node)
         line = self.flow_statement
-        if small is None or not isinstance(small, (cst.Expr, cst.AugAssign, cst.Assign)):
+        small = self.flow_small_statement(node)
+        if small is None or small is line or self._without_data(line) is None:
+            return None
+        if self.flow_grad_disabled():
+            return Replace(small, strip_state_data(self.context, small, self.flow_fact))
+        return no_grad_block(self.context, self.flow.torch_alias(), line, self._without_data, self._fix_cache)
+
+    def _without_data(self, line: cst.BaseStatement) -> cst.BaseStatement | None:
+        """``line`` without ``.data`` on its state tensors, when this rule fixes it: one
+        in-place edit (call, augmented or item assignment) of ``X.data`` of a
+        parameter, gradient or buffer. Evaluated where ``line`` is, so that the
+        statements next to the reported one can join its ``no_grad`` block."""
+        if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+            return None
+        small = line.body[0]
+        if not isinstance(small, (cst.Expr, cst.AugAssign, cst.Assign)):
             return None
         if isinstance(small, cst.Expr) and not isinstance(small.value, cst.Call):
             return None
-        new_code = strip_state_data(self.context, small, self.flow_fact)
-        if self.flow_grad_disabled():
-            return Replace(small, new_code)
-        return no_grad_wrap(self.context, small, line, new_code)
+
+        def fact(expr):
+            return self.flow.fact_of(expr, at=line)
+
+        written = {
+            id(expr)
+            for node in _writers(small)
+            for expr, role in write_roles(node)
+            if role in _FIXABLE_ROLES and is_data_attr(expr)
+        }
+        fixable = any(
+            not (isinstance(a.value, cst.Name) and a.value.value in ("self", "cls"))
+            and state_data_receiver(fact, a.value) is not None
+            for a in _data_attributes(small)
+            if id(a) in written
+        )
+        if not fixable:
+            return None
+        code = strip_state_data(self.context, small, fact)
+        try:
+            new = cst.parse_statement(code)
+        except cst.ParserSyntaxError:
+            return None
+        if not isinstance(new, cst.SimpleStatementLine) or len(new.body) != 1:
+            return None
+        return line.with_changes(body=[new.body[0]])
+
+    @property
+    def _fix_cache(self) -> dict:
+        return self.__dict__.setdefault("_no_grad_blocks", {})
+
+
+def _writers(small: cst.CSTNode):
+    """The calls and assignments in ``small`` that may write something."""
+    stack = [small]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (cst.Call, cst.Assign, cst.AugAssign)):
+            yield node
+        stack.extend(node.children)
+
+
+def _data_attributes(small: cst.CSTNode):
+    stack = [small]
+    while stack:
+        node = stack.pop()
+        if is_data_attr(node):
+            yield node
+        stack.extend(node.children)

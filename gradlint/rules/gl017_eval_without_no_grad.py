@@ -6,8 +6,9 @@ import re
 
 import libcst as cst
 
-from gradlint.static.rule import Replace, Rule
-from gradlint.static.semantics.imports import ImportMap
+from gradlint.static.fixes import wrap_statements
+from gradlint.static.rule import Rule
+from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.optim import (
     LIGHTNING_EVAL_HOOKS,
     Event,
@@ -95,6 +96,7 @@ class EvalWithoutNoGrad(Rule):
 
     code = "GL017"
     name = "eval-without-no-grad"
+    silenced_elsewhere = True  # a caller may turn grad off
     message = (
         "`{model}` runs in an evaluation loop with autograd on: every forward builds a graph and keeps its "
         "activations for a backward that never comes; wrap the loop in `with torch.inference_mode():`"
@@ -181,7 +183,7 @@ class EvalWithoutNoGrad(Rule):
                 reported.append(loop)
                 self.report(
                     call.node,
-                    model=self.context.code_for(call.node.func),
+                    model=self._model_label(call.node, modules),
                     fix=self._fix(loop, imports),
                     fix_message="Wrap the loop in `with torch.inference_mode():`",
                 )
@@ -201,7 +203,7 @@ class EvalWithoutNoGrad(Rule):
                 continue  # torch.cat(...), np.mean(...), F.relu(...)
             if head in imports.aliases and name not in modules:
                 continue
-            if not (name in modules or looks_like_model_name(name)):
+            if not (name in modules or looks_like_model_name(name) or self._helper_runs(e.node, modules)):
                 continue
             args_names: set[str] = set()
             for a in e.node.args:
@@ -209,6 +211,37 @@ class EvalWithoutNoGrad(Rule):
             if args_names & batch_names:
                 return e
         return None
+
+    def _model_label(self, call: cst.Call, modules: set[str]) -> str:
+        func = self.context.code_for(call.func)
+        name = dotted_name(call.func) or ""
+        if name in modules or looks_like_model_name(name) or not self._helper_runs(call, modules):
+            return func
+        for arg in call.args:
+            arg_name = dotted_name(arg.value)
+            if arg_name is not None and (arg_name in modules or looks_like_model_name(arg_name)):
+                return f"{func}({arg_name}, ...)"
+        return func
+
+    def _helper_runs(self, call: cst.Call, modules: set[str]) -> bool:
+        """``decode(model, src)``: a function of this file that receives the model and runs it.
+
+        A summary of one same-file function (this is where per-function summaries plug in)."""
+        if not isinstance(call.func, cst.Name):
+            return False
+        helper = _module_functions(self.context.module).get(call.func.value)
+        if helper is None:
+            return False
+        params = list(helper.params.posonly_params) + list(helper.params.params)
+        for i, arg in enumerate(call.args):
+            if arg.keyword is not None or arg.star or i >= len(params):
+                continue
+            name = dotted_name(arg.value)
+            if name is None or not (name in modules or looks_like_model_name(name)):
+                continue
+            if _runs(helper, params[i].name.value):
+                return True
+        return False
 
     # -- is grad visibly off? ---------------------------------------------------------------------
     def _grad_off(self, call: Event, scope: ScopeInfo, analysis, imports) -> bool:
@@ -271,17 +304,11 @@ class EvalWithoutNoGrad(Rule):
         return name == "_forward" and "Pipeline" in self.context.source
 
     # -- the fix ---------------------------------------------------------------------------------------
-    def _fix(self, loop, imports) -> Replace | None:
+    def _fix(self, loop, imports):
         alias = next((local for local, full in sorted(imports.aliases.items()) if full == "torch"), None)
         if alias is None:
             return None  # no module alias to spell torch.inference_mode with
-        # The loop's own leading comments stay above the new `with`, outside the replaced range.
-        with_stmt = cst.With(
-            items=[cst.WithItem(cst.parse_expression(f"{alias}.inference_mode()"))],
-            body=cst.IndentedBlock(body=[loop.with_changes(leading_lines=[])]),
-        )
-        # Rendered with this module's own indentation (2 spaces, tabs...), not libcst's default.
-        return Replace(loop, self.context.module.code_for_node(with_stmt).strip("\n"))
+        return wrap_statements(self.context, [loop], f"{alias}.inference_mode()")
 
 
 def grad_mode_of_decorators(scope: ScopeInfo, imports) -> bool:
@@ -352,3 +379,47 @@ def _after_eval(scope: ScopeInfo, loop, first: Event) -> bool:
         if e.kind in ("eval", "train") and e.key:
             state[e.key] = e.kind
     return any(v == "eval" for v in state.values())
+
+
+def _module_functions(module: cst.Module) -> dict[str, cst.FunctionDef]:
+    return {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
+
+
+def _runs(func: cst.FunctionDef, param: str) -> bool:
+    """Does ``func`` call ``param`` or a method of it with arguments (``model(x)``, ``model.encode(x)``),
+    outside a no_grad it sets up itself? (Decorators and with-blocks are left to the caller's check.)"""
+    from gradlint.static.semantics.walk import iter_children
+
+    stack: list[cst.CSTNode] = [func.body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Call) and node.args:
+            callee = dotted_name(node.func) or ""
+            if callee == param or (callee.startswith(param + ".") and callee.count(".") == 1):
+                method = callee.rpartition(".")[2]
+                if callee == param or method not in _NOT_FORWARD_METHODS:
+                    return True
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        stack.extend(iter_children(node))
+    return False
+
+
+# Methods of a module that take arguments without running it.
+_NOT_FORWARD_METHODS = frozenset(
+    {
+        "to",
+        "train",
+        "eval",
+        "load_state_dict",
+        "state_dict",
+        "apply",
+        "register_buffer",
+        "requires_grad_",
+        "add_module",
+        "register_forward_hook",
+        "register_full_backward_hook",
+        "named_parameters",
+        "parameters",
+    }
+)

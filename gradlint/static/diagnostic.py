@@ -47,10 +47,13 @@ class Diagnostic:
     noqa_row: int | None = None
     rule_name: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    # Notebooks: the 1-based cell (all cells counted, as ruff does); rows, columns
+    # and noqa_row are then within that cell.
+    cell: int | None = None
 
     @property
     def sort_key(self):
-        return (self.filename, self.location.row, self.location.column, self.code)
+        return (self.filename, self.cell or 0, self.location.row, self.location.column, self.code)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -82,6 +85,7 @@ class Diagnostic:
             noqa_row=d.get("noqa_row"),
             rule_name=d.get("rule_name", ""),
             extra=d.get("extra") or {},
+            cell=d.get("cell"),
         )
 
 

@@ -10,6 +10,10 @@ Symlinked folders are followed once: each folder is identified by
 ``(st_dev, st_ino)``, so loops and repeated links end the walk instead of
 recursing forever.  Problems along the way (broken links, unreadable folders)
 are returned as warnings, never raised.
+
+``skip(path, is_dir)``, when given, is asked about every entry met while walking
+(not about the paths named on the command line): it is how ``.gitignore`` files
+and the excludes of nested configuration files take part.
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from gradlint.static.selection import path_matches
 
-SOURCE_SUFFIXES = (".py",)
+SOURCE_SUFFIXES = (".py", ".ipynb")
 
 
 class MissingPathError(Exception):
@@ -49,8 +53,14 @@ def discover_files(
     root: str | None,
     *,
     force_exclude: bool = False,
+    include: Sequence[str] | None = None,
+    skip: Callable[[str, bool], bool] | None = None,
 ) -> Discovered:
-    """Raises MissingPathError for the first path that does not exist."""
+    """Raises MissingPathError for the first path that does not exist.
+
+    ``include``: the glob patterns a walked file must match (ruff's ``include``;
+    a pattern without ``/`` matches the file name); default ``*.py`` and ``*.ipynb``.
+    """
     out = Discovered()
     found: set[str] = set()
     visited: set[tuple[int, int]] = set()
@@ -67,13 +77,17 @@ def discover_files(
         if stat.S_ISDIR(st.st_mode):
             if force_exclude and is_excluded(path, exclude, root):
                 continue
-            _walk(path, exclude, root, found, visited, out)
+            _walk(path, exclude, root, found, visited, out, include, skip)
         else:
             if force_exclude and is_excluded(path, exclude, root):
                 continue
             found.add(path)
     out.files = sorted(found)
     return out
+
+
+def _included(name: str, path: str, include: Sequence[str], root: str | None) -> bool:
+    return any(path_matches(p, path, root) if "/" in p else fnmatch.fnmatchcase(name, p) for p in include)
 
 
 def _walk(
@@ -83,6 +97,8 @@ def _walk(
     found: set[str],
     visited: set[tuple[int, int]],
     out: Discovered,
+    include: Sequence[str] | None = None,
+    skip: Callable[[str, bool], bool] | None = None,
 ) -> None:
     # Plain names (the common case: ".git", "build") are tested with a set
     # lookup; only real glob patterns go through fnmatch.
@@ -122,9 +138,15 @@ def _walk(
             except OSError:
                 is_dir = False
             if is_dir:
-                stack.append(path)
+                if skip is None or not skip(path, True):
+                    stack.append(path)
                 continue
-            if not name.endswith(SOURCE_SUFFIXES):
+            if include is None:
+                if not name.endswith(SOURCE_SUFFIXES):
+                    continue
+            elif not _included(name, path, include, root):
+                continue
+            if skip is not None and skip(path, False):
                 continue
             try:
                 is_file = entry.is_file()

@@ -17,12 +17,15 @@ import libcst as cst
 from gradlint.static import traversal
 from gradlint.static.diagnostic import GL000, Diagnostic, Location
 from gradlint.static.noqa import filter_noqa
+from gradlint.static.notebook import NOTEBOOK_SUFFIX, lint_notebook
 from gradlint.static.rule import FileContext, Rule
 from gradlint.static.slicing import relevant_source
 
 # Past this size a file is almost certainly generated or data, and libcst's
 # memory use (~40x the source) would hurt the whole run.
 MAX_FILE_BYTES = 10 * 1024 * 1024
+
+_CR_NEWLINE = re.compile(r"\r\n?")
 
 
 def _gl000(filename: str, message: str, row: int = 1, column: int = 1) -> Diagnostic:
@@ -178,10 +181,16 @@ def lint_source(
     those a rule could match (see ``gradlint.static.slicing``); tests compare
     the two.
     """
+    if filename.endswith(NOTEBOOK_SUFFIX):
+        return lint_notebook(filename, data, rules, noqa=noqa, slicing=slicing)
     text, err = decode_source(data, filename)
     if err is not None:
         return [err]
     assert text is not None
+    if "\r" in text:
+        # CPython reads "\r\n" and a lone "\r" as "\n"; the rules' text tests (re.M
+        # anchors) and libcst's printing know only "\n". Rows and columns do not change.
+        text = _CR_NEWLINE.sub("\n", text)
     candidates = select_rules_for(text, rules)
     if not candidates:
         return []

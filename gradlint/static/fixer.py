@@ -39,6 +39,7 @@ from pathlib import Path
 
 import libcst as cst
 
+from gradlint.static import notebook, notebook_fix
 from gradlint.static.diagnostic import Diagnostic, Fix
 from gradlint.static.engine import decode_source, lint_source
 from gradlint.static.rule import Rule
@@ -387,6 +388,8 @@ def fix_file(
     """
     path = Path(path)
     filename = str(path)
+    if filename.endswith(notebook.NOTEBOOK_SUFFIX):
+        return _fix_notebook(path, diagnostics, unsafe=unsafe, write=write, rules=rules)
     result = FixResult(remaining=list(diagnostics))
     if not any(d.fix is not None for d in diagnostics):
         # Nothing could apply: do not even read the file.
@@ -428,6 +431,31 @@ def fix_file(
     result.new_text = new
     result.applied = applied
     result.remaining = remaining
+    return result
+
+
+def _fix_notebook(path: Path, diagnostics, *, unsafe: bool, write: bool, rules) -> FixResult:
+    """fix_file for a .ipynb: the fixes go into the cells (see gradlint.static.notebook)."""
+    result = FixResult(remaining=list(diagnostics))
+    if not any(d.fix is not None for d in diagnostics):
+        return result  # never read, never written
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        result.errors.append(f"cannot read file: {exc.strerror or exc}")
+        return result
+    nf = notebook_fix.fix_notebook_data(data, str(path), diagnostics, unsafe=unsafe, rules=rules)
+    result.old_text, result.errors = nf.old_text, nf.errors
+    if nf.new_text is None:
+        return result
+    if write:
+        bom = b"\xef\xbb\xbf" if data.startswith(b"\xef\xbb\xbf") else b""
+        err = _atomic_write(path, bom + nf.new_text.encode("utf-8"))
+        if err is not None:
+            result.errors.append(err)
+            return result
+    result.new_text, result.applied, result.remaining = nf.new_text, nf.applied, nf.remaining
     return result
 
 
@@ -502,6 +530,8 @@ def unified_diff(path, old_text: str, new_text: str) -> str:
     if old_text == new_text:
         return ""
     name = str(path)
+    if name.endswith(notebook.NOTEBOOK_SUFFIX):
+        return notebook_fix.unified_diff(name, old_text, new_text)
     lines = difflib.unified_diff(
         _split_keepends(old_text),
         _split_keepends(new_text),

@@ -33,10 +33,11 @@ def noqa_codes(line: str) -> set[str] | None:
     return {c.upper() for c in re.split(r"[\s,]+", codes) if c}
 
 
-def filter_noqa(diagnostics: list[Diagnostic], text: str) -> list[Diagnostic]:
+def filter_noqa(diagnostics: list[Diagnostic], text: str, *, file_level: bool = True) -> list[Diagnostic]:
+    """``file_level=False``: line comments only (notebooks decide per cell)."""
     if not diagnostics:
         return diagnostics
-    if file_is_exempt(text):
+    if file_level and file_is_exempt(text):
         return [d for d in diagnostics if d.code == GL000]
     lines = text.splitlines()
     cache: dict[int, set[str] | None] = {}

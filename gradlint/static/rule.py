@@ -138,6 +138,23 @@ class FileContext:
         return self.module.code_for_node(node)
 
 
+class Invalid(str):
+    """An INVALID example that also states the code after its fix, like Fixit's
+    ``Invalid(code, expected_replacement=...)``.
+
+    It is the snippet itself (a ``str``), so anything that reads examples as text
+    keeps working; ``tests/rules/test_rule_examples.py`` applies the rule's fixes
+    (unsafe ones included) and compares the result with ``expected_replacement``.
+    """
+
+    expected_replacement: str | None
+
+    def __new__(cls, code: str, expected_replacement: str | None = None) -> Invalid:
+        obj = super().__new__(cls, code)
+        obj.expected_replacement = expected_replacement
+        return obj
+
+
 class Rule(cst.BatchableCSTVisitor):
     code: ClassVar[str] = ""
     name: ClassVar[str] = ""
@@ -149,18 +166,21 @@ class Rule(cst.BatchableCSTVisitor):
     # The file is parsed for this rule only if its text contains one of these
     # substrings. An empty tuple means "always parse".
     prefilter: ClassVar[tuple[str, ...]] = ()
-    # What the rule reads beyond a definition its ``could_match_unit`` accepts:
-    # "function" (that definition and the helpers it calls), "class" (also the
-    # methods of its class that assign ``self`` attributes) or "module" (the whole
-    # file). See ``gradlint.static.slicing``.
-    context: ClassVar[str] = "function"
+    # The facts the rule reads beyond a definition its ``could_match_unit`` accepts:
+    # "function" (that definition and the helpers it calls), "class" (also the methods
+    # of its class that assign ``self`` attributes: where ``__init__`` decides that
+    # ``self.w`` is a parameter or ``self.lin`` a module; every rule that asks the value
+    # kinds of ``dataflow`` reads these) or "module" (the whole file). Slicing keeps
+    # exactly that. See ``gradlint.static.slicing``.
+    reads: ClassVar[str] = "function"
     # Can code that slicing stubs out (a caller under no_grad, another method that
     # resets state) silence a finding of this rule? Then a finding in a sliced file
-    # is decided on the whole file. False only where tests/test_slicing.py shows
-    # the sliced verdict equals the whole file's.
-    silenced_elsewhere: ClassVar[bool] = True
+    # is decided on the whole file. Most rules read only what ``reads`` keeps; the
+    # few that look further set this True. tests/test_slicing.py checks both.
+    silenced_elsewhere: ClassVar[bool] = False
     # Snippets the rule must stay silent on / must flag.  In INVALID snippets
-    # mark each expected report line with a trailing ``# error``.
+    # mark each expected report line with a trailing ``# error``; an ``Invalid(code,
+    # expected_replacement=...)`` also states the code after the rule's fix.
     VALID: ClassVar[Sequence[str]] = ()
     INVALID: ClassVar[Sequence[str]] = ()
 
@@ -276,7 +296,9 @@ def _same_lines(a: Sequence[cst.EmptyLine], b: Sequence[cst.EmptyLine]) -> bool:
     return len(a) == len(b) and all(x.deep_equals(y) for x, y in zip(a, b))
 
 
-def _to_edit(ctx: FileContext, part: FixPart) -> Edit:
+def _to_edit(ctx: FileContext, part: FixPart | Edit) -> Edit:
+    if isinstance(part, Edit):  # built by gradlint.static.fixes, already in text positions
+        return part
     if isinstance(part, InsertAfter):
         pos = ctx.position(part.anchor)
         indent = _indent_of_line(ctx, pos.start.line)
@@ -311,7 +333,7 @@ def _to_edit(ctx: FileContext, part: FixPart) -> Edit:
         code = ctx.module.code_for_node(new)
     if "\n" in code:
         # Continuation lines inherit the indentation of the replaced node's line.
-        indent = _indent_of_line(ctx, start.row)
-        first, *rest = code.split("\n")
-        code = "\n".join([first] + [(indent + ln) if ln.strip() else ln for ln in rest])
+        from gradlint.static.fixes import indent_continuation_lines
+
+        code = indent_continuation_lines(code, _indent_of_line(ctx, start.row))
     return Edit(content=code, location=start, end_location=end)

@@ -131,6 +131,24 @@ def resolve(layers: Sequence[SelectionLayer], rules: Sequence[type[Rule]] | None
     return [r for r in rules if r.code in enabled]
 
 
+def fixable_codes(rules: Sequence[type[Rule]], fixable: Sequence[str], unfixable: Sequence[str]) -> list[str]:
+    """Codes whose fixes may be applied: ruff's ``fixable``/``unfixable`` (default ``ALL``/none).
+
+    Same precedence as selection (more specific wins, ``unfixable`` at a tie),
+    but any selector matches off-by-default rules too: it only gates fixes.
+    """
+    ops = [(normalize_selector(s), True) for s in fixable] + [
+        (normalize_selector(s), False) for s in unfixable
+    ]
+    ops.sort(key=lambda op: (_specificity(op[0]), op[1] is False))
+    on: set[str] = set()
+    for sel, add in ops:
+        for r in rules:
+            if _matches(sel, r.code):
+                (on.add if add else on.discard)(r.code)
+    return sorted(on)
+
+
 # -- per-file ignores --------------------------------------------------------
 
 

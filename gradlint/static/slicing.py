@@ -22,7 +22,7 @@ A class none of whose methods is kept keeps its header (its bases matter to
 the classes that derive from it) and loses its body the same way.
 
 Slicing must never *hide* evidence a finding needs. What a rule needs beyond
-the unit that matched is declared by ``Rule.context``:
+the unit that matched is declared by ``Rule.reads``:
 
 * ``"function"``: the unit itself, plus (for every rule) the bodies of the
   helpers it calls by name, transitively: ``repackage_hidden(h)``,
@@ -53,6 +53,8 @@ _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _NEWLINE = re.compile(r"\r\n?|\n")
 # A call by name: ``name(`` (a module-level function or class) or ``.name(`` (a method).
 _CALL = re.compile(r"(\.?)\s*([A-Za-z_]\w*)\s*\(")
+# A decorator by name, without a call: ``@inference``, ``@utils.no_grad_wrapper`` (its last part).
+_DECORATOR = re.compile(r"^[ \t]*@[ \t]*(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*)[ \t]*$", re.M)
 # An assignment to attributes of self: ``self.x = ``, ``self.a, self.b = ``.
 _SELF_ASSIGN = re.compile(r"^[ \t]*self\.\w+(?:[ \t]*,[ \t]*self\.\w+)*[ \t]*(?::[^=\n]*)?=[^=]", re.M)
 
@@ -77,6 +79,8 @@ class _Unit:
         """``(is_method_call, name)`` for each call by name in the unit."""
         if self._calls is None:
             self._calls = {(bool(dot), name) for dot, name in _CALL.findall(self.text)}
+            # ``@inference`` above a definition: the project's decorator (it may turn grad off).
+            self._calls |= {(False, name) for name in _DECORATOR.findall(self.text)}
         return self._calls
 
 
@@ -134,7 +138,7 @@ def _kept_units(text: str, units: list[_Unit], rules: Sequence[type[Rule]]) -> s
     kept: set[int] = set()
     for rule in rules:
         mine = {i for i, u in enumerate(units) if rule.could_match_unit(u.text, text)}
-        if rule.context == "class":
+        if rule.reads == "class":
             classes = {units[i].container for i in mine if units[i].container is not None}
             mine |= {i for i, u in enumerate(units) if u.container in classes and _SELF_ASSIGN.search(u.text)}
         kept |= mine
@@ -216,7 +220,7 @@ def relevant_source(text: str, tree: ast.Module, rules: Sequence[type[Rule]]) ->
     None when nothing in the file could match: no definition is kept and the
     code outside definitions passes no rule's ``could_match_unit`` either.
     """
-    if any(r.context == "module" for r in rules):
+    if any(r.reads == "module" for r in rules):
         return text
     lines = _LINE.findall(text)
     units = _units(tree, lines)

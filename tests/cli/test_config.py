@@ -177,3 +177,203 @@ def test_cache_dir_config_key(project, run):
     write(project, "a.py", BACKWARD)
     run(".")
     assert (project / ".mycache").is_dir() and not (project / ".gradlint_cache").exists()
+
+
+# -- hierarchical configuration (ruff: the nearest configuration file applies) ----
+
+
+def _two_projects(root):
+    write(root, "alpha/pyproject.toml", "[tool.gradlint]\nselect = ['GL901']\n")
+    write(root, "beta/gradlint.toml", "select = ['GL902']\n")
+    for name in ("alpha", "beta"):
+        write(root, f"{name}/src/m.py", BACKWARD + "print(1)\n")
+
+
+def paths_codes(run, *args):
+    r = run("--output-format", "json", "--no-cache", *args)
+    assert r.exit_code in (0, 1), r.output
+    return sorted({(d["filename"].split("/")[-3], d["code"]) for d in json.loads(r.stdout)})
+
+
+def test_each_file_uses_its_nearest_config(project, run):
+    _two_projects(project)
+    assert paths_codes(run, ".") == [("alpha", "GL901"), ("beta", "GL902")]
+    # Also when the files are named one by one (pre-commit passes file names).
+    assert paths_codes(run, "alpha/src/m.py", "beta/src/m.py") == [("alpha", "GL901"), ("beta", "GL902")]
+
+
+def test_nearest_config_applies_whole_no_cascade(project, run):
+    (project / "pyproject.toml").write_text("[tool.gradlint]\nignore = ['GL902']\n")
+    write(project, "top.py", BACKWARD + "print(1)\n")
+    write(project, "sub/gradlint.toml", "extend-select = ['GL950']\n")
+    write(project, "sub/a.py", BACKWARD + "print(1)\noptimizer.zero_grad()\n")
+    # The root's ignore does not reach into sub/ (as in ruff, settings do not cascade).
+    assert codes_in(run, ".") == [
+        ("a.py", "GL901"),
+        ("a.py", "GL902"),
+        ("a.py", "GL950"),
+        ("top.py", "GL901"),
+    ]
+
+
+def test_command_line_overrides_every_config(project, run):
+    _two_projects(project)
+    assert paths_codes(run, "--select", "GL902", ".") == [("alpha", "GL902"), ("beta", "GL902")]
+    assert paths_codes(run, "--extend-select", "GL902", ".") == [
+        ("alpha", "GL901"),
+        ("alpha", "GL902"),
+        ("beta", "GL902"),
+    ]
+
+
+def test_explicit_config_applies_to_every_file(project, run, tmp_path):
+    _two_projects(project)
+    cfg = tmp_path / "shared.toml"
+    cfg.write_text("select = ['GL901', 'GL902']\n")
+    assert paths_codes(run, "--config", cfg, ".") == [
+        ("alpha", "GL901"),
+        ("alpha", "GL902"),
+        ("beta", "GL901"),
+        ("beta", "GL902"),
+    ]
+
+
+def test_isolated_ignores_every_config_even_a_broken_one(project, run):
+    _two_projects(project)
+    write(project, "beta/gradlint.toml", "select = [\n")
+    assert run("--no-cache", ".").exit_code == 2
+    assert paths_codes(run, "--isolated", ".") == [
+        ("alpha", "GL901"),
+        ("alpha", "GL902"),
+        ("beta", "GL901"),
+        ("beta", "GL902"),
+    ]
+    r = run("--isolated", "--config", "x.toml", ".")
+    assert r.exit_code == 2 and "cannot be combined" in r.stderr
+
+
+def test_nested_config_excludes_and_patterns_are_relative_to_it(project, run):
+    (project / "pyproject.toml").write_text("[tool.gradlint]\n")
+    write(
+        project, "sub/gradlint.toml", "extend-exclude = ['gen']\n[per-file-ignores]\n'tests/*' = ['GL901']\n"
+    )
+    write(project, "sub/gen/g.py", BACKWARD)
+    write(project, "sub/tests/t.py", BACKWARD + "print(1)\n")
+    write(project, "gen/top_gen.py", BACKWARD)
+    write(project, "tests/top_t.py", BACKWARD)
+    assert codes_in(run, ".") == [("t.py", "GL902"), ("top_gen.py", "GL901"), ("top_t.py", "GL901")]
+
+
+def test_broken_nested_config_found_while_walking_is_exit_2(project, run):
+    write(project, "a.py", BACKWARD)
+    write(project, "deep/er/gradlint.toml", "selct = ['GL901']\n")
+    write(project, "deep/er/b.py", BACKWARD)
+    r = run("--no-cache", ".")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert "deep/er/gradlint.toml: key 'selct': unknown key (did you mean 'select'?)" in r.stderr
+    assert "Traceback" not in r.output
+
+
+# -- extend ------------------------------------------------------------------------
+
+
+def test_extend_merges_a_shared_base(project, run):
+    write(
+        project,
+        "base.toml",
+        "ignore = ['GL902']\nextend-exclude = ['gen']\n[per-file-ignores]\n'legacy/*' = ['GL901']\n",
+    )
+    write(
+        project, "svc/pyproject.toml", "[tool.gradlint]\nextend = '../base.toml'\nextend-select = ['GL950']\n"
+    )
+    write(project, "svc/a.py", BACKWARD + "print(1)\noptimizer.zero_grad()\n")
+    write(project, "svc/gen/g.py", BACKWARD)
+    write(project, "svc/legacy/l.py", BACKWARD)
+    # The base's ignore, exclude and per-file-ignores apply (relative to svc/, as in ruff).
+    assert codes_in(run, "svc") == [("a.py", "GL901"), ("a.py", "GL950")]
+
+
+def test_extend_child_select_starts_afresh_and_lists_combine(project, run):
+    write(project, "base.toml", "select = ['GL901']\n[per-file-ignores]\n'a.py' = ['GL901']\n")
+    write(project, "svc/gradlint.toml", "extend = '../base.toml'\nselect = ['GL901', 'GL902']\n")
+    write(project, "svc/a.py", BACKWARD + "print(1)\n")
+    write(project, "svc/b.py", BACKWARD)
+    assert codes_in(run, "svc") == [("a.py", "GL902"), ("b.py", "GL901")]
+    # extend-per-file-ignores adds to the inherited table; per-file-ignores would replace it.
+    write(
+        project,
+        "svc/gradlint.toml",
+        "extend = '../base.toml'\nselect = ['GL901', 'GL902']\n[extend-per-file-ignores]\n'b.py' = ['GL901']\n",
+    )
+    assert codes_in(run, "svc") == [("a.py", "GL902")]
+    write(
+        project,
+        "svc/gradlint.toml",
+        "extend = '../base.toml'\nselect = ['GL901', 'GL902']\n[per-file-ignores]\n'b.py' = ['GL901']\n",
+    )
+    assert codes_in(run, "svc") == [("a.py", "GL901"), ("a.py", "GL902")]
+
+
+def test_extend_chain_of_three(project, run):
+    write(project, "a.toml", "ignore = ['GL902']\n")
+    write(project, "b.toml", "extend = 'a.toml'\nextend-select = ['GL950']\n")
+    write(project, "svc/gradlint.toml", "extend = '../b.toml'\n")
+    write(project, "svc/x.py", BACKWARD + "print(1)\noptimizer.zero_grad()\n")
+    assert codes_in(run, "svc") == [("x.py", "GL901"), ("x.py", "GL950")]
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        (
+            {"gradlint.toml": "extend = 'missing.toml'\n"},
+            "key 'extend': extended file 'missing.toml' does not exist",
+        ),
+        ({"gradlint.toml": "extend = 'gradlint.toml'\n"}, "key 'extend': circular extend"),
+        (
+            {"gradlint.toml": "extend = 'b.toml'\n", "b.toml": "extend = 'gradlint.toml'\n"},
+            "key 'extend': circular extend",
+        ),
+        ({"gradlint.toml": "extend = 3\n"}, "key 'extend': expected a path string, got int 3"),
+        ({"gradlint.toml": "extend = '..'\n"}, "key 'extend': '..' is a folder; name a configuration file"),
+        (
+            {"gradlint.toml": "extend = 'b.toml'\n", "b.toml": "select = ['GL999']\n"},
+            "b.toml: key 'select': unknown rule selector 'GL999'",
+        ),
+        ({"gradlint.toml": "extend = 'b.toml'\n", "b.toml": "select = [\n"}, "b.toml: invalid TOML"),
+        ({"gradlint.toml": "respect-gitignore = 'yes'\n"}, "key 'respect-gitignore': expected true or false"),
+        ({"gradlint.toml": "fixable = ['GL999']\n"}, "key 'fixable': unknown rule selector 'GL999'"),
+        ({"gradlint.toml": "unfixable = 'GL901'\n"}, "key 'unfixable': expected a list of strings"),
+        (
+            {"gradlint.toml": "[extend-per-file-ignores]\n'a.py' = ['GL999']\n"},
+            "key 'extend-per-file-ignores': pattern 'a.py': unknown rule selector 'GL999'",
+        ),
+    ],
+)
+def test_bad_extend_and_new_keys_are_one_line_exit_2(project, run, files, expected):
+    for name, text in files.items():
+        write(project, f"svc/{name}", text)
+    write(project, "svc/a.py", BACKWARD)
+    r = run("--no-cache", "svc")
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("gradlint: error: ")
+    assert expected in r.stderr
+    assert "Traceback" not in r.output and r.stdout == ""
+
+
+def test_explicit_config_may_extend_relative_to_itself(project, run, tmp_path):
+    shared = tmp_path / "shared"
+    write(shared, "base.toml", "ignore = ['GL902']\n")
+    write(shared, "ci.toml", "extend = 'base.toml'\nextend-select = ['GL950']\n")
+    write(project, "a.py", BACKWARD + "print(1)\noptimizer.zero_grad()\n")
+    assert codes_in(run, "--config", shared / "ci.toml", ".") == [("a.py", "GL901"), ("a.py", "GL950")]
+
+
+def test_extend_include_combines_with_the_base(project, run):
+    write(project, "base.toml", "extend-include = ['*.pyw']\n")
+    write(project, "svc/gradlint.toml", "extend = '../base.toml'\nextend-include = ['*.pyx']\n")
+    for name in ("a.py", "b.pyw", "c.pyx", "d.txt"):
+        write(project, f"svc/{name}", BACKWARD)
+    assert codes_in(run, "svc") == [("a.py", "GL901"), ("b.pyw", "GL901"), ("c.pyx", "GL901")]
+    r = run("--show-settings", "svc/a.py")
+    assert 'include = ["*.py", "*.ipynb", "*.pyw", "*.pyx"]' in r.stdout.splitlines()

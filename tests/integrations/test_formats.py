@@ -1,4 +1,4 @@
-"""The CI/editor output formats: pylint, junit, gitlab (renderers, and through the CLI)."""
+"""The CI/editor output formats: pylint, junit, gitlab, grouped, rdjson, json fields (renderers and CLI)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from gradlint.reporters import FORMATS, ReportContext, gitlab, junit, pylint
-from gradlint.static.diagnostic import Diagnostic, Location
+from gradlint.reporters import FORMATS, ReportContext, gitlab, grouped, junit, pylint, rdjson
+from gradlint.static.diagnostic import Diagnostic, Edit, Fix, Location
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,6 +38,8 @@ def test_formats_are_registered():
     assert FORMATS["pylint"] is pylint.render
     assert FORMATS["junit"] is junit.render
     assert FORMATS["gitlab"] is gitlab.render
+    assert FORMATS["grouped"] is grouped.render
+    assert FORMATS["rdjson"] is rdjson.render
 
 
 # -- pylint ------------------------------------------------------------------------------
@@ -171,3 +174,233 @@ def test_cli_output_format(fmt, tmp_path, monkeypatch):
             "path": "m.py",
             "lines": {"begin": 2, "end": 2},
         }
+
+
+# -- grouped (ruff's format) -------------------------------------------------------------
+
+
+def test_grouped_header_per_file_aligned_rows_and_columns(files):
+    root, a, b = files
+    ctx = ReportContext(cwd=str(root))
+    fix = Fix("use x", "safe", (Edit("x", Location(3, 1), Location(3, 2)),))
+    out = click_unstyle(
+        grouped.render(
+            [
+                diag(a, 3, 1, code="GL001"),
+                Diagnostic(a, "GL002", "fixable", Location(12, 13), Location(12, 14), fix=fix),
+                diag(b, 1, 5, code="GL003", message="m"),
+            ],
+            ctx,
+        )
+    )
+    assert out.splitlines() == [
+        "pkg/a.py:",
+        "   3:1  GL001 `loss` leaks; detach it",
+        "  12:13 GL002 [*] fixable",
+        "",
+        "b.py:",
+        "  1:5 GL003 m",
+        "",
+        "Found 3 errors.",
+        "[*] 1 fixable with the `--fix` option.",
+    ]
+    assert click_unstyle(grouped.render([], ctx)) == "All checks passed!\n"
+
+
+def click_unstyle(text):
+    import click
+
+    return click.unstyle(text)
+
+
+# -- rdjson (reviewdog) ------------------------------------------------------------------
+
+_POS = {
+    "type": "object",
+    "properties": {"line": {"type": "integer", "minimum": 1}, "column": {"type": "integer", "minimum": 1}},
+    "required": ["line"],  # a notebook's range is line-wise
+    "additionalProperties": False,
+}
+_RANGE = {
+    "type": "object",
+    "properties": {"start": _POS, "end": _POS},
+    "required": ["start", "end"],
+    "additionalProperties": False,
+}
+_SEVERITY = {"enum": ["ERROR", "WARNING", "INFO"]}
+# The fields reviewdog's DiagnosticResult defines (proto/rdf/reviewdog.proto), and no others.
+RDJSON_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "source": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "url": {"type": "string"}},
+            "required": ["name"],
+            "additionalProperties": False,
+        },
+        "severity": _SEVERITY,
+        "diagnostics": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "message": {"type": "string", "minLength": 1},
+                    "severity": _SEVERITY,
+                    "location": {
+                        "type": "object",
+                        "properties": {"path": {"type": "string", "minLength": 1}, "range": _RANGE},
+                        "required": ["path", "range"],
+                        "additionalProperties": False,
+                    },
+                    "code": {
+                        "type": "object",
+                        "properties": {"value": {"type": "string"}, "url": {"type": "string"}},
+                        "required": ["value"],
+                        "additionalProperties": False,
+                    },
+                    "suggestions": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"range": _RANGE, "text": {"type": "string"}},
+                            "required": ["range", "text"],
+                            "additionalProperties": False,
+                        },
+                    },
+                },
+                "required": ["message", "location", "code"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    "required": ["source", "diagnostics"],
+    "additionalProperties": False,
+}
+
+
+def test_rdjson_fields_utf8_byte_columns_and_suggestions(tmp_path):
+    src = tmp_path / "m.py"
+    src.write_text("x = 1\ny = 'é𐐀'; bad_call()\n", encoding="utf-8")
+    safe = Fix("use good_call", "safe", (Edit("good_call", Location(2, 11), Location(2, 19)),))
+    unsafe = Fix("drop", "unsafe", (Edit("", Location(1, 1), Location(2, 1)),))
+    diags = [
+        Diagnostic(str(src), "GL001", "one", Location(1, 1), Location(1, 6), fix=unsafe),
+        Diagnostic(str(src), "GL002", "two", Location(2, 11), Location(2, 21), fix=safe),
+    ]
+    doc = json.loads(rdjson.render(diags, ReportContext(cwd=str(tmp_path))))
+    jsonschema.validate(doc, RDJSON_SCHEMA)
+    assert doc["source"]["name"] == "gradlint"
+    first, second = doc["diagnostics"]
+    assert first["location"] == {
+        "path": "m.py",
+        "range": {"start": {"line": 1, "column": 1}, "end": {"line": 1, "column": 6}},
+    }
+    assert "suggestions" not in first  # an unsafe fix is not offered without --unsafe-fixes
+    # 'é' is 2 bytes and '𐐀' 4 bytes in UTF-8: character column 11 (`bad_call`) is byte column 15.
+    assert second["location"]["range"] == {
+        "start": {"line": 2, "column": 15},
+        "end": {"line": 2, "column": 25},
+    }
+    assert second["suggestions"] == [
+        {"range": {"start": {"line": 2, "column": 15}, "end": {"line": 2, "column": 23}}, "text": "good_call"}
+    ]
+    assert second["code"] == {
+        "value": "GL002",
+        "url": "https://github.com/gradlint/gradlint/blob/main/docs/rules/GL002.md",
+    }
+    unsafe_ctx = ReportContext(cwd=str(tmp_path), unsafe_fixes=True)
+    assert "suggestions" in json.loads(rdjson.render(diags, unsafe_ctx))["diagnostics"][0]
+    empty = json.loads(rdjson.render([], ReportContext(cwd=str(tmp_path))))
+    jsonschema.validate(empty, RDJSON_SCHEMA)
+    assert empty["diagnostics"] == []
+
+
+# -- json: name, severity, url -----------------------------------------------------------
+
+
+def test_every_rule_url_names_an_existing_docs_page():
+    import gradlint.rules as registry
+    from gradlint.reporters import rule_url
+    from gradlint.reporters.context import DOCS_URL
+
+    repo = HERE.parents[1]
+    for rule in registry.ALL_RULES:
+        url = rule_url(rule.code)
+        assert url == f"{DOCS_URL}rules/{rule.code}.md"
+        assert (repo / "docs" / url[len(DOCS_URL) :]).is_file(), url
+    page, _, anchor = rule_url("GL000")[len(DOCS_URL) :].partition("#")
+    text = (repo / "docs" / page).read_text()
+    assert "## Rule selection" in text and anchor == "rule-selection" and "GL000" in text
+
+
+def _cli(tmp_path, monkeypatch, *args, files=None):
+    from gradlint.cli import cli
+
+    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.setenv("GRADLINT_EXTRA_RULES", "toyrules")
+    monkeypatch.delenv("GRADLINT_OUTPUT_FORMAT", raising=False)
+    (tmp_path / "pyproject.toml").write_text("[tool.gradlint]\nselect = ['GL971', 'GL972']\n")
+    for name, text in (files or {}).items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    return CliRunner().invoke(cli, ["check", "--no-cache", *args], catch_exceptions=False)
+
+
+def test_json_name_severity_url(tmp_path, monkeypatch):
+    r = _cli(
+        tmp_path,
+        monkeypatch,
+        "--output-format",
+        "json",
+        ".",
+        files={"m.py": "y = bad_call()\npedantic = 1\n", "broken.py": "def f(:\n    bad_call()\n"},
+    )
+    by_code = {d["code"]: d for d in json.loads(r.stdout)}
+    assert by_code["GL971"]["name"] == "toy-bad-call" and by_code["GL971"]["severity"] == "error"
+    # Off-by-default rules are the judgement calls: a warning.
+    assert by_code["GL972"]["name"] == "toy-pedantic" and by_code["GL972"]["severity"] == "warning"
+    assert by_code["GL971"]["url"] == "https://github.com/gradlint/gradlint/blob/main/docs/rules/GL971.md"
+    assert by_code["GL000"]["severity"] == "error" and by_code["GL000"]["url"].endswith("#rule-selection")
+    assert by_code["GL000"]["name"]
+    lines = _cli(tmp_path, monkeypatch, "--output-format", "json-lines", "m.py").stdout.splitlines()
+    assert {json.loads(line)["name"] for line in lines} == {"toy-bad-call", "toy-pedantic"}
+
+
+@pytest.mark.parametrize("fmt", ["grouped", "rdjson"])
+def test_cli_new_formats(fmt, tmp_path, monkeypatch):
+    r = _cli(tmp_path, monkeypatch, "--output-format", fmt, "m.py", files={"m.py": "x = 1\ny = bad_call()\n"})
+    assert r.exit_code == 1
+    if fmt == "grouped":
+        assert click_unstyle(r.stdout).startswith("m.py:\n  2:5 GL971 [*] `bad_call()` is wrong")
+    else:
+        doc = json.loads(r.stdout)
+        jsonschema.validate(doc, RDJSON_SCHEMA)
+        (d,) = doc["diagnostics"]
+        assert d["location"]["range"]["start"] == {"line": 2, "column": 5}
+        assert d["suggestions"][0]["text"] == "good_call"
+
+
+def test_grouped_and_rdjson_for_a_notebook(tmp_path, monkeypatch):
+    import shutil
+
+    nb = HERE.parents[1] / "fixtures" / "notebooks" / "buggy_rnn.ipynb"
+    shutil.copy(nb, tmp_path / "nb.ipynb")
+    lines = (tmp_path / "nb.ipynb").read_text().splitlines()
+    for fmt in ("grouped", "rdjson"):
+        from gradlint.cli import cli
+
+        monkeypatch.delenv("GRADLINT_OUTPUT_FORMAT", raising=False)
+        monkeypatch.chdir(tmp_path)
+        r = CliRunner().invoke(cli, ["check", "--isolated", "--no-cache", "--output-format", fmt, "nb.ipynb"])
+        assert r.exit_code == 1, r.output
+        if fmt == "grouped":
+            assert "\n  cell 4:4:19 GL008 " in click_unstyle(r.stdout)
+            continue
+        doc = json.loads(r.stdout)
+        jsonschema.validate(doc, RDJSON_SCHEMA)
+        first = doc["diagnostics"][0]
+        assert first["message"].startswith("cell 4:4:19: ")
+        line = first["location"]["range"]["start"]["line"]
+        # The range is the .ipynb line that holds the flagged code.
+        assert "hidden" in lines[line - 1]
+        assert all("suggestions" not in d for d in doc["diagnostics"])

@@ -82,10 +82,11 @@ def test_gl004_fix_clones_at_the_detach_call():
 def test_gl004_chained_fix_and_message():
     src = "def f(model, x):\n    out = model(x)\n    out.detach().zero_()\n    return out\n"
     (d,) = lint(src, GL004)
-    assert d.fix.applicability == "safe"
     assert "shares its storage" in d.message and ".detach().clone()" in d.message
     assert (d.location.row, d.location.column) == (3, 5)
-    assert "    out.detach().clone().zero_()\n" in fix_until_stable(src, GL004)
+    # The zeroed copy is discarded: the edit's only effect is on `out`, and a clone would
+    # make it dead code (tests/fixer/test_rule_fixes.py has the cases that get a fix).
+    assert d.fix is None
 
 
 def test_gl004_silent_when_nothing_else_holds_the_original():
@@ -185,14 +186,14 @@ def test_gl016_is_off_by_default_and_fixes_with_no_grad():
 
 
         def clip(critic):
-            for p in critic.parameters():
-                with torch.no_grad():
+            with torch.no_grad():
+                for p in critic.parameters():
                     p.clamp_(-0.01, 0.01)  # WGAN
 
 
         def sgd(model, lr):
-            for p in model.parameters():
-                with torch.no_grad():
+            with torch.no_grad():
+                for p in model.parameters():
                     p.add_(p.grad, alpha=-lr)
         """,
     )

@@ -38,6 +38,7 @@ def test_gl012_fix_renames_attribute_and_keyword():
         layer.weight.requires_grad_ = True
         """,
         GL012,
+        unsafe=True,
     )
     assert len(applied) == 3
     assert "p.requires_grad = False  # freeze" in new
@@ -49,7 +50,9 @@ def test_gl012_fix_renames_attribute_and_keyword():
 def test_gl012_method_assignment_has_its_own_message():
     _, diags = lint_snippet("import torch\nx.requires_grad_ = False\n", [GL012])
     (d,) = diags
-    assert "replaces the in-place method" in d.message and d.fix is not None and d.fix.applicability == "safe"
+    assert (
+        "replaces the in-place method" in d.message and d.fix is not None and d.fix.applicability == "unsafe"
+    )
 
 
 def test_gl012_silent_for_names_the_file_defines_or_non_torch_calls():

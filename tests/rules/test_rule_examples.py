@@ -36,6 +36,26 @@ def test_invalid_snippets_report_marked_lines(rule, snippet):
     }
 
 
+def _with_replacement():
+    for rule in ALL_RULES:
+        for i, snippet in enumerate(rule.INVALID):
+            if getattr(snippet, "expected_replacement", None) is not None:
+                yield pytest.param(rule, snippet, id=f"{rule.code}-invalid-{i}")
+
+
+@pytest.mark.parametrize("rule,snippet", list(_with_replacement()))
+def test_invalid_snippets_fix_to_the_stated_code(rule, snippet):
+    import textwrap
+
+    from gradlint.static.fixer import fix_text
+
+    text, diags = lint_snippet(snippet, [rule])
+    new, applied, errors = fix_text(text, diags, unsafe=True, rules=[rule])
+    assert not errors
+    assert applied
+    assert new == textwrap.dedent(snippet.expected_replacement)
+
+
 def test_every_rule_has_examples_and_docs():
     for rule in ALL_RULES:
         assert rule.VALID and rule.INVALID, rule.code

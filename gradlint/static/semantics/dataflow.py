@@ -52,8 +52,8 @@ Build once per file with ``flow = context.analysis(Dataflow)``, then
 * Helpers: :func:`inplace_edits` (in-place methods, augmented and item
   assignment), :func:`view_root` (strip indexing/views), :func:`write_roles` and
   the :class:`TracksWrites` mixin (read or write of an attribute such as
-  ``.data``/``.grad``), :func:`state_data_receiver`, :func:`strip_state_data`,
-  :func:`no_grad_wrap` (a fix that puts a statement under ``with torch.no_grad():``).
+  ``.data``/``.grad``), :func:`state_data_receiver`, :func:`strip_state_data`.
+  Fixes that move or wrap statements are built in :mod:`gradlint.static.fixes`.
 
 Evidence rules worth knowing: a name called like a model (``model``, ``netD``,
 ``G``, ``text_encoder``) or a ``self.<layer>`` attribute assigned a module in the
@@ -1100,6 +1100,8 @@ class _Eval:
         return UNKNOWN
 
     def eval_qualified(self, qual: str, call: cst.Call) -> Fact | None:
+        if qual.startswith(("numpy.random.", "random.", "math.")):
+            return NON_TENSOR  # numbers and arrays: no graph (``np.random.randint(1, 4)``)
         if qual in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
             rg = _kwarg(call, "requires_grad")
             if rg is None and len(call.args) > 1 and call.args[1].keyword is None:
@@ -1200,8 +1202,12 @@ class _Eval:
             return collection(Fact(K.TUPLE, items=tuple(self.elem_of(self.eval(a.value)) for a in call.args)))
         if name == "range":
             return collection(NON_TENSOR)
-        if name in ("len", "int", "float", "str", "bool", "isinstance", "hasattr", "print", "round", "abs"):
-            return NON_TENSOR if name not in ("abs", "round") else UNKNOWN
+        if name in ("len", "int", "float", "str", "bool", "isinstance", "hasattr", "print"):
+            return NON_TENSOR
+        if name in ("min", "max", "abs", "round") and call.args and not any(a.star for a in call.args):
+            if len(call.args) == 1 and name in ("min", "max"):
+                return UNKNOWN  # ``max(values)``: an item of an iterable
+            return self.arith(self.eval(a.value) for a in call.args if a.keyword is None)
         if name == "next" and call.args:
             return self.elem_of(self.eval(call.args[0].value))
         cls = self.flow._classes_by_name.get(name)
@@ -1255,6 +1261,8 @@ class _Eval:
             ):
                 return MODULE
             return UNKNOWN
+        if m in ("item", "tolist"):
+            return NON_TENSOR  # a Python number or list, whatever the receiver (tensor or numpy)
         if k not in TENSOR_KINDS:
             return UNKNOWN
         if m == "detach":
@@ -1403,6 +1411,14 @@ def _assign(env: Env, pairs: Iterable[tuple[str, Fact]]) -> Env:
     return env
 
 
+def _scalar_annotation(annotation: cst.Annotation | None) -> bool:
+    return (
+        annotation is not None
+        and isinstance(annotation.annotation, cst.Name)
+        and annotation.annotation.value in ("int", "float", "bool", "str")
+    )
+
+
 class _Walker:
     """Walks one scope's statements in order, recording the env before each."""
 
@@ -1410,6 +1426,7 @@ class _Walker:
         self.flow = flow
         self.scope = scope
         self.facts = facts
+        self.memo: dict[cst.CSTNode, tuple[Env, bool, Env]] = {}
 
     def run(self) -> None:
         scope = self.scope
@@ -1424,6 +1441,8 @@ class _Walker:
                     continue
                 if is_model_name(p.name.value):
                     fact = MODULE
+                elif isinstance(p.default, (cst.Integer, cst.Float)) or _scalar_annotation(p.annotation):
+                    fact = NON_TENSOR  # ``gamma=0.75``, ``lr: float``
                 env[p.name.value] = fact
             for star in (params.star_arg, params.star_kwarg):
                 if isinstance(star, cst.Param):
@@ -1518,6 +1537,19 @@ class _Walker:
         return env
 
     def loop(self, stmt, env: Env, disabled: bool) -> Env:
+        # Each loop body is walked twice (a value bound late in an iteration reaches the
+        # next); nested loops would make that 2**depth walks. A loop entered again with an
+        # environment it has already seen gives the same result and records the same facts,
+        # so the walk is skipped. Only the latest walk is reused: its facts are the ones
+        # recorded, and they must be the facts of the environment the loop is entered with.
+        last = self.memo.get(stmt)
+        if last is not None and last[1] == disabled and last[0] == env:
+            return last[2]
+        out = self._loop(stmt, env, disabled)
+        self.memo[stmt] = (env, disabled, out)
+        return out
+
+    def _loop(self, stmt, env: Env, disabled: bool) -> Env:
         entry = env
         body_env = env
         for _ in range(2):
@@ -1559,6 +1591,8 @@ class _Walker:
                     return env
                 if old.kind in (K.TENSOR, K.CLONE) and value.kind in REQUIRES_GRAD and not disabled:
                     return _assign(env, [(name, ACTIVATION)])  # ``acc += out``: now carries a graph
+                if old.kind is K.NON_TENSOR and value.kind is not K.NON_TENSOR:
+                    return _assign(env, [(name, ev.arith([old, value]))])  # ``total = 0; total += loss``
                 if old.kind in TENSOR_KINDS or old.kind is K.NON_TENSOR:
                     return env  # in place: same tensor, same kind
                 return _assign(env, [(name, ev.arith([old, value]))])
@@ -1744,28 +1778,6 @@ class TracksStatements:
     leave_ListComp = leave_SetComp = leave_DictComp = leave_GeneratorExp = leave_Lambda = _pop
 
 
-# --------------------------------------------------------------------------- fix helpers
-def no_grad_wrap(context, small: cst.CSTNode, line: cst.CSTNode, new_code: str | None = None):
-    """A ``Replace`` that puts ``small`` (the only statement of ``line``) under
-    ``with torch.no_grad():``, or None when that is not mechanical (no ``torch``
-    import, several statements on the line, a one-line suite, a multi-line string).
-    """
-    from gradlint.static.rule import Replace
-
-    flow = context.analysis(Dataflow)
-    torch = flow.torch_alias()
-    if torch is None or not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
-        return None
-    code = new_code if new_code is not None else context.code_for(small)
-    if '"""' in code or "'''" in code:
-        return None
-    # libcst prints continuation lines relative to the enclosing block's indentation,
-    # and the engine re-adds that indentation to every line after the first.
-    unit = context.module.default_indent
-    body = [unit + ln if ln.strip() else ln for ln in code.split("\n")]
-    return Replace(small, f"with {torch}.no_grad():\n" + "\n".join(body))
-
-
 # --------------------------------------------------------------------------- attribute roles
 def write_roles(node: cst.CSTNode) -> list[tuple[cst.BaseExpression, str]]:
     """Expressions that ``node`` (a statement or call) writes, with how.
@@ -1853,6 +1865,13 @@ def state_data_receiver(flow_fact, expr: cst.BaseExpression) -> Kind | None:
         return fact.kind
     if fact.kind is K.ACTIVATION:
         root = view_root(expr)
+        # A distributed parameter's own value (``p.full_tensor()``, ``p.to_local()``) is still the parameter.
+        while (
+            isinstance(root, cst.Call)
+            and isinstance(root.func, cst.Attribute)
+            and root.func.attr.value in ("full_tensor", "to_local")
+        ):
+            root = view_root(root.func.value)
         if root is not expr:
             kind = flow_fact(root).kind
             if kind in STATE_KINDS:

@@ -30,12 +30,19 @@ _SET = {
 
 def grad_mode_of(expr: cst.BaseExpression, imports: ImportMap) -> bool | None:
     """False if ``expr`` (a context manager or decorator) disables grad, True if it
-    enables it, None if it is unrelated or its effect is not a literal."""
+    enables it, None if it is unrelated or its effect is not a literal.
+
+    The project's own wrappers defined in the same file count too (see
+    :func:`local_grad_wrappers`): ``@inference`` whose body runs the function under
+    ``torch.inference_mode()``, a ``@contextmanager`` that yields under ``no_grad``.
+    """
     call = expr if isinstance(expr, cst.Call) else None
     target = call.func if call is not None else expr
     name = imports.resolve(target)
     if name is None:
         return None
+    if name in imports.grad_wrappers:
+        return imports.grad_wrappers[name]
     first = None
     if call is not None:
         positional = [a for a in call.args if a.keyword is None]
@@ -74,3 +81,52 @@ def grad_disabled(node: cst.CSTNode, context) -> bool:
         elif isinstance(anc, cst.Lambda):
             return False
     return False
+
+
+def local_grad_wrappers(module: cst.Module, imports: ImportMap) -> dict[str, bool]:
+    """Module-level names of this file that wrap a grad mode, with the mode they set.
+
+    * ``no_grad = torch.no_grad`` (an alias; also ``torch.no_grad()``);
+    * a decorator: a function with an inner function that calls or returns under a
+      grad-mode ``with`` (``def inference(fn): def wrapper(*a): with torch.no_grad(): return fn(*a)``),
+      or that returns ``torch.no_grad()(fn)``;
+    * a context manager: a generator that yields under a grad-mode ``with``.
+    """
+    out: dict[str, bool] = {}
+    for stmt in module.body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign) and len(small.targets) == 1:
+                    target = small.targets[0].target
+                    if isinstance(target, cst.Name):
+                        mode = grad_mode_of(small.value, imports)
+                        if mode is not None:
+                            out[target.value] = mode
+        elif isinstance(stmt, cst.FunctionDef):
+            mode = _wrapped_mode(stmt, imports)
+            if mode is not None:
+                out[stmt.name.value] = mode
+    return out
+
+
+def _wrapped_mode(func: cst.FunctionDef, imports: ImportMap) -> bool | None:
+    from gradlint.static.semantics.walk import iter_children
+
+    stack: list[tuple[cst.CSTNode, bool | None]] = [(func.body, None)]
+    while stack:
+        node, mode = stack.pop()
+        if isinstance(node, cst.With):
+            for item in node.items:
+                inner = grad_mode_of(item.item, imports)
+                if inner is not None:
+                    mode = inner
+        elif mode is not None and isinstance(node, (cst.Yield, cst.Return)) and node is not func:
+            if isinstance(node, cst.Yield) or isinstance(getattr(node, "value", None), cst.Call):
+                return mode
+        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Call):
+            inner = grad_mode_of(node.func, imports)  # ``torch.no_grad()(fn)``
+            if inner is not None:
+                return inner
+        for child in iter_children(node):
+            stack.append((child, mode))
+    return None

@@ -61,6 +61,9 @@ class ImportMap:
 
     def __init__(self, context) -> None:
         self.aliases: dict[str, str] = {}
+        self._module: cst.Module | None = context.module
+        self._source: str = getattr(context, "source", "")
+        self._grad_wrappers: dict[str, bool] | None = None
         for imp in _iter_import_statements(context.module.body):
             if isinstance(imp, cst.Import):
                 for alias in imp.names:
@@ -80,6 +83,21 @@ class ImportMap:
                     if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                         local = alias.asname.name.value
                     self.aliases[local] = f"{base}.{name}"
+
+    @property
+    def grad_wrappers(self) -> dict[str, bool]:
+        """This file's own names that wrap a grad mode (see ``grad_mode.local_grad_wrappers``)."""
+        wrappers = self._grad_wrappers
+        if wrappers is None:
+            from gradlint.static.semantics.grad_mode import local_grad_wrappers
+
+            self._grad_wrappers = {}  # a wrapper of a wrapper is looked up while this is built
+            module, text = self._module, self._source
+            mentions = any(w in text for w in ("no_grad", "inference_mode", "set_grad_enabled"))
+            wrappers = self._grad_wrappers = (
+                local_grad_wrappers(module, self) if module is not None and mentions else {}
+            )
+        return wrappers
 
     def resolve(self, node: cst.CSTNode) -> str | None:
         """Fully qualified dotted name of a Name/Attribute chain, aliases applied."""

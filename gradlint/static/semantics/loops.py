@@ -908,9 +908,14 @@ def _graphy_increment(facts: ScopeFacts, d: Def) -> bool:
     return any(_maybe_graph(facts, inc) for inc in d.increments if d.key not in facts.refs(inc))
 
 
-def accumulated_backward(facts: ScopeFacts, site: BackwardSite) -> AccumulatedBackward | None:
+def accumulated_backward(
+    facts: ScopeFacts, site: BackwardSite, is_number: Callable[[Def], bool] | None = None
+) -> AccumulatedBackward | None:
     """GL001/GL002: the backward target depends on a name that an enclosing loop accumulates
-    and never rebinds fresh (any rebinding, even conditional, counts as a possible reset)."""
+    and never rebinds fresh (any rebinding, even conditional, counts as a possible reset).
+
+    ``is_number(d)``: does accumulation ``d`` evidently hold a Python number (value kinds from
+    ``dataflow``: ``step += n``, ``k = k + c * diff.item()``)? Such a name carries no graph."""
     unit = site.unit
     if not unit.loops or site.bw.target is None:
         return None
@@ -919,10 +924,32 @@ def accumulated_backward(facts: ScopeFacts, site: BackwardSite) -> AccumulatedBa
         if any(l is loop for l in unit.exits):
             continue  # ``backward(); break``: it runs once
         for key in sorted(facts.closure_in(direct, loop)):
-            accums = [d for d in facts.defs_in(key, loop, ("accum",)) if _graphy_increment(facts, d)]
+            accums = [
+                d
+                for d in facts.defs_in(key, loop, ("accum",))
+                if _graphy_increment(facts, d) and not (is_number is not None and is_number(d))
+            ]
             if accums and not facts.defs_in(key, loop, ("kill",)):
                 return AccumulatedBackward(site, loop, key, accums[0])
     return None
+
+
+def number_test(flow) -> Callable[[Def], bool]:
+    """``is_number`` for :func:`accumulated_backward`, from a ``Dataflow``."""
+    from gradlint.static.semantics.dataflow import Kind
+
+    def is_number(d: Def) -> bool:
+        node = d.node
+        if isinstance(node, cst.AugAssign):
+            return (
+                flow.kind_of(node.target, at=node) is Kind.NON_TENSOR
+                and flow.kind_of(node.value, at=node) is Kind.NON_TENSOR
+            )
+        if isinstance(node, (cst.Assign, cst.AnnAssign)) and node.value is not None:
+            return flow.kind_of(node.value, at=node) is Kind.NON_TENSOR
+        return False
+
+    return is_number
 
 
 def _loop_start(facts: ScopeFacts, loop: Loop) -> int:

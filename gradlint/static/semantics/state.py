@@ -29,14 +29,16 @@ graph (a helper with ``detach`` in its body, a conditional reset, an unknown
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
 
 from gradlint.static.semantics.backward import BackwardCall, backward_call
+from gradlint.static.semantics.dataflow import Dataflow, Kind, is_layer_name, is_model_name
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
+from gradlint.static.semantics.vocabulary import DATA_SOURCE_NAME, INFERENCE_FUNCTION
 from gradlint.static.semantics.walk import children, walk
 
 # ---------------------------------------------------------------------------
@@ -399,11 +401,19 @@ def _calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
         stack.extend(reversed(children(n)))
 
 
-def is_graph_origin(expr: cst.CSTNode, imports: ImportMap, san: Sanitisers) -> bool:
+def is_graph_origin(
+    expr: cst.CSTNode,
+    imports: ImportMap,
+    san: Sanitisers,
+    receiver_kind: Callable[[cst.BaseExpression], Kind] | None = None,
+) -> bool:
     """Does ``expr`` call something that may hold parameters (a model, a submodule, a loss)?
 
     Tensor methods, ``torch.*`` functions, builtins, detaching helpers and calls
     that evidently produce input data (tokenizers, loaders) start no graph.
+    With ``receiver_kind`` (value kinds from ``dataflow``), neither does a method
+    of an object nobody knows to be a module (``corpus.get_data(...)``,
+    ``data.BucketIterator.splits(...)``).
     """
     for call in _calls_in(expr):
         func = call.func
@@ -432,8 +442,26 @@ def is_graph_origin(expr: cst.CSTNode, imports: ImportMap, san: Sanitisers) -> b
                 qual.startswith(_NOT_ORIGIN_MODULES) or qual.split(".")[0] in ("torch", "F", "np")
             ):
                 continue
+            if receiver_kind is not None and _opaque_receiver(func, receiver_kind):
+                continue
             return True
     return False
+
+
+def _opaque_receiver(func: cst.Attribute, receiver_kind: Callable[[cst.BaseExpression], Kind]) -> bool:
+    """``corpus.get_data``: a method of an object with no evidence of being a module."""
+    method = func.attr.value
+    if method in ("forward", "__call__") or is_model_name(method) or is_layer_name(method):
+        return False
+    root = func.value
+    while isinstance(root, (cst.Attribute, cst.Subscript, cst.Call)):
+        root = root.value if not isinstance(root, cst.Call) else root.func
+    if isinstance(root, cst.Name) and root.value in ("self", "cls", "super"):
+        return False
+    recv = dotted_name(func.value)
+    if recv is None or any(is_model_name(part) or is_layer_name(part) for part in recv.split(".")):
+        return False
+    return receiver_kind(func.value) in (Kind.UNKNOWN, Kind.NON_TENSOR, Kind.COLLECTION, Kind.TUPLE)
 
 
 # ---------------------------------------------------------------------------
@@ -583,9 +611,24 @@ def _join(a: _Env, b: _Env, lenient: bool) -> _Env:
 class _LoopInterpreter:
     """Abstract interpretation of one outermost loop (see module docstring)."""
 
-    def __init__(self, loop: cst.CSTNode, imports: ImportMap, san: Sanitisers, grad_off: bool) -> None:
+    def __init__(
+        self,
+        loop: cst.CSTNode,
+        imports: ImportMap,
+        san: Sanitisers,
+        grad_off: bool,
+        kind_of: Callable[[cst.BaseExpression, cst.CSTNode], Kind] | None = None,
+    ) -> None:
         self.imports = imports
         self.san = san
+        # The value kind (dataflow) of an expression at a statement: a Python number or a tensor
+        # without graph never becomes recurrent state, whatever calls made it.
+        self.kind_of = kind_of
+        # Variables that hold a data batch (``next(it)``, an item of a loader, a plain function of them):
+        # no graph, fresh every iteration.
+        self.data_vars: set[str] = set()
+        self.loops: list[cst.CSTNode] = []
+        self._exposed: dict[int, set[str]] = {}
         self.findings: dict[int, StateFinding] = {}
         self.deps: dict[str, set[str]] = {}
         # ``h = h_new`` after ``out, h_new = model(x, h)``: h_new is h under another name.
@@ -651,7 +694,16 @@ class _LoopInterpreter:
         return env
 
     def _loop(self, loop, env: _Env, grad_off: bool) -> _Env:
+        self.loops.append(loop)
+        try:
+            return self._loop_body(loop, env, grad_off)
+        finally:
+            self.loops.pop()
+
+    def _loop_body(self, loop, env: _Env, grad_off: bool) -> _Env:
         head = dict(env)
+        if isinstance(loop, cst.For) and _iterates_data(loop.iter):
+            self.data_vars.update(target_vars(loop.target))
         if isinstance(loop, cst.For):
             iter_reads = graph_reads(loop.iter, self.san)
             state = max((self._state(env, r) for r in iter_reads), default=CLEAN)
@@ -711,7 +763,7 @@ class _LoopInterpreter:
             env = self._expression_statement(value, env)
         else:
             targets, _, aug = parts
-            env = self._assign(targets, value, aug, env, grad_off)
+            env = self._assign(targets, value, aug, env, grad_off, small)
         for bw in backwards:
             env = self._backward(bw, env)
         return env
@@ -741,7 +793,36 @@ class _LoopInterpreter:
             env.setdefault(base, _Slot(CLEAN, frozenset({base})))
         return env
 
-    def _assign(self, targets, value, aug: bool, env: _Env, grad_off: bool) -> _Env:
+    def _no_graph(self, value: cst.BaseExpression, small: cst.CSTNode | None) -> bool:
+        if self.kind_of is None or small is None:
+            return False
+        return self.kind_of(value, small) in (Kind.NON_TENSOR, Kind.TENSOR, Kind.CLONE)
+
+    def _from_data(self, value: cst.BaseExpression, reads: set[str], env: _Env) -> bool:
+        """``batch = next(it)``, ``x, y = _get_point(batch, device)``: a data batch, not a graph."""
+        if isinstance(value, cst.Call):
+            callee = dotted_name(value.func) or ""
+            if callee == "next":
+                return True
+            if is_model_name(callee.rsplit(".", 1)[-1]) or callee.startswith("self."):
+                return False
+        elif not isinstance(value, (cst.Name, cst.Attribute, cst.Subscript)):
+            return False
+        tracked = [r for r in reads if any(_matches(r, v) for v in env)]
+        return bool(tracked) and all(any(_matches(r, d) for d in self.data_vars) for r in tracked)
+
+    def _carried(self, var: str) -> bool:
+        """Is ``var`` read at the top of an enclosing loop's body before it is bound again?
+        A name rebound from fresh data first (``imgs = batch["lr"]``) carries nothing across iterations."""
+        for loop in self.loops:
+            exposed = self._exposed.get(id(loop))
+            if exposed is None:
+                exposed = self._exposed[id(loop)] = _exposed_reads([loop], set())
+            if any(_matches(r, var) or _matches(var, r) for r in exposed):
+                return True
+        return False
+
+    def _assign(self, targets, value, aug: bool, env: _Env, grad_off: bool, small=None) -> _Env:
         reads = graph_reads(value, self.san)
         bound: list[str] = []
         for t in targets:
@@ -749,14 +830,23 @@ class _LoopInterpreter:
         rebinders = set(bound)
         for b in bound:
             rebinders |= self.aliases.get(b, set())
-        if isinstance(value, cst.Call) and not grad_off:
-            for r in reads:
+        no_graph = self._no_graph(value, small)
+        if isinstance(value, cst.Call) and not grad_off and not no_graph:
+            # Sorted: which of ``(h, c)`` a message names must not depend on set order (PYTHONHASHSEED).
+            for r in sorted(reads):
                 if self._state(env, r) == FREED and any(_matches(r, v) for v in rebinders):
-                    var = next(v for v in rebinders if _matches(r, v))
-                    self.findings.setdefault(id(value), StateFinding(value, var, "loop"))
+                    var = min(v for v in rebinders if _matches(r, v))
+                    if self._carried(var):
+                        self.findings.setdefault(id(value), StateFinding(value, var, "loop"))
         if aug:
             reads = reads | set(bound)
-        if grad_off:
+        from_data = self._from_data(value, reads, env)
+        for v in bound:
+            if from_data:
+                self.data_vars.add(v)
+            else:
+                self.data_vars.discard(v)
+        if grad_off or no_graph or from_data:
             state = CLEAN
         else:
             state = max((self._state(env, r) for r in reads), default=CLEAN)
@@ -804,6 +894,91 @@ class _LoopInterpreter:
         return seen
 
 
+def _iterates_data(it: cst.BaseExpression) -> bool:
+    """``for x, y in loader``, ``enumerate(train_loader)``, ``zip(imgs["A"], imgs["B"])`` of a batch."""
+    while isinstance(it, cst.Call) and (dotted_name(it.func) or "") in (
+        "enumerate",
+        "tqdm",
+        "tqdm.tqdm",
+        "iter",
+    ):
+        if not it.args:
+            return False
+        it = it.args[0].value
+    name = dotted_name(it)
+    return name is not None and DATA_SOURCE_NAME.search(name.rsplit(".", 1)[-1]) is not None
+
+
+def _names_read(node: cst.CSTNode | None) -> set[str]:
+    out: set[str] = set()
+    stack = [node] if node is not None else []
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (cst.Name, cst.Attribute)):
+            name = dotted_name(n)
+            if name is not None:
+                out.add(name)
+                continue
+        if isinstance(n, cst.Attribute):
+            stack.append(n.value)
+            continue
+        if isinstance(n, cst.Arg):
+            stack.append(n.value)
+            continue
+        stack.extend(children(n))
+    return out
+
+
+def _exposed_reads(stmts: Sequence[cst.CSTNode], killed: set[str]) -> set[str]:
+    return _exposed(stmts, set(killed))[0]
+
+
+def _exposed(stmts: Sequence[cst.CSTNode], killed: set[str]) -> tuple[set[str], set[str]]:
+    """Names read in ``stmts`` before a binding that always runs first, and the names bound.
+
+    A ``for`` loop counts as running (its target and what its body binds first are bound after
+    it: a loop over the data runs); what a branch or a ``while`` body binds is not counted."""
+    out: set[str] = set()
+    for stmt in stmts:
+        if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            for small in stmt.body:
+                parts = _assign_parts(small)
+                if parts is None:
+                    out |= {r for r in _names_read(small) if not any(_matches(r, k) for k in killed)}
+                    continue
+                targets, value, aug = parts
+                reads = _names_read(value)
+                for t in targets:
+                    if aug or not isinstance(t, (cst.Name, cst.Attribute, cst.Tuple, cst.List)):
+                        reads |= _names_read(t)
+                out |= {r for r in reads if not any(_matches(r, k) for k in killed)}
+                for t in targets:
+                    killed = killed | set(target_vars(t))
+        elif isinstance(stmt, cst.For):
+            out |= {r for r in _names_read(stmt.iter) if not any(_matches(r, k) for k in killed)}
+            killed = killed | set(target_vars(stmt.target))
+            inner, killed = _exposed(_block(stmt.body), killed)
+            out |= inner
+        elif isinstance(stmt, (cst.While, cst.If)):
+            out |= {r for r in _names_read(stmt.test) if not any(_matches(r, k) for k in killed)}
+            for suite in _child_suites(stmt):
+                out |= _exposed_reads(_block(suite), killed)
+        elif isinstance(stmt, (cst.With, cst.Try)):
+            if isinstance(stmt, cst.With):
+                for item in stmt.items:
+                    out |= {r for r in _names_read(item.item) if not any(_matches(r, k) for k in killed)}
+            inner, killed = _exposed(_block(stmt.body), killed)
+            out |= inner
+            for suite in _child_suites(stmt)[1:]:
+                out |= _exposed_reads(_block(suite), killed)
+        elif isinstance(stmt, cst.BaseCompoundStatement) and not isinstance(
+            stmt, (cst.FunctionDef, cst.ClassDef)
+        ):
+            for suite in _child_suites(stmt):
+                out |= _exposed_reads(_block(suite), killed)
+    return out, killed
+
+
 def _same(a: _Env, b: _Env) -> bool:
     return a.keys() == b.keys() and all(a[k].state == b[k].state and a[k].group == b[k].group for k in a)
 
@@ -827,10 +1002,6 @@ def _outermost_loops(stmts: Sequence[cst.BaseStatement]) -> Iterator[tuple[cst.C
             yield from _outermost_loops(_child_blocks_flat(stmt))
 
 
-# Methods that, by their name, run without training (state updates there need no cut).
-_INFERENCE_METHOD = re.compile(
-    r"(generate|sample|predict|infer|evaluat|^eval|validation_step|test_step|beam|greedy)", re.I
-)
 _RESET_METHOD = re.compile(
     r"(reset|detach|repackage|clear|init\w*(hidden|state|memory)|(hidden|state|memory)\w*init)", re.I
 )
@@ -846,6 +1017,11 @@ class RecurrentState:
         self.findings: list[StateFinding] = []
         seen: set[int] = set()
         in_loop_rebinds: set[int] = set()
+        flow = context.analysis(Dataflow)
+
+        def kind_of(value: cst.BaseExpression, small: cst.CSTNode) -> Kind:
+            return flow.kind_of(value, at=small)
+
         for func, _cls, body in scopes(module):
             off = _func_disables_grad(func, self.imports)
             for loop, _ in _outermost_loops(body):
@@ -856,7 +1032,8 @@ class RecurrentState:
                     parts = _assign_parts(small)
                     if parts is not None and isinstance(parts[1], cst.Call):
                         in_loop_rebinds.add(id(parts[1]))
-                for finding in _LoopInterpreter(loop, self.imports, self.sanitisers, grad_off).run():
+                interp = _LoopInterpreter(loop, self.imports, self.sanitisers, grad_off, kind_of)
+                for finding in interp.run():
                     if id(finding.call) not in seen:
                         seen.add(id(finding.call))
                         self.findings.append(finding)
@@ -896,7 +1073,7 @@ class RecurrentState:
             candidates: list[tuple[cst.Call, str]] = []
             own_methods = {m.name.value for m in _methods(cls)}
             for method in _methods(cls):
-                if _INFERENCE_METHOD.search(method.name.value) or _func_disables_grad(method, self.imports):
+                if INFERENCE_FUNCTION.search(method.name.value) or _func_disables_grad(method, self.imports):
                     continue
                 for small, grad_off in _smalls_with_grad(_block(method.body), self.imports):
                     if grad_off:
@@ -1327,16 +1504,23 @@ class SharedGraphs:
             if bw is not None:
                 self._backward(bw, flow)
         if parts is not None:
-            self._assign(parts[0], value, parts[2], flow, grad_off)
+            self._assign(parts[0], value, parts[2], flow, grad_off, small)
         elif isinstance(small, cst.Expr):
             base = _append_target(value)
             if base is not None and isinstance(value, cst.Call) and value.args:
                 self._append(base, value.args[0].value, flow, extend=value.func.attr.value == "extend")
 
-    def _assign(self, targets, value, aug: bool, flow: _Flow, grad_off: bool) -> None:
+    def _assign(self, targets, value, aug: bool, flow: _Flow, grad_off: bool, small=None) -> None:
         env = flow.env
         anc = frozenset() if grad_off else self._anc(value, env)
-        if not grad_off and (anc or is_graph_origin(value, self.imports, self.sanitisers)):
+        kind = None
+        if small is not None:
+            dataflow = self.context.analysis(Dataflow)
+
+            def kind(expr: cst.BaseExpression) -> Kind:
+                return dataflow.kind_of(expr, at=small)
+
+        if not grad_off and (anc or is_graph_origin(value, self.imports, self.sanitisers, kind)):
             nid = self._new_id()
             anc = anc | {nid}
         for t in targets:
