@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradlint.static.rule import Replace, Rule
+from gradlint.static.rule import Invalid, Replace, Rule
 from gradlint.static.semantics.retained import RetainedGraph, Verdict, find_retained_graphs
 
 
@@ -99,8 +99,7 @@ class RetainGraphWorkaround(Rule):
         "`retain_graph=True`"
     )
     fix_applicability = "unsafe"  # dropping it is right unless other code reuses the graph in a way we missed
-    context = "module"  # the step is often spread over methods that never mention retain_graph
-    silenced_elsewhere = False
+    reads = "module"  # the step is often spread over methods that never mention retain_graph
 
     VALID = [
         """
@@ -143,13 +142,22 @@ class RetainGraphWorkaround(Rule):
         """,
     ]
     INVALID = [
-        """
-        for x, y in train_loader:
-            optimizer.zero_grad()
-            loss = criterion(model(x), y)
-            loss.backward(retain_graph=True)  # error
-            optimizer.step()
-        """,
+        Invalid(
+            """
+            for x, y in train_loader:
+                optimizer.zero_grad()
+                loss = criterion(model(x), y)
+                loss.backward(retain_graph=True)  # error
+                optimizer.step()
+            """,
+            expected_replacement="""
+            for x, y in train_loader:
+                optimizer.zero_grad()
+                loss = criterion(model(x), y)
+                loss.backward()  # error
+                optimizer.step()
+            """,
+        ),
         """
         def closure():
             optimizer.zero_grad()

@@ -193,3 +193,15 @@ def test_recall_script_scores_bugs_and_look_alikes(tmp_path):
     assert "retain_graph (P2): 1/1" in out
     assert "ok look-alikes flagged by the pattern's rule: 0/1" in out
     assert "P3 bug a/train.py:2" in out  # listed as missed
+
+
+def test_silent_when_a_backward_after_the_loop_reuses_the_last_graph():
+    assert not findings(
+        """
+        for x, y in loader:
+            loss = criterion(model(x), y)
+            loss.backward(retain_graph=True)
+            optimizer.step()
+        (loss * 2).backward()
+        """
+    )

@@ -143,6 +143,12 @@ def _last_backward(summaries, owner, effect, fn, loop, step) -> RetainedGraph | 
             after_bw = [a for a in defs if a.index > effect.index and not a.loop_target]
             if after_bw and _carries_graph(owner, after_bw[-1], summaries):
                 return None  # state carried into the next iteration: GL008's business
+    if loop is not None and fn is owner:
+        mine = deps - _callees(owner) - _params(owner)
+        for e in fn.effects:
+            if e.kind == "backward" and e.index >= loop[2] and e.backward.target is not None:
+                if _closure(fn, e.backward.target) & mine:
+                    return None  # a backward after the loop goes through the last iteration's graph
     if loop is not None:
         term = _pre_loop_term(summaries, owner, fn, deps, loop)
         if term is not None:
