@@ -66,9 +66,9 @@ class MultipleBackwardSharedGraph(NeedsBackwardCall, Rule):
     )
     message_freed = (
         "`{loss}` goes back through `{source}` (line {source_line}), whose graph the backward on line {line} "
-        'already freed, so this pass fails with "Trying to backward through the graph a second time"; '
-        "give the first loss `{source}.detach()` if it only needs the value, recompute `{source}`, or pass "
-        "`retain_graph=True` to the backward on line {line}"
+        'already freed, so this pass fails with "Trying to backward through the graph a second time"; pass '
+        "`retain_graph=True` to the backward on line {line} if both losses must reach that forward, else "
+        "recompute `{source}` here or let the first loss use `{source}.detach()`"
     )
     loop_message = (
         "each iteration backpropagates `{loss}` through a graph computed once before the loop, which the first "

@@ -173,9 +173,13 @@ class RetainGraphWorkaround(Rule):
     def could_match(cls, text: str) -> bool:
         return "retain_graph" in text
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def leave_Module(self, original_node: cst.Module) -> None:
+        # After the traversal: where GL002 already reported this call (an accumulated loss, or its
+        # own "retained for nothing" shape), one diagnostic is enough.
+        gl002 = {d.location.row for d in self.context.diagnostics if d.code == "GL002"}
         for found in find_retained_graphs(self.context):
-            self._report(found)
+            if self.context.position(found.backward.call).start.line not in gl002:
+                self._report(found)
 
     def _report(self, found: RetainedGraph) -> None:
         call = found.backward.call

@@ -112,7 +112,7 @@ def report_gl010(rule) -> None:
             f.later.node,
             rule.message_freed,
             loss=_code(rule, later) if later is not None else "this loss",
-            source=", ".join(f.source.keys),
+            source=f.key or f.source.keys[0],
             source_line=_line(rule, f.source.node),
             line=_line(rule, f.first.node),
         )

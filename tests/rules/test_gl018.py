@@ -205,3 +205,19 @@ def test_silent_when_a_backward_after_the_loop_reuses_the_last_graph():
         (loss * 2).backward()
         """
     )
+
+
+def test_one_diagnostic_where_gl002_reports_the_same_call():
+    from gradlint.rules import RULES_BY_CODE
+
+    code = """
+    for x, y in train_loader:
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward(retain_graph=True)
+        optimizer.step()
+    """
+    _, alone = lint_snippet(code, [RetainGraphWorkaround])
+    _, both = lint_snippet(code, [RetainGraphWorkaround, RULES_BY_CODE["GL002"]])
+    assert [d.code for d in alone] == ["GL018"]
+    assert len(both) == 1

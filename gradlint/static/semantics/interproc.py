@@ -308,6 +308,7 @@ class FreedGraphReuse:
     later: Effect  # the backward (or `helper(..., backward=True)`) that needs it again
     source: Assignment  # the forward both go through
     function: FunctionSummary
+    key: str = ""  # the name of that forward's output the later backward reads
 
 
 def freed_graph_reuse(summaries: Summaries) -> list[FreedGraphReuse]:
@@ -345,9 +346,11 @@ def freed_graph_reuse(summaries: Summaries) -> list[FreedGraphReuse]:
                     common = [sources[k] for k in theirs if k in sources]
                     if common:
                         shared = common[0]
+                        reads = _closure_keys(s, expr)
+                        key = next((k for k in shared.keys if k in reads), shared.keys[0])
                         break
                 if shared is not None and not _rebuilt_between(s, shared, first, later):
-                    out.append(FreedGraphReuse(first, later, shared, s))
+                    out.append(FreedGraphReuse(first, later, shared, s, key))
                     break
     return out
 
