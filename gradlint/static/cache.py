@@ -14,13 +14,17 @@ file modified within the last two seconds is stored without its mtime, because
 an edit in the same clock tick could keep both mtime and size: it is re-hashed
 next time.
 
-The whole file is read once and written once, atomically (temp file +
-``os.replace``).  A missing, corrupt or unreadable cache is ignored and rebuilt;
-a cache that cannot be written is silently skipped.
+The file is read once at the start; at the end, under an exclusive lock
+(``flock`` on ``<key>.json.lock``), it is read again, this run's entries are
+merged in, entries of deleted files are dropped, and it is written atomically
+(temp file + ``os.replace``): concurrent runs keep each other's entries.  A
+missing, corrupt or unreadable cache is ignored and rebuilt; a cache that cannot
+be written is silently skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -90,22 +94,15 @@ class Cache:
     def __init__(self, path: str):
         self.path = path
         self.entries: dict[str, list[Any]] = {}
+        # What this run wrote: merged into what is on disk when saving, so that
+        # concurrent runs (pre-commit hooks, editors) do not drop each other's entries.
+        self.changed: dict[str, list[Any]] = {}
         self.dirty = False
 
     @classmethod
     def open(cls, cache_dir: str, key: str) -> Cache:
         cache = cls(os.path.join(cache_dir, __version__, f"{key}.json"))
-        try:
-            with open(cache.path, "rb") as fh:
-                data = json.load(fh)
-            if (
-                isinstance(data, dict)
-                and data.get("format") == _FORMAT
-                and isinstance(data.get("files"), dict)
-            ):
-                cache.entries = data["files"]
-        except Exception:  # missing, truncated, garbage, permissions: start afresh
-            cache.entries = {}
+        cache.entries = _read_entries(cache.path)
         return cache
 
     # entry: [mtime_ns | None, size, hash, rules_key, [diagnostic dicts]]
@@ -138,18 +135,23 @@ class Cache:
         diags = self._diagnostics(entry)
         if diags is not None:
             # Same content under a new mtime (touch, checkout): remember the new stat.
-            self.entries[path] = [_trusted_mtime(st), st.st_size, digest, rkey, entry[4]]
+            self.entries[path] = self.changed[path] = [_trusted_mtime(st), st.st_size, digest, rkey, entry[4]]
             self.dirty = True
         return diags
 
     def store(
         self, path: str, st: os.stat_result, digest: str, rkey: str, diags: Sequence[Diagnostic]
     ) -> None:
-        self.entries[path] = [_trusted_mtime(st), st.st_size, digest, rkey, [d.to_dict() for d in diags]]
+        entry = [_trusted_mtime(st), st.st_size, digest, rkey, [d.to_dict() for d in diags]]
+        self.entries[path] = self.changed[path] = entry
         self.dirty = True
 
-    def save(self) -> None:
-        if not self.dirty:
+    def save(self, seen: Iterable[str] = ()) -> None:
+        """Write this run's entries, merged into what is on disk now, and drop
+        the entries of files that no longer exist (``seen``: paths known to exist)."""
+        seen = set(seen)
+        gone = [p for p in self.entries if p not in seen and p not in self.changed and not os.path.exists(p)]
+        if not self.dirty and not gone:
             return
         folder = os.path.dirname(self.path)
         try:
@@ -160,20 +162,54 @@ class Cache:
                 os.path.join(top, "CACHEDIR.TAG"),
                 "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by gradlint.\n",
             )
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump({"format": _FORMAT, "files": self.entries}, fh, separators=(",", ":"))
-                os.replace(tmp, self.path)
-            except BaseException:
+            with _locked(self.path + ".lock"):
+                entries = _read_entries(self.path)
+                entries.update(self.changed)
+                for p in gone:
+                    entries.pop(p, None)
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
                 try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+                    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                        json.dump({"format": _FORMAT, "files": entries}, fh, separators=(",", ":"))
+                    os.replace(tmp, self.path)
+                except BaseException:
+                    try:
+                        os.unlink(tmp)
+                    except OSError:
+                        pass
+                    raise
         except OSError:
             return  # read-only checkout, full disk: linting still worked
+        self.entries = entries
+        self.changed = {}
         self.dirty = False
+
+
+def _read_entries(path: str) -> dict[str, list[Any]]:
+    try:
+        with open(path, "rb") as fh:
+            data = json.load(fh)
+        if isinstance(data, dict) and data.get("format") == _FORMAT and isinstance(data.get("files"), dict):
+            return data["files"]
+    except Exception:  # missing, truncated, garbage, permissions: start afresh
+        pass
+    return {}
+
+
+@contextlib.contextmanager
+def _locked(path: str):
+    """Hold an exclusive lock on ``path`` (POSIX ``flock``; elsewhere no lock, the merge still helps)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _trusted_mtime(st: os.stat_result) -> int | None:

@@ -18,6 +18,7 @@ and the excludes of nested configuration files take part.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import stat
@@ -30,11 +31,25 @@ SOURCE_SUFFIXES = (".py", ".ipynb")
 
 
 class MissingPathError(Exception):
-    """A path given on the command line does not exist (exit code 2)."""
+    """A path given on the command line does not exist, or is a broken or looping symlink (exit code 2)."""
 
-    def __init__(self, path: str):
-        super().__init__(f"path '{path}' does not exist")
+    def __init__(self, path: str, why: str = "does not exist"):
+        super().__init__(f"path '{path}' {why}")
         self.path = path
+
+
+def _symlink_problem(path: str) -> str | None:
+    """Why the symlink ``path`` leads nowhere ("a broken symlink", "a symlink loop"), or None."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return f"is a broken symlink (to '{os.readlink(path)}', which does not exist)"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop"
+    return None
 
 
 @dataclass
@@ -69,8 +84,11 @@ def discover_files(
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            raise MissingPathError(raw) from None
+            raise MissingPathError(raw, _symlink_problem(path) or "does not exist") from None
         except OSError as exc:
+            why = _symlink_problem(path)
+            if why is not None:  # as unusable as a broken link: the same error
+                raise MissingPathError(raw, why) from None
             # A path we cannot even stat (e.g. a parent folder without x permission).
             out.warnings.append(f"cannot access '{raw}': {exc.strerror or exc}")
             continue
@@ -153,7 +171,8 @@ def _walk(
             except OSError:
                 is_file = False
             if not is_file:
-                if entry.is_symlink() and not os.path.exists(path):
-                    out.warnings.append(f"skipping broken symlink '{path}'")
+                why = _symlink_problem(path)
+                if why is not None:
+                    out.warnings.append(f"skipping '{path}': it {why}")
                 continue
             found.add(path)

@@ -7,6 +7,7 @@ with a file becomes one ``GL000`` diagnostic for that file; nothing raises.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import io
 import re
 import tokenize
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import libcst as cst
 
-from gradlint.static import traversal
+from gradlint.static import guard, traversal
 from gradlint.static.diagnostic import GL000, Diagnostic, Location
 from gradlint.static.noqa import filter_noqa
 from gradlint.static.notebook import NOTEBOOK_SUFFIX, lint_notebook
@@ -130,30 +131,54 @@ def _bracket_depth(code: str, start: int = 0) -> int:
 
 
 def _cpython_parse(text: str, filename: str) -> tuple[ast.Module | None, Diagnostic | None]:
+    """CPython's tree (None when it cannot parse), and a GL000 that ends the analysis."""
+    tree, final, _ = _cpython_check(text, filename)
+    if final is not None:
+        return None, final
+    return tree, _pattern_too_deep(text, tree, filename)
+
+
+_TOO_DEEP = (
+    f"Code is nested more than {guard.MAX_DEPTH} levels deep (a very long chain of operators, calls, "
+    "attribute accesses or `elif`s): too deep for gradlint's parser; the file was not analysed "
+    "(generated code? exclude it)"
+)
+
+
+def _cpython_check(
+    text: str, filename: str, tree: bool = True
+) -> tuple[ast.Module | None, Diagnostic | None, Diagnostic | None]:
     """Reject input that would crash libcst's native parser.
 
     libcst's parser segfaults or hangs on pathological nesting (thousands of
     brackets, operators or attribute accesses) that CPython rejects cleanly, so
-    CPython's C parser runs first as a guard (about 1/7 of libcst's parse cost).
-    Only its structural-limit errors are final: other syntax errors may be newer
-    syntax than this interpreter knows, and libcst gets to decide those. The
-    tree it returns (None when CPython could not parse) drives the slicing.
+    CPython's C parser runs first as a guard (about 1/7 of libcst's parse cost),
+    after ``guard.too_deep`` made sure that building the tree cannot crash
+    CPython 3.10 either (``tree=False``: bytecode only, which every supported
+    CPython guards itself).
+    Only its structural-limit errors are final (second item): other syntax errors
+    may be newer syntax than this interpreter knows, and libcst gets to decide
+    those; where libcst fails too, CPython's message and position are the ones
+    reported (third item). The tree (None when CPython could not parse) drives
+    the slicing.
     """
     try:
-        tree = compile(text, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-        return tree, _pattern_too_deep(text, tree, filename)
-    except RecursionError:
-        return None, _gl000(filename, "Code is nested too deeply to analyse (parser recursion limit reached)")
+        if not tree:  # only the verdict: bytecode costs less than AST objects
+            compile(text, filename, "exec", dont_inherit=True)
+            return None, None, None
+        return compile(text, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True), None, None
+    except RecursionError:  # CPython's own limit (3.11+ building the tree; bytecode on every version)
+        return None, _gl000(filename, _TOO_DEEP), None
     except MemoryError:
-        return None, _gl000(filename, "Code is too complex to analyse (parser ran out of memory)")
+        return None, _gl000(filename, "Code is too complex to analyse (parser ran out of memory)"), None
     except SyntaxError as exc:
         msg = str(exc.msg or "")
+        row, column = exc.lineno or 1, exc.offset or 1
         if "too many nested" in msg or "too complex" in msg or "too many statically nested" in msg:
-            return None, _gl000(filename, f"SyntaxError: {msg}", exc.lineno or 1, exc.offset or 1)
-        return None, _pattern_too_deep(text, None, filename)
+            return None, _gl000(filename, f"SyntaxError: {msg}", row, column), None
+        return None, None, _gl000(filename, f"SyntaxError: {' '.join(msg.split())}", row, column)
     except (ValueError, OverflowError) as exc:
-        return None, _gl000(filename, f"Cannot parse file: {exc}")
-    return None, None
+        return None, _gl000(filename, f"Cannot parse file: {exc}"), None
 
 
 def _syntax_error(exc: cst.ParserSyntaxError, filename: str) -> Diagnostic:
@@ -191,34 +216,93 @@ def lint_source(
         # CPython reads "\r\n" and a lone "\r" as "\n"; the rules' text tests (re.M
         # anchors) and libcst's printing know only "\n". Rows and columns do not change.
         text = _CR_NEWLINE.sub("\n", text)
+    # Before any parser: the depth and literal scan, where libcst will run (a
+    # candidate rule) or the file is large enough for its literals to matter to
+    # CPython's memory too. A file no rule can match is only compiled to bytecode,
+    # which every supported CPython guards against deep nesting itself.
     candidates = select_rules_for(text, rules)
+    found = guard.scan(text) if candidates or len(text) >= guard.SCAN_FIRST_BYTES else None
+    blanked = None
+    if found is not None:
+        where = guard.too_deep(text, found) if candidates else None
+        if where is not None:
+            return [_gl000(filename, _TOO_DEEP, *where)]
+        if found.literals:
+            blanked, error = guard.blank(text, found.literals)
+            if error is not None:
+                return [_gl000(filename, f"SyntaxError: {error[2]}", error[0], error[1])]
+
+    def finish(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        if blanked is not None:
+            diagnostics = [_unblank(d, blanked) for d in diagnostics]
+        return filter_noqa(diagnostics, text) if noqa else diagnostics
+
+    source = blanked.text if blanked is not None else text
+    tree, final, syntax = _cpython_check(source, filename, tree=bool(candidates))
+    if final is not None and final.message == _TOO_DEEP:  # where: the scan knows
+        found = found or guard.scan(source)
+        final = _gl000(filename, _TOO_DEEP, *guard.row_col(source, found.deep_at))
+    if final is not None:
+        return finish([final])
     if not candidates:
-        return []
-    tree, guard = _cpython_parse(text, filename)
-    if guard is not None:
-        return [guard]
+        if syntax is None:
+            return []
+        # Only a syntax error to report, as ruff's E999 does on every file; libcst
+        # decides whether it is syntax newer than this Python, where it can be trusted.
+        if guard.too_deep(source, found or guard.scan(source)) or _pattern_too_deep(source, None, filename):
+            return finish([syntax])
+        return [] if isinstance(_parse(source, filename), cst.Module) else finish([syntax])
+    deep_pattern = _pattern_too_deep(source, tree, filename)
+    if deep_pattern is not None:
+        return finish([deep_pattern])
     if tree is not None and slicing:
-        source = relevant_source(text, tree, candidates)
-        if source is None:
+        sliced_source = relevant_source(source, tree, candidates)
+        if sliced_source is None:
             return []  # the definitions and code some rule's text test let through turn out not to match
-        if source is not text:
+        if sliced_source is not source:
             try:
-                sliced = cst.parse_module(source)
+                sliced = cst.parse_module(sliced_source)
             except Exception:  # a slicing bug must not become the user's problem: lint it whole
                 sliced = None
             if sliced is not None:
-                diagnostics = _run_rules(FileContext(filename, source, sliced), candidates)
+                diagnostics = _run_rules(FileContext(filename, sliced_source, sliced), candidates)
                 by_code = {r.code: r for r in candidates}
                 if all(d.code in by_code and not by_code[d.code].silenced_elsewhere for d in diagnostics):
-                    return filter_noqa(diagnostics, text) if noqa else diagnostics
+                    return finish(diagnostics)
                 # A finding that code left out may silence (a caller under no_grad, a
                 # method that resets state), or an internal error: decide on the whole
                 # file, so that slicing cuts work but never adds a false alarm.
-    module = _parse(text, filename)
+    module = _parse(source, filename)
     if isinstance(module, Diagnostic):
-        return [module]
-    diagnostics = _run_rules(FileContext(filename, text, module), candidates)
-    return filter_noqa(diagnostics, text) if noqa else diagnostics
+        return finish([syntax or module])
+    return finish(_run_rules(FileContext(filename, source, module), candidates))
+
+
+def _unblank(d: Diagnostic, blanked: guard.Blanked) -> Diagnostic:
+    """``d`` at its positions in the original text; a fix that would rewrite a blanked literal is dropped."""
+
+    def loc(at: Location) -> Location:
+        return Location(*blanked.position(at.row, at.column))
+
+    fix = d.fix
+    if fix is not None:
+        spans = [
+            ((e.location.row, e.location.column), (e.end_location.row, e.end_location.column))
+            for e in fix.edits
+        ]
+        if any(blanked.touches(a, b) for a, b in spans):
+            fix = None
+        else:
+            edits = tuple(
+                dataclasses.replace(e, location=loc(e.location), end_location=loc(e.end_location))
+                for e in fix.edits
+            )
+            fix = dataclasses.replace(fix, edits=edits)
+    # the noqa comment ends the line: past any blanked display on it
+    noqa_row = None if d.noqa_row is None else blanked.position(d.noqa_row, 1 << 30)[0]
+    return dataclasses.replace(
+        d, location=loc(d.location), end_location=loc(d.end_location), fix=fix, noqa_row=noqa_row
+    )
 
 
 def _parse(text: str, filename: str):

@@ -9,10 +9,37 @@ from test_check import BACKWARD, write
 import gradlint.static.runner as runner
 
 
+class _Log:
+    """A list of names kept in a file, so that forked worker processes can append to it."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def append(self, name):
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(name + "\n")
+
+    def clear(self):
+        open(self.path, "w").close()
+
+    def __iter__(self):
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                return iter(fh.read().split())
+        except FileNotFoundError:
+            return iter([])
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    def __repr__(self):
+        return repr(list(self))
+
+
 @pytest.fixture
-def counting(monkeypatch):
-    """Counts files linted and files read by the runner (in-process: -j1)."""
-    calls = {"lint": [], "read": []}
+def counting(monkeypatch, tmp_path):
+    """Counts files linted and files read by the runner, in the workers too."""
+    calls = {"lint": _Log(tmp_path / "lint.log"), "read": _Log(tmp_path / "read.log")}
     real_lint, real_read = runner.lint_source, runner.read_bytes
 
     def lint(filename, data, rules):
@@ -141,3 +168,45 @@ def test_fresh_file_edited_in_the_same_tick_is_relinted(project, run, monkeypatc
     os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime as when cached
     r = run("-j1", "--output-format", "concise", ".")
     assert r.exit_code == 0 and "GL901" not in r.stdout
+
+
+def test_concurrent_runs_keep_each_others_entries(project, tmp_path):
+    from gradlint.static.cache import Cache
+
+    a, b = write(project, "a.py", BACKWARD), write(project, "b.py", "x = 1\n")
+    first, second = Cache.open(str(tmp_path / "c"), "k"), Cache.open(str(tmp_path / "c"), "k")
+    first.store(str(a), os.stat(a), "h1", "GL901", [])  # two runs that started from the same (empty) cache
+    second.store(str(b), os.stat(b), "h2", "GL901", [])
+    first.save()
+    second.save()
+    assert sorted(Cache.open(str(tmp_path / "c"), "k").entries) == [str(a), str(b)]
+
+
+def test_concurrent_processes_keep_each_others_entries(project):
+    import subprocess
+    import sys
+
+    names = [f"m{i}.py" for i in range(8)]
+    for name in names:
+        age(write(project, name, BACKWARD))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gradlint", "--output-format", "concise", "-j1", *half], cwd=project
+        )
+        for half in (names[::2], names[1::2])
+    ]
+    assert all(p.wait(timeout=120) in (0, 1) for p in procs)
+    (cache_file,) = (project / ".gradlint_cache").rglob("*.json")
+    files = json.loads(cache_file.read_text())["files"]
+    assert sorted(os.path.basename(p) for p in files) == sorted(names)
+
+
+def test_deleted_files_are_pruned(project, run):
+    a, b = write(project, "a.py", BACKWARD), write(project, "b.py", "x = 1\n")
+    age(a), age(b)
+    run("-j1", ".")
+    (cache_file,) = (project / ".gradlint_cache").rglob("*.json")
+    assert len(json.loads(cache_file.read_text())["files"]) == 2
+    b.unlink()
+    run("-j1", "a.py")  # even a run that does not name the other files
+    assert list(json.loads(cache_file.read_text())["files"]) == [str(a)]
