@@ -45,7 +45,16 @@ EXTRA_VERDICTS: dict[tuple[str, str, int, str], str] = {
     # A test helper runs one batch of the trained model per test loader with autograd on and drops
     # the graph after .item(): the claim holds, the waste is one batch.
     ("Lightning-AI+pytorch-lightning", "tests/tests_pytorch/helpers/pipelines.py", 44, "GL017"): "DEBATABLE",
+    # The listed GL002 miss: D_loss.backward(retain_graph=True) left over after #89, no later backward
+    # needs the graph. GL018 owns the "retained for nothing" shape now.
+    ("MorvanZhou+PyTorch-Tutorial", "tutorial-contents/406_GAN.py", 71, "GL018"): "TRUE",
+    # `h = h.data.clone()` between the time steps of AugmentedLstm.forward: the bug of allenai/allennlp#2530
+    # (grad_fn None, BPTT cut), still in this version of the file.
+    ("allenai+allennlp", "allennlp/modules/augmented_lstm.py", 275, "GL005"): "TRUE",
+    ("allenai+allennlp", "allennlp/modules/augmented_lstm.py", 276, "GL005"): "TRUE",
 }
+# A listed miss of one rule that another rule now reports (the shape moved there).
+MISS_RULE_ALIASES = {"GL002": ("GL002", "GL018")}
 
 
 def _verdicts(path: Path):
@@ -158,7 +167,8 @@ def main() -> None:
 
     print("== misses listed in verdicts.md ==")
     for corpus, path, lo, hi, rule, label in misses:
-        hit = any(k[0] == corpus and k[1] == path and lo <= k[2] <= hi and k[3] == rule for k in found)
+        rules = MISS_RULE_ALIASES.get(rule, (rule,))
+        hit = any(k[0] == corpus and k[1] == path and lo <= k[2] <= hi and k[3] in rules for k in found)
         print(f"  {'found ' if hit else 'MISSED'} {rule} {label}")
 
     print("== precision on the training-script repositories ==")

@@ -158,6 +158,7 @@ class _Normalise(ast.NodeTransformer):
         for k in node.keywords:
             if k.arg and k.arg.startswith("require"):
                 k.arg = "requires_grad"
+        node.keywords = [k for k in node.keywords if k.arg != "retain_graph"]  # GL018 drops it
         return node
 
 

@@ -6,9 +6,11 @@ import re
 
 import libcst as cst
 
+from gradlint.rules import through_helpers
 from gradlint.static.rule import Invalid, Replace, Rule
 from gradlint.static.semantics.backward import might_backward, might_backward_in
 from gradlint.static.semantics.imports import dotted_name
+from gradlint.static.semantics.interproc import might_step_through_helpers
 from gradlint.static.semantics.loops import (
     LoopAnalysis,
     ScopeFacts,
@@ -17,6 +19,7 @@ from gradlint.static.semantics.loops import (
     graph_refs,
     is_forward_like,
 )
+from gradlint.static.semantics.summaries import calls_matching_helper
 
 # Words of a training/evaluation loop. Kept as specific as the analysis allows:
 # bare "_data", "_iter", "batches" or "backward" matched most transformers
@@ -60,6 +63,10 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
     `losses.append(loss)`, `d[k] = d.get(k, 0) + loss`, `self.epoch_loss += loss`,
     in a training or evaluation loop (or a Lightning `*_step`), outside
     `torch.no_grad()`.
+
+    Also when the value comes from a same-file helper that returns the loss with
+    its graph: `running += train_step(model, x, y)`, or the dict of losses that
+    `self.train_one_batch()` returns, summed per key across the epoch.
 
     ## Why is this bad?
     The accumulated tensor keeps a reference to the whole graph of every
@@ -109,6 +116,11 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
         "in memory as long as `{acc}` lives (memory grows each step); accumulate `{value}.item()` "
         "(a number) or `{value}.detach()` (a tensor)"
     )
+    message_helpers = (
+        "`{acc}` accumulates `{value}`, which carries the autograd graph that `{helper}` (line {line}) returns: "
+        "every iteration's graph stays in memory as long as `{acc}` lives (memory grows each step); accumulate "
+        "a number (`.item()`) or a detached tensor (`.detach()`), or return `loss.item()` from the helper"
+    )
     fix_applicability = "safe"
 
     VALID = [
@@ -150,6 +162,18 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
         """,
     ]
     INVALID = [
+        """
+        def train_step(model, x, y, optimizer):
+            optimizer.zero_grad()
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        running = 0
+        for x, y in loader:
+            running += train_step(model, x, y, optimizer)  # error
+        """,
         Invalid(
             """
         total = 0
@@ -202,6 +226,12 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
         # What graph_accumulation() needs inside the function itself: an accumulation,
         # and a loop over steps (backward, optimizer step, loader, epochs) or a
         # `*_step` method. The loss/model vocabulary is the file's business.
+        if (
+            _accumulates(text)
+            and might_step_through_helpers(file_text)
+            and calls_matching_helper(text, file_text, might_backward)
+        ):
+            return True  # a loop accumulating what a same-file training helper returns
         return _accumulates(text) and (
             might_backward_in(text, file_text) or _STEP_CONTEXT.search(text) is not None
         )
@@ -258,6 +288,10 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
             and _maybe_graph(call.args[-1].value)
         ):
             self._candidate(node, dotted_name(call.func.value))
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        # the same shape spread over helpers and methods (semantics/interproc.py)
+        through_helpers.report_gl003(self)
 
 
 def _maybe_graph(value: cst.BaseExpression) -> bool:

@@ -6,6 +6,7 @@ import re
 
 import libcst as cst
 
+from gradlint.rules import through_helpers
 from gradlint.static.rule import Invalid, Replace, Rule
 from gradlint.static.semantics.dataflow import (
     Kind,
@@ -13,7 +14,9 @@ from gradlint.static.semantics.dataflow import (
     TracksWrites,
     state_data_receiver,
 )
+from gradlint.static.semantics.interproc import cuts_with_data, might_cut_with_data
 from gradlint.static.semantics.sinks import leaves_autograd
+from gradlint.static.semantics.summaries import calls_matching_helper
 from gradlint.static.semantics.vocabulary import INFERENCE_FUNCTION
 
 _DATA = re.compile(r"\.data\b")
@@ -61,6 +64,11 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
     output, or the result of an operation on tensors that require grad
     (`delta = G(z); delta.data += 1`, `h = prev.data.clone()` in a recurrent loop,
     `out.data` passed on into further computation).
+
+    Also `.data` that cuts a value carried between the time steps of a loop
+    inside a forward (`h = h.data.clone()`, then `h[:n] = new_h`): backpropagation
+    through time stops at every step; and in-place arithmetic through `.data`
+    (`delta.data += 1`) in a helper that a same-file caller hands a network output.
 
     ## Why is this bad?
     `.data` gives the same storage with autograd switched off and, unlike
@@ -110,6 +118,16 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
         "In-place edit through `{target}.data`, which carries an autograd graph: autograd cannot see it, "
         "so gradients are silently wrong; edit `{target}` itself, out of place"
     )
+    message_time_steps = (
+        "`.data` cuts `{key}` from its graph between the steps of the loop on line {loop}, and the next step "
+        "computes from it: gradients stop at every time step (backpropagation through time is lost); keep "
+        "`{key}.clone()` and write the new values out of place (`torch.where`, `torch.cat`)"
+    )
+    message_passed = (
+        "in-place arithmetic through `{param}.data` on the network output that `{call}` (line {line}) passes "
+        "in: autograd does not see this change, so the gradients through `{param}` are wrong; compute it out "
+        "of place (`{param} = ({param} + 1) * 0.5`)"
+    )
     read_message = (
         "`.data` on `{target}`, which carries an autograd graph, cuts this value from the graph without "
         "autograd's checks, and it flows on into computation: use `{target}` to keep the gradient, "
@@ -148,6 +166,16 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
         """,
     ]
     INVALID = [
+        """
+        def normalize(delta):
+            delta.data *= 0.5  # error
+            return delta
+
+        for x, y in loader:
+            delta = normalize(netG(x))
+            loss = criterion(clf(x + delta), y)
+            loss.backward()
+        """,
         Invalid(
             """
         delta = G(z)
@@ -175,6 +203,13 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
     @classmethod
     def could_match(cls, text: str) -> bool:
         return _DATA.search(text) is not None
+
+    @classmethod
+    def could_match_unit(cls, text: str, file_text: str) -> bool:
+        # also a loop whose evidence sits in the same-file helpers it calls (slicing keeps it)
+        return cls.could_match(text) or (
+            might_cut_with_data(file_text) and calls_matching_helper(text, file_text, cuts_with_data)
+        )
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if node.attr.value != "data":
@@ -240,3 +275,7 @@ class DataOnActivation(TracksStatements, TracksWrites, Rule):
             args = code(call).split("(", 1)[1] if "(" in code(call) else ")"
             return Replace(small, f"{name} = {name}.{method}({args}")
         return None
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        # the same shape spread over helpers and methods (semantics/interproc.py)
+        through_helpers.report_gl005(self)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradlint.rules import through_helpers
 from gradlint.static.rule import Rule
+from gradlint.static.semantics.interproc import might_step_through_helpers
 from gradlint.static.semantics.optim import OptimAnalysis, guard_tests_within, other_framework
+from gradlint.static.semantics.summaries import calls_matching_helper
 
 
 class MissingZeroGrad(Rule):
@@ -15,6 +18,11 @@ class MissingZeroGrad(Rule):
     `optimizer.zero_grad()`, `model.zero_grad()`, `p.grad = None` nor
     `p.grad.zero_()` anywhere in the loop (helpers of the same file that clear
     them count).
+
+    Also when the loop's backward and step run in the helpers or methods it calls
+    (`self.train_step(batch)` in a `while` loop, with `zero_grad()` only before
+    the loop), and when a loop clears only other optimizers, built over other
+    modules, than the one it steps.
 
     ## Why is this bad?
     PyTorch *adds* every backward pass into `.grad`; nothing resets it for you.
@@ -51,6 +59,16 @@ class MissingZeroGrad(Rule):
         "`{step}` runs every iteration of a loop that never clears gradients, so each step applies the "
         "sum of all previous gradients; call `{optimizer}.zero_grad()` once per step"
     )
+    message_helpers = (
+        "`{step}` runs every iteration of the loop on line {loop} (through `{via}`), which never clears "
+        "gradients, so each step applies the sum of all previous gradients; call `{optimizer}.zero_grad()` "
+        "once per step"
+    )
+    message_other_cleared = (
+        "`{step}` runs every iteration of the loop on line {loop}, which clears only `{cleared}` (other "
+        "parameters): each step of `{optimizer}` applies the sum of all previous gradients; call "
+        "`{optimizer}.zero_grad()` once per step"
+    )
     prefilter = (".step(",)
     VALID = [
         """
@@ -71,6 +89,17 @@ class MissingZeroGrad(Rule):
     ]
     INVALID = [
         """
+        class Recipe:
+            def train_step(self, batch):
+                self.loss_fn(self.model(batch["x"]), batch["y"]).backward()
+                self.optimizer.step()  # error
+
+            def train(self):
+                self.optimizer.zero_grad()
+                for batch in self.loader:
+                    self.train_step(batch)
+        """,
+        """
         for x, y in loader:
             loss = criterion(model(x), y)
             loss.backward()
@@ -84,6 +113,14 @@ class MissingZeroGrad(Rule):
     @classmethod
     def could_match(cls, text: str) -> bool:
         return ".step(" in text and "backward" in text and not other_framework(text)
+
+    @classmethod
+    def could_match_unit(cls, text: str, file_text: str) -> bool:
+        # also a loop whose evidence sits in the same-file helpers it calls (slicing keeps it)
+        return cls.could_match(text) or (
+            might_step_through_helpers(file_text)
+            and calls_matching_helper(text, file_text, _step_or_backward)
+        )
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis = self.context.analysis(OptimAnalysis)
@@ -111,8 +148,16 @@ class MissingZeroGrad(Rule):
                 reported.add((id(loop), step.key))
                 self.report(step.node, step=self.context.code_for(step.node), optimizer=step.key)
 
+    def leave_Module(self, original_node: cst.Module) -> None:
+        # the same shape spread over helpers and methods (semantics/interproc.py)
+        through_helpers.report_gl006(self)
+
 
 def _is_scaler_step(call: cst.Call) -> bool:
     return isinstance(call.func, cst.Attribute) and "scaler" in (
         cst.Module([]).code_for_node(call.func.value).lower()
     )
+
+
+def _step_or_backward(text: str) -> bool:
+    return ".step(" in text or "backward" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradlint.rules import through_helpers
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.backward import NeedsBackwardCall
 from gradlint.static.semantics.state import SharedGraphs
@@ -23,6 +24,10 @@ class MultipleBackwardSharedGraph(NeedsBackwardCall, Rule):
     `torch.autograd.grad(..., create_graph=True)` for a gradient penalty), and
     when the shared value is an input or a parameter rather than a computed
     tensor.
+
+    Also a graph freed by a backward inside a loop (a WGAN critic loop that
+    backpropagates through the generator's output) and needed again after the
+    loop, and a second backward run by a helper called with `backward=True`.
 
     ## Why is this bad?
     A backward pass frees the buffers the graph saved for it, so the second
@@ -59,6 +64,12 @@ class MultipleBackwardSharedGraph(NeedsBackwardCall, Rule):
         "backpropagate the sum once (`(loss1 + loss2).backward()`) or pass `retain_graph=True` to all but the "
         "last backward"
     )
+    message_freed = (
+        "`{loss}` goes back through `{source}` (line {source_line}), whose graph the backward on line {line} "
+        'already freed, so this pass fails with "Trying to backward through the graph a second time"; pass '
+        "`retain_graph=True` to the backward on line {line} if both losses must reach that forward, else "
+        "recompute `{source}` here or let the first loss use `{source}.detach()`"
+    )
     loop_message = (
         "each iteration backpropagates `{loss}` through a graph computed once before the loop, which the first "
         'iteration already freed ("Trying to backward through the graph a second time"); backpropagate the '
@@ -87,6 +98,14 @@ class MultipleBackwardSharedGraph(NeedsBackwardCall, Rule):
     ]
     INVALID = [
         """
+        for _ in range(n_critic):
+            fake = G(torch.randn(b, d))
+            D(fake).mean().backward()
+            opt_D.step()
+        g_loss = -D(fake).mean()
+        g_loss.backward()  # error
+        """,
+        """
         out = model(x)
         loss1 = ce(out, y)
         loss2 = mse(out, z)
@@ -108,3 +127,7 @@ class MultipleBackwardSharedGraph(NeedsBackwardCall, Rule):
             else:
                 line = self.context.position(finding.first).start.line
                 self.report(finding.call, loss=finding.loss, line=line)
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        # the same shape spread over helpers and methods (semantics/interproc.py)
+        through_helpers.report_gl010(self)

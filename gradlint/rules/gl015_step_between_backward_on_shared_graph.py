@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradlint.rules import through_helpers
 from gradlint.static.rule import Rule
 from gradlint.static.semantics.imports import dotted_name
+from gradlint.static.semantics.interproc import might_step_through_helpers
 from gradlint.static.semantics.optim import (
     Event,
     OptimAnalysis,
@@ -15,6 +17,7 @@ from gradlint.static.semantics.optim import (
     last_part,
     other_framework,
 )
+from gradlint.static.semantics.summaries import calls_matching_helper
 
 
 class StepBetweenBackwardOnSharedGraph(Rule):
@@ -24,6 +27,11 @@ class StepBetweenBackwardOnSharedGraph(Rule):
     through the parameters that step updates: the GAN pattern
     `d_loss.backward(retain_graph=True); opt_d.step(); g_loss.backward()` where
     `g_loss` reuses the discriminator's outputs.
+
+    Also when the backward calls and the step are spread over methods
+    (`self.backward_EG()`, `self.optimizer_E.step()`, `self.backward_G_alone()`)
+    and the second loss reads an attribute that `self.forward()` wrote, from a
+    module that the step changed, before the step.
 
     ## Why is this bad?
     `step()` updates the parameters in place. The graph of the second loss saved
@@ -64,6 +72,12 @@ class StepBetweenBackwardOnSharedGraph(Rule):
         'been modified by an inplace operation"; run both backward passes before stepping, or recompute '
         "`{loss}` after the step"
     )
+    message_helpers = (
+        "`{step}` updates in place the weights of the forward that wrote `{attr}` (line {attr_line}) before it; "
+        'the backward of `{loss}` on line {line} still goes through that forward and fails with "one of the '
+        'variables needed for gradient computation has been modified by an inplace operation"; recompute '
+        "`{attr}` after the step, or run both backward passes before stepping"
+    )
     VALID = [
         """
         opt_d = Adam(D.parameters())
@@ -79,6 +93,27 @@ class StepBetweenBackwardOnSharedGraph(Rule):
         """,
     ]
     INVALID = [
+        """
+        class Model:
+            def setup(self):
+                self.opt_E = torch.optim.Adam(self.netE.parameters())
+
+            def forward(self):
+                self.fake = self.netG(self.real)
+                self.mu = self.netE(self.fake)
+
+            def backward_G(self):
+                self.netD(self.fake).mean().backward(retain_graph=True)
+
+            def backward_z(self):
+                self.mu.abs().mean().backward()
+
+            def optimize(self):
+                self.forward()
+                self.backward_G()
+                self.opt_E.step()  # error
+                self.backward_z()
+        """,
         """
         opt_d = Adam(D.parameters())
         opt_g = Adam(G.parameters())
@@ -99,6 +134,14 @@ class StepBetweenBackwardOnSharedGraph(Rule):
     @classmethod
     def could_match(cls, text: str) -> bool:
         return text.count("backward") >= 2 and ".step(" in text and not other_framework(text)
+
+    @classmethod
+    def could_match_unit(cls, text: str, file_text: str) -> bool:
+        # also a loop whose evidence sits in the same-file helpers it calls (slicing keeps it)
+        return cls.could_match(text) or (
+            might_step_through_helpers(file_text)
+            and calls_matching_helper(text, file_text, _step_or_backward)
+        )
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis = self.context.analysis(OptimAnalysis)
@@ -150,6 +193,10 @@ class StepBetweenBackwardOnSharedGraph(Rule):
         shared = {_call_text(c) for c in stale} & {_call_text(c) for c in first_calls}
         shared.discard(None)
         return bool(shared)
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        # the same shape spread over helpers and methods (semantics/interproc.py)
+        through_helpers.report_gl015(self)
 
 
 def _call_text(call: cst.Call) -> str | None:
@@ -229,3 +276,7 @@ def _constructs(value: cst.BaseExpression) -> bool:
     last = last_part(dotted_name(value.func))
     # CamelCase is a class; `G(z)` / `D(x)` (single capitals) are the usual GAN module names.
     return bool(last) and ((last[0].isupper() and any(ch.islower() for ch in last)) or last in _BUILDERS)
+
+
+def _step_or_backward(text: str) -> bool:
+    return ".step(" in text or "backward" in text

@@ -227,10 +227,19 @@ def relevant_source(text: str, tree: ast.Module, rules: Sequence[type[Rule]]) ->
     kept = _kept_units(text, units, rules)
     if len(kept) == len(units):
         return text
-    if not kept:
-        rest = _outside_definitions(tree, lines)
-        if not any(r.could_match_unit(rest, text) for r in rules):
-            return None
+    rest = _outside_definitions(tree, lines)
+    rest_matches = any(r.could_match_unit(rest, text) for r in rules)
+    if not kept and not rest_matches:
+        return None
+    if rest_matches:
+        # A script's top-level training loop: keep the helpers it calls, as for a kept definition.
+        called = {name for _, name in _CALL.findall(rest)}
+        fresh = {i for i, u in enumerate(units) if u.name in called} - kept
+        if fresh:
+            kept |= fresh
+            _close_over_callees(units, kept)
+            if len(kept) == len(units):
+                return text
 
     out = list(lines)
     newline = _NEWLINE.search(text)

@@ -1,0 +1,807 @@
+"""Per-file summaries of functions and methods: what calling one does, applied at its call sites.
+
+Training code spreads one step over helpers: ``optimize_parameters()`` calls
+``self.forward()`` (which stores ``self.fake_B``) and then ``self.backward_D()``
+in a loop (which backpropagates ``self.loss_D`` with ``retain_graph=True``). A
+rule that reads one body sees none of that. A :class:`FunctionSummary` lists, in
+statement order, the *effects* of a function (backward calls and their
+``retain_graph``, optimizer steps and ``zero_grad``, module forwards and whether
+grad is on, ``self`` attributes written), with the effects of a same-file
+function or a ``self.method()`` it calls spliced in at the call site, plus the
+kind of value it returns. Recursion and calls nobody can resolve add nothing
+but an ``unknown`` effect where they might backpropagate (a ``backward=True``
+argument), so that a rule can stay silent.
+
+Built once per file (``ctx.analysis(Summaries)``), lazily per function. Only the
+statement structure is indexed (not every expression), which keeps it cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from gradlint.static.semantics.walk import children, walk
+
+# Return / value kinds.
+ACTIVATION = "activation"  # carries a graph: a module's forward, or arithmetic on one
+LOSS = "loss"  # an activation named or built as a loss
+DETACHED = "detached"  # `.detach()`, `.data`, `.numpy()`...
+NUMBER = "number"  # a Python number (`.item()`, `float()`, literals)
+NONE = "none"
+UNKNOWN = "unknown"
+
+_OPTIMIZER = re.compile(r"(optim|^opt(_|$)|_opt$|^opt[A-Z]|solver|scaler)", re.I)
+_NOT_OPTIMIZER = re.compile(r"sched|lr_|warmup|pbar|progress|env", re.I)
+_LOSS_NAME = re.compile(r"loss|criterion|penalty|objective|^err", re.I)
+_DETACH_METHODS = frozenset({"detach", "item", "tolist", "numpy", "cpu_numpy"})
+_NUMBER_CALLS = frozenset({"float", "int", "len", "bool", "round", "abs", "sum", "max", "min"})
+# Callables that are not a module's forward: builtins and the functional namespaces.
+_NOT_FORWARD = frozenset(
+    {
+        "print", "len", "range", "enumerate", "zip", "list", "tuple", "dict", "set", "float", "int", "str",
+        "bool", "isinstance", "getattr", "setattr", "hasattr", "super", "type", "iter", "next", "sorted",
+        "reversed", "map", "filter", "min", "max", "sum", "abs", "round", "open", "format", "repr", "any",
+        "all", "Variable", "Tensor", "FloatTensor", "LongTensor", "ByteTensor", "divmod", "vars", "id",
+        # math and tensor functions imported by name (`from math import log`, `from torch import cat`)
+        "log", "exp", "sqrt", "pow", "sin", "cos", "tanh", "sigmoid", "softmax", "log_softmax", "relu", "mean",
+        "std", "var", "clamp", "clip", "norm", "cat", "stack", "zeros", "ones", "zeros_like", "ones_like",
+        "randn", "rand", "tensor", "floor", "ceil", "isnan", "isinf", "deepcopy", "copy", "partial", "chain",
+    }
+)  # fmt: skip
+# Modules whose imported names are functions, not networks.
+_FUNCTION_MODULES = frozenset({"math", "numpy", "torch", "scipy", "random", "os", "sys", "time", "itertools",
+                               "functools", "copy", "operator", "einops", "torchvision", "PIL", "cv2"})  # fmt: skip
+_NAMESPACES = frozenset({"torch", "F", "nn", "np", "numpy", "math", "random", "os", "sys", "time", "utils"})
+_GRAD_OFF = re.compile(r"\b(no_grad|inference_mode|set_grad_enabled\(\s*False)")
+
+
+@dataclass(frozen=True)
+class Backward:
+    """One backward call: ``target.backward(...)``, ``torch.autograd.grad(target, ...)``..."""
+
+    call: cst.Call
+    target: cst.BaseExpression | None
+    retain_graph: bool | None  # True / False as written; None when absent or not a literal
+    create_graph: bool
+    is_grad: bool  # autograd.grad: returns gradients, accumulates nothing
+
+
+@dataclass
+class Effect:
+    """What one statement of a function does; ``index`` orders effects within the function.
+
+    ``kind`` is one of ``backward``, ``step``, ``zero_grad``, ``forward``,
+    ``write`` (a ``self`` attribute), ``call`` (a summarised callee, followed by
+    its own effects) or ``unknown`` (may backpropagate, cannot tell).
+    ``node`` is where it happens in the code that does it (in the callee for an
+    applied effect); ``via`` names the call sites it was reached through.
+    """
+
+    kind: str
+    index: int
+    node: cst.CSTNode
+    name: str = ""
+    backward: Backward | None = None
+    value: cst.BaseExpression | None = None
+    grad_enabled: bool = True
+    via: tuple[cst.Call, ...] = ()
+    owner: FunctionSummary | None = None
+    conditional: bool = False  # applied from a callee in which it runs under an `if`
+
+
+@dataclass
+class Assignment:
+    """``keys`` (names, ``self.x``) get ``value`` at statement ``index``; ``accum`` for `+=`/append."""
+
+    keys: tuple[str, ...]
+    value: cst.BaseExpression | None
+    index: int
+    node: cst.CSTNode
+    accum: bool = False
+    loop_target: bool = False
+
+
+@dataclass
+class FunctionSummary:
+    qualname: str
+    node: cst.FunctionDef | cst.Module
+    class_name: str | None
+    effects: list[Effect] = field(default_factory=list)
+    assignments: list[Assignment] = field(default_factory=list)
+    loops: list[tuple[cst.CSTNode, int, int]] = field(default_factory=list)  # (loop, first index, end)
+    spans: dict[cst.CSTNode, tuple[int, int]] = field(default_factory=dict)  # statement -> [start, end)
+    branches: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)  # index -> enclosing ifs
+    returns: str = UNKNOWN
+    attr_reads: set[str] = field(default_factory=set)
+    complete: bool = True  # False: recursion or an unresolved callee that may backpropagate
+
+    # -- what the issue asks a summary to say -------------------------------------------
+    @property
+    def backwards(self) -> list[Effect]:
+        return [e for e in self.effects if e.kind == "backward"]
+
+    @property
+    def steps(self) -> set[str]:
+        return {e.name for e in self.effects if e.kind == "step"}
+
+    @property
+    def zeroes(self) -> set[str]:
+        return {e.name for e in self.effects if e.kind == "zero_grad"}
+
+    @property
+    def forward_with_grad(self) -> bool:
+        return any(e.kind == "forward" and e.grad_enabled for e in self.effects)
+
+    @property
+    def attr_writes(self) -> dict[str, Effect]:
+        return {e.name: e for e in self.effects if e.kind == "write"}
+
+    def loop_around(self, index: int) -> tuple[cst.CSTNode, int, int] | None:
+        """The innermost loop of this function whose body holds statement ``index``."""
+        best = None
+        for loop in self.loops:
+            if loop[1] < index < loop[2] and (best is None or loop[1] > best[1]):
+                best = loop
+        return best
+
+    def exclusive(self, i: int, j: int) -> bool:
+        """Do statements ``i`` and ``j`` sit in different branches of one ``if`` (never both run)?"""
+        a = dict(self.branches.get(i, ()))
+        return any(a.get(if_index, branch) != branch for if_index, branch in self.branches.get(j, ()))
+
+    def conditional(self, i: int, since: int = -1) -> bool:
+        """Is statement ``i`` under an ``if`` that starts after statement ``since``?"""
+        return any(if_index > since for if_index, _ in self.branches.get(i, ()))
+
+    def defs_of(self, key: str) -> list[Assignment]:
+        return [a for a in self.assignments if key in a.keys]
+
+
+def backward_of(call: cst.Call) -> Backward | None:
+    """The backward call ``call`` is, if any."""
+    func = call.func
+    if not isinstance(func, cst.Attribute):
+        if isinstance(func, cst.Name) and func.value == "grad" and call.args:
+            return _make(call, call.args[0].value, True)
+        return None
+    attr = func.attr.value
+    if attr == "backward":
+        receiver = func.value
+        root = _dotted(receiver)
+        if root in ("torch.autograd", "autograd"):
+            return _make(call, call.args[0].value if call.args else None, False)
+        if root and re.search(r"(accelerator|fabric|engine|deepspeed)$", root) and call.args:
+            return _make(call, call.args[0].value, False)
+        if (
+            isinstance(receiver, cst.Call)
+            and isinstance(receiver.func, cst.Attribute)
+            and receiver.func.attr.value == "scale"
+            and receiver.args
+        ):
+            return _make(call, receiver.args[0].value, False)
+        return _make(call, receiver, False)
+    if attr == "manual_backward" and call.args:
+        return _make(call, call.args[0].value, False)
+    if attr == "grad" and _dotted(func.value) in ("torch.autograd", "autograd") and call.args:
+        return _make(call, call.args[0].value, True)
+    return None
+
+
+def _make(call: cst.Call, target, is_grad: bool) -> Backward:
+    retain = create = None
+    for arg in call.args:
+        if arg.keyword is None:
+            continue
+        value = arg.value.value if isinstance(arg.value, cst.Name) else None
+        literal = True if value == "True" else False if value == "False" else None
+        if arg.keyword.value == "retain_graph":
+            retain = literal
+        elif arg.keyword.value == "create_graph":
+            create = literal
+    if retain is None and create is True:
+        retain = True  # retain_graph defaults to create_graph
+    return Backward(call, target, retain, bool(create), is_grad)
+
+
+def _dotted(node: cst.CSTNode) -> str | None:
+    parts = []
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    if isinstance(node, cst.Name):
+        parts.append(node.value)
+        return ".".join(reversed(parts))
+    return None
+
+
+def key_of(node: cst.CSTNode) -> str | None:
+    """The name a value is tracked under: ``x``, or ``self.x`` for an attribute of ``self``."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        inner = node
+        while isinstance(inner.value, cst.Attribute):
+            inner = inner.value
+        if isinstance(inner.value, cst.Name):
+            return f"self.{inner.attr.value}" if inner.value.value == "self" else inner.value.value
+    if isinstance(node, cst.Subscript):
+        return key_of(node.value)
+    return None
+
+
+def refs(node: cst.CSTNode | None) -> set[str]:
+    """Keys read anywhere in an expression (nested functions and lambdas left out)."""
+    out: set[str] = set()
+    if node is None:
+        return out
+    skip: set[int] = set()  # `x.attr`'s attr and `f(k=v)`'s k are not names read
+    for n in walk(node, into_scopes=False):
+        if isinstance(n, cst.Attribute):
+            skip.add(id(n.attr))
+            k = key_of(n)
+            if k:
+                out.add(k)
+        elif isinstance(n, cst.Arg) and n.keyword is not None:
+            skip.add(id(n.keyword))
+        elif isinstance(n, cst.Name) and id(n) not in skip:
+            out.add(n.value)
+    out.discard("self")
+    out.discard("True")
+    out.discard("False")
+    out.discard("None")
+    return out
+
+
+def _target_keys(target: cst.BaseExpression) -> list[str]:
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out = []
+        for el in target.elements:
+            out.extend(_target_keys(el.value))
+        return out
+    if isinstance(target, cst.StarredElement):
+        return _target_keys(target.value)
+    k = key_of(target)
+    return [k] if k else []
+
+
+def optimizer_name(call: cst.Call, method: str) -> str | None:
+    """``opt`` for ``opt.step()`` / ``opt.zero_grad()`` / ``scaler.step(opt)``; None if not an optimizer."""
+    func = call.func
+    if not isinstance(func, cst.Attribute) or func.attr.value != method:
+        return None
+    name = _dotted(func.value)
+    if name is None:
+        return None
+    last = name.rsplit(".", 1)[-1]
+    if method == "step" and "scaler" in last.lower() and call.args:
+        return _dotted(call.args[0].value) or name
+    if method == "zero_grad" and not _NOT_OPTIMIZER.search(last):
+        return name  # `model.zero_grad()` clears the same gradients
+    if _OPTIMIZER.search(last) and not _NOT_OPTIMIZER.search(last):
+        return name
+    return None
+
+
+class Summaries:
+    """Every function and method of one file, summarised on first request."""
+
+    def __init__(self, ctx) -> None:
+        self.module: cst.Module = ctx.module if hasattr(ctx, "module") else ctx
+        self._functions: dict[str, cst.FunctionDef] = {}  # top-level functions
+        self._methods: dict[tuple[str, str], cst.FunctionDef] = {}
+        self._class_of: dict[cst.FunctionDef, str | None] = {}
+        self._nested: dict[cst.FunctionDef, cst.FunctionDef] = {}  # nested def -> enclosing def
+        self._done: dict[cst.FunctionDef, FunctionSummary] = {}
+        self._busy: set[cst.FunctionDef] = set()
+        self._callers: dict[cst.FunctionDef, list[tuple[FunctionSummary, Effect]]] | None = None
+        self.imported_functions: set[str] = set()
+        for stmt in self.module.body:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    if isinstance(small, cst.ImportFrom) and small.module is not None:
+                        root = _dotted(small.module) or ""
+                        if root.split(".")[0] in _FUNCTION_MODULES and not isinstance(
+                            small.names, cst.ImportStar
+                        ):
+                            self.imported_functions.update(
+                                (a.asname.name.value if a.asname else _dotted(a.name) or "")
+                                for a in small.names
+                            )
+            if isinstance(stmt, cst.FunctionDef):
+                self._functions[stmt.name.value] = stmt
+                self._class_of[stmt] = None
+                self._index_nested(stmt, None)
+            elif isinstance(stmt, cst.ClassDef):
+                for item in stmt.body.body:
+                    if isinstance(item, cst.FunctionDef):
+                        self._methods[(stmt.name.value, item.name.value)] = item
+                        self._class_of[item] = stmt.name.value
+                        self._index_nested(item, stmt.name.value)
+
+    def _index_nested(self, fn: cst.FunctionDef, cls: str | None) -> None:
+        for n in walk(fn.body):
+            if isinstance(n, cst.FunctionDef):
+                self._nested.setdefault(n, fn)
+                self._class_of.setdefault(n, cls)
+
+    # -- lookups ----------------------------------------------------------------------
+    def functions(self) -> list[cst.FunctionDef | cst.Module]:
+        """Every function and method, and the module itself (a script's top-level code)."""
+        return [*self._class_of, self.module]
+
+    def enclosing(self, fn: cst.FunctionDef) -> cst.FunctionDef | None:
+        """The function a nested ``def`` (an optimizer closure) is defined in."""
+        return self._nested.get(fn)
+
+    def of(self, fn: cst.FunctionDef) -> FunctionSummary:
+        done = self._done.get(fn)
+        if done is not None:
+            return done
+        cls = self._class_of.get(fn)
+        name = "<module>" if isinstance(fn, cst.Module) else fn.name.value
+        summary = FunctionSummary(f"{cls}.{name}" if cls else name, fn, cls)
+        self._busy.add(fn)
+        try:
+            _Builder(self, summary).run()
+        finally:
+            self._busy.discard(fn)
+        self._done[fn] = summary
+        return summary
+
+    def resolve(self, call: cst.Call, class_name: str | None) -> cst.FunctionDef | None:
+        """The same-file definition ``call`` runs: ``self.m(...)`` in a class, or a top-level ``f(...)``."""
+        func = call.func
+        if isinstance(func, cst.Name):
+            return self._functions.get(func.value)
+        if (
+            class_name is not None
+            and isinstance(func, cst.Attribute)
+            and isinstance(func.value, cst.Name)
+            and func.value.value == "self"
+        ):
+            return self._methods.get((class_name, func.attr.value))
+        return None
+
+    def is_forward(self, call: cst.Call, params: set[str] | frozenset[str] = frozenset()) -> bool:
+        """Does ``call`` run a module (``model(x)``, ``self.net(x)``, ``netG.forward(x)``)?
+
+        Not a same-file function, a class, or a function imported from math/numpy/torch.
+        """
+        func = call.func
+        if isinstance(func, cst.Name) and (
+            func.value in self.imported_functions or func.value in self._functions
+        ):
+            return False
+        return _is_forward(call, set(params))
+
+    def callers(self, fn: cst.FunctionDef) -> list[tuple[FunctionSummary, Effect]]:
+        """Every summarised function that calls ``fn`` directly, with the ``call`` effect."""
+        if self._callers is None:
+            self._callers = {}
+            for other in self.functions():
+                summary = self.of(other)
+                for e in summary.effects:
+                    if e.kind == "call" and not e.via and isinstance(e.value, cst.FunctionDef):
+                        self._callers.setdefault(e.value, []).append((summary, e))
+        return self._callers.get(fn, [])
+
+
+class _Builder:
+    """Walks one function's statements in order and records its effects."""
+
+    def __init__(self, owner: Summaries, summary: FunctionSummary) -> None:
+        self.owner = owner
+        self.s = summary
+        self.counter = 0
+        self.returns: list[str] = []
+        self.path: list[tuple[int, int]] = []  # the enclosing `if`s: (index of the if, 0 body / 1 else)
+
+    def run(self) -> None:
+        fn = self.s.node
+        if isinstance(fn, cst.Module):  # a script's top level is one more "function"
+            self.params = set()
+            self.block(list(fn.body), grad_off=False)
+        else:
+            self.params = {p.name.value for p in fn.params.params + fn.params.kwonly_params}
+            self.block(fn.body, grad_off=False)
+        kinds = set(self.returns)
+        if not kinds:
+            self.s.returns = NONE
+        elif len(kinds) == 1:
+            self.s.returns = kinds.pop()
+        elif kinds <= {ACTIVATION, LOSS}:
+            self.s.returns = ACTIVATION
+        else:
+            self.s.returns = UNKNOWN
+
+    # -- statements ------------------------------------------------------------------
+    def block(self, body, grad_off: bool) -> None:
+        stmts = body.body if isinstance(body, cst.BaseSuite) and hasattr(body, "body") else body
+        if isinstance(stmts, cst.SimpleStatementSuite):
+            stmts = stmts.body
+        for stmt in stmts if isinstance(stmts, (list, tuple)) else (stmts,):
+            self.stmt(stmt, grad_off)
+
+    def stmt(self, stmt: cst.CSTNode, grad_off: bool) -> None:
+        start = self.counter
+        self.counter += 1
+        if self.path:
+            self.s.branches[start] = tuple(self.path)
+        if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            for small in stmt.body:
+                self.small(small, start, grad_off)
+        elif isinstance(stmt, cst.BaseSmallStatement):
+            self.small(stmt, start, grad_off)
+        elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            pass  # runs when called, summarised on its own
+        elif isinstance(stmt, cst.With):
+            off = grad_off
+            for item in stmt.items:
+                self.expr(item.item, start, grad_off)
+                if _GRAD_OFF.search(_code(item.item)):
+                    off = True
+                if item.asname is not None:
+                    self.assign(item.asname.name, item.item, start, stmt)
+            self.block(stmt.body, off)
+        elif isinstance(stmt, (cst.For, cst.While)):
+            if isinstance(stmt, cst.For):
+                self.expr(stmt.iter, start, grad_off)
+                self.s.assignments.append(
+                    Assignment(tuple(_target_keys(stmt.target)), stmt.iter, start, stmt, loop_target=True)
+                )
+            else:
+                self.expr(stmt.test, start, grad_off)
+            self.block(stmt.body, grad_off)
+            end = self.counter
+            if stmt.orelse is not None:
+                self.block(stmt.orelse.body, grad_off)
+            self.s.loops.append((stmt, start, end))
+        elif isinstance(stmt, cst.If):
+            self.expr(stmt.test, start, grad_off)
+            self.path.append((start, 0))
+            self.block(stmt.body, grad_off)
+            self.path[-1] = (start, 1)
+            orelse = stmt.orelse
+            if isinstance(orelse, cst.If):
+                self.stmt(orelse, grad_off)
+            elif orelse is not None:
+                self.block(orelse.body, grad_off)
+            self.path.pop()
+        elif isinstance(stmt, cst.Try) or type(stmt).__name__ == "TryStar":
+            self.block(stmt.body, grad_off)
+            for handler in stmt.handlers:
+                self.block(handler.body, grad_off)
+            if stmt.orelse is not None:
+                self.block(stmt.orelse.body, grad_off)
+            if stmt.finalbody is not None:
+                self.block(stmt.finalbody.body, grad_off)
+        elif isinstance(stmt, cst.Match):
+            self.expr(stmt.subject, start, grad_off)
+            for case in stmt.cases:
+                self.block(case.body, grad_off)
+        else:
+            for child in children(stmt):
+                if isinstance(child, cst.BaseExpression):
+                    self.expr(child, start, grad_off)
+        self.s.spans[stmt] = (start, self.counter)
+
+    def small(self, small: cst.CSTNode, index: int, grad_off: bool) -> None:
+        if isinstance(small, cst.Assign):
+            self.expr(small.value, index, grad_off)
+            for t in small.targets:
+                self.assign(t.target, small.value, index, small)
+        elif isinstance(small, cst.AnnAssign):
+            if small.value is not None:
+                self.expr(small.value, index, grad_off)
+                self.assign(small.target, small.value, index, small)
+        elif isinstance(small, cst.AugAssign):
+            self.expr(small.value, index, grad_off)
+            self.assign(small.target, small.value, index, small, accum=True)
+        elif isinstance(small, cst.Return):
+            if small.value is not None:
+                self.expr(small.value, index, grad_off)
+                self.returns.append(self.kind(small.value))
+        else:
+            for child in children(small):
+                if isinstance(child, cst.BaseExpression):
+                    self.expr(child, index, grad_off)
+
+    def assign(self, target, value, index: int, node, accum: bool = False) -> None:
+        keys = tuple(_target_keys(target))
+        if not keys:
+            return
+        if isinstance(target, cst.Subscript) or (
+            isinstance(target, cst.Attribute) and not (keys[0].startswith("self.") and _is_self_attr(target))
+        ):
+            accum = True  # `d[k] = v`, `args.epoch = v`: a change to `d`, `args`
+        self.s.assignments.append(Assignment(keys, value, index, node, accum=accum))
+        if isinstance(target, cst.Attribute) and target.attr.value == "grad":
+            # `p.grad = None`: clears gradients like zero_grad
+            self.s.effects.append(Effect("zero_grad", index, node, name=_code(target.value), owner=self.s))
+        for k in keys:
+            if k.startswith("self."):
+                self.s.effects.append(Effect("write", index, node, name=k, value=value, owner=self.s))
+
+    # -- expressions -----------------------------------------------------------------
+    def expr(self, node: cst.CSTNode, index: int, grad_off: bool) -> None:
+        for n in walk(node, into_scopes=False):
+            if isinstance(n, cst.Attribute) and isinstance(n.value, cst.Name) and n.value.value == "self":
+                self.s.attr_reads.add(f"self.{n.attr.value}")
+            if isinstance(n, cst.Call):
+                self.call(n, index, grad_off)
+
+    def call(self, call: cst.Call, index: int, grad_off: bool) -> None:
+        s = self.s
+        bw = backward_of(call)
+        if bw is not None:
+            s.effects.append(Effect("backward", index, call, backward=bw, grad_enabled=not grad_off, owner=s))
+            return
+        for method, kind in (("step", "step"), ("zero_grad", "zero_grad")):
+            name = optimizer_name(call, method)
+            if name is not None:
+                s.effects.append(Effect(kind, index, call, name=name, owner=s))
+                if kind == "step" and call.args:  # `opt.step(closure)`: the closure runs here
+                    for arg in call.args:
+                        self._maybe_apply(arg.value, call, index, grad_off)
+                return
+        func = call.func
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value in ("zero_", "detach_")
+            and ".grad" in _code(func.value)
+        ):
+            s.effects.append(Effect("zero_grad", index, call, name=_code(func.value), owner=s))
+            return
+        if isinstance(func, cst.Attribute) and func.attr.value in _MUTATORS and call.args:
+            receiver = key_of(func.value)
+            if receiver:  # `feats.append(model(x))` adds to `feats`
+                s.assignments.append(Assignment((receiver,), call, index, call, accum=True))
+        callee = self.owner.resolve(call, s.class_name)
+        if callee is not None:
+            self._apply(callee, call, index)
+            # `self.train_step(batch)` is not a module's forward
+            return
+        if any(
+            a.keyword is not None and a.keyword.value == "backward" and _code(a.value) == "True"
+            for a in call.args
+        ):
+            s.effects.append(Effect("unknown", index, call, owner=s))
+            s.complete = False
+            return
+        if self.owner.is_forward(call, self.params):
+            s.effects.append(
+                Effect("forward", index, call, name=_code(call.func), grad_enabled=not grad_off, owner=s)
+            )
+
+    def _maybe_apply(self, value, call: cst.Call, index: int, grad_off: bool) -> None:
+        if isinstance(value, cst.Name):
+            body = self.s.node if isinstance(self.s.node, cst.Module) else self.s.node.body
+            for n in walk(body, into_scopes=True):
+                if isinstance(n, cst.FunctionDef) and n.name.value == value.value:
+                    self._apply(n, call, index)
+                    return
+
+    def _apply(self, callee: cst.FunctionDef, call: cst.Call, index: int) -> None:
+        s = self.s
+        if callee in self.owner._busy or _is_stub(callee):
+            s.effects.append(Effect("unknown", index, call, owner=s))  # recursion, or a body left out
+            s.complete = False
+            return
+        inner = self.owner.of(callee)
+        s.effects.append(Effect("call", index, call, name=inner.qualname, value=callee, owner=s))
+        if not inner.complete:
+            s.complete = False
+        for e in inner.effects:
+            s.effects.append(
+                Effect(
+                    e.kind,
+                    index,
+                    e.node,
+                    name=e.name,
+                    backward=e.backward,
+                    value=e.value,
+                    grad_enabled=e.grad_enabled,
+                    via=(call, *e.via),
+                    owner=e.owner,
+                    conditional=e.conditional or inner.conditional(e.index),
+                )
+            )
+
+    # -- value kinds -----------------------------------------------------------------
+    def kind(self, node: cst.BaseExpression) -> str:
+        return value_kind(node, self.s, self.owner)
+
+
+def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summaries, depth: int = 0) -> str:
+    """What ``node`` holds: ``activation``, ``loss``, ``detached``, ``number``, ``none`` or ``unknown``."""
+    if depth > 8:
+        return UNKNOWN
+    if isinstance(node, (cst.Integer, cst.Float, cst.Imaginary)):
+        return NUMBER
+    if isinstance(node, cst.Name):
+        if node.value == "None":
+            return NONE
+        defs = [a for a in summary.assignments if node.value in a.keys and not a.loop_target]
+        kinds = set()
+        for d in defs:
+            value = d.value
+            if (
+                d.accum
+                and isinstance(value, cst.Call)
+                and isinstance(value.func, cst.Attribute)
+                and value.args
+            ):
+                if value.func.attr.value in _MUTATORS:
+                    value = value.args[0].value  # `xs.append(v)`: a container of what `v` is
+            if isinstance(value, (cst.List, cst.Tuple, cst.Dict)) and not getattr(value, "elements", True):
+                continue  # `xs = []`: says nothing yet
+            if isinstance(value, cst.Dict) and not value.elements:
+                continue
+            kinds.add(value_kind(value, summary, owner, depth + 1) if value is not None else UNKNOWN)
+        if len(kinds) == 1:
+            return kinds.pop()
+        if kinds and kinds <= {ACTIVATION, LOSS}:
+            return LOSS if LOSS in kinds else ACTIVATION
+        return UNKNOWN
+    if isinstance(node, cst.Attribute):
+        if node.attr.value == "data":
+            return DETACHED
+        return UNKNOWN
+    if isinstance(node, cst.Call):
+        func = node.func
+        if isinstance(func, cst.Name) and func.value in _NUMBER_CALLS:
+            return NUMBER
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            if method in ("item", "tolist"):
+                return NUMBER
+            if method in _DETACH_METHODS or method == "numpy":
+                return DETACHED
+            chain = _code(func.value)
+            if ".data" in chain + "." or ".detach()" in chain:
+                return DETACHED
+        callee = owner.resolve(node, summary.class_name)
+        if callee is not None:
+            if callee in owner._busy:
+                return UNKNOWN
+            return owner.of(callee).returns
+        if owner.is_forward(node):
+            name = _code(func)
+            return LOSS if _LOSS_NAME.search(name) else ACTIVATION
+        return UNKNOWN
+    if isinstance(node, cst.BinaryOperation):
+        kinds = {
+            value_kind(node.left, summary, owner, depth + 1),
+            value_kind(node.right, summary, owner, depth + 1),
+        }
+        if LOSS in kinds:
+            return LOSS
+        if ACTIVATION in kinds:
+            return ACTIVATION
+        if kinds == {NUMBER}:
+            return NUMBER
+        return UNKNOWN
+    return UNKNOWN
+
+
+def _is_stub(fn: cst.FunctionDef) -> bool:
+    """A body slicing left out (a lone string or ``pass``): what it does is unknown here."""
+    body = fn.body.body if isinstance(fn.body, cst.IndentedBlock) else fn.body.body
+    if len(body) != 1:
+        return False
+    stmt = body[0]
+    small = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 else stmt
+    if isinstance(small, cst.Pass):
+        return True
+    return isinstance(small, cst.Expr) and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString))
+
+
+def _is_self_attr(node: cst.Attribute) -> bool:
+    return isinstance(node.value, cst.Name) and node.value.value == "self"
+
+
+_MUTATORS = frozenset({"append", "extend", "insert", "add", "update", "appendleft"})
+_FUNCTION_VERBS = re.compile(
+    r"^(get|load|make|build|create|parse|compute|calc|init|set|to|read|save|is|has|check|format|log|plot|show)_"
+)
+
+
+def _is_forward(call: cst.Call, params: set[str]) -> bool:
+    """Does ``call`` look like running a module: ``model(x)``, ``self.net(x)``, ``netG.forward(x)``?"""
+    func = call.func
+    if isinstance(func, cst.Name):
+        name = func.value
+        if name in params:
+            return True
+        # `Adam(...)`, `Generator()`: a constructor; `G(z)`, `netD(x)`, `model(x)`: a module
+        constructor = name[:1].isupper() and any(c.islower() for c in name)
+        return name not in _NOT_FORWARD and not constructor and not _FUNCTION_VERBS.match(name)
+    if isinstance(func, cst.Attribute):
+        if func.attr.value == "forward":
+            return True
+        inner = func.value
+        if isinstance(inner, cst.Name) and inner.value == "self":
+            return True  # resolved methods were handled before: this is a sub-module
+        if (
+            isinstance(inner, cst.Attribute)
+            and isinstance(inner.value, cst.Name)
+            and inner.value.value == "self"
+        ):
+            return not func.attr.value.startswith(("get_", "compute_")) and func.attr.value[:1].islower()
+    return False
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
+
+# -- for slicing: keep the callers of helpers that hold the evidence ------------------------
+
+_DEF_LINE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)[ \t]*\(", re.M)
+_helper_cache: list = [None, {}]
+
+
+def _helper_texts(file_text: str) -> dict[str, list[str]]:
+    """Each ``def`` of the file by name, with its text (up to the next line indented no deeper)."""
+    if _helper_cache[0] is file_text:
+        return _helper_cache[1]
+    out: dict[str, list[str]] = {}
+    matches = list(_DEF_LINE.finditer(file_text))
+    for i, m in enumerate(matches):
+        indent = len(m.group(1).expandtabs())
+        end = len(file_text)
+        for later in matches[i + 1 :]:
+            if len(later.group(1).expandtabs()) <= indent:
+                end = later.start()
+                break
+        out.setdefault(m.group(2), []).append(file_text[m.start() : end])
+    _helper_cache[:] = [file_text, out]
+    return out
+
+
+def _called_names(text: str) -> set[str]:
+    """Names called as ``f(`` or ``self.f(`` (not ``obj.f(``): a scan from each ``(``, no regex."""
+    out: set[str] = set()
+    i = text.find("(")
+    while i != -1:
+        j = i
+        while j > 0 and text[j - 1] in " \t":
+            j -= 1
+        k = j
+        while k > 0 and (text[k - 1].isalnum() or text[k - 1] == "_"):
+            k -= 1
+        if (
+            k < j
+            and not text[k].isdigit()
+            and (k == 0 or text[k - 1] != "." or text[max(k - 5, 0) : k] == "self.")
+        ):
+            out.add(text[k:j])
+        i = text.find("(", i + 1)
+    return out
+
+
+def calls_matching_helper(unit_text: str, file_text: str, accept, depth: int = 3) -> bool:
+    """Does ``unit_text`` call (``f(...)``, ``self.f(...)``), directly or through same-file
+    helpers up to ``depth`` deep, a function of ``file_text`` whose text ``accept`` takes?
+
+    For ``Rule.could_match_unit``: a loop in ``train()`` whose evidence sits in the
+    ``train_step()`` it calls must be kept by slicing too.
+    """
+    helpers = _helper_texts(file_text)
+    seen: set[str] = set()
+    frontier = _called_names(unit_text) & helpers.keys()
+    for _ in range(depth):
+        nxt: set[str] = set()
+        for name in frontier - seen:
+            seen.add(name)
+            for text in helpers[name]:
+                if accept(text):
+                    return True
+                nxt |= _called_names(text) & helpers.keys()
+        frontier = nxt
+        if not frontier:
+            break
+    return False
