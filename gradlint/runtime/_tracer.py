@@ -566,6 +566,7 @@ class Trace:
         wrapped = self._wrap_closure(args, kwargs)
         if not self._light:
             self._check_stale(opt)
+            self._params.on_step(opt)
         return wrapped
 
     def _wrap_closure(self, args, kwargs):

@@ -114,6 +114,7 @@ class MemoryLedger:
             # peak of this first iteration is the peak since CUDA started
             self.cuda_on = True
             self.devices.add(f"cuda:{torch.cuda.current_device()}")
+        if self.cuda_on:
             try:
                 cuda_alloc = torch.cuda.memory_allocated()
                 cuda_peak = torch.cuda.max_memory_allocated()

@@ -139,6 +139,12 @@ class GradCoverage:
             self.reached_any = True
             self._last_site = site
 
+    def on_step(self, opt):
+        """Parameters an optimizer steps while they hold a gradient did receive one.  This does not rely on
+        the pre-backward graph walk, which on CUDA was seen to miss some leaves (GPU run, issue 13), so a
+        parameter that trains is never reported as never reached."""
+        self.ever |= {id(p) for g in opt.param_groups for p in g["params"] if p.grad is not None}
+
     def _roots(self, ids):
         P = torch.nn.Parameter
         want = set()

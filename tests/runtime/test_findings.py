@@ -485,6 +485,29 @@ def test_gr006_clean_and_frozen_params_ignored():
     assert t.findings == [], [str(f) for f in t.findings]
 
 
+def test_gr006_trusts_the_optimizer_when_the_graph_walk_misses_leaves(monkeypatch):
+    """On CUDA the pre-backward walk was seen to miss leaves (GPU run, issue 13) and GR006 then said trained
+    parameters never got a gradient.  A parameter stepped while holding a gradient received one."""
+    from gradlint.runtime import checks
+
+    real = checks.walk_backward
+
+    def lossy(roots, note_leaf):
+        walk = real(roots, note_leaf)
+        walk["params"] = set(list(sorted(walk["params"]))[:1])  # keep one leaf: the module is still "trained"
+        return walk
+
+    monkeypatch.setattr(checks, "walk_backward", lossy)
+    model = TwoBranch(detach=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with gradlint.trace() as t:
+        for i in range(2):
+            opt.zero_grad()
+            model(torch.randn(4, 6)).mean().backward()
+            opt.step()
+    assert t.findings == [], [str(f) for f in t.findings]
+
+
 # ----------------------------------------------------------------------------- GR007
 
 

@@ -455,9 +455,23 @@ def test_cuda_auto_starts_recording_when_the_traced_code_initializes_cuda(monkey
         t.step()
         state["init"] = True  # the script's first .cuda()
         t.step()
+        t.step()  # and every iteration after it (the GPU run found only the first one recorded)
     its = t.iterations
-    assert (its[0]["cuda_allocated"], its[1]["cuda_allocated"]) == (0, 4096)
-    assert its[1]["cuda_peak"] == 8192 and "cuda:0" in t.report()["devices"]
+    assert [i["cuda_allocated"] for i in its] == [0, 4096, 4096]
+    assert its[1]["cuda_peak"] == its[2]["cuda_peak"] == 8192 and "cuda:0" in t.report()["devices"]
+
+
+def test_cuda_true_records_every_iteration(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *a: 4096)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a: 8192)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: None)
+    with gradlint.trace(cuda=True) as t:
+        for _ in range(3):
+            t.step()
+    assert [(i["cuda_allocated"], i["cuda_peak"]) for i in t.iterations] == [(4096, 8192)] * 3
 
 
 @pytest.mark.parametrize("raise_inside", [False, True])
