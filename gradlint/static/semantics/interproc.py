@@ -246,7 +246,7 @@ def stale_after_step(summaries: Summaries) -> list[StaleAfterStep]:
 
 def _stale_attr(summaries, s, before, later, steps):
     owner = later.owner
-    attrs = {k for k in _closure_keys(owner, later.backward.target) if k.startswith("self.")}
+    attrs = {k for k in owner.closure(later.backward.target, graph_refs) if k.startswith("self.")}
     step_pos = {id(e): n for n, e in enumerate(before) if e.kind == "step"}
     for attr in sorted(attrs):
         writes = [(n, e) for n, e in enumerate(before) if e.kind == "write" and e.name == attr]
@@ -268,20 +268,6 @@ def _stale_attr(summaries, s, before, later, steps):
             if modules and producers & modules:
                 return attr, last, step
     return None
-
-
-def _closure_keys(summary: FunctionSummary, expr) -> set[str]:
-    out: set[str] = set()
-    todo = list(graph_refs(expr))
-    while todo:
-        key = todo.pop()
-        if key in out:
-            continue
-        out.add(key)
-        for a in summary.defs_of(key):
-            if not a.loop_target:
-                todo.extend(graph_refs(a.value))
-    return out
 
 
 def _optimizer_modules(summaries: Summaries, name: str) -> set[str]:
@@ -346,7 +332,7 @@ def freed_graph_reuse(summaries: Summaries) -> list[FreedGraphReuse]:
                     common = [sources[k] for k in theirs if k in sources]
                     if common:
                         shared = common[0]
-                        reads = _closure_keys(s, expr)
+                        reads = s.closure(expr, graph_refs)
                         key = next((k for k in shared.keys if k in reads), shared.keys[0])
                         break
                 if shared is not None and not _rebuilt_between(s, shared, first, later):

@@ -131,7 +131,7 @@ def _judge_in(summaries, owner, effect, region, position):
 
 def _last_backward(summaries, owner, effect, fn, loop, step) -> RetainedGraph | None:
     bw = effect.backward
-    deps = _closure(owner, bw.target)
+    deps = owner.closure(bw.target, refs)
     inside = range(loop[1], loop[2]) if loop is not None else range(0, 1 << 30)
     # an accumulated loss is GL002's business
     for a in owner.assignments:
@@ -147,7 +147,7 @@ def _last_backward(summaries, owner, effect, fn, loop, step) -> RetainedGraph | 
         mine = deps - _callees(owner) - _params(owner)
         for e in fn.effects:
             if e.kind == "backward" and e.index >= loop[2] and e.backward.target is not None:
-                if _closure(fn, e.backward.target) & mine:
+                if fn.closure(e.backward.target, refs) & mine:
                     return None  # a backward after the loop goes through the last iteration's graph
     if loop is not None:
         term = _pre_loop_term(summaries, owner, fn, deps, loop)
@@ -200,7 +200,7 @@ def _stale_input(summaries, owner, effect, fn, steps, later) -> RetainedGraph | 
         if mods is None:
             return None
         stepped |= mods
-    mine = _closure(fn, effect.backward.target)
+    mine = fn.closure(effect.backward.target, refs)
     # the later loss's definitions between the step and the later backward
     frontier = set(refs(later.backward.target))
     seen: set[str] = set()
@@ -277,20 +277,6 @@ def _optimized_modules(summaries, fn, name: str) -> set[str] | None:
 
 
 # -- small helpers ----------------------------------------------------------------------
-
-
-def _closure(summary: FunctionSummary, expr) -> set[str]:
-    out: set[str] = set()
-    todo = list(refs(expr))
-    while todo:
-        key = todo.pop()
-        if key in out:
-            continue
-        out.add(key)
-        for a in summary.defs_of(key):
-            if not a.loop_target:
-                todo.extend(refs(a.value))
-    return out
 
 
 def _producers(summary: FunctionSummary, key: str, summaries: Summaries, depth: int = 0) -> set[str]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from gradlint.static.semantics.imports import dotted_name
 from gradlint.static.semantics.walk import children, walk
 
 # Return / value kinds.
@@ -159,6 +160,21 @@ class FunctionSummary:
     def defs_of(self, key: str) -> list[Assignment]:
         return [a for a in self.assignments if key in a.keys]
 
+    def closure(self, expr, refs_of) -> set[str]:
+        """The names ``expr`` reads (``refs_of`` picks them out of an expression) and, transitively, those the
+        function assigns them from (loop targets end the chain: they are fresh each iteration)."""
+        out: set[str] = set()
+        todo = list(refs_of(expr))
+        while todo:
+            key = todo.pop()
+            if key in out:
+                continue
+            out.add(key)
+            for a in self.defs_of(key):
+                if not a.loop_target:
+                    todo.extend(refs_of(a.value))
+        return out
+
 
 def backward_of(call: cst.Call) -> Backward | None:
     """The backward call ``call`` is, if any."""
@@ -170,7 +186,7 @@ def backward_of(call: cst.Call) -> Backward | None:
     attr = func.attr.value
     if attr == "backward":
         receiver = func.value
-        root = _dotted(receiver)
+        root = dotted_name(receiver)
         if root in ("torch.autograd", "autograd"):
             return _make(call, call.args[0].value if call.args else None, False)
         if root and re.search(r"(accelerator|fabric|engine|deepspeed)$", root) and call.args:
@@ -185,7 +201,7 @@ def backward_of(call: cst.Call) -> Backward | None:
         return _make(call, receiver, False)
     if attr == "manual_backward" and call.args:
         return _make(call, call.args[0].value, False)
-    if attr == "grad" and _dotted(func.value) in ("torch.autograd", "autograd") and call.args:
+    if attr == "grad" and dotted_name(func.value) in ("torch.autograd", "autograd") and call.args:
         return _make(call, call.args[0].value, True)
     return None
 
@@ -204,17 +220,6 @@ def _make(call: cst.Call, target, is_grad: bool) -> Backward:
     if retain is None and create is True:
         retain = True  # retain_graph defaults to create_graph
     return Backward(call, target, retain, bool(create), is_grad)
-
-
-def _dotted(node: cst.CSTNode) -> str | None:
-    parts = []
-    while isinstance(node, cst.Attribute):
-        parts.append(node.attr.value)
-        node = node.value
-    if isinstance(node, cst.Name):
-        parts.append(node.value)
-        return ".".join(reversed(parts))
-    return None
 
 
 def key_of(node: cst.CSTNode) -> str | None:
@@ -272,12 +277,12 @@ def optimizer_name(call: cst.Call, method: str) -> str | None:
     func = call.func
     if not isinstance(func, cst.Attribute) or func.attr.value != method:
         return None
-    name = _dotted(func.value)
+    name = dotted_name(func.value)
     if name is None:
         return None
     last = name.rsplit(".", 1)[-1]
     if method == "step" and "scaler" in last.lower() and call.args:
-        return _dotted(call.args[0].value) or name
+        return dotted_name(call.args[0].value) or name
     if method == "zero_grad" and not _NOT_OPTIMIZER.search(last):
         return name  # `model.zero_grad()` clears the same gradients
     if _OPTIMIZER.search(last) and not _NOT_OPTIMIZER.search(last):
@@ -302,12 +307,12 @@ class Summaries:
             if isinstance(stmt, cst.SimpleStatementLine):
                 for small in stmt.body:
                     if isinstance(small, cst.ImportFrom) and small.module is not None:
-                        root = _dotted(small.module) or ""
+                        root = dotted_name(small.module) or ""
                         if root.split(".")[0] in _FUNCTION_MODULES and not isinstance(
                             small.names, cst.ImportStar
                         ):
                             self.imported_functions.update(
-                                (a.asname.name.value if a.asname else _dotted(a.name) or "")
+                                (a.asname.name.value if a.asname else dotted_name(a.name) or "")
                                 for a in small.names
                             )
             if isinstance(stmt, cst.FunctionDef):
