@@ -7,22 +7,12 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
+from runtime_markers import markers_in, only  # noqa: E402
+
 import gradlint  # noqa: E402
 from gradlint.runtime import BackwardThroughFreedGraphError, InplaceOnSavedTensorError  # noqa: E402
 
-_SRC = open(__file__).read().splitlines()
-
-
-def line_of(marker):
-    hits = [i + 1 for i, l in enumerate(_SRC) if l.rstrip().endswith("# <" + marker + ">")]
-    assert len(hits) == 1, marker
-    return hits[0]
-
-
-def only(t, code):
-    fs = [f for f in t.findings if f.code == code]
-    assert len(fs) == 1, [str(f) for f in t.findings]
-    return fs[0]
+line_of = markers_in(__file__)
 
 
 def clean(t):

@@ -232,7 +232,9 @@ _SCALAR_METHODS = frozenset(
         "is_set_to",
     }
 )
-_NO_GRAPH_METHODS = frozenset(
+# Comparisons, index results and predicates: a tensor method or a torch function of that name returns
+# a value without a graph.
+_COMPARISONS = frozenset(
     {
         "argmax",
         "argmin",
@@ -246,6 +248,10 @@ _NO_GRAPH_METHODS = frozenset(
         "isnan",
         "isinf",
         "isfinite",
+    }
+)
+_NO_GRAPH_METHODS = _COMPARISONS | frozenset(
+    {
         "nonzero",
         "bool",
         "long",
@@ -330,20 +336,8 @@ _FACTORIES = frozenset(
         "polar",
     }
 )
-_TORCH_NO_GRAPH = frozenset(
+_TORCH_NO_GRAPH = _COMPARISONS | frozenset(
     {
-        "argmax",
-        "argmin",
-        "argsort",
-        "eq",
-        "ne",
-        "lt",
-        "gt",
-        "le",
-        "ge",
-        "isnan",
-        "isinf",
-        "isfinite",
         "equal",
         "allclose",
         "isclose",
