@@ -4,6 +4,15 @@
     python benchmarks/bench_tracer.py --compile  # + a compiled model under trace() vs the same model eager under trace()
     python benchmarks/bench_tracer.py --clock process   # CPU time of this process (less noise on a shared machine)
     python benchmarks/bench_tracer.py --gpu      # + CUDA: ResNet-50-like (bs 64, bf16 autocast), 12-layer d=1024 encoder
+    python benchmarks/bench_tracer.py --per-op   # only the per-op cost: µs per torch call, op-bound model
+
+--per-op isolates what the tracer adds per torch call, on a deep narrow MLP whose kernels are so small that
+a step costs what its Python and dispatch cost, as a GPU step's CPU side does (the GPU runs the kernels
+asynchronously, so a traced GPU step is slowed by the tracer only once its CPU time exceeds the GPU time).
+It counts the torch calls a step makes under a function mode (forward ops, the tensor attributes the
+step reads and writes) and prints, per configuration, the step time and the added µs per torch call and
+per forward op. A GPU step's CPU time under the tracer is about
+    baseline CPU time + forward ops x (added µs per forward op).
 
 For each model, in the same process: step time without tracing, with trace() (default),
 with trace(every=10) (sampling), with torch.autograd.detect_anomaly() and with
@@ -161,6 +170,15 @@ def transformer_12x1024():
     )
 
 
+def deep_mlp(depth=48, width=16, batch=4):
+    layers = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.Tanh()]
+    return nn.Sequential(*layers, nn.Linear(width, 10)), (
+        lambda dev: (torch.randn(batch, width, device=dev), torch.randint(0, 10, (batch,), device=dev))
+    )
+
+
 # ----------------------------------------------------------------------------- timing
 
 
@@ -232,6 +250,80 @@ def bench_model(
         print(f"  {c:<15} {med[c] * 1e3:9.2f} ms/step   {med[c] / base:6.2f}x")
     sys.stdout.flush()
     return {c: med[c] / base for c in configs}, med
+
+
+def _count_calls(fn):
+    """``(all torch calls, forward ops)`` one call of ``fn`` makes, seen by a function mode (attribute reads
+    and writes such as ``p.grad`` count among all calls, not among forward ops)."""
+    from torch.overrides import TorchFunctionMode
+
+    counts = {"all": 0, "ops": 0}
+
+    class Count(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            counts["all"] += 1
+            if getattr(func, "__name__", "") not in ("__get__", "__set__"):
+                counts["ops"] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return counts["all"], counts["ops"]
+
+
+def bench_per_op(steps=30, rounds=5, depth=48):
+    """µs the tracer adds per torch call on an op-bound model (see the module docstring)."""
+    from torch.overrides import BaseTorchFunctionMode
+
+    torch.manual_seed(0)
+    model, make_batch = deep_mlp(depth)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    crit = nn.CrossEntropyLoss()
+    x, y = make_batch("cpu")
+
+    def forward_backward():
+        crit(model(x), y).backward()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        forward_backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    # what the tracer's mode sees: zero_grad and forward+backward (it steps aside inside optimizer.step())
+    n_zero, _ = _count_calls(lambda: opt.zero_grad(set_to_none=True))
+    n_fb, n_ops = _count_calls(forward_backward)
+    n_all = n_zero + n_fb
+    configs = {
+        "baseline": contextlib.nullcontext,
+        "bare_mode": BaseTorchFunctionMode,  # PyTorch's own cost of any Python function mode
+        "trace": gradlint.trace,
+        "trace_every10": lambda: gradlint.trace(every=10),
+    }
+    times = {c: [] for c in configs}
+    for _ in range(rounds):
+        for c, make in configs.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with make():
+                    step()
+                    t0 = CLOCK()
+                    for _ in range(steps):
+                        step()
+                    times[c].append((CLOCK() - t0) / steps)
+    med = {c: statistics.median(v) for c, v in times.items()}
+    base = med["baseline"]
+    print(
+        f"per-op cost: deep MLP ({depth} x Linear(16,16)+Tanh, bs 4) on cpu: {n_ops} forward ops and "
+        f"{n_all} torch calls per step under a function mode ({n_zero} of them in zero_grad)"
+    )
+    print(f"  {'config':<15} {'ms/step':>9} {'ratio':>7} {'+µs/call':>9} {'+µs/fwd op':>11}")
+    for c in configs:
+        d = (med[c] - base) * 1e6
+        print(f"  {c:<15} {med[c] * 1e3:9.3f} {med[c] / base:6.2f}x {d / n_all:9.2f} {d / n_ops:11.2f}")
+    sys.stdout.flush()
+    return med, n_ops, n_all
 
 
 def run_cpu(steps=20, rounds=3):
@@ -324,6 +416,7 @@ def main(argv=None):
         "--threads", type=int, default=1, help="CPU threads (1 keeps tiny kernels free of OpenMP spin)"
     )
     ap.add_argument("--compile", action="store_true", help="also time a torch.compile'd model under trace()")
+    ap.add_argument("--per-op", action="store_true", help="only the per-op cost (µs per torch call)")
     ap.add_argument("--backend", default="inductor", help="torch.compile backend for --compile")
     ap.add_argument(
         "--clock",
@@ -336,6 +429,9 @@ def main(argv=None):
     CLOCK = time.process_time if a.clock == "process" else time.perf_counter
     torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, clock: {a.clock}")
+    if a.per_op:
+        bench_per_op(a.steps, a.rounds)
+        return
     if not a.gpu_only:
         run_cpu(a.steps, a.rounds)
         if a.compile:

@@ -184,6 +184,7 @@ class Trace:
         if self._outer is not None:
             return self._stop_view()
         try:
+            self._hooks.pause_mode()  # the report reads many tensor attributes: not through the mode
             _frames.refresh_locals()
             with self._lock:
                 self._drain()
@@ -418,6 +419,9 @@ class Trace:
     def _on_grad_set(self, p):
         self._resets.on_grad_set(p)
 
+    def _on_zero_grad(self, params):
+        self._resets.on_reset(params)
+
     def _on_retain_grad(self, a):
         if a.grad_fn is None:
             return
@@ -618,21 +622,26 @@ class Trace:
             )
 
     def _opt_post(self, opt, args, kwargs):
-        self._in_step = False
-        if not self._light:
-            self._hooks.resume_mode()
-            self._resets.after_step(opt, self._last_step_site, self._index)
-            self._note_stepped_saved(opt)
-        if self._user_steps:
-            return
-        oid = id(opt)
-        if oid not in self._opt_seen:
-            self._opt_seen[oid] = weakref.ref(opt)
-            if self._last_opt is not None:
-                self._leaks.stable_since = self._it + 1
-            self._last_opt = oid
-        if oid == self._last_opt:
-            self._boundary()
+        # the mode stays off until the end: gradlint's own reads of p.grad, versions and shapes (a few per
+        # parameter) must not go through it
+        try:
+            if not self._light:
+                self._resets.after_step(opt, self._last_step_site, self._index)
+                self._note_stepped_saved(opt)
+            if self._user_steps:
+                return
+            oid = id(opt)
+            if oid not in self._opt_seen:
+                self._opt_seen[oid] = weakref.ref(opt)
+                if self._last_opt is not None:
+                    self._leaks.stable_since = self._it + 1
+                self._last_opt = oid
+            if oid == self._last_opt:
+                self._boundary()
+        finally:
+            self._in_step = False
+            if not self._light:
+                self._hooks.resume_mode()
 
     def _note_stepped_saved(self, opt):
         """Parameters the step updated in place while a live graph saved them for backward: a later backward
@@ -669,6 +678,14 @@ class Trace:
         self._boundary()
 
     def _boundary(self):
+        popped = self._hooks.pause_mode()  # (t.step() is called under the mode) the checks read tensors
+        try:
+            self._boundary_checks()
+        finally:
+            if popped and not self._light and not self._in_step:
+                self._hooks.resume_mode()
+
+    def _boundary_checks(self):
         _frames.refresh_locals()
         with self._lock:
             self._drain()

@@ -119,6 +119,9 @@ _CUT_FUNCS = frozenset(
     }
 )
 
+# the properties a finding needs: ``.grad`` reads (GR005), ``.data`` reads (GR006 cuts), ``.grad`` writes (GR007)
+_WATCHED_ATTRS = {OpKind.GETTER: ("grad", "data"), OpKind.SETTER: ("grad",)}
+
 _KIND_CACHE: dict = {}
 
 
@@ -133,6 +136,9 @@ def classify(func) -> tuple[OpKind, str]:
         owner = getattr(func, "__self__", None)
         kind = OpKind.GETTER if name == "__get__" else OpKind.SETTER
         name = getattr(owner, "__name__", "")
+        if name not in _WATCHED_ATTRS.get(kind, ()):
+            # most property reads (``shape``, ``requires_grad``, ``_version``, ``grad_fn``) serve no finding
+            kind = OpKind.PASSTHROUGH
     elif getattr(func, "_gradlint_wrapper", False):
         kind = OpKind.PASSTHROUGH
     elif name in _INPLACE_DUNDER or (

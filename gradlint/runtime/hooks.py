@@ -3,7 +3,8 @@
 
 * ``torch.autograd.graph.saved_tensors_hooks`` (the handles of :mod:`.handles`);
 * a ``TorchFunctionMode`` that sees every Python-level torch call and forwards what matters to the trace;
-* wrappers around ``Tensor.backward``, ``torch.autograd.backward`` and ``torch.autograd.grad``;
+* wrappers around ``Tensor.backward``, ``torch.autograd.backward`` and ``torch.autograd.grad``, and around
+  ``Optimizer.zero_grad`` / ``Module.zero_grad`` (run without the mode; they report the reset instead);
 * global optimizer step pre/post hooks (iteration boundaries, GR004 by a step, GR007);
 * a warnings relay, so that warnings torch raises inside the user's code keep the user's file and line
   (without it they would be attributed to the mode's frame and deduplicated there).
@@ -151,6 +152,35 @@ def _make_wrapper(kind, orig):
     return wrapper
 
 
+def _make_zero_grad_wrapper(orig, params_of):
+    """``zero_grad`` reads and writes ``p.grad`` twice per parameter: through the function mode that is two
+    dispatches per parameter, more than the forward's ops in a wide model.  The wrapper runs it with the mode
+    off and tells the trace which parameters it reset (GR007 needs only that)."""
+
+    @functools.wraps(orig)
+    def zero_grad(self, *args, **kwargs):
+        tr = ACTIVE
+        if tr is None or tr._light or _is_compiling() or threading.get_ident() != tr._sink.main_ident:
+            return orig(self, *args, **kwargs)
+        hk = tr._hooks
+        popped = hk.pause_mode()
+        try:
+            return orig(self, *args, **kwargs)
+        finally:
+            try:
+                tr._on_zero_grad(params_of(self))
+            finally:
+                if popped:
+                    hk.resume_mode()
+
+    zero_grad._gradlint_wrapper = True
+    return zero_grad
+
+
+def _optimizer_params(opt):
+    return [p for g in opt.param_groups for p in g["params"]]
+
+
 def _install_patches():
     import torch.autograd as ag
 
@@ -160,6 +190,11 @@ def _install_patches():
     torch.Tensor.backward = _make_wrapper("tensor", _ORIG["Tensor.backward"])
     ag.backward = _make_wrapper("backward", _ORIG["autograd.backward"])
     ag.grad = _make_wrapper("grad", _ORIG["autograd.grad"])
+    Opt, Mod = torch.optim.Optimizer, torch.nn.Module
+    _ORIG["Optimizer.zero_grad"] = Opt.__dict__["zero_grad"]
+    _ORIG["Module.zero_grad"] = Mod.__dict__["zero_grad"]
+    Opt.zero_grad = _make_zero_grad_wrapper(_ORIG["Optimizer.zero_grad"], _optimizer_params)
+    Mod.zero_grad = _make_zero_grad_wrapper(_ORIG["Module.zero_grad"], lambda m: list(m.parameters()))
 
 
 def _remove_patches():
@@ -171,6 +206,10 @@ def _remove_patches():
         ag.backward = _ORIG.pop("autograd.backward")
     if "autograd.grad" in _ORIG:
         ag.grad = _ORIG.pop("autograd.grad")
+    if "Optimizer.zero_grad" in _ORIG:
+        torch.optim.Optimizer.zero_grad = _ORIG.pop("Optimizer.zero_grad")
+    if "Module.zero_grad" in _ORIG:
+        torch.nn.Module.zero_grad = _ORIG.pop("Module.zero_grad")
 
 
 def in_backward() -> bool:
@@ -315,11 +354,14 @@ class Hooks:
             A._push_saved_tensors_default_hooks(h.pack, h.unpack)
             self.saved_paused = False
 
-    def pause_mode(self):
-        """Take the function mode off the stack (optimizer steps, sampled-out iterations)."""
+    def pause_mode(self) -> bool:
+        """Take the function mode off the stack (optimizer steps, sampled-out iterations, gradlint's own work);
+        True when this call took it off."""
         if self.mode is not None and not self.mode_popped and self._mode_on_top():
             torch._C._pop_torch_function_stack()
             self.mode_popped = True
+            return True
+        return False
 
     def resume_mode(self):
         if self.mode is not None and self.mode_popped:

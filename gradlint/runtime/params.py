@@ -260,6 +260,14 @@ class GradResets:
         self.gen += 1
         self.grad_set[id(p)] = self.gen
 
+    def on_reset(self, params):
+        """``zero_grad()`` reset the gradients of ``params`` (to None or to zeros)."""
+        self.gen += 1
+        gen = self.gen
+        gs = self.grad_set
+        for p in params:
+            gs[id(p)] = gen
+
     def on_zero(self, t):
         self.gen += 1
         try:

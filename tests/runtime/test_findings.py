@@ -525,3 +525,39 @@ def test_gr007_clean_with_zero_grad_and_accumulation(set_to_none):
                 opt.step()
                 opt.zero_grad(set_to_none=set_to_none)
     assert t.findings == [], [str(f) for f in t.findings]
+
+
+@pytest.mark.parametrize("how", ["module", "manual_none", "manual_zero"])
+def test_gr007_clean_with_other_resets(how):
+    """zero_grad() runs without the function mode and reports its reset; the other ways of resetting are
+    still seen through the mode."""
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with gradlint.trace() as t:
+        for _ in range(4):
+            model(torch.randn(4, 10)).mean().backward()
+            opt.step()
+            if how == "module":
+                model.zero_grad()
+            elif how == "manual_none":
+                for p in model.parameters():
+                    p.grad = None
+            else:
+                for p in model.parameters():
+                    p.grad.zero_()
+    assert t.findings == [], [str(f) for f in t.findings]
+
+
+def test_gr007_only_the_optimizer_not_reset():
+    a, b = mlp(), mlp()
+    opt_a = torch.optim.SGD(a.parameters(), lr=0.01)
+    opt_b = torch.optim.SGD(b.parameters(), lr=0.01)
+    with gradlint.trace() as t:
+        for _ in range(3):
+            opt_a.zero_grad()
+            (a(torch.randn(4, 10)).mean() + b(torch.randn(4, 10)).mean()).backward()
+            opt_a.step()
+            opt_b.step()  # <step_b>
+    f = only(t, "GR007")
+    assert f.line == line_of("step_b")
+    assert len(f.details["parameters"]) == len(list(b.parameters()))

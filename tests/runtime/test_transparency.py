@@ -116,6 +116,8 @@ def _assert_clean_state():
     assert not getattr(torch.Tensor.backward, "_gradlint_wrapper", False)
     assert not getattr(torch.autograd.backward, "_gradlint_wrapper", False)
     assert not getattr(torch.autograd.grad, "_gradlint_wrapper", False)
+    assert not getattr(torch.optim.Optimizer.zero_grad, "_gradlint_wrapper", False)
+    assert not getattr(torch.nn.Module.zero_grad, "_gradlint_wrapper", False)
     # a fresh saved_tensors_hooks pair works and PyTorch's own version check is back
     seen = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: (seen.append(1), t)[1], lambda t: t):
