@@ -303,17 +303,19 @@ class Trace:
         if isinstance(r, torch.Tensor):
             fn = r.grad_fn
             if fn is not None:
-                tag = fn.metadata.get(TAG_KEY)
+                md = fn.metadata
+                tag = md.get(TAG_KEY)
                 if tag is None:
-                    tag = reg.new_tag(fn, name, _frames.user_site(self.stacks, 1), self._it, self._calls)
+                    tag = reg.new_tag(fn, name, _frames.user_site(self.stacks, 1), self._it, self._calls, md)
                     led = self._ledger
                     led.it_nodes[-1] += 1
                     led.nodes_alive += 1
-                    outs = tag.graph.outs
-                    if outs is not None and len(outs) < tag.graph.outs_cap - 1:
+                    g = tag.graph
+                    outs = g.outs
+                    if outs is not None and len(outs) < g.outs_cap - 1:
                         outs.append(weakref.ref(r))
                     else:
-                        reg.note_out(tag.graph, r)
+                        reg.note_out(g, r)
         elif isinstance(r, (tuple, list)):
             site = None
             for i, x in enumerate(r[:8]):
@@ -329,28 +331,41 @@ class Trace:
                         if tag is None:
                             tag = t2
         if pend:
-            with self._lock:
-                if tag is None:
-                    self._ledger.orphans += len(pend)
-                    return
-                g = tag.graph
-                for h in pend:
-                    h.tag = tag
-                    tag.n_saved += 1
-                    tag.saved_alive += 1
-                    nb = h.nb
-                    if h.leaf:
-                        tag.leaf_alive += nb
-                    else:
-                        tag.saved_bytes += nb
-                        tag.bytes_alive += nb
-                        self._ledger.saved(nb)
-                    tag.dev = h.dev
-                    g.saved_alive += 1
-                    g.add_bytes(h.dev, nb, h.leaf)
-                if tag.saved_bytes > g.best_bytes:
-                    g.best_bytes = tag.saved_bytes
-                    g.best = (tag.site, tag.op)
+            self._attach_saved(tag, pend)
+
+    def _attach_saved(self, tag, pend):
+        """The saved tensors one torch call packed belong to the node it created (its first output's)."""
+        with self._lock:
+            if tag is None:
+                self._ledger.orphans += len(pend)
+                return
+            g = tag.graph
+            act = 0
+            leaf_b = 0
+            dev = None
+            for h in pend:
+                h.tag = tag
+                nb = h.nb
+                dev = h.dev
+                if h.leaf:
+                    leaf_b += nb
+                    g.add_bytes(dev, nb, True)
+                else:
+                    act += nb
+                    g.add_bytes(dev, nb, False)
+            n = len(pend)
+            tag.n_saved += n
+            tag.saved_alive += n
+            tag.leaf_alive += leaf_b
+            tag.saved_bytes += act
+            tag.bytes_alive += act
+            tag.dev = dev
+            g.saved_alive += n
+            if act:
+                self._ledger.saved(act)
+            if tag.saved_bytes > g.best_bytes:
+                g.best_bytes = tag.saved_bytes
+                g.best = (tag.site, tag.op)
 
     def _before_inplace(self, name, args, kwargs):
         if not self.inplace or self._in_step:

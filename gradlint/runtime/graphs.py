@@ -235,7 +235,7 @@ class GraphRegistry:
         self.next_id += 1
         return self.next_id
 
-    def new_tag(self, fn, name, site, it, epoch):
+    def new_tag(self, fn, name, site, it, epoch, md=None):
         g = self.pending
         if g is None:
             g = self.pending = Graph(self._new_id(), it, pending=True)
@@ -244,7 +244,8 @@ class GraphRegistry:
         g.nodes_alive += 1
         if g.first is None:
             g.first = (site, tag.op)
-        md = fn.metadata
+        if md is None:
+            md = fn.metadata
         md[TAG_KEY] = tag
         md[DEATH_KEY] = _Death(tag)
         return tag

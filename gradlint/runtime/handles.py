@@ -9,7 +9,6 @@ version-counter check while such hooks are installed, so unpack checks the versi
 from __future__ import annotations
 
 from .events import HandleReleased
-from .memory import storage_key
 
 _new_tuple = tuple.__new__  # builds the named event without its Python-level __new__ (once per saved tensor)
 
@@ -57,27 +56,38 @@ class SavedTensorHooks:
             self.ledger.light_saved += 1
             return Light(t.detach(), t._version)
         h = Packed()
-        h.t = t.detach()
+        leaf = t.is_leaf  # (grad_fn is None) without wrapping the node for Python
+        # a leaf cannot reach the node that saves it, so holding it makes no cycle (autograd holds it too);
+        # anything else may be the node's own output: detached, or node -> handle -> tensor -> node
+        h.t = t if leaf else t.detach()
         h.v = t._version
         h.sink = self.sink
         h.tag = None
-        key, nb = storage_key(t)
-        leaf = t.is_leaf  # (grad_fn is None) without wrapping the node for Python
+        try:
+            st = t.untyped_storage()
+            key = st.data_ptr()  # the storage key of memory.storage_key
+            nb = st.nbytes()
+        except Exception:
+            key, nb = None, 0
         if not leaf and t._is_view():
             b = t._base
             leaf = b is not None and b.is_leaf
+        ledger = self.ledger
+        dev = ledger.dev_names.get(t.device)
+        if dev is None:
+            dev = ledger.dev_name(t.device)
         h.key = key
-        h.dev = self.ledger.dev_name(t.device)
+        h.dev = dev
         h.leaf = leaf
         with self.lock:
             if self.sink.q:
                 self.drain()
-            h.nb = self.ledger.on_pack(h, key, nb, h.dev, leaf)
+            h.nb = ledger.on_pack(h, key, nb, dev, leaf)
             pend = self.pending
             if pend is not None:
                 pend.append(h)
             else:
-                self.ledger.orphans += 1
+                ledger.orphans += 1
         return h
 
     def unpack(self, h):

@@ -27,7 +27,8 @@ from . import _frames
 from .events import _KIND_CACHE, OpKind, classify
 
 # plain ints: comparing against enum members costs a class attribute lookup per op
-_PASS, _GET, _SET, _INPL, _CUT, _RETAIN = (
+_PLAIN, _PASS, _GET, _SET, _INPL, _CUT, _RETAIN = (
+    int(OpKind.PLAIN),
     int(OpKind.PASSTHROUGH),
     int(OpKind.GETTER),
     int(OpKind.SETTER),
@@ -49,6 +50,9 @@ except AttributeError:  # pragma: no cover - torch without torch.compiler
         return False
 
 
+_grad_enabled = torch.is_grad_enabled
+
+
 def _first_tensor(x):
     if isinstance(x, torch.Tensor):
         return x
@@ -64,16 +68,33 @@ class FunctionMode(TorchFunctionMode):
     def __init__(self, tr):
         super().__init__()
         self.tr = tr
+        self.saved = tr._handles
+        self.after_op = tr._after_op
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if _is_compiling():
+            return func(*args, **(kwargs or {}))
+        kn = _KIND_CACHE.get(func)
+        kind, name = kn if kn is not None else classify(func)
+        if kind == _PLAIN and not kwargs:  # the common case, kept short: most torch calls are plain ops
+            if not _grad_enabled():
+                r = func(*args)
+                if args:
+                    self._after_nograd(r, name, args)
+                return r
+            saved = self.saved
+            pend = saved.pending = []
+            try:
+                r = func(*args)
+            finally:
+                saved.pending = None
+            self.after_op(r, name, pend)
+            return r
         if kwargs is None:
             kwargs = {}
-        if _is_compiling():
-            return func(*args, **kwargs)
-        tr = self.tr
-        kind, name = _KIND_CACHE.get(func) or classify(func)
         if kind == _PASS:
             return func(*args, **kwargs)
+        tr = self.tr
         if kind == _GET:
             r = func(*args, **kwargs)
             if name == "grad":
@@ -94,20 +115,18 @@ class FunctionMode(TorchFunctionMode):
         mut = None
         if inplace and args:
             mut = tr._before_inplace(name, args, kwargs)
-        if torch.is_grad_enabled():
-            saved = tr._handles
+        if _grad_enabled():
+            saved = self.saved
             pend = saved.pending = []
             try:
                 r = func(*args, **kwargs)
             finally:
                 saved.pending = None
-            tr._after_op(r, name, pend)
+            self.after_op(r, name, pend)
         else:
             r = func(*args, **kwargs)
-            if not tr._in_step and args and tr._params.cuts_left > 0:
-                a = _first_tensor(args[0])
-                if a is not None and a.requires_grad and isinstance(r, torch.Tensor) and not r.requires_grad:
-                    tr._on_cut(a, f"{name} under no_grad")
+            if args:
+                self._after_nograd(r, name, args)
         if mut is not None:
             tr._after_inplace(mut)
         elif kind == _CUT and args:
@@ -124,6 +143,14 @@ class FunctionMode(TorchFunctionMode):
         elif kind == _RETAIN and args:
             tr._on_retain_grad(args[0])
         return r
+
+    def _after_nograd(self, r, name, args):
+        """An op under no_grad on a tensor that requires grad cuts the graph (GR006 names the line)."""
+        tr = self.tr
+        if not tr._in_step and tr._params.cuts_left > 0:
+            a = _first_tensor(args[0])
+            if a is not None and a.requires_grad and isinstance(r, torch.Tensor) and not r.requires_grad:
+                tr._on_cut(a, f"{name} under no_grad")
 
 
 # --------------------------------------------------------------------------- backward wrappers

@@ -46,12 +46,12 @@ class MemoryLedger:
         self.nodes_alive = 0  # tagged nodes alive (all iterations)
         self.orphans = 0  # saved tensors no tagged node claimed
         self.light_saved = 0  # saved tensors of sampled-out iterations
-        self._dev_names: dict = {}
+        self.dev_names: dict = {}
 
     def dev_name(self, dev) -> str:
-        s = self._dev_names.get(dev)
+        s = self.dev_names.get(dev)
         if s is None:
-            s = self._dev_names[dev] = str(dev)
+            s = self.dev_names[dev] = str(dev)
         return s
 
     def start_cuda(self, cuda):
