@@ -334,10 +334,17 @@ class Trace:
             self._attach_saved(tag, pend)
 
     def _attach_saved(self, tag, pend):
-        """The saved tensors one torch call packed belong to the node it created (its first output's)."""
+        """The saved tensors one torch call packed: counted in the ledger and given to the node the call created
+        (its first output's)."""
+        led = self._ledger
+        on_pack = led.on_pack
         with self._lock:
+            if self._sink.q:
+                self._drain()
             if tag is None:
-                self._ledger.orphans += len(pend)
+                for h in pend:
+                    h.nb = on_pack(h, h.key, h.size, h.dev, h.leaf)
+                led.orphans += len(pend)
                 return
             g = tag.graph
             act = 0
@@ -345,9 +352,10 @@ class Trace:
             dev = None
             for h in pend:
                 h.tag = tag
-                nb = h.nb
                 dev = h.dev
-                if h.leaf:
+                leaf = h.leaf
+                nb = h.nb = on_pack(h, h.key, h.size, dev, leaf)
+                if leaf:
                     leaf_b += nb
                     g.add_bytes(dev, nb, True)
                 else:
@@ -362,7 +370,7 @@ class Trace:
             tag.dev = dev
             g.saved_alive += n
             if act:
-                self._ledger.saved(act)
+                led.saved(act)
             if tag.saved_bytes > g.best_bytes:
                 g.best_bytes = tag.saved_bytes
                 g.best = (tag.site, tag.op)

@@ -16,9 +16,11 @@ _new_tuple = tuple.__new__  # builds the named event without its Python-level __
 class Packed:
     """What the pack hook returns: the detached tensor plus bookkeeping (no reference to ``t``)."""
 
-    __slots__ = ("t", "v", "key", "nb", "dev", "leaf", "tag", "sink", "__weakref__")
+    __slots__ = ("t", "v", "key", "size", "nb", "dev", "leaf", "tag", "sink", "__weakref__")
 
     def __del__(self):
+        if self.nb < 0:  # never counted (its torch call raised before the ledger took it)
+            return
         s = self.sink
         if s.open:
             s.q.append(_new_tuple(HandleReleased, (self.key, self.tag, self.nb, self.dev, self.leaf)))
@@ -50,6 +52,7 @@ class SavedTensorHooks:
         self.on_stale = on_stale  # (handle) -> exception to raise
         self.pending = None
         self.light = False
+        self.dev_names = ledger.dev_names
 
     def pack(self, t):
         if self.light:
@@ -63,32 +66,36 @@ class SavedTensorHooks:
         h.v = t._version
         h.sink = self.sink
         h.tag = None
+        h.nb = -1  # not in the ledger yet: its release must not be counted
         try:
             st = t.untyped_storage()
-            key = st.data_ptr()  # the storage key of memory.storage_key
-            nb = st.nbytes()
+            h.key = st.data_ptr()  # the storage key of memory.storage_key
+            h.size = st.nbytes()
         except Exception:
-            key, nb = None, 0
+            h.key, h.size = None, 0
         if not leaf and t._is_view():
             b = t._base
             leaf = b is not None and b.is_leaf
-        ledger = self.ledger
-        dev = ledger.dev_names.get(t.device)
-        if dev is None:
-            dev = ledger.dev_name(t.device)
-        h.key = key
-        h.dev = dev
         h.leaf = leaf
-        with self.lock:
-            if self.sink.q:
-                self.drain()
-            h.nb = ledger.on_pack(h, key, nb, dev, leaf)
-            pend = self.pending
-            if pend is not None:
-                pend.append(h)
-            else:
-                ledger.orphans += 1
+        dev = self.dev_names.get(t.device)
+        h.dev = dev if dev is not None else self.ledger.dev_name(t.device)
+        pend = self.pending
+        if pend is not None:
+            pend.append(
+                h
+            )  # the ledger takes it with the rest of the call's, in one pass (Trace._attach_saved)
+        else:  # saved outside any torch call the mode saw (a backward with create_graph, a compiled region)
+            with self.lock:
+                if self.sink.q:
+                    self.drain()
+                self.register(h)
+                self.ledger.orphans += 1
         return h
+
+    def register(self, h):
+        """Count ``h`` in the ledger (under the trace's lock, its queue drained: a storage released and a new
+        one at the same address must be seen in that order)."""
+        h.nb = self.ledger.on_pack(h, h.key, h.size, h.dev, h.leaf)
 
     def unpack(self, h):
         t = h.t
