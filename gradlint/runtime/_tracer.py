@@ -260,19 +260,20 @@ class Trace:
     def _drain(self):
         q = self._sink.q
         ledger = self._ledger
+        on_release = ledger.on_release
+        popleft = q.popleft
         while q:
             try:
-                ev = q.popleft()
+                ev = popleft()
             except IndexError:  # pragma: no cover
                 break
-            if isinstance(ev, HandleReleased):
-                ledger.on_release(ev.key)
-                tag = ev.tag
+            if type(ev) is HandleReleased:  # (tuple unpacking: a named field read costs a descriptor call)
+                key, tag, nb, dev, leaf = ev
+                on_release(key)
                 if tag is None:
                     continue
-                nb = ev.nbytes
                 tag.saved_alive -= 1
-                if ev.leaf:
+                if leaf:
                     tag.leaf_alive -= nb
                 else:
                     tag.bytes_alive -= nb
@@ -280,17 +281,17 @@ class Trace:
                 g = tag.graph
                 if g is not None:
                     g.saved_alive -= 1
-                    d = g.leaf_bytes if ev.leaf else g.bytes
-                    d[ev.dev] = d.get(ev.dev, 0) - nb
+                    d = g.leaf_bytes if leaf else g.bytes
+                    d[dev] = d.get(dev, 0) - nb
             else:  # NodeDied
-                tag = ev.tag
+                tag, site = ev
                 ledger.node_died(tag.it)
                 g = tag.graph
                 if g is not None:
                     g.nodes_alive -= 1
                     if g.freed is None and not g.pending:
-                        if ev.site:  # the last user line seen dropping a node of it
-                            g.freed_site = ev.site
+                        if site:  # the last user line seen dropping a node of it
+                            g.freed_site = site
                         if g.nodes_alive <= 0:
                             fn, line, _ = _frames.site_parts(g.freed_site)
                             g.freed = {"by": "gc", "filename": fn, "line": line, "iteration": self._it}
@@ -349,19 +350,30 @@ class Trace:
             g = tag.graph
             act = 0
             leaf_b = 0
-            dev = None
+            n_leaf = 0
+            dev = pend[0].dev
+            one_dev = True
             for h in pend:
                 h.tag = tag
-                dev = h.dev
                 leaf = h.leaf
-                nb = h.nb = on_pack(h, h.key, h.size, dev, leaf)
+                nb = h.nb = on_pack(h, h.key, h.size, h.dev, leaf)
+                if h.dev is not dev:
+                    one_dev = False
                 if leaf:
                     leaf_b += nb
-                    g.add_bytes(dev, nb, True)
+                    n_leaf += 1
                 else:
                     act += nb
-                    g.add_bytes(dev, nb, False)
             n = len(pend)
+            if one_dev:  # the common case: the graph's per-device sums once per kind, not once per tensor
+                if n_leaf:
+                    g.add_bytes(dev, leaf_b, True)
+                if n_leaf < n:
+                    g.add_bytes(dev, act, False)
+            else:
+                for h in pend:
+                    g.add_bytes(h.dev, h.nb, h.leaf)
+            dev = pend[-1].dev
             tag.n_saved += n
             tag.saved_alive += n
             tag.leaf_alive += leaf_b
