@@ -17,7 +17,8 @@ per forward op. A GPU step's CPU time under the tracer is about
 For each model, in the same process: step time without tracing, with trace() (default),
 with trace(every=10) (sampling), with torch.autograd.detect_anomaly() and with
 torch.profiler.profile(profile_memory=True, with_stack=True); ratios against the baseline.
-Configurations are interleaved over several rounds and the median step time is reported.
+Configurations are interleaved over several rounds (the order rotates); the median step time and the
+median over rounds of each round's ratio to its baseline are reported.
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ def bench_model(
     sync()
     times = {c: [] for c in configs}
     for r in range(rounds):
-        for c in configs:
+        for c in configs[r % len(configs) :] + configs[: r % len(configs)]:  # rotating: none always first
             n = steps if c != "profiler" else max(3, steps // 4)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -244,12 +245,14 @@ def bench_model(
                     dt = (CLOCK() - t0) / n
             times[c].append(dt)
     med = {c: statistics.median(v) for c, v in times.items()}
-    base = med["baseline"]
+    # the load of a shared machine drifts between rounds: a ratio is taken within each round (to that round's
+    # baseline), and the median of those is reported
+    ratio = {c: statistics.median(t / b for t, b in zip(times[c], times["baseline"])) for c in configs}
     print(f"{name} on {device}" + (f" ({autocast_dtype})" if autocast_dtype else "") + ":")
     for c in configs:
-        print(f"  {c:<15} {med[c] * 1e3:9.2f} ms/step   {med[c] / base:6.2f}x")
+        print(f"  {c:<15} {med[c] * 1e3:9.2f} ms/step   {ratio[c]:6.2f}x")
     sys.stdout.flush()
-    return {c: med[c] / base for c in configs}, med
+    return ratio, med
 
 
 def _count_calls(fn):

@@ -475,7 +475,7 @@ class Trace:
 
     def _run_backward(self, kind, orig, sig, args, kwargs):
         try:
-            a = sig.bind(*args, **kwargs).arguments
+            a = sig.bind(*args, **kwargs)
         except TypeError:
             return orig(*args, **kwargs)
         if kind == "tensor":

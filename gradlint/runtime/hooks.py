@@ -158,8 +158,36 @@ class FunctionMode(TorchFunctionMode):
 _ORIG: dict[str, Any] = {}
 
 
+class _Binder:
+    """``inspect.Signature.bind(...).arguments`` for the backward functions, without inspect's cost on every
+    call: positional names in order, then keywords; anything unusual goes to ``Signature.bind``."""
+
+    def __init__(self, fn):
+        self.sig = inspect.signature(fn)
+        P = inspect.Parameter
+        params = list(self.sig.parameters.values())
+        self.simple = all(p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD) for p in params)
+        self.names = tuple(p.name for p in params)
+        self.required = tuple(p.name for p in params if p.default is P.empty)
+
+    def bind(self, *args, **kwargs):
+        """The explicitly passed arguments by name; TypeError where the call itself would fail."""
+        names = self.names
+        if not self.simple or len(args) > len(names):
+            return self.sig.bind(*args, **kwargs).arguments
+        out = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k in out or k not in names:
+                return self.sig.bind(*args, **kwargs).arguments  # raises TypeError as the call would
+            out[k] = v
+        for k in self.required:
+            if k not in out:
+                return self.sig.bind(*args, **kwargs).arguments
+        return out
+
+
 def _make_wrapper(kind, orig):
-    sig = inspect.signature(orig)
+    sig = _Binder(orig)
 
     @functools.wraps(orig)
     def wrapper(*args, **kwargs):

@@ -523,3 +523,42 @@ def test_sampling_leaves_the_users_saved_tensor_hooks_on_top():
             model(torch.randn(2, 4)).sum().backward()
             assert len(seen) > n  # the user's hooks still receive the saved tensors
     assert torch._C._autograd._top_saved_tensors_default_hooks(False) is None
+
+
+def test_backward_argument_binder_matches_inspect():
+    """The wrappers' argument binding (a fast path of inspect's) sees what inspect sees, and a call that would
+    fail still fails with TypeError (the wrapper then lets torch raise its own error)."""
+    from gradlint.runtime.hooks import _Binder
+
+    x = torch.randn(2, requires_grad=True)
+    y = x.sum()
+    calls = {
+        torch.Tensor.backward: [
+            ((y,), {}),
+            ((y, None, True), {}),
+            ((y,), {"retain_graph": True, "inputs": [x]}),
+        ],
+        torch.autograd.backward: [
+            ((y,), {}),
+            (([y],), {"retain_graph": False}),
+            ((y, None, True, False), {}),
+        ],
+        torch.autograd.grad: [
+            ((y, x), {}),
+            ((y,), {"inputs": x, "create_graph": True}),
+            ((y, [x], None, True), {}),
+        ],
+    }
+    for fn, cases in calls.items():
+        b = _Binder(fn)
+        for args, kwargs in cases:
+            assert b.bind(*args, **kwargs) == dict(b.sig.bind(*args, **kwargs).arguments)
+    g = _Binder(torch.autograd.grad)
+    for args, kwargs in [
+        ((), {}),
+        ((y,), {"outputs": y}),
+        ((y, x), {"bogus": 1}),
+        ((y, x) + (None,) * 9, {}),
+    ]:
+        with pytest.raises(TypeError):
+            g.bind(*args, **kwargs)
