@@ -5,7 +5,7 @@
     python benchmarks/bench_gpu.py --cpu-smoke          # no GPU: tiny models on CPU, to check the script runs
 
 Configurations, timed in one process and interleaved round by round (the order rotates every round):
-baseline, trace(), trace(every=10), the PyTorch profiler (profile_memory=True, with_stack=True), CUDA memory
+baseline, trace(), trace(every=10), trace(every=1000) (unsampled steps only, after its first), the PyTorch profiler (profile_memory=True, with_stack=True), CUDA memory
 history recording (torch.cuda.memory._record_memory_history) and anomaly mode (detect_anomaly).
 Each round enters the configuration, runs one untimed step, then times `--steps` steps between two
 torch.cuda.synchronize() calls; the context's exit (the profiler's post-processing) is timed apart.
@@ -33,7 +33,16 @@ import torch.nn as nn  # noqa: E402
 
 import gradlint  # noqa: E402
 
-CONFIGS = ("baseline", "trace", "trace_every10", "profiler_mem_stack", "cuda_memory_history", "anomaly")
+# trace_every1000: after its first step only unsampled steps, i.e. what every=N costs between samples
+CONFIGS = (
+    "baseline",
+    "trace",
+    "trace_every10",
+    "trace_every1000",
+    "profiler_mem_stack",
+    "cuda_memory_history",
+    "anomaly",
+)
 
 
 # ----------------------------------------------------------------------------- models
@@ -105,6 +114,8 @@ def make_ctx(name, cuda):
         return gradlint.trace()
     if name == "trace_every10":
         return gradlint.trace(every=10)
+    if name == "trace_every1000":
+        return gradlint.trace(every=1000)
     if name == "profiler_mem_stack":
         acts = [torch.profiler.ProfilerActivity.CPU]
         if cuda:

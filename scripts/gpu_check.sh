@@ -10,8 +10,9 @@
 #   check_cuda.json        every check: name, PASS/FAIL/SKIP, seconds, details
 #   trace_gr001_cuda.json  one CUDA trace report (save_json of the GR001 scenario)
 #   bench_gpu.json         the benchmark's figures per model and configuration
-# Each part runs under `timeout`, so the whole script ends within about 5.5 minutes; a part that fails or
-# times out does not stop the next. Exit status: 1 if a check failed or a part timed out/crashed.
+# Each part runs under `timeout`, so the whole script ends within about 6.5 minutes; a part that fails or
+# times out does not stop the next (the per-op part, the CPU-side cost per torch call on this host, does not
+# change the exit status). Exit status: 1 if a check failed or a part timed out/crashed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SMOKE=""
@@ -74,6 +75,12 @@ timeout -k 5 200 "$PY" benchmarks/bench_gpu.py $SMOKE --budget-s 140 --json "$OU
 rc=${PIPESTATUS[0]}
 log "bench_gpu.py exit status $rc$([ "$rc" = 124 ] && echo ' (TIMED OUT)')"
 [ "$rc" = 0 ] || RC=1
+
+log ""
+log "== 3. per-op cost on this host's CPU (benchmarks/bench_tracer.py --per-op), limit 60 s"
+timeout -k 5 60 "$PY" benchmarks/bench_tracer.py --per-op --clock process --steps 20 --rounds 5 2>&1 | tee -a "$LOG"
+rc=${PIPESTATUS[0]}
+log "bench_tracer.py --per-op exit status $rc$([ "$rc" = 124 ] && echo ' (TIMED OUT)')"
 
 log ""
 log "== done in $(($(date +%s) - T0)) s, exit $RC; files in $OUT: $(ls "$OUT" | tr '\n' ' ')"
