@@ -166,7 +166,7 @@ class _Binder:
         self.sig = inspect.signature(fn)
         P = inspect.Parameter
         params = list(self.sig.parameters.values())
-        self.simple = all(p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD) for p in params)
+        self.simple = all(p.kind == P.POSITIONAL_OR_KEYWORD for p in params)  # else: inspect decides
         self.names = tuple(p.name for p in params)
         self.required = tuple(p.name for p in params if p.default is P.empty)
 
