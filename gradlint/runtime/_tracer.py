@@ -473,11 +473,13 @@ class Trace:
 
     # ------------------------------------------------------------------ backward
 
-    def _run_backward(self, kind, orig, sig, args, kwargs):
+    def _backward_call(self, kind, sig, args, kwargs):
+        """``(call, roots, retain, partial)`` for one backward/grad call, or None when the arguments do not bind
+        (torch then raises its own error)."""
         try:
             a = sig.bind(*args, **kwargs)
         except TypeError:
-            return orig(*args, **kwargs)
+            return None
         if kind == "tensor":
             roots = [a.get("self")]
         else:
@@ -488,11 +490,10 @@ class Trace:
         if retain is None:
             retain = create
         partial = kind == "grad" or a.get("inputs") is not None
-        site = _frames.user_site(self.stacks, 1)
+        site = _frames.user_site(self.stacks, 2)
         fn, line, _ = _frames.site_parts(site)
-        self._calls += 1
         call = {
-            "index": self._calls,
+            "index": 0,  # numbered by the caller, once the call is known to bind
             "filename": fn,
             "line": line,
             "iteration": self._it,
@@ -501,40 +502,64 @@ class Trace:
             "api": "grad" if kind == "grad" else "backward",
             "create_graph": create,
         }
-        walk = None
-        if not self._light:
+        return call, roots, retain, partial
+
+    def _run_backward_light(self, kind, orig, sig, args, kwargs):
+        """A sampled-out iteration records nothing unless torch raises its freed-graph error; the call's site
+        (a walk over torch's frames, the main cost of a backward's wrapper) is read only then, while the user's
+        frame is still on the stack."""
+        self._calls += 1
+        try:
+            return orig(*args, **kwargs)
+        except RuntimeError as err:
+            if isinstance(err, InplaceOnSavedTensorError) or not (
+                "second time" in str(err) or "already been freed" in str(err)
+            ):
+                raise
+            rec = self._backward_call(kind, sig, args, kwargs)
+            if rec is None:
+                raise
+            call, roots, _, _ = rec
+            call["index"] = self._calls
             with self._lock:
                 self._drain()
                 walk = checks.walk_backward(roots, self._index.note_leaf)
-                if walk["compiled"]:
-                    self._blind.add("compiled")
-                walk["graphs"] = self._registry.group(walk["tags"], walk["nodes"], self._it, roots)
-            if walk["hits"] and not partial:
-                raise self._freed_error(call, walk, roots, None)
+            raise self._freed_error(call, walk, roots, err) from err
+
+    def _run_backward(self, kind, orig, sig, args, kwargs):
+        if self._light:
+            return self._run_backward_light(kind, orig, sig, args, kwargs)
+        rec = self._backward_call(kind, sig, args, kwargs)
+        if rec is None:
+            return orig(*args, **kwargs)
+        call, roots, retain, partial = rec
+        self._calls += 1
+        call["index"] = self._calls
+        with self._lock:
+            self._drain()
+            walk = checks.walk_backward(roots, self._index.note_leaf)
+            if walk["compiled"]:
+                self._blind.add("compiled")
+            walk["graphs"] = self._registry.group(walk["tags"], walk["nodes"], self._it, roots)
+        if walk["hits"] and not partial:
+            raise self._freed_error(call, walk, roots, None)
         prev = self._backward
         self._backward = call
         try:
             result = orig(*args, **kwargs)
         except BaseException as err:
-            if walk is not None:
-                for g in walk.get("graphs", {}).values():
-                    g.retained = None  # a later backward went into it: retaining it was not the bug
+            for g in walk.get("graphs", {}).values():
+                g.retained = None  # a later backward went into it: retaining it was not the bug
             if not isinstance(err, RuntimeError) or isinstance(err, InplaceOnSavedTensorError):
                 raise
-
             if "second time" in str(err) or "already been freed" in str(err):  # torch saw it first
-                if walk is None:
-                    with self._lock:
-                        self._drain()
-                        walk = checks.walk_backward(roots, self._index.note_leaf)
                 raise self._freed_error(call, walk, roots, err) from err
             raise
         finally:
             self._backward = prev
-        if walk is not None:
-            with self._lock:
-                self._drain()
-                self._after_backward(call, walk, retain)
+        with self._lock:
+            self._drain()
+            self._after_backward(call, walk, retain)
         return result
 
     def _name_roots(self, g):

@@ -412,6 +412,28 @@ def test_sampling_still_checks_versions_in_light_iterations():
             z.sum().backward()
 
 
+def test_sampling_reports_a_second_backward_in_a_light_iteration_at_the_users_line():
+    # the light path reads the call's site only when torch raises: it must still be the user's line
+    w = torch.randn(4, requires_grad=True)
+    with pytest.raises(RuntimeError, match="second time"):
+        with gradlint.trace(every=2) as t:
+            t.step()  # iteration 1 is a light one
+            y = (w * w).sum()
+            y.backward()
+            y.backward()  # the line GR003 must name
+    (f,) = [f for f in t.findings if f.code == "GR003"]
+    assert f.filename.endswith("test_transparency.py")
+    import inspect
+
+    src = inspect.getsource(test_sampling_reports_a_second_backward_in_a_light_iteration_at_the_users_line)
+    first = (
+        test_sampling_reports_a_second_backward_in_a_light_iteration_at_the_users_line.__code__.co_firstlineno
+    )
+    expected = first + next(i for i, ln in enumerate(src.splitlines()) if "the line GR003 must name" in ln)
+    assert f.line == expected
+    _assert_clean_state()
+
+
 def test_options_validated():
     with pytest.raises(ValueError):
         gradlint.trace(every=0)
