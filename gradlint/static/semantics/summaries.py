@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from gradlint.static.semantics.imports import dotted_name
+from gradlint.static.semantics.vocabulary import METADATA_ATTRS, TO_PYTHON_METHODS
 from gradlint.static.semantics.walk import children, walk
 
 # Return / value kinds.
@@ -116,6 +117,11 @@ class FunctionSummary:
     spans: dict[cst.CSTNode, tuple[int, int]] = field(default_factory=dict)  # statement -> [start, end)
     branches: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)  # index -> enclosing ifs
     returns: str = UNKNOWN
+    params: tuple[str, ...] = ()  # the parameter names, in order (`self` included)
+    # `return a, b` on every path: the kind of each member (None otherwise)
+    return_items: tuple[str, ...] | None = None
+    # a generator (`yield` in its body): the kind of what it yields; calling it gives an iterator
+    yields: str | None = None
     attr_reads: set[str] = field(default_factory=set)
     complete: bool = True  # False: recursion or an unresolved callee that may backpropagate
 
@@ -402,6 +408,9 @@ class _Builder:
         self.s = summary
         self.counter = 0
         self.returns: list[str] = []
+        self.items: list[tuple[str, ...] | None] = []  # per `return`: its tuple members' kinds
+        self.yields: list[str] = []
+        self.generator = False
         self.path: list[tuple[int, int]] = []  # the enclosing `if`s: (index of the if, 0 body / 1 else)
 
     def run(self) -> None:
@@ -411,16 +420,20 @@ class _Builder:
             self.block(list(fn.body), grad_off=False)
         else:
             self.params = {p.name.value for p in fn.params.params + fn.params.kwonly_params}
+            self.s.params = tuple(
+                p.name.value for p in (*fn.params.posonly_params, *fn.params.params, *fn.params.kwonly_params)
+            )
             self.block(fn.body, grad_off=False)
-        kinds = set(self.returns)
-        if not kinds:
-            self.s.returns = NONE
-        elif len(kinds) == 1:
-            self.s.returns = kinds.pop()
-        elif kinds <= {ACTIVATION, LOSS}:
-            self.s.returns = ACTIVATION
-        else:
-            self.s.returns = UNKNOWN
+        self.s.returns = _merge(self.returns)
+        if self.items and all(i is not None and len(i) == len(self.items[0]) for i in self.items):
+            self.s.return_items = tuple(_merge([i[k] for i in self.items]) for k in range(len(self.items[0])))
+        if self.generator:
+            self.s.yields = _merge(self.yields) if self.yields else UNKNOWN
+            self.s.returns = UNKNOWN  # what the generator returns is not what calling it gives
+            self.s.return_items = None
+        if isinstance(fn, cst.FunctionDef) and (fn.asynchronous is not None or _wrapped(fn)):
+            # a coroutine, or a decorator (`@contextmanager`, `@jit`...) that may change what calling gives
+            self.s.returns, self.s.return_items, self.s.yields = UNKNOWN, None, None
 
     # -- statements ------------------------------------------------------------------
     def block(self, body, grad_off: bool) -> None:
@@ -509,6 +522,13 @@ class _Builder:
             if small.value is not None:
                 self.expr(small.value, index, grad_off)
                 self.returns.append(self.kind(small.value))
+                value = small.value
+                if isinstance(value, cst.Tuple) and not any(
+                    isinstance(el, cst.StarredElement) for el in value.elements
+                ):
+                    self.items.append(tuple(self.kind(el.value) for el in value.elements))
+                else:
+                    self.items.append(None)
         else:
             for child in children(small):
                 if isinstance(child, cst.BaseExpression):
@@ -537,6 +557,13 @@ class _Builder:
                 self.s.attr_reads.add(f"self.{n.attr.value}")
             if isinstance(n, cst.Call):
                 self.call(n, index, grad_off)
+            elif isinstance(n, cst.Yield):
+                self.generator = True
+                value = n.value
+                if isinstance(value, cst.From) or value is None:
+                    self.yields.append(UNKNOWN if value is not None else NONE)
+                else:
+                    self.yields.append(self.kind(value))
 
     def call(self, call: cst.Call, index: int, grad_off: bool) -> None:
         s = self.s
@@ -654,7 +681,15 @@ def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summar
     if isinstance(node, cst.Attribute):
         if node.attr.value == "data":
             return DETACHED
-        return UNKNOWN
+        if node.attr.value in METADATA_ATTRS:
+            return UNKNOWN
+        if isinstance(node.value, cst.Name) and node.value.value == "self":
+            return _self_attr_kind(node, summary, owner, depth)
+        return _graph_only(value_kind(node.value, summary, owner, depth + 1))  # `out.logits`
+    if isinstance(node, cst.Subscript):
+        return _graph_only(value_kind(node.value, summary, owner, depth + 1))  # `out[0]`, `logits[:, -1]`
+    if isinstance(node, cst.UnaryOperation) and not isinstance(node.operator, cst.Not):
+        return value_kind(node.expression, summary, owner, depth + 1)
     if isinstance(node, cst.Call):
         func = node.func
         if isinstance(func, cst.Name) and func.value in _NUMBER_CALLS:
@@ -668,11 +703,18 @@ def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summar
             chain = _code(func.value)
             if ".data" in chain + "." or ".detach()" in chain:
                 return DETACHED
+            receiver = value_kind(func.value, summary, owner, depth + 1)
+            if receiver in (ACTIVATION, LOSS, DETACHED):
+                if method in TO_PYTHON_METHODS or method in _NO_GRAPH_METHODS:
+                    return DETACHED  # `out.argmax(1)`: no graph
+                return receiver  # `model(x).sum()`, `loss.mean()`: the graph goes on
         callee = owner.resolve(node, summary.class_name)
         if callee is not None:
             if callee in owner._busy:
                 return UNKNOWN
             return owner.of(callee).returns
+        if isinstance(func, cst.Name) and not _calls_a_network(func.value, summary, owner):
+            return UNKNOWN  # `build(cfg)`, `resnet18()`: an unknown function, maybe a factory
         if owner.is_forward(node):
             name = _code(func)
             return LOSS if _LOSS_NAME.search(name) else ACTIVATION
@@ -690,6 +732,67 @@ def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summar
             return NUMBER
         return UNKNOWN
     return UNKNOWN
+
+
+def _calls_a_network(name: str, summary: FunctionSummary, owner: Summaries) -> bool:
+    """Is the value of ``name(...)`` evidently a network's output: a module passed in
+    (``model(x)`` with ``model`` a parameter), a name that says so (``netG``, ``encoder``,
+    ``criterion``, ``loss_fn``), not a factory (``get_model``) or a same-file function?"""
+    if name in summary.params:
+        return True
+    if name in owner.imported_functions or name in owner._functions or _FUNCTION_VERBS.match(name):
+        return False
+    from gradlint.static.semantics.dataflow import is_model_name
+
+    return is_model_name(name) or bool(_LOSS_NAME.search(name))
+
+
+def _graph_only(kind: str) -> str:
+    """An attribute or item of a value: known only when the value carries a graph (model outputs)."""
+    return kind if kind in (ACTIVATION, LOSS) else UNKNOWN
+
+
+def _self_attr_kind(node: cst.Attribute, summary: FunctionSummary, owner, depth: int) -> str:
+    """``self.x`` as this method last wrote it (``self.loss = ...; return self.loss``)."""
+    key = f"self.{node.attr.value}"
+    defs = [a for a in summary.assignments if key in a.keys and not a.accum and not a.loop_target]
+    if len(defs) != 1 or defs[0].value is None:
+        return UNKNOWN
+    return value_kind(defs[0].value, summary, owner, depth + 1)
+
+
+# Tensor methods whose result carries no graph (besides the TO_PYTHON ones).
+_NO_GRAPH_METHODS = frozenset({"size", "dim", "numel", "long", "int", "bool", "byte"})
+
+
+def _merge(kinds: list[str]) -> str:
+    """The kind of a value that is one of ``kinds`` (several returns, several yields)."""
+    distinct = set(kinds)
+    if not distinct:
+        return NONE
+    if len(distinct) == 1:
+        return distinct.pop()
+    if distinct <= {ACTIVATION, LOSS}:
+        return ACTIVATION
+    return UNKNOWN
+
+
+# Decorators that leave what calling the function gives unchanged (grad-mode ones are judged apart).
+_PLAIN_DECORATORS = frozenset(
+    {"staticmethod", "classmethod", "lru_cache", "cache", "wraps", "abstractmethod", "override", "no_grad",
+     "inference_mode", "enable_grad", "set_grad_enabled", "torch.no_grad", "torch.inference_mode",
+     "torch.enable_grad", "torch.set_grad_enabled", "functools.lru_cache", "functools.cache",
+     "functools.wraps", "abc.abstractmethod", "typing.override"}
+)  # fmt: skip
+
+
+def _wrapped(fn: cst.FunctionDef) -> bool:
+    """Is ``fn`` decorated with something that may change what calling it gives?"""
+    for dec in fn.decorators:
+        expr = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
+        if (dotted_name(expr) or "") not in _PLAIN_DECORATORS:
+            return True
+    return False
 
 
 def _is_stub(fn: cst.FunctionDef) -> bool:
