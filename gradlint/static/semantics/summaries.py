@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from gradlint.static.semantics.imports import dotted_name
+from gradlint.static.semantics.grad_mode import grad_mode_of
+from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.vocabulary import METADATA_ATTRS, TO_PYTHON_METHODS
 from gradlint.static.semantics.walk import children, walk
 
@@ -104,6 +105,7 @@ class Assignment:
     node: cst.CSTNode
     accum: bool = False
     loop_target: bool = False
+    grad_off: bool = False  # made where autograd records nothing
 
 
 @dataclass
@@ -118,6 +120,10 @@ class FunctionSummary:
     branches: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)  # index -> enclosing ifs
     returns: str = UNKNOWN
     params: tuple[str, ...] = ()  # the parameter names, in order (`self` included)
+    # parameters it calls as modules (`model(x)`, `model.encode(x)`, directly or through a same-file
+    # callee it hands them to) -> whether one of those runs has grad on
+    runs_params: dict[str, bool] = field(default_factory=dict)
+    grad_off: bool = False  # decorated with `@torch.no_grad()` (or the file's own wrapper of it)
     # `return a, b` on every path: the kind of each member (None otherwise)
     return_items: tuple[str, ...] | None = None
     # a generator (`yield` in its body): the kind of what it yields; calling it gives an iterator
@@ -309,6 +315,7 @@ class Summaries:
         self._busy: set[cst.FunctionDef] = set()
         self._callers: dict[cst.FunctionDef, list[tuple[FunctionSummary, Effect]]] | None = None
         self.imported_functions: set[str] = set()
+        self.imports = ctx.analysis(ImportMap) if hasattr(ctx, "analysis") else None
         for stmt in self.module.body:
             if isinstance(stmt, cst.SimpleStatementLine):
                 for small in stmt.body:
@@ -388,6 +395,16 @@ class Summaries:
             return False
         return _is_forward(call, set(params))
 
+    def grad_mode(self, expr: cst.BaseExpression) -> bool | None:
+        """The grad mode a context manager or decorator sets (the file's own wrappers included)."""
+        if self.imports is not None:
+            return grad_mode_of(expr, self.imports)
+        return False if _GRAD_OFF.search(_code(expr)) else None
+
+    def decorated_grad_off(self, fn: cst.FunctionDef) -> bool:
+        """Is ``fn`` decorated with ``@torch.no_grad()`` / ``@torch.inference_mode()`` or a wrapper of them?"""
+        return any(self.grad_mode(d.decorator) is False for d in fn.decorators)
+
     def callers(self, fn: cst.FunctionDef) -> list[tuple[FunctionSummary, Effect]]:
         """Every summarised function that calls ``fn`` directly, with the ``call`` effect."""
         if self._callers is None:
@@ -423,7 +440,8 @@ class _Builder:
             self.s.params = tuple(
                 p.name.value for p in (*fn.params.posonly_params, *fn.params.params, *fn.params.kwonly_params)
             )
-            self.block(fn.body, grad_off=False)
+            self.s.grad_off = self.owner.decorated_grad_off(fn)
+            self.block(fn.body, grad_off=self.s.grad_off)
         self.s.returns = _merge(self.returns)
         if self.items and all(i is not None and len(i) == len(self.items[0]) for i in self.items):
             self.s.return_items = tuple(_merge([i[k] for i in self.items]) for k in range(len(self.items[0])))
@@ -431,7 +449,7 @@ class _Builder:
             self.s.yields = _merge(self.yields) if self.yields else UNKNOWN
             self.s.returns = UNKNOWN  # what the generator returns is not what calling it gives
             self.s.return_items = None
-        if isinstance(fn, cst.FunctionDef) and (fn.asynchronous is not None or _wrapped(fn)):
+        if isinstance(fn, cst.FunctionDef) and (fn.asynchronous is not None or _wrapped(fn, self.owner)):
             # a coroutine, or a decorator (`@contextmanager`, `@jit`...) that may change what calling gives
             self.s.returns, self.s.return_items, self.s.yields = UNKNOWN, None, None
 
@@ -459,8 +477,11 @@ class _Builder:
             off = grad_off
             for item in stmt.items:
                 self.expr(item.item, start, grad_off)
-                if _GRAD_OFF.search(_code(item.item)):
-                    off = True
+                mode = self.owner.grad_mode(item.item)
+                if mode is not None:
+                    off = not mode
+                elif _GRAD_OFF.search(_code(item.item)):
+                    off = True  # `torch.no_grad() if cond else nullcontext()`: maybe off, so not "with grad"
                 if item.asname is not None:
                     self.assign(item.asname.name, item.item, start, stmt)
             self.block(stmt.body, off)
@@ -510,23 +531,25 @@ class _Builder:
         if isinstance(small, cst.Assign):
             self.expr(small.value, index, grad_off)
             for t in small.targets:
-                self.assign(t.target, small.value, index, small)
+                self.assign(t.target, small.value, index, small, grad_off=grad_off)
         elif isinstance(small, cst.AnnAssign):
             if small.value is not None:
                 self.expr(small.value, index, grad_off)
-                self.assign(small.target, small.value, index, small)
+                self.assign(small.target, small.value, index, small, grad_off=grad_off)
         elif isinstance(small, cst.AugAssign):
             self.expr(small.value, index, grad_off)
-            self.assign(small.target, small.value, index, small, accum=True)
+            self.assign(small.target, small.value, index, small, accum=True, grad_off=grad_off)
         elif isinstance(small, cst.Return):
             if small.value is not None:
                 self.expr(small.value, index, grad_off)
-                self.returns.append(self.kind(small.value))
+                self.returns.append(_no_graph(self.kind(small.value), grad_off))
                 value = small.value
                 if isinstance(value, cst.Tuple) and not any(
                     isinstance(el, cst.StarredElement) for el in value.elements
                 ):
-                    self.items.append(tuple(self.kind(el.value) for el in value.elements))
+                    self.items.append(
+                        tuple(_no_graph(self.kind(el.value), grad_off) for el in value.elements)
+                    )
                 else:
                     self.items.append(None)
         else:
@@ -534,7 +557,7 @@ class _Builder:
                 if isinstance(child, cst.BaseExpression):
                     self.expr(child, index, grad_off)
 
-    def assign(self, target, value, index: int, node, accum: bool = False) -> None:
+    def assign(self, target, value, index: int, node, accum: bool = False, grad_off: bool = False) -> None:
         keys = tuple(_target_keys(target))
         if not keys:
             return
@@ -542,7 +565,7 @@ class _Builder:
             isinstance(target, cst.Attribute) and not (keys[0].startswith("self.") and _is_self_attr(target))
         ):
             accum = True  # `d[k] = v`, `args.epoch = v`: a change to `d`, `args`
-        self.s.assignments.append(Assignment(keys, value, index, node, accum=accum))
+        self.s.assignments.append(Assignment(keys, value, index, node, accum=accum, grad_off=grad_off))
         if isinstance(target, cst.Attribute) and target.attr.value == "grad":
             # `p.grad = None`: clears gradients like zero_grad
             self.s.effects.append(Effect("zero_grad", index, node, name=_code(target.value), owner=self.s))
@@ -563,7 +586,7 @@ class _Builder:
                 if isinstance(value, cst.From) or value is None:
                     self.yields.append(UNKNOWN if value is not None else NONE)
                 else:
-                    self.yields.append(self.kind(value))
+                    self.yields.append(_no_graph(self.kind(value), grad_off))
 
     def call(self, call: cst.Call, index: int, grad_off: bool) -> None:
         s = self.s
@@ -593,7 +616,7 @@ class _Builder:
                 s.assignments.append(Assignment((receiver,), call, index, call, accum=True))
         callee = self.owner.resolve(call, s.class_name)
         if callee is not None:
-            self._apply(callee, call, index)
+            self._apply(callee, call, index, grad_off)
             # `self.train_step(batch)` is not a module's forward
             return
         if any(
@@ -603,6 +626,9 @@ class _Builder:
             s.effects.append(Effect("unknown", index, call, owner=s))
             s.complete = False
             return
+        ran = _param_run(call, self.params)
+        if ran is not None:
+            s.runs_params[ran] = s.runs_params.get(ran, False) or not grad_off
         if self.owner.is_forward(call, self.params):
             s.effects.append(
                 Effect("forward", index, call, name=_code(call.func), grad_enabled=not grad_off, owner=s)
@@ -613,10 +639,10 @@ class _Builder:
             body = self.s.node if isinstance(self.s.node, cst.Module) else self.s.node.body
             for n in walk(body, into_scopes=True):
                 if isinstance(n, cst.FunctionDef) and n.name.value == value.value:
-                    self._apply(n, call, index)
+                    self._apply(n, call, index, grad_off)
                     return
 
-    def _apply(self, callee: cst.FunctionDef, call: cst.Call, index: int) -> None:
+    def _apply(self, callee: cst.FunctionDef, call: cst.Call, index: int, grad_off: bool = False) -> None:
         s = self.s
         if callee in self.owner._busy or _is_stub(callee):
             s.effects.append(Effect("unknown", index, call, owner=s))  # recursion, or a body left out
@@ -626,6 +652,10 @@ class _Builder:
         s.effects.append(Effect("call", index, call, name=inner.qualname, value=callee, owner=s))
         if not inner.complete:
             s.complete = False
+        for param, arg in bind_arguments(inner, call):
+            if param in inner.runs_params and isinstance(arg, cst.Name) and arg.value in self.params:
+                on = inner.runs_params[param] and not grad_off
+                s.runs_params[arg.value] = s.runs_params.get(arg.value, False) or on
         for e in inner.effects:
             s.effects.append(
                 Effect(
@@ -635,7 +665,7 @@ class _Builder:
                     name=e.name,
                     backward=e.backward,
                     value=e.value,
-                    grad_enabled=e.grad_enabled,
+                    grad_enabled=e.grad_enabled and not grad_off,  # the caller's no_grad holds in the callee
                     via=(call, *e.via),
                     owner=e.owner,
                     conditional=e.conditional or inner.conditional(e.index),
@@ -672,7 +702,8 @@ def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summar
                 continue  # `xs = []`: says nothing yet
             if isinstance(value, cst.Dict) and not value.elements:
                 continue
-            kinds.add(value_kind(value, summary, owner, depth + 1) if value is not None else UNKNOWN)
+            kind = value_kind(value, summary, owner, depth + 1) if value is not None else UNKNOWN
+            kinds.add(_no_graph(kind, d.grad_off))
         if len(kinds) == 1:
             return kinds.pop()
         if kinds and kinds <= {ACTIVATION, LOSS}:
@@ -734,6 +765,55 @@ def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summar
     return UNKNOWN
 
 
+def _no_graph(kind: str, grad_off: bool) -> str:
+    """A forward's output made where autograd records nothing carries no graph."""
+    return DETACHED if grad_off and kind in (ACTIVATION, LOSS) else kind
+
+
+def bind_arguments(summary: FunctionSummary, call: cst.Call):
+    """(parameter, argument expression) pairs of ``call`` to the summarised function."""
+    params = list(summary.params)
+    if params[:1] == ["self"] and isinstance(call.func, cst.Attribute):
+        params = params[1:]
+    i = 0
+    for arg in call.args:
+        if arg.star:
+            return  # `f(*args)`: positions unknown from here on
+        if arg.keyword is not None:
+            if arg.keyword.value in params:
+                yield arg.keyword.value, arg.value
+        elif i < len(params):
+            yield params[i], arg.value
+            i += 1
+
+
+# Methods of a module that take arguments without running it.
+_NOT_FORWARD_METHODS = frozenset(
+    {"to", "train", "eval", "load_state_dict", "state_dict", "apply", "register_buffer", "requires_grad_",
+     "add_module", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+     "register_backward_hook", "named_parameters", "parameters", "zero_grad", "cuda", "cpu", "half", "float",
+     "type", "modules", "children", "named_modules", "get_submodule", "share_memory", "save_pretrained"}
+)  # fmt: skip
+
+
+def _param_run(call: cst.Call, params: set[str]) -> str | None:
+    """The parameter ``call`` runs as a module (``model(x)``, ``model.encode(x)``, ``model.forward(x)``)."""
+    if not call.args:
+        return None
+    func = call.func
+    if isinstance(func, cst.Name):
+        return func.value if func.value in params and func.value != "self" else None
+    if (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value in params
+        and func.value.value != "self"
+        and func.attr.value not in _NOT_FORWARD_METHODS
+    ):
+        return func.value.value
+    return None
+
+
 def _calls_a_network(name: str, summary: FunctionSummary, owner: Summaries) -> bool:
     """Is the value of ``name(...)`` evidently a network's output: a module passed in
     (``model(x)`` with ``model`` a parameter), a name that says so (``netG``, ``encoder``,
@@ -786,11 +866,11 @@ _PLAIN_DECORATORS = frozenset(
 )  # fmt: skip
 
 
-def _wrapped(fn: cst.FunctionDef) -> bool:
+def _wrapped(fn: cst.FunctionDef, owner: Summaries) -> bool:
     """Is ``fn`` decorated with something that may change what calling it gives?"""
     for dec in fn.decorators:
         expr = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
-        if (dotted_name(expr) or "") not in _PLAIN_DECORATORS:
+        if (dotted_name(expr) or "") not in _PLAIN_DECORATORS and owner.grad_mode(dec.decorator) is None:
             return True
     return False
 
