@@ -21,7 +21,7 @@ from gradlint.static.semantics.optim import (
     looks_like_model_name,
     names_in,
 )
-from gradlint.static.semantics.summaries import Summaries, bind_arguments
+from gradlint.static.semantics.summaries import NOT_FORWARD_METHODS, Summaries, bind_arguments
 
 # Some sign of evaluation: `.eval()`, an eval-like function name, an eval-like loader name.
 # Each pattern starts with a literal (fast to search for) and runs on the
@@ -53,8 +53,9 @@ class EvalWithoutNoGrad(Rule):
 
     The model call may be a helper of the same file (a function, or a method on
     `self`) that receives the model and runs it with grad on (`greedy_decode(model,
-    src)`), or each model of a list, tuple or dict that the loop iterates and puts
-    in eval mode (`for net in nets: net.eval(); out = net(x)`).
+    src)`) or runs the file's model itself (`self.predict(x)` whose body calls
+    `self.model(x)`), or each model of a list, tuple or dict that the loop iterates
+    and puts in eval mode (`for net in nets: net.eval(); out = net(x)`).
 
     ## Why is this bad?
     `model.eval()` only switches dropout and batch-norm behaviour; it does not
@@ -295,7 +296,17 @@ class EvalWithoutNoGrad(Rule):
                 continue
             if summary.runs_params.get(param):
                 return True
-        return False
+        # `self.predict(x)` whose body runs `self.model(x)`: a model of this file (put in eval or train
+        # mode here, or a model-named attribute), run with grad on
+        return any(
+            e.kind == "forward"
+            and e.grad_enabled
+            and isinstance(e.node, cst.Call)
+            and e.node.args
+            and e.name.rpartition(".")[2] not in NOT_FORWARD_METHODS
+            and _runs_a_model(e.name, modules)
+            for e in summary.effects
+        )
 
     # -- is grad visibly off? ---------------------------------------------------------------------
     def _grad_off(self, call: Event, scope: ScopeInfo, analysis, imports) -> bool:
@@ -369,6 +380,14 @@ def grad_mode_of_decorators(scope: ScopeInfo, imports) -> bool:
     from gradlint.static.semantics.grad_mode import grad_mode_of
 
     return any(grad_mode_of(d.decorator, imports) is False for d in scope.node.decorators)
+
+
+def _runs_a_model(callee: str, modules: set[str]) -> bool:
+    """``self.model`` / ``self.model.encode`` / ``model`` (when put in eval or train mode in this file)."""
+    for name in (callee, callee.rpartition(".")[0]):
+        if name and (name in modules or ("." in name and looks_like_model_name(name))):
+            return True
+    return False
 
 
 def _scope_chain(scope: ScopeInfo):

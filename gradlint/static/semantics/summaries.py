@@ -476,7 +476,7 @@ class _Builder:
         elif isinstance(stmt, cst.With):
             off = grad_off
             for item in stmt.items:
-                self.expr(item.item, start, grad_off)
+                self.expr(item.item, start, off)  # `with A, B:` is `with A: with B:`
                 mode = self.owner.grad_mode(item.item)
                 if mode is not None:
                     off = not mode
@@ -788,7 +788,7 @@ def bind_arguments(summary: FunctionSummary, call: cst.Call):
 
 
 # Methods of a module that take arguments without running it.
-_NOT_FORWARD_METHODS = frozenset(
+NOT_FORWARD_METHODS = frozenset(
     {"to", "train", "eval", "load_state_dict", "state_dict", "apply", "register_buffer", "requires_grad_",
      "add_module", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
      "register_backward_hook", "named_parameters", "parameters", "zero_grad", "cuda", "cpu", "half", "float",
@@ -808,7 +808,7 @@ def _param_run(call: cst.Call, params: set[str]) -> str | None:
         and isinstance(func.value, cst.Name)
         and func.value.value in params
         and func.value.value != "self"
-        and func.attr.value not in _NOT_FORWARD_METHODS
+        and func.attr.value not in NOT_FORWARD_METHODS
     ):
         return func.value.value
     return None
