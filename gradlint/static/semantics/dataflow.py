@@ -1233,6 +1233,9 @@ class _Eval:
         recv = func.value
         if isinstance(recv, cst.Name) and recv.value == "self" and self._self_bound():
             return self.eval_self_method(call, m)
+        if m in ("parameters", "named_parameters") and self._frozen_module(recv):
+            frozen = collection(TENSOR)  # a moving-average copy whose weights were set requires_grad=False
+            return frozen if m == "parameters" else collection(Fact(K.TUPLE, items=(NON_TENSOR, TENSOR)))
         if m in ("parameters",):
             return collection(Fact(K.PARAMETER, origin=call))
         if m == "named_parameters":
@@ -1354,6 +1357,15 @@ class _Eval:
         if self.eval_self_attr(m).kind is K.MODULE:
             return self.graph()  # ``self.encoder(h)``
         return UNKNOWN
+
+    def _frozen_module(self, recv: cst.BaseExpression) -> bool:
+        """``self.avgG`` (or ``self.getOriginalAvgG()``) whose parameters a method of the class freezes."""
+        cls = self._class()
+        if cls is None or not self._self_bound():
+            return False
+        summaries = self.flow.summaries
+        attr = summaries.module_attr_of(recv, cls.name.value)
+        return attr is not None and attr in summaries.frozen_attrs(cls.name.value)
 
     def returned(self, call: cst.Call, class_name: str | None) -> Fact | None:
         """What calling a function or method of this file gives, from its summary (None: not one).

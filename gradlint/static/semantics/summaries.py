@@ -128,6 +128,8 @@ class FunctionSummary:
     return_items: tuple[str, ...] | None = None
     # a generator (`yield` in its body): the kind of what it yields; calling it gives an iterator
     yields: str | None = None
+    # every `return` gives one module attribute (`return self.avgG` / `return self.avgG.module`)
+    returns_attr: str | None = None
     attr_reads: set[str] = field(default_factory=set)
     complete: bool = True  # False: recursion or an unresolved callee that may backpropagate
 
@@ -395,6 +397,30 @@ class Summaries:
             return False
         return _is_forward(call, set(params))
 
+    def frozen_attrs(self, class_name: str) -> set[str]:
+        """The module attributes (``self.avgG``) whose parameters some method of the class freezes
+        (``requires_grad = False``): an in-place edit of them (a moving average) is no leaf edit."""
+        cache = self.__dict__.setdefault("_frozen", {})
+        if class_name not in cache:
+            out: set[str] = set()
+            for (cls, _name), fn in self._methods.items():
+                if cls == class_name:
+                    out |= _frozen_in(fn)
+            cache[class_name] = out
+        return cache[class_name]
+
+    def module_attr_of(self, expr: cst.BaseExpression, class_name: str | None) -> str | None:
+        """The ``self.x`` module attribute ``expr`` gives: ``self.x``, ``self.x.module``, or a method of
+        the class that returns one of them (``self.getOriginalAvgG()``)."""
+        attr = _self_module_attr(expr)
+        if attr is not None:
+            return attr
+        if isinstance(expr, cst.Call) and class_name is not None:
+            callee = self.resolve(expr, class_name)
+            if callee is not None and callee not in self._busy:
+                return self.of(callee).returns_attr
+        return None
+
     def grad_mode(self, expr: cst.BaseExpression) -> bool | None:
         """The grad mode a context manager or decorator sets (the file's own wrappers included)."""
         if self.imports is not None:
@@ -426,6 +452,7 @@ class _Builder:
         self.counter = 0
         self.returns: list[str] = []
         self.items: list[tuple[str, ...] | None] = []  # per `return`: its tuple members' kinds
+        self.attrs: list[str | None] = []  # per `return`: the `self.x` it gives, if any
         self.yields: list[str] = []
         self.generator = False
         self.path: list[tuple[int, int]] = []  # the enclosing `if`s: (index of the if, 0 body / 1 else)
@@ -443,6 +470,8 @@ class _Builder:
             self.s.grad_off = self.owner.decorated_grad_off(fn)
             self.block(fn.body, grad_off=self.s.grad_off)
         self.s.returns = _merge(self.returns)
+        if self.attrs and None not in self.attrs and len(set(self.attrs)) == 1:
+            self.s.returns_attr = self.attrs[0]
         if self.items and all(i is not None and len(i) == len(self.items[0]) for i in self.items):
             self.s.return_items = tuple(_merge([i[k] for i in self.items]) for k in range(len(self.items[0])))
         if self.generator:
@@ -544,6 +573,7 @@ class _Builder:
                 self.expr(small.value, index, grad_off)
                 self.returns.append(_no_graph(self.kind(small.value), grad_off))
                 value = small.value
+                self.attrs.append(_self_module_attr(value))
                 if isinstance(value, cst.Tuple) and not any(
                     isinstance(el, cst.StarredElement) for el in value.elements
                 ):
@@ -763,6 +793,66 @@ def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summar
             return NUMBER
         return UNKNOWN
     return UNKNOWN
+
+
+def _self_module_attr(value: cst.BaseExpression) -> str | None:
+    """``self.x`` for ``self.x`` or its wrapped module (``self.x.module``, ``self.x._orig_mod``)."""
+    if isinstance(value, cst.Attribute) and value.attr.value in ("module", "_orig_mod"):
+        value = value.value
+    if isinstance(value, cst.Attribute) and _is_self_attr(value):
+        return f"self.{value.attr.value}"
+    return None
+
+
+def _frozen_in(fn: cst.FunctionDef) -> set[str]:
+    """``self.x`` whose parameters ``fn`` freezes: ``for p in self.x.parameters(): p.requires_grad = False``
+    or ``self.x.requires_grad_(False)``."""
+    out: set[str] = set()
+    for node in walk(fn.body):
+        if (
+            isinstance(node, cst.For)
+            and isinstance(node.target, cst.Name)
+            and isinstance(node.iter, cst.Call)
+        ):
+            func = node.iter.func
+            if not (isinstance(func, cst.Attribute) and func.attr.value == "parameters"):
+                continue
+            owner = _self_module_attr(func.value)
+            loop_var = node.target.value
+            if owner is None:
+                continue
+            for inner in walk(node.body):
+                if isinstance(inner, cst.Assign) and _is_false(inner.value):
+                    for t in inner.targets:
+                        target = t.target
+                        if (
+                            isinstance(target, cst.Attribute)
+                            and target.attr.value == "requires_grad"
+                            and isinstance(target.value, cst.Name)
+                            and target.value.value == loop_var
+                        ):
+                            out.add(owner)
+                elif _requires_grad_false(inner) and _code(inner.func.value) == loop_var:
+                    out.add(owner)
+        elif _requires_grad_false(node):
+            owner = _self_module_attr(node.func.value)
+            if owner is not None:
+                out.add(owner)
+    return out
+
+
+def _is_false(node) -> bool:
+    return isinstance(node, cst.Name) and node.value == "False"
+
+
+def _requires_grad_false(node) -> bool:
+    return (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value == "requires_grad_"
+        and len(node.args) == 1
+        and _is_false(node.args[0].value)
+    )
 
 
 def _no_graph(kind: str, grad_off: bool) -> str:
