@@ -329,3 +329,18 @@ def test_returns_under_no_grad_carry_no_graph():
     """
     assert summary_of(src, "predict")[1].returns == DETACHED
     assert summary_of(src, "pair")[1].return_items == (DETACHED, DETACHED)
+
+
+def test_builtins_on_tensors_keep_their_arguments_kind():
+    src = """
+    def total(model, xs):
+        losses = []
+        for x in xs:
+            losses.append(model(x).mean())
+        return sum(losses)
+
+    def count(xs):
+        return max(len(xs), 1)
+    """
+    assert summary_of(src, "total")[1].returns == ACTIVATION
+    assert summary_of(src, "count")[1].returns == NUMBER

@@ -40,7 +40,9 @@ _OPTIMIZER = re.compile(r"(optim|^opt(_|$)|_opt$|^opt[A-Z]|solver|scaler)", re.I
 _NOT_OPTIMIZER = re.compile(r"sched|lr_|warmup|pbar|progress|env", re.I)
 _LOSS_NAME = re.compile(r"loss|criterion|penalty|objective|^err", re.I)
 _DETACH_METHODS = frozenset({"detach", "item", "tolist", "numpy", "cpu_numpy"})
-_NUMBER_CALLS = frozenset({"float", "int", "len", "bool", "round", "abs", "sum", "max", "min"})
+_NUMBER_CALLS = frozenset({"float", "int", "len", "bool"})
+# Builtins that give a tensor on tensors (`sum(losses)`, `max(a, b)`, `abs(t)`): the kind of their arguments.
+_ARG_KIND_CALLS = frozenset({"round", "abs", "sum", "max", "min"})
 # Callables that are not a module's forward: builtins and the functional namespaces.
 _NOT_FORWARD = frozenset(
     {
@@ -755,6 +757,13 @@ def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summar
         func = node.func
         if isinstance(func, cst.Name) and func.value in _NUMBER_CALLS:
             return NUMBER
+        if (
+            isinstance(func, cst.Name)
+            and func.value in _ARG_KIND_CALLS
+            and func.value not in owner._functions
+        ):
+            kinds = {value_kind(a.value, summary, owner, depth + 1) for a in node.args if a.keyword is None}
+            return _merge(list(kinds)) if kinds and UNKNOWN not in kinds else UNKNOWN
         if isinstance(func, cst.Attribute):
             method = func.attr.value
             if method in ("item", "tolist"):
