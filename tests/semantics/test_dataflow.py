@@ -469,3 +469,23 @@ def test_same_file_call_summaries_stay_unknown_on_recursion_and_wrappers():
     probe(walk(net, x), scope(net), fetch(net))
     """
     assert kinds_at_probe(src) == [K.UNKNOWN, K.UNKNOWN, K.UNKNOWN]
+
+
+def test_parameters_of_a_frozen_module_attribute_carry_no_graph():
+    src = """
+    import copy
+
+    class EMA:
+        def build(self):
+            self.avg = copy.deepcopy(self.net)
+            for p in self.avg.parameters():
+                p.requires_grad = False
+
+        def original(self):
+            return self.avg.module
+
+        def update(self):
+            for p, q in zip(self.net.parameters(), self.original().parameters()):
+                probe(p, q)
+    """
+    assert kinds_at_probe(src) == [K.PARAMETER, K.TENSOR]
