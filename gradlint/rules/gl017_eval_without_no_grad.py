@@ -383,11 +383,17 @@ def grad_mode_of_decorators(scope: ScopeInfo, imports) -> bool:
 
 
 def _runs_a_model(callee: str, modules: set[str]) -> bool:
-    """``self.model`` / ``self.model.encode`` / ``model`` (when put in eval or train mode in this file)."""
-    for name in (callee, callee.rpartition(".")[0]):
-        if name and (name in modules or ("." in name and looks_like_model_name(name))):
-            return True
-    return False
+    """``self.model(x)``, ``self.model.encode(x)``, ``model(x)`` / ``model.encode(x)`` when ``model`` is put in
+    eval or train mode in this file; not a method whose own name mentions a model (``acc.unwrap_model``)."""
+    if callee in modules:
+        return True
+    receiver = callee.rpartition(".")[0]
+    if receiver == "self":
+        return looks_like_model_name(callee)
+    return bool(receiver) and (
+        receiver in modules
+        or (receiver.startswith("self.") and receiver.count(".") == 1 and looks_like_model_name(receiver))
+    )
 
 
 def _scope_chain(scope: ScopeInfo):
