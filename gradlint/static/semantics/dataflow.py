@@ -59,7 +59,9 @@ Evidence rules worth knowing: a name called like a model (``model``, ``netD``,
 ``G``, ``text_encoder``) or a ``self.<layer>`` attribute assigned a module in the
 class (or named like one: ``fc``, ``encoder``, ``lm_head``) gives activations;
 ``.weight``/``.bias`` attributes are parameters (``Fact.origin`` None: a naming
-convention, not proof); function arguments are ``UNKNOWN``.
+convention, not proof); function arguments are ``UNKNOWN``. A call of a function or
+``self.method()`` of the same file takes the kind its :mod:`summaries` entry returns
+(``origin``: the callee's ``def``); what it cannot tell stays ``UNKNOWN``.
 
 The analysis never evaluates a scope nobody asks about: cost is paid per
 function, on the first question about it.
