@@ -117,9 +117,9 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
         "(a number) or `{value}.detach()` (a tensor)"
     )
     message_helpers = (
-        "`{acc}` accumulates `{value}`, which carries the autograd graph that `{helper}` (line {line}) returns: "
+        "`{acc}` accumulates `{value}`, which carries the autograd graph that `{helper}` (line {line}) {gives}: "
         "every iteration's graph stays in memory as long as `{acc}` lives (memory grows each step); accumulate "
-        "a number (`.item()`) or a detached tensor (`.detach()`), or return `loss.item()` from the helper"
+        "a number (`.item()`) or a detached tensor (`.detach()`), or {give} `loss.item()` from the helper"
     )
     fix_applicability = "safe"
 

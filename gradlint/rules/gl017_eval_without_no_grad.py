@@ -21,6 +21,7 @@ from gradlint.static.semantics.optim import (
     looks_like_model_name,
     names_in,
 )
+from gradlint.static.semantics.summaries import NOT_FORWARD_METHODS, Summaries, bind_arguments
 
 # Some sign of evaluation: `.eval()`, an eval-like function name, an eval-like loader name.
 # Each pattern starts with a literal (fast to search for) and runs on the
@@ -50,6 +51,12 @@ class EvalWithoutNoGrad(Rule):
     `torch.no_grad()` / `torch.inference_mode()` and never calls backward. It is
     reported once per loop, at the first model call.
 
+    The model call may be a helper of the same file (a function, or a method on
+    `self`) that receives the model and runs it with grad on (`greedy_decode(model,
+    src)`) or runs the file's model itself (`self.predict(x)` whose body calls
+    `self.model(x)`), or each model of a list, tuple or dict that the loop iterates
+    and puts in eval mode (`for net in nets: net.eval(); out = net(x)`).
+
     ## Why is this bad?
     `model.eval()` only switches dropout and batch-norm behaviour; it does not
     turn autograd off. Every forward still builds a graph and saves its
@@ -60,7 +67,9 @@ class EvalWithoutNoGrad(Rule):
     CUDA out of memory. Tried to allocate ..." that does not happen in training.
 
     Not reported when the caller visibly disables grad (`with torch.no_grad():
-    evaluate(model, loader)` in the same file), for Lightning's `validation_step`
+    evaluate(model, loader)` in the same file), when the helper runs the model
+    under its own `@torch.no_grad()` / `with torch.no_grad():` (or only calls
+    `model.eval()`, `model.to(...)`), for Lightning's `validation_step`
     / `test_step` / `predict_step` (the framework disables grad), nor for
     `model.eval()` in training code that calls backward (batch-norm freezing).
 
@@ -120,6 +129,28 @@ class EvalWithoutNoGrad(Rule):
                 loss.backward()
                 opt.step()
         """,
+        """
+        import torch
+        @torch.no_grad()
+        def greedy_decode(model, src):
+            return model(src).argmax(-1)
+        def to_device(model, src):
+            model.eval()
+            return src.to(next(model.parameters()).device)
+        def inference(model, test_loader):
+            model.eval()
+            for src in test_loader:
+                print(greedy_decode(model, to_device(model, src)))
+        """,
+        """
+        import torch
+        def compare(nets, test_x):
+            with torch.no_grad():
+                for net in nets:
+                    net.eval()
+                    out = net(test_x)
+                    net.train()
+        """,
     ]
     INVALID = [
         """
@@ -128,6 +159,25 @@ class EvalWithoutNoGrad(Rule):
             model.eval()
             for x, y in val_loader:
                 out = model(x)  # error
+        """,
+        """
+        import torch
+        def greedy_decode(model, src):
+            return model(src).argmax(-1)
+        def inference(model, test_loader):
+            model.eval()
+            for src in test_loader:
+                print(greedy_decode(model, src))  # error
+        """,
+        """
+        import torch
+        def compare(nets, test_x):
+            outs = []
+            for net in nets:
+                net.eval()
+                outs.append(net(test_x))  # error
+                net.train()
+            return outs
         """,
     ]
 
@@ -167,15 +217,18 @@ class EvalWithoutNoGrad(Rule):
                     continue
                 by_loader = isinstance(loop, cst.For) and _eval_iterable(loop, scope)
                 by_eval_mode = _after_eval(scope, loop, in_loop[0])
+                # `for net in nets: net.eval(); out = net(x); net.train()`: each model of a list
+                # evaluated in turn (a backward later in the scope trains them, it does not read these)
+                iterated = _models_evaluated_in_loop(scope, loop, in_loop)
                 # A backward later in the scope may consume what the loop computes (REINFORCE
                 # collects log-probs in a loop, then backpropagates their sum): then only an
                 # evaluation loader is evidence enough.
                 later_backward = any(
                     analysis.calls_backward(e) and e.order > in_loop[0].order for e in scope.events
                 )
-                if not (by_loader or ((eval_name or by_eval_mode) and not later_backward)):
+                if not (by_loader or iterated or ((eval_name or by_eval_mode) and not later_backward)):
                     continue
-                call = self._first_model_call(in_loop, scope, loop, modules, imports)
+                call = self._first_model_call(in_loop, scope, loop, modules, imports, iterated)
                 if call is None:
                     continue
                 if self._grad_off(call, scope, analysis, imports):
@@ -183,17 +236,20 @@ class EvalWithoutNoGrad(Rule):
                 reported.append(loop)
                 self.report(
                     call.node,
-                    model=self._model_label(call.node, modules),
+                    model=self._model_label(call.node, modules, scope),
                     fix=self._fix(loop, imports),
                     fix_message="Wrap the loop in `with torch.inference_mode():`",
                 )
 
     # -- what is a model call -----------------------------------------------------------------
     def _first_model_call(
-        self, events: list[Event], scope: ScopeInfo, loop, modules: set[str], imports
+        self, events: list[Event], scope: ScopeInfo, loop, modules: set[str], imports, iterated: set[str]
     ) -> Event | None:
         batch_names = {e.key for e in events if e.kind == "assign" and e.key}
         batch_names |= {e.key for e in scope.events if e.kind == "assign" and e.node is loop and e.key}
+        for e in events:
+            if e.kind == "call" and e.key in iterated and e.node.args:
+                return e  # the model changes each iteration, the input need not
         for e in events:
             if e.kind != "call" or not e.key or not e.node.args:
                 continue
@@ -203,7 +259,9 @@ class EvalWithoutNoGrad(Rule):
                 continue  # torch.cat(...), np.mean(...), F.relu(...)
             if head in imports.aliases and name not in modules:
                 continue
-            if not (name in modules or looks_like_model_name(name) or self._helper_runs(e.node, modules)):
+            if not (
+                name in modules or looks_like_model_name(name) or self._helper_runs(e.node, modules, scope)
+            ):
                 continue
             args_names: set[str] = set()
             for a in e.node.args:
@@ -212,10 +270,10 @@ class EvalWithoutNoGrad(Rule):
                 return e
         return None
 
-    def _model_label(self, call: cst.Call, modules: set[str]) -> str:
+    def _model_label(self, call: cst.Call, modules: set[str], scope: ScopeInfo) -> str:
         func = self.context.code_for(call.func)
         name = dotted_name(call.func) or ""
-        if name in modules or looks_like_model_name(name) or not self._helper_runs(call, modules):
+        if name in modules or looks_like_model_name(name) or not self._helper_runs(call, modules, scope):
             return func
         for arg in call.args:
             arg_name = dotted_name(arg.value)
@@ -223,25 +281,32 @@ class EvalWithoutNoGrad(Rule):
                 return f"{func}({arg_name}, ...)"
         return func
 
-    def _helper_runs(self, call: cst.Call, modules: set[str]) -> bool:
-        """``decode(model, src)``: a function of this file that receives the model and runs it.
-
-        A summary of one same-file function (this is where per-function summaries plug in)."""
-        if not isinstance(call.func, cst.Name):
+    def _helper_runs(self, call: cst.Call, modules: set[str], scope: ScopeInfo) -> bool:
+        """``decode(model, src)``, ``self.decode(self.model, src)``: a function or method of this file
+        that receives the model and runs it with grad on (its summary's ``runs_params``; not when it
+        is decorated with ``@torch.no_grad()`` or runs it under its own ``no_grad``)."""
+        summaries = self.context.analysis(Summaries)
+        callee = summaries.resolve(call, scope.classes[-1] if scope.classes else None)
+        if callee is None:
             return False
-        helper = _module_functions(self.context.module).get(call.func.value)
-        if helper is None:
-            return False
-        params = list(helper.params.posonly_params) + list(helper.params.params)
-        for i, arg in enumerate(call.args):
-            if arg.keyword is not None or arg.star or i >= len(params):
-                continue
-            name = dotted_name(arg.value)
+        summary = summaries.of(callee)
+        for param, arg in bind_arguments(summary, call):
+            name = dotted_name(arg)
             if name is None or not (name in modules or looks_like_model_name(name)):
                 continue
-            if _runs(helper, params[i].name.value):
+            if summary.runs_params.get(param):
                 return True
-        return False
+        # `self.predict(x)` whose body runs `self.model(x)`: a model of this file (put in eval or train
+        # mode here, or a model-named attribute), run with grad on
+        return any(
+            e.kind == "forward"
+            and e.grad_enabled
+            and isinstance(e.node, cst.Call)
+            and e.node.args
+            and e.name.rpartition(".")[2] not in NOT_FORWARD_METHODS
+            and _runs_a_model(e.name, modules)
+            for e in summary.effects
+        )
 
     # -- is grad visibly off? ---------------------------------------------------------------------
     def _grad_off(self, call: Event, scope: ScopeInfo, analysis, imports) -> bool:
@@ -317,6 +382,20 @@ def grad_mode_of_decorators(scope: ScopeInfo, imports) -> bool:
     return any(grad_mode_of(d.decorator, imports) is False for d in scope.node.decorators)
 
 
+def _runs_a_model(callee: str, modules: set[str]) -> bool:
+    """``self.model(x)``, ``self.model.encode(x)``, ``model(x)`` / ``model.encode(x)`` when ``model`` is put in
+    eval or train mode in this file; not a method whose own name mentions a model (``acc.unwrap_model``)."""
+    if callee in modules:
+        return True
+    receiver = callee.rpartition(".")[0]
+    if receiver == "self":
+        return looks_like_model_name(callee)
+    return bool(receiver) and (
+        receiver in modules
+        or (receiver.startswith("self.") and receiver.count(".") == 1 and looks_like_model_name(receiver))
+    )
+
+
 def _scope_chain(scope: ScopeInfo):
     s: ScopeInfo | None = scope
     while s is not None:
@@ -368,6 +447,22 @@ def _eval_iterable(loop: cst.For, scope: ScopeInfo) -> bool:
     return False
 
 
+def _models_evaluated_in_loop(scope: ScopeInfo, loop, in_loop: list[Event]) -> set[str]:
+    """Names the loop binds to a model (``for net in nets``, ``for name, m in models.items()``)
+    that it puts in eval mode (``net.eval()``) before calling it, not back in train mode between."""
+    targets = {e.key for e in scope.events if e.kind == "assign" and e.node is loop and e.key}
+    state: dict[str, str] = {}
+    out: set[str] = set()
+    for e in in_loop:
+        if e.key not in targets:
+            continue
+        if e.kind in ("eval", "train"):
+            state[e.key] = e.kind
+        elif e.kind == "call" and state.get(e.key) == "eval":
+            out.add(e.key)
+    return out
+
+
 def _after_eval(scope: ScopeInfo, loop, first: Event) -> bool:
     """A ``X.eval()`` earlier in this scope (outside the loop), not undone by ``X.train()``."""
     state = {}
@@ -379,47 +474,3 @@ def _after_eval(scope: ScopeInfo, loop, first: Event) -> bool:
         if e.kind in ("eval", "train") and e.key:
             state[e.key] = e.kind
     return any(v == "eval" for v in state.values())
-
-
-def _module_functions(module: cst.Module) -> dict[str, cst.FunctionDef]:
-    return {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
-
-
-def _runs(func: cst.FunctionDef, param: str) -> bool:
-    """Does ``func`` call ``param`` or a method of it with arguments (``model(x)``, ``model.encode(x)``),
-    outside a no_grad it sets up itself? (Decorators and with-blocks are left to the caller's check.)"""
-    from gradlint.static.semantics.walk import iter_children
-
-    stack: list[cst.CSTNode] = [func.body]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, cst.Call) and node.args:
-            callee = dotted_name(node.func) or ""
-            if callee == param or (callee.startswith(param + ".") and callee.count(".") == 1):
-                method = callee.rpartition(".")[2]
-                if callee == param or method not in _NOT_FORWARD_METHODS:
-                    return True
-        if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            continue
-        stack.extend(iter_children(node))
-    return False
-
-
-# Methods of a module that take arguments without running it.
-_NOT_FORWARD_METHODS = frozenset(
-    {
-        "to",
-        "train",
-        "eval",
-        "load_state_dict",
-        "state_dict",
-        "apply",
-        "register_buffer",
-        "requires_grad_",
-        "add_module",
-        "register_forward_hook",
-        "register_full_backward_hook",
-        "named_parameters",
-        "parameters",
-    }
-)

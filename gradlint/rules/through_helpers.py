@@ -42,6 +42,8 @@ def report_gl003(rule) -> None:
             value=_code(rule, value),
             helper=_code(rule, f.call),
             line=_line(rule, f.call),
+            gives="yields" if f.generator else "returns",
+            give="yield" if f.generator else "return",
         )
 
 

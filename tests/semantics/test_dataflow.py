@@ -397,3 +397,95 @@ def test_loads_count_reads_not_bare_targets():
     )
     loads = flow.loads(ctx.module.body[0])
     assert loads["out"] == 2 and loads["y"] == 1 and loads["self.h"] == 1 and loads["model"] == 1
+
+
+def test_same_file_calls_take_the_callees_summary():
+    src = """
+    import torch
+
+    def step(model, x):
+        return model(x).sum()
+
+    def accuracy(model, x, y):
+        return (model(x).argmax(1) == y).float().mean().item()
+
+    def both(model, x):
+        out = model(x)
+        return out.sum(), out.detach()
+
+    def losses(model, xs):
+        for x in xs:
+            yield model(x).mean()
+
+    def make_model():
+        return build()
+
+    class Trainer:
+        def compute_loss(self, x):
+            return self.net(x).mean()
+
+        def run(self, x):
+            a = self.compute_loss(x)
+            with torch.no_grad():
+                b = self.compute_loss(x)
+            probe(a, b)
+
+    for x in data:
+        l = step(net, x)
+        n = accuracy(net, x, y)
+        p, q = both(net, x)
+        for g in losses(net, data):
+            m = make_model()
+            probe(l, n, p, q, g, m)
+    """
+    assert kinds_at_probe(src.replace("probe(l, n, p, q, g, m)", "pass")) == [K.ACTIVATION, K.TENSOR]
+    main = src.replace("probe(a, b)", "pass")
+    assert kinds_at_probe(main) == [
+        K.ACTIVATION,
+        K.NON_TENSOR,
+        K.ACTIVATION,
+        K.TENSOR,
+        K.ACTIVATION,
+        K.UNKNOWN,
+    ]
+
+
+def test_same_file_call_summaries_stay_unknown_on_recursion_and_wrappers():
+    src = """
+    import contextlib
+
+    def walk(model, x):
+        if x is None:
+            return model(x)
+        return walk(model, x.next)
+
+    @contextlib.contextmanager
+    def scope(model):
+        yield model(1)
+
+    async def fetch(model):
+        return model(1)
+
+    probe(walk(net, x), scope(net), fetch(net))
+    """
+    assert kinds_at_probe(src) == [K.UNKNOWN, K.UNKNOWN, K.UNKNOWN]
+
+
+def test_parameters_of_a_frozen_module_attribute_carry_no_graph():
+    src = """
+    import copy
+
+    class EMA:
+        def build(self):
+            self.avg = copy.deepcopy(self.net)
+            for p in self.avg.parameters():
+                p.requires_grad = False
+
+        def original(self):
+            return self.avg.module
+
+        def update(self):
+            for p, q in zip(self.net.parameters(), self.original().parameters()):
+                probe(p, q)
+    """
+    assert kinds_at_probe(src) == [K.PARAMETER, K.TENSOR]

@@ -263,3 +263,84 @@ def test_calls_matching_helper_follows_same_file_helpers():
     assert calls_matching_helper(train, src, has_backward)
     assert not calls_matching_helper(train, src, has_backward, depth=1)
     assert not calls_matching_helper(log, src, has_backward)
+
+
+def test_grad_mode_of_decorators_wrappers_and_callers():
+    src = """
+    import torch
+
+    def inference(fn):
+        def wrapper(*args):
+            with torch.inference_mode():
+                return fn(*args)
+        return wrapper
+
+    @torch.no_grad()
+    def decorated(model, x):
+        return model(x)
+
+    @inference
+    def wrapped(model, x):
+        return model.encode(x)
+
+    def plain(model, x):
+        out = model(x)
+        return out
+
+    def caller(model, x):
+        with torch.no_grad():
+            plain(model, x)
+
+    def caller_on(model, x):
+        plain(model, x)
+
+    def only_eval(model, x):
+        model.eval()
+        model.to(x)
+    """
+    _, d = summary_of(src, "decorated")
+    assert d.grad_off and not d.forward_with_grad
+    assert d.runs_params == {"model": False}
+    assert d.returns == DETACHED
+    _, w = summary_of(src, "wrapped")
+    assert w.grad_off and w.runs_params == {"model": False}
+    _, p = summary_of(src, "plain")
+    assert p.forward_with_grad and p.runs_params == {"model": True} and p.returns == ACTIVATION
+    _, c = summary_of(src, "caller")
+    assert not c.forward_with_grad and c.runs_params == {"model": False}
+    _, on = summary_of(src, "caller_on")
+    assert on.forward_with_grad and on.runs_params == {"model": True}
+    _, e = summary_of(src, "only_eval")
+    assert e.runs_params == {}
+
+
+def test_returns_under_no_grad_carry_no_graph():
+    src = """
+    import torch
+
+    def predict(model, x):
+        with torch.no_grad():
+            out = model(x)
+        return out
+
+    def pair(model, x):
+        with torch.no_grad():
+            return model(x), model(x).argmax(1)
+    """
+    assert summary_of(src, "predict")[1].returns == DETACHED
+    assert summary_of(src, "pair")[1].return_items == (DETACHED, DETACHED)
+
+
+def test_builtins_on_tensors_keep_their_arguments_kind():
+    src = """
+    def total(model, xs):
+        losses = []
+        for x in xs:
+            losses.append(model(x).mean())
+        return sum(losses)
+
+    def count(xs):
+        return max(len(xs), 1)
+    """
+    assert summary_of(src, "total")[1].returns == ACTIVATION
+    assert summary_of(src, "count")[1].returns == NUMBER

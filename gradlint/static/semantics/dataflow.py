@@ -59,7 +59,9 @@ Evidence rules worth knowing: a name called like a model (``model``, ``netD``,
 ``G``, ``text_encoder``) or a ``self.<layer>`` attribute assigned a module in the
 class (or named like one: ``fc``, ``encoder``, ``lm_head``) gives activations;
 ``.weight``/``.bias`` attributes are parameters (``Fact.origin`` None: a naming
-convention, not proof); function arguments are ``UNKNOWN``.
+convention, not proof); function arguments are ``UNKNOWN``. A call of a function or
+``self.method()`` of the same file takes the kind its :mod:`summaries` entry returns
+(``origin``: the callee's ``def``); what it cannot tell stays ``UNKNOWN``.
 
 The analysis never evaluates a scope nobody asks about: cost is paid per
 function, on the first question about it.
@@ -528,7 +530,17 @@ class Dataflow:
         self._scope_facts: dict[Scope, ScopeFacts] = {}
         self._class_facts: dict[cst.ClassDef, ClassFacts] = {}
         self._torch_alias: str | None = None
+        self._summaries = None
         self._skeleton(context.module, context.module.body, None)
+
+    @property
+    def summaries(self):
+        """The file's per-function summaries (what a same-file call returns), built on first use."""
+        if self._summaries is None:
+            from gradlint.static.semantics.summaries import Summaries
+
+            self._summaries = self.context.analysis(Summaries)
+        return self._summaries
 
     # -- statement skeleton (statements only: cheap) --------------------------
     def _skeleton(self, scope: Scope, body: Sequence[cst.CSTNode], cls: cst.ClassDef | None) -> None:
@@ -1180,7 +1192,8 @@ class _Eval:
         if bound is not None:
             if bound.kind is K.MODULE:
                 return self.graph()
-            return UNKNOWN
+            if bound.kind is not K.NON_TENSOR or self.flow.summaries.resolve(call, None) is None:
+                return UNKNOWN
         if name in ("list", "tuple", "iter", "sorted", "reversed", "filter"):
             if not call.args:
                 return UNKNOWN
@@ -1204,6 +1217,10 @@ class _Eval:
             return self.arith(self.eval(a.value) for a in call.args if a.keyword is None)
         if name == "next" and call.args:
             return self.elem_of(self.eval(call.args[0].value))
+        if bound is None or bound.kind is K.NON_TENSOR:  # not rebound since its `def`
+            returned = self.returned(call, None)
+            if returned is not None:
+                return returned
         cls = self.flow._classes_by_name.get(name)
         if cls is not None:
             return MODULE if self.flow.is_module_class(cls) else UNKNOWN
@@ -1218,6 +1235,9 @@ class _Eval:
         recv = func.value
         if isinstance(recv, cst.Name) and recv.value == "self" and self._self_bound():
             return self.eval_self_method(call, m)
+        if m in ("parameters", "named_parameters") and self._frozen_module(recv):
+            frozen = collection(TENSOR)  # a moving-average copy whose weights were set requires_grad=False
+            return frozen if m == "parameters" else collection(Fact(K.TUPLE, items=(NON_TENSOR, TENSOR)))
         if m in ("parameters",):
             return collection(Fact(K.PARAMETER, origin=call))
         if m == "named_parameters":
@@ -1329,8 +1349,56 @@ class _Eval:
             return collection(Fact(K.TUPLE, items=(NON_TENSOR, MODULE)))
         if m == "buffers":
             return collection(Fact(K.BUFFER))
-        if m == "forward" or self.eval_self_attr(m).kind is K.MODULE:
+        if m == "forward":
+            return self.graph()
+        cls = self._class()
+        if cls is not None:
+            returned = self.returned(call, cls.name.value)
+            if returned is not None:
+                return returned  # ``self.compute_loss(batch)``: what the method returns
+        if self.eval_self_attr(m).kind is K.MODULE:
             return self.graph()  # ``self.encoder(h)``
+        return UNKNOWN
+
+    def _frozen_module(self, recv: cst.BaseExpression) -> bool:
+        """``self.avgG`` (or ``self.getOriginalAvgG()``) whose parameters a method of the class freezes."""
+        cls = self._class()
+        if cls is None or not self._self_bound():
+            return False
+        summaries = self.flow.summaries
+        attr = summaries.module_attr_of(recv, cls.name.value)
+        return attr is not None and attr in summaries.frozen_attrs(cls.name.value)
+
+    def returned(self, call: cst.Call, class_name: str | None) -> Fact | None:
+        """What calling a function or method of this file gives, from its summary (None: not one).
+
+        The fact's ``origin`` is the callee's ``def`` (the evidence). Its grad mode is
+        the caller's: a forward the callee runs under the caller's ``no_grad`` builds no graph.
+        """
+        from gradlint.static.semantics.summaries import _is_stub
+
+        summaries = self.flow.summaries
+        callee = summaries.resolve(call, class_name)
+        if callee is None:
+            return None
+        if callee in summaries._busy or _is_stub(callee):
+            return UNKNOWN  # recursion, or a body slicing left out
+        summary = summaries.of(callee)
+        if summary.yields is not None:
+            return collection(self._summary_fact(summary.yields, callee))
+        if summary.return_items is not None:
+            return Fact(K.TUPLE, items=tuple(self._summary_fact(k, callee) for k in summary.return_items))
+        return self._summary_fact(summary.returns, callee)
+
+    def _summary_fact(self, kind: str, callee: cst.FunctionDef) -> Fact:
+        from gradlint.static.semantics import summaries as S
+
+        if kind in (S.ACTIVATION, S.LOSS):
+            return TENSOR if self.disabled else Fact(K.ACTIVATION, origin=callee)
+        if kind == S.DETACHED:
+            return Fact(K.TENSOR, origin=callee)
+        if kind in (S.NUMBER, S.NONE):
+            return NON_TENSOR
         return UNKNOWN
 
     # -- iteration ----------------------------------------------------------------------

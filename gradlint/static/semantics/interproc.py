@@ -558,6 +558,7 @@ class AccumulatedReturn:
     key: str
     call: cst.Call  # the helper call whose return carries the graph
     function: FunctionSummary
+    generator: bool = False  # the helper is a generator: what it yields carries the graph
 
 
 def accumulated_helper_loss(summaries: Summaries) -> list[AccumulatedReturn]:
@@ -571,6 +572,9 @@ def accumulated_helper_loss(summaries: Summaries) -> list[AccumulatedReturn]:
             inside = [e for e in s.effects if lo < e.index < hi]
             if any(e.kind == "forward" and not e.grad_enabled for e in inside):
                 continue
+            # `for loss in train_steps(model, loader)`: a same-file generator's body runs between the iterations
+            gen = _iterated_generator(s, summaries, loop)
+            inside += summaries.of(gen).effects if gen is not None else []
             if not any(e.kind in ("backward", "step") for e in inside):
                 continue  # collecting a forward's outputs (a decoder's layers) is not history kept across steps
             for a in s.assignments:
@@ -583,7 +587,9 @@ def accumulated_helper_loss(summaries: Summaries) -> list[AccumulatedReturn]:
                     continue
                 call = _helper_source(s, summaries, a.value, a.index, (ACTIVATION, LOSS))
                 if call is not None and all(o.node is not a.node for o in out):
-                    out.append(AccumulatedReturn(a.node, key, call, s))
+                    callee = summaries.resolve(call, s.class_name)
+                    generator = callee is not None and summaries.of(callee).yields is not None
+                    out.append(AccumulatedReturn(a.node, key, call, s, generator))
     return out
 
 
@@ -603,6 +609,11 @@ def _helper_source(s, summaries, expr, at, kinds):
             if value is None:
                 continue
             if d.loop_target:
+                # `for loss in train_steps(...)`: what a same-file generator yields
+                if isinstance(value, cst.Call):
+                    callee = summaries.resolve(value, s.class_name)
+                    if callee is not None and summaries.of(callee).yields in kinds:
+                        return value
                 # `for k, v in losses.items()`: the items of `losses`
                 if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
                     if value.func.attr.value in ("items", "values"):
@@ -613,6 +624,16 @@ def _helper_source(s, summaries, expr, at, kinds):
                 return call
             todo.extend((k, d.index) for k in graph_refs(value))
     return None
+
+
+def _iterated_generator(s, summaries, loop):
+    """The same-file generator function a ``for`` loop iterates (``for x in batches(...)``), if any."""
+    if not isinstance(loop, cst.For) or not isinstance(loop.iter, cst.Call):
+        return None
+    callee = summaries.resolve(loop.iter, s.class_name)
+    if callee is None or summaries.of(callee).yields is None:
+        return None
+    return callee
 
 
 def _helper_call_in(s, summaries, expr, kinds):

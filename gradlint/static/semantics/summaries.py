@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from gradlint.static.semantics.imports import dotted_name
+from gradlint.static.semantics.grad_mode import grad_mode_of
+from gradlint.static.semantics.imports import ImportMap, dotted_name
+from gradlint.static.semantics.vocabulary import METADATA_ATTRS, TO_PYTHON_METHODS
 from gradlint.static.semantics.walk import children, walk
 
 # Return / value kinds.
@@ -38,7 +40,9 @@ _OPTIMIZER = re.compile(r"(optim|^opt(_|$)|_opt$|^opt[A-Z]|solver|scaler)", re.I
 _NOT_OPTIMIZER = re.compile(r"sched|lr_|warmup|pbar|progress|env", re.I)
 _LOSS_NAME = re.compile(r"loss|criterion|penalty|objective|^err", re.I)
 _DETACH_METHODS = frozenset({"detach", "item", "tolist", "numpy", "cpu_numpy"})
-_NUMBER_CALLS = frozenset({"float", "int", "len", "bool", "round", "abs", "sum", "max", "min"})
+_NUMBER_CALLS = frozenset({"float", "int", "len", "bool"})
+# Builtins that give a tensor on tensors (`sum(losses)`, `max(a, b)`, `abs(t)`): the kind of their arguments.
+_ARG_KIND_CALLS = frozenset({"round", "abs", "sum", "max", "min"})
 # Callables that are not a module's forward: builtins and the functional namespaces.
 _NOT_FORWARD = frozenset(
     {
@@ -103,6 +107,7 @@ class Assignment:
     node: cst.CSTNode
     accum: bool = False
     loop_target: bool = False
+    grad_off: bool = False  # made where autograd records nothing
 
 
 @dataclass
@@ -116,6 +121,17 @@ class FunctionSummary:
     spans: dict[cst.CSTNode, tuple[int, int]] = field(default_factory=dict)  # statement -> [start, end)
     branches: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)  # index -> enclosing ifs
     returns: str = UNKNOWN
+    params: tuple[str, ...] = ()  # the parameter names, in order (`self` included)
+    # parameters it calls as modules (`model(x)`, `model.encode(x)`, directly or through a same-file
+    # callee it hands them to) -> whether one of those runs has grad on
+    runs_params: dict[str, bool] = field(default_factory=dict)
+    grad_off: bool = False  # decorated with `@torch.no_grad()` (or the file's own wrapper of it)
+    # `return a, b` on every path: the kind of each member (None otherwise)
+    return_items: tuple[str, ...] | None = None
+    # a generator (`yield` in its body): the kind of what it yields; calling it gives an iterator
+    yields: str | None = None
+    # every `return` gives one module attribute (`return self.avgG` / `return self.avgG.module`)
+    returns_attr: str | None = None
     attr_reads: set[str] = field(default_factory=set)
     complete: bool = True  # False: recursion or an unresolved callee that may backpropagate
 
@@ -303,6 +319,7 @@ class Summaries:
         self._busy: set[cst.FunctionDef] = set()
         self._callers: dict[cst.FunctionDef, list[tuple[FunctionSummary, Effect]]] | None = None
         self.imported_functions: set[str] = set()
+        self.imports = ctx.analysis(ImportMap) if hasattr(ctx, "analysis") else None
         for stmt in self.module.body:
             if isinstance(stmt, cst.SimpleStatementLine):
                 for small in stmt.body:
@@ -382,6 +399,40 @@ class Summaries:
             return False
         return _is_forward(call, set(params))
 
+    def frozen_attrs(self, class_name: str) -> set[str]:
+        """The module attributes (``self.avgG``) whose parameters some method of the class freezes
+        (``requires_grad = False``): an in-place edit of them (a moving average) is no leaf edit."""
+        cache = self.__dict__.setdefault("_frozen", {})
+        if class_name not in cache:
+            out: set[str] = set()
+            for (cls, _name), fn in self._methods.items():
+                if cls == class_name:
+                    out |= _frozen_in(fn)
+            cache[class_name] = out
+        return cache[class_name]
+
+    def module_attr_of(self, expr: cst.BaseExpression, class_name: str | None) -> str | None:
+        """The ``self.x`` module attribute ``expr`` gives: ``self.x``, ``self.x.module``, or a method of
+        the class that returns one of them (``self.getOriginalAvgG()``)."""
+        attr = _self_module_attr(expr)
+        if attr is not None:
+            return attr
+        if isinstance(expr, cst.Call) and class_name is not None:
+            callee = self.resolve(expr, class_name)
+            if callee is not None and callee not in self._busy:
+                return self.of(callee).returns_attr
+        return None
+
+    def grad_mode(self, expr: cst.BaseExpression) -> bool | None:
+        """The grad mode a context manager or decorator sets (the file's own wrappers included)."""
+        if self.imports is not None:
+            return grad_mode_of(expr, self.imports)
+        return False if _GRAD_OFF.search(_code(expr)) else None
+
+    def decorated_grad_off(self, fn: cst.FunctionDef) -> bool:
+        """Is ``fn`` decorated with ``@torch.no_grad()`` / ``@torch.inference_mode()`` or a wrapper of them?"""
+        return any(self.grad_mode(d.decorator) is False for d in fn.decorators)
+
     def callers(self, fn: cst.FunctionDef) -> list[tuple[FunctionSummary, Effect]]:
         """Every summarised function that calls ``fn`` directly, with the ``call`` effect."""
         if self._callers is None:
@@ -402,6 +453,10 @@ class _Builder:
         self.s = summary
         self.counter = 0
         self.returns: list[str] = []
+        self.items: list[tuple[str, ...] | None] = []  # per `return`: its tuple members' kinds
+        self.attrs: list[str | None] = []  # per `return`: the `self.x` it gives, if any
+        self.yields: list[str] = []
+        self.generator = False
         self.path: list[tuple[int, int]] = []  # the enclosing `if`s: (index of the if, 0 body / 1 else)
 
     def run(self) -> None:
@@ -411,16 +466,23 @@ class _Builder:
             self.block(list(fn.body), grad_off=False)
         else:
             self.params = {p.name.value for p in fn.params.params + fn.params.kwonly_params}
-            self.block(fn.body, grad_off=False)
-        kinds = set(self.returns)
-        if not kinds:
-            self.s.returns = NONE
-        elif len(kinds) == 1:
-            self.s.returns = kinds.pop()
-        elif kinds <= {ACTIVATION, LOSS}:
-            self.s.returns = ACTIVATION
-        else:
-            self.s.returns = UNKNOWN
+            self.s.params = tuple(
+                p.name.value for p in (*fn.params.posonly_params, *fn.params.params, *fn.params.kwonly_params)
+            )
+            self.s.grad_off = self.owner.decorated_grad_off(fn)
+            self.block(fn.body, grad_off=self.s.grad_off)
+        self.s.returns = _merge(self.returns)
+        if self.attrs and None not in self.attrs and len(set(self.attrs)) == 1:
+            self.s.returns_attr = self.attrs[0]
+        if self.items and all(i is not None and len(i) == len(self.items[0]) for i in self.items):
+            self.s.return_items = tuple(_merge([i[k] for i in self.items]) for k in range(len(self.items[0])))
+        if self.generator:
+            self.s.yields = _merge(self.yields) if self.yields else UNKNOWN
+            self.s.returns = UNKNOWN  # what the generator returns is not what calling it gives
+            self.s.return_items = None
+        if isinstance(fn, cst.FunctionDef) and (fn.asynchronous is not None or _wrapped(fn, self.owner)):
+            # a coroutine, or a decorator (`@contextmanager`, `@jit`...) that may change what calling gives
+            self.s.returns, self.s.return_items, self.s.yields = UNKNOWN, None, None
 
     # -- statements ------------------------------------------------------------------
     def block(self, body, grad_off: bool) -> None:
@@ -445,9 +507,12 @@ class _Builder:
         elif isinstance(stmt, cst.With):
             off = grad_off
             for item in stmt.items:
-                self.expr(item.item, start, grad_off)
-                if _GRAD_OFF.search(_code(item.item)):
-                    off = True
+                self.expr(item.item, start, off)  # `with A, B:` is `with A: with B:`
+                mode = self.owner.grad_mode(item.item)
+                if mode is not None:
+                    off = not mode
+                elif _GRAD_OFF.search(_code(item.item)):
+                    off = True  # `torch.no_grad() if cond else nullcontext()`: maybe off, so not "with grad"
                 if item.asname is not None:
                     self.assign(item.asname.name, item.item, start, stmt)
             self.block(stmt.body, off)
@@ -497,24 +562,34 @@ class _Builder:
         if isinstance(small, cst.Assign):
             self.expr(small.value, index, grad_off)
             for t in small.targets:
-                self.assign(t.target, small.value, index, small)
+                self.assign(t.target, small.value, index, small, grad_off=grad_off)
         elif isinstance(small, cst.AnnAssign):
             if small.value is not None:
                 self.expr(small.value, index, grad_off)
-                self.assign(small.target, small.value, index, small)
+                self.assign(small.target, small.value, index, small, grad_off=grad_off)
         elif isinstance(small, cst.AugAssign):
             self.expr(small.value, index, grad_off)
-            self.assign(small.target, small.value, index, small, accum=True)
+            self.assign(small.target, small.value, index, small, accum=True, grad_off=grad_off)
         elif isinstance(small, cst.Return):
             if small.value is not None:
                 self.expr(small.value, index, grad_off)
-                self.returns.append(self.kind(small.value))
+                self.returns.append(_no_graph(self.kind(small.value), grad_off))
+                value = small.value
+                self.attrs.append(_self_module_attr(value))
+                if isinstance(value, cst.Tuple) and not any(
+                    isinstance(el, cst.StarredElement) for el in value.elements
+                ):
+                    self.items.append(
+                        tuple(_no_graph(self.kind(el.value), grad_off) for el in value.elements)
+                    )
+                else:
+                    self.items.append(None)
         else:
             for child in children(small):
                 if isinstance(child, cst.BaseExpression):
                     self.expr(child, index, grad_off)
 
-    def assign(self, target, value, index: int, node, accum: bool = False) -> None:
+    def assign(self, target, value, index: int, node, accum: bool = False, grad_off: bool = False) -> None:
         keys = tuple(_target_keys(target))
         if not keys:
             return
@@ -522,7 +597,7 @@ class _Builder:
             isinstance(target, cst.Attribute) and not (keys[0].startswith("self.") and _is_self_attr(target))
         ):
             accum = True  # `d[k] = v`, `args.epoch = v`: a change to `d`, `args`
-        self.s.assignments.append(Assignment(keys, value, index, node, accum=accum))
+        self.s.assignments.append(Assignment(keys, value, index, node, accum=accum, grad_off=grad_off))
         if isinstance(target, cst.Attribute) and target.attr.value == "grad":
             # `p.grad = None`: clears gradients like zero_grad
             self.s.effects.append(Effect("zero_grad", index, node, name=_code(target.value), owner=self.s))
@@ -537,6 +612,13 @@ class _Builder:
                 self.s.attr_reads.add(f"self.{n.attr.value}")
             if isinstance(n, cst.Call):
                 self.call(n, index, grad_off)
+            elif isinstance(n, cst.Yield):
+                self.generator = True
+                value = n.value
+                if isinstance(value, cst.From) or value is None:
+                    self.yields.append(UNKNOWN if value is not None else NONE)
+                else:
+                    self.yields.append(_no_graph(self.kind(value), grad_off))
 
     def call(self, call: cst.Call, index: int, grad_off: bool) -> None:
         s = self.s
@@ -566,7 +648,7 @@ class _Builder:
                 s.assignments.append(Assignment((receiver,), call, index, call, accum=True))
         callee = self.owner.resolve(call, s.class_name)
         if callee is not None:
-            self._apply(callee, call, index)
+            self._apply(callee, call, index, grad_off)
             # `self.train_step(batch)` is not a module's forward
             return
         if any(
@@ -576,6 +658,9 @@ class _Builder:
             s.effects.append(Effect("unknown", index, call, owner=s))
             s.complete = False
             return
+        ran = _param_run(call, self.params)
+        if ran is not None:
+            s.runs_params[ran] = s.runs_params.get(ran, False) or not grad_off
         if self.owner.is_forward(call, self.params):
             s.effects.append(
                 Effect("forward", index, call, name=_code(call.func), grad_enabled=not grad_off, owner=s)
@@ -586,10 +671,10 @@ class _Builder:
             body = self.s.node if isinstance(self.s.node, cst.Module) else self.s.node.body
             for n in walk(body, into_scopes=True):
                 if isinstance(n, cst.FunctionDef) and n.name.value == value.value:
-                    self._apply(n, call, index)
+                    self._apply(n, call, index, grad_off)
                     return
 
-    def _apply(self, callee: cst.FunctionDef, call: cst.Call, index: int) -> None:
+    def _apply(self, callee: cst.FunctionDef, call: cst.Call, index: int, grad_off: bool = False) -> None:
         s = self.s
         if callee in self.owner._busy or _is_stub(callee):
             s.effects.append(Effect("unknown", index, call, owner=s))  # recursion, or a body left out
@@ -599,6 +684,10 @@ class _Builder:
         s.effects.append(Effect("call", index, call, name=inner.qualname, value=callee, owner=s))
         if not inner.complete:
             s.complete = False
+        for param, arg in bind_arguments(inner, call):
+            if param in inner.runs_params and isinstance(arg, cst.Name) and arg.value in self.params:
+                on = inner.runs_params[param] and not grad_off
+                s.runs_params[arg.value] = s.runs_params.get(arg.value, False) or on
         for e in inner.effects:
             s.effects.append(
                 Effect(
@@ -608,7 +697,7 @@ class _Builder:
                     name=e.name,
                     backward=e.backward,
                     value=e.value,
-                    grad_enabled=e.grad_enabled,
+                    grad_enabled=e.grad_enabled and not grad_off,  # the caller's no_grad holds in the callee
                     via=(call, *e.via),
                     owner=e.owner,
                     conditional=e.conditional or inner.conditional(e.index),
@@ -645,7 +734,8 @@ def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summar
                 continue  # `xs = []`: says nothing yet
             if isinstance(value, cst.Dict) and not value.elements:
                 continue
-            kinds.add(value_kind(value, summary, owner, depth + 1) if value is not None else UNKNOWN)
+            kind = value_kind(value, summary, owner, depth + 1) if value is not None else UNKNOWN
+            kinds.add(_no_graph(kind, d.grad_off))
         if len(kinds) == 1:
             return kinds.pop()
         if kinds and kinds <= {ACTIVATION, LOSS}:
@@ -654,11 +744,26 @@ def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summar
     if isinstance(node, cst.Attribute):
         if node.attr.value == "data":
             return DETACHED
-        return UNKNOWN
+        if node.attr.value in METADATA_ATTRS:
+            return UNKNOWN
+        if isinstance(node.value, cst.Name) and node.value.value == "self":
+            return _self_attr_kind(node, summary, owner, depth)
+        return _graph_only(value_kind(node.value, summary, owner, depth + 1))  # `out.logits`
+    if isinstance(node, cst.Subscript):
+        return _graph_only(value_kind(node.value, summary, owner, depth + 1))  # `out[0]`, `logits[:, -1]`
+    if isinstance(node, cst.UnaryOperation) and not isinstance(node.operator, cst.Not):
+        return value_kind(node.expression, summary, owner, depth + 1)
     if isinstance(node, cst.Call):
         func = node.func
         if isinstance(func, cst.Name) and func.value in _NUMBER_CALLS:
             return NUMBER
+        if (
+            isinstance(func, cst.Name)
+            and func.value in _ARG_KIND_CALLS
+            and func.value not in owner._functions
+        ):
+            kinds = {value_kind(a.value, summary, owner, depth + 1) for a in node.args if a.keyword is None}
+            return _merge(list(kinds)) if kinds and UNKNOWN not in kinds else UNKNOWN
         if isinstance(func, cst.Attribute):
             method = func.attr.value
             if method in ("item", "tolist"):
@@ -668,11 +773,18 @@ def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summar
             chain = _code(func.value)
             if ".data" in chain + "." or ".detach()" in chain:
                 return DETACHED
+            receiver = value_kind(func.value, summary, owner, depth + 1)
+            if receiver in (ACTIVATION, LOSS, DETACHED):
+                if method in TO_PYTHON_METHODS or method in _NO_GRAPH_METHODS:
+                    return DETACHED  # `out.argmax(1)`: no graph
+                return receiver  # `model(x).sum()`, `loss.mean()`: the graph goes on
         callee = owner.resolve(node, summary.class_name)
         if callee is not None:
             if callee in owner._busy:
                 return UNKNOWN
             return owner.of(callee).returns
+        if isinstance(func, cst.Name) and not _calls_a_network(func.value, summary, owner):
+            return UNKNOWN  # `build(cfg)`, `resnet18()`: an unknown function, maybe a factory
         if owner.is_forward(node):
             name = _code(func)
             return LOSS if _LOSS_NAME.search(name) else ACTIVATION
@@ -690,6 +802,176 @@ def value_kind(node: cst.BaseExpression, summary: FunctionSummary, owner: Summar
             return NUMBER
         return UNKNOWN
     return UNKNOWN
+
+
+def _self_module_attr(value: cst.BaseExpression) -> str | None:
+    """``self.x`` for ``self.x`` or its wrapped module (``self.x.module``, ``self.x._orig_mod``)."""
+    if isinstance(value, cst.Attribute) and value.attr.value in ("module", "_orig_mod"):
+        value = value.value
+    if isinstance(value, cst.Attribute) and _is_self_attr(value):
+        return f"self.{value.attr.value}"
+    return None
+
+
+def _frozen_in(fn: cst.FunctionDef) -> set[str]:
+    """``self.x`` whose parameters ``fn`` freezes: ``for p in self.x.parameters(): p.requires_grad = False``
+    or ``self.x.requires_grad_(False)``."""
+    out: set[str] = set()
+    for node in walk(fn.body):
+        if (
+            isinstance(node, cst.For)
+            and isinstance(node.target, cst.Name)
+            and isinstance(node.iter, cst.Call)
+        ):
+            func = node.iter.func
+            if not (isinstance(func, cst.Attribute) and func.attr.value == "parameters"):
+                continue
+            owner = _self_module_attr(func.value)
+            loop_var = node.target.value
+            if owner is None:
+                continue
+            for inner in walk(node.body):
+                if isinstance(inner, cst.Assign) and _is_false(inner.value):
+                    for t in inner.targets:
+                        target = t.target
+                        if (
+                            isinstance(target, cst.Attribute)
+                            and target.attr.value == "requires_grad"
+                            and isinstance(target.value, cst.Name)
+                            and target.value.value == loop_var
+                        ):
+                            out.add(owner)
+                elif _requires_grad_false(inner) and _code(inner.func.value) == loop_var:
+                    out.add(owner)
+        elif _requires_grad_false(node):
+            owner = _self_module_attr(node.func.value)
+            if owner is not None:
+                out.add(owner)
+    return out
+
+
+def _is_false(node) -> bool:
+    return isinstance(node, cst.Name) and node.value == "False"
+
+
+def _requires_grad_false(node) -> bool:
+    return (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value == "requires_grad_"
+        and len(node.args) == 1
+        and _is_false(node.args[0].value)
+    )
+
+
+def _no_graph(kind: str, grad_off: bool) -> str:
+    """A forward's output made where autograd records nothing carries no graph."""
+    return DETACHED if grad_off and kind in (ACTIVATION, LOSS) else kind
+
+
+def bind_arguments(summary: FunctionSummary, call: cst.Call):
+    """(parameter, argument expression) pairs of ``call`` to the summarised function."""
+    params = list(summary.params)
+    if params[:1] == ["self"] and isinstance(call.func, cst.Attribute):
+        params = params[1:]
+    i = 0
+    for arg in call.args:
+        if arg.star:
+            return  # `f(*args)`: positions unknown from here on
+        if arg.keyword is not None:
+            if arg.keyword.value in params:
+                yield arg.keyword.value, arg.value
+        elif i < len(params):
+            yield params[i], arg.value
+            i += 1
+
+
+# Methods of a module that take arguments without running it.
+NOT_FORWARD_METHODS = frozenset(
+    {"to", "train", "eval", "load_state_dict", "state_dict", "apply", "register_buffer", "requires_grad_",
+     "add_module", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+     "register_backward_hook", "named_parameters", "parameters", "zero_grad", "cuda", "cpu", "half", "float",
+     "type", "modules", "children", "named_modules", "get_submodule", "share_memory", "save_pretrained"}
+)  # fmt: skip
+
+
+def _param_run(call: cst.Call, params: set[str]) -> str | None:
+    """The parameter ``call`` runs as a module (``model(x)``, ``model.encode(x)``, ``model.forward(x)``)."""
+    if not call.args:
+        return None
+    func = call.func
+    if isinstance(func, cst.Name):
+        return func.value if func.value in params and func.value != "self" else None
+    if (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value in params
+        and func.value.value != "self"
+        and func.attr.value not in NOT_FORWARD_METHODS
+    ):
+        return func.value.value
+    return None
+
+
+def _calls_a_network(name: str, summary: FunctionSummary, owner: Summaries) -> bool:
+    """Is the value of ``name(...)`` evidently a network's output: a module passed in
+    (``model(x)`` with ``model`` a parameter), a name that says so (``netG``, ``encoder``,
+    ``criterion``, ``loss_fn``), not a factory (``get_model``) or a same-file function?"""
+    if name in summary.params:
+        return True
+    if name in owner.imported_functions or name in owner._functions or _FUNCTION_VERBS.match(name):
+        return False
+    from gradlint.static.semantics.dataflow import is_model_name
+
+    return is_model_name(name) or bool(_LOSS_NAME.search(name))
+
+
+def _graph_only(kind: str) -> str:
+    """An attribute or item of a value: known only when the value carries a graph (model outputs)."""
+    return kind if kind in (ACTIVATION, LOSS) else UNKNOWN
+
+
+def _self_attr_kind(node: cst.Attribute, summary: FunctionSummary, owner, depth: int) -> str:
+    """``self.x`` as this method last wrote it (``self.loss = ...; return self.loss``)."""
+    key = f"self.{node.attr.value}"
+    defs = [a for a in summary.assignments if key in a.keys and not a.accum and not a.loop_target]
+    if len(defs) != 1 or defs[0].value is None:
+        return UNKNOWN
+    return value_kind(defs[0].value, summary, owner, depth + 1)
+
+
+# Tensor methods whose result carries no graph (besides the TO_PYTHON ones).
+_NO_GRAPH_METHODS = frozenset({"size", "dim", "numel", "long", "int", "bool", "byte"})
+
+
+def _merge(kinds: list[str]) -> str:
+    """The kind of a value that is one of ``kinds`` (several returns, several yields)."""
+    distinct = set(kinds)
+    if not distinct:
+        return NONE
+    if len(distinct) == 1:
+        return distinct.pop()
+    if distinct <= {ACTIVATION, LOSS}:
+        return ACTIVATION
+    return UNKNOWN
+
+
+# Decorators that leave what calling the function gives unchanged (grad-mode ones are judged apart).
+_PLAIN_DECORATORS = frozenset(
+    {"staticmethod", "classmethod", "lru_cache", "cache", "wraps", "abstractmethod", "override", "no_grad",
+     "inference_mode", "enable_grad", "set_grad_enabled", "torch.no_grad", "torch.inference_mode",
+     "torch.enable_grad", "torch.set_grad_enabled", "functools.lru_cache", "functools.cache",
+     "functools.wraps", "abc.abstractmethod", "typing.override"}
+)  # fmt: skip
+
+
+def _wrapped(fn: cst.FunctionDef, owner: Summaries) -> bool:
+    """Is ``fn`` decorated with something that may change what calling it gives?"""
+    for dec in fn.decorators:
+        expr = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
+        if (dotted_name(expr) or "") not in _PLAIN_DECORATORS and owner.grad_mode(dec.decorator) is None:
+            return True
+    return False
 
 
 def _is_stub(fn: cst.FunctionDef) -> bool:
