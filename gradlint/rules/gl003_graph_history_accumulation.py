@@ -13,7 +13,7 @@ from gradlint.static.semantics.imports import dotted_name
 from gradlint.static.semantics.interproc import might_step_through_helpers
 from gradlint.static.semantics.loops import (
     LoopAnalysis,
-    ScopeFacts,
+    LoopFacts,
     ScopeTracker,
     graph_accumulation,
     graph_refs,
@@ -244,7 +244,7 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
         name = self.scope_name()
         if is_forward_like(name):
             return
-        facts: ScopeFacts = self.context.analysis(LoopAnalysis).facts(self.current_scope)
+        facts: LoopFacts = self.context.analysis(LoopAnalysis).facts(self.current_scope)
         d = facts.def_of_node.get(node)
         if d is None or d.kind != "accum":
             return
@@ -261,7 +261,7 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
         )
 
     # The visitors below only pick candidates, cheaply (``i += 1`` and ``n += x.size(0)``
-    # never build the function's facts); ``ScopeFacts`` decides.
+    # never build the function's facts); ``LoopFacts`` decides.
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         if not isinstance(node.operator, (cst.AddAssign, cst.SubtractAssign)) or not _maybe_graph(node.value):
             return

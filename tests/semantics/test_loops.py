@@ -7,7 +7,7 @@ import pytest
 
 from gradlint.static.semantics.imports import ImportMap
 from gradlint.static.semantics.loops import (
-    ScopeFacts,
+    LoopFacts,
     accumulated_backward,
     graph_accumulation,
     graph_refs,
@@ -22,10 +22,10 @@ class _Ctx:
         self.module = module
 
 
-def facts_of(src: str) -> ScopeFacts:
+def facts_of(src: str) -> LoopFacts:
     module = cst.parse_module(textwrap.dedent(src))
     func = next(s for s in module.body if isinstance(s, cst.FunctionDef))
-    return ScopeFacts(func, ImportMap(_Ctx(module)))
+    return LoopFacts(func, ImportMap(_Ctx(module)))
 
 
 def expr(code: str) -> cst.BaseExpression:

@@ -495,8 +495,8 @@ def _block(body) -> Sequence[cst.CSTNode]:
 
 
 @dataclass
-class ScopeFacts:
-    """What one scope's walk found."""
+class ScopeKinds:
+    """The value kinds one scope's walk found: the environment before each statement, grad mode, `retain_grad` names."""
 
     scope: Scope
     env_before: dict[cst.CSTNode, dict[str, Fact]] = field(default_factory=dict)
@@ -525,7 +525,7 @@ class Dataflow:
         self._stmt_scope: dict[cst.CSTNode, Scope] = {}
         self._func_class: dict[cst.CSTNode, cst.ClassDef] = {}
         self._classes_by_name: dict[str, cst.ClassDef] = {}
-        self._scope_facts: dict[Scope, ScopeFacts] = {}
+        self._scope_facts: dict[Scope, ScopeKinds] = {}
         self._class_facts: dict[cst.ClassDef, ClassFacts] = {}
         self._torch_alias: str | None = None
         self._skeleton(context.module, context.module.body, None)
@@ -579,10 +579,10 @@ class Dataflow:
         stmt = self.statement_of(at)
         return self._stmt_scope.get(stmt, self.context.module) if stmt is not None else self.context.module
 
-    def scope_facts(self, scope: Scope) -> ScopeFacts:
+    def scope_facts(self, scope: Scope) -> ScopeKinds:
         facts = self._scope_facts.get(scope)
         if facts is None:
-            facts = self._scope_facts[scope] = ScopeFacts(scope)
+            facts = self._scope_facts[scope] = ScopeKinds(scope)
             _Walker(self, scope, facts).run()
         return facts
 
@@ -1416,7 +1416,7 @@ def _scalar_annotation(annotation: cst.Annotation | None) -> bool:
 class _Walker:
     """Walks one scope's statements in order, recording the env before each."""
 
-    def __init__(self, flow: Dataflow, scope: Scope, facts: ScopeFacts) -> None:
+    def __init__(self, flow: Dataflow, scope: Scope, facts: ScopeKinds) -> None:
         self.flow = flow
         self.scope = scope
         self.facts = facts

@@ -354,7 +354,7 @@ class BackwardSite:
     unit: Unit
 
 
-class ScopeFacts:
+class LoopFacts:
     """What one function (or module, class body, lambda) does, statement by statement."""
 
     def __init__(self, scope: Scope, imports: ImportMap):
@@ -791,13 +791,13 @@ class LoopAnalysis:
     def __init__(self, context) -> None:
         self.context = context
         self.imports: ImportMap = context.analysis(ImportMap)
-        self._facts: dict[int, ScopeFacts] = {}
+        self._facts: dict[int, LoopFacts] = {}
 
-    def facts(self, scope: Scope) -> ScopeFacts:
+    def facts(self, scope: Scope) -> LoopFacts:
         key = id(scope)
         found = self._facts.get(key)
         if found is None:
-            found = self._facts[key] = ScopeFacts(scope, self.imports)
+            found = self._facts[key] = LoopFacts(scope, self.imports)
         return found
 
 
@@ -805,7 +805,7 @@ class ScopeTracker:
     """Mixin for rules: the enclosing scope and loop depth during the batched traversal.
 
     Loop depth counts ``for``/``while`` statements of the current scope (their
-    headers included: callers must confirm with :class:`ScopeFacts`).
+    headers included: callers must confirm with :class:`LoopFacts`).
     """
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -856,7 +856,7 @@ class ScopeTracker:
 
     def backward_in_loop(
         self, node: cst.Call, accept: Callable[[BackwardCall], bool]
-    ) -> tuple[BackwardCall, BackwardSite, ScopeFacts] | None:
+    ) -> tuple[BackwardCall, BackwardSite, LoopFacts] | None:
         """``node`` as a backward call inside a loop of the current scope that ``accept``s it,
         with its site and the scope's facts (built only then); None otherwise."""
         if self.loop_depth == 0:
@@ -890,7 +890,7 @@ class AccumulatedBackward:
     accumulation: Def
 
 
-def _maybe_graph(facts: ScopeFacts, expr: cst.BaseExpression) -> bool:
+def _maybe_graph(facts: LoopFacts, expr: cst.BaseExpression) -> bool:
     """Not evidently graph-free: ``1``, ``loss.item()``, ``x.size(0)`` are; ``reg()`` is not."""
     if facts.refs(expr):
         return True
@@ -904,12 +904,12 @@ def _maybe_graph(facts: ScopeFacts, expr: cst.BaseExpression) -> bool:
     return False
 
 
-def _graphy_increment(facts: ScopeFacts, d: Def) -> bool:
+def _graphy_increment(facts: LoopFacts, d: Def) -> bool:
     return any(_maybe_graph(facts, inc) for inc in d.increments if d.key not in facts.refs(inc))
 
 
 def accumulated_backward(
-    facts: ScopeFacts, site: BackwardSite, is_number: Callable[[Def], bool] | None = None
+    facts: LoopFacts, site: BackwardSite, is_number: Callable[[Def], bool] | None = None
 ) -> AccumulatedBackward | None:
     """GL001/GL002: the backward target depends on a name that an enclosing loop accumulates
     and never rebinds fresh (any rebinding, even conditional, counts as a possible reset).
@@ -952,14 +952,14 @@ def number_test(flow) -> Callable[[Def], bool]:
     return is_number
 
 
-def _loop_start(facts: ScopeFacts, loop: Loop) -> int:
+def _loop_start(facts: LoopFacts, loop: Loop) -> int:
     for u in facts.units:
         if u.in_loop(loop):
             return u.index
     return -1
 
 
-def unused_retained_graph(facts: ScopeFacts, site: BackwardSite) -> Loop | None:
+def unused_retained_graph(facts: LoopFacts, site: BackwardSite) -> Loop | None:
     """GL002: ``retain_graph=True`` in a loop whose retained graph nothing can reuse.
 
     Flags only when no other backward runs in or after the loop, and every value the
@@ -1008,7 +1008,7 @@ def unused_retained_graph(facts: ScopeFacts, site: BackwardSite) -> Loop | None:
     return loop
 
 
-def _fresh_outside(facts: ScopeFacts, key: str, loop: Loop) -> bool:
+def _fresh_outside(facts: LoopFacts, key: str, loop: Loop) -> bool:
     if _DATA_NAME.search(key.rsplit(".", 1)[-1]):
         return True
     defs = facts.defs.get(key, ())
@@ -1028,7 +1028,7 @@ def _fresh_outside(facts: ScopeFacts, key: str, loop: Loop) -> bool:
     return True
 
 
-def graph_accumulation(facts: ScopeFacts, d: Def, scope_name: str) -> list[cst.BaseExpression]:
+def graph_accumulation(facts: LoopFacts, d: Def, scope_name: str) -> list[cst.BaseExpression]:
     """GL003: the graph-carrying increments of an accumulation into something that outlives
     the iteration of a training/evaluation loop (empty when there is nothing to report)."""
     if d.kind != "accum" or is_forward_like(scope_name):
