@@ -28,7 +28,6 @@ graph (a helper with ``detach`` in its body, a conditional reset, an unknown
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -38,156 +37,39 @@ from gradlint.static.semantics.backward import BackwardCall, backward_call
 from gradlint.static.semantics.dataflow import Dataflow, Kind, is_layer_name, is_model_name
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
-from gradlint.static.semantics.vocabulary import DATA_SOURCE_NAME, INFERENCE_FUNCTION
+from gradlint.static.semantics.vocabulary import (
+    BUILTIN_FUNCTIONS,
+    CONSTRUCTOR_NAME,
+    DATA_CALLEE_NAME,
+    DATA_SOURCE_NAME,
+    INFERENCE_FUNCTION,
+    ITERATION_HELPERS,
+    ITERATION_METHODS,
+    LIBRARY_ALIASES,
+    LOSSY_COLLECTION_NAME,
+    MODEL_BASE_STRICT,
+    NO_GRAPH_ATTRIBUTES,
+    NO_GRAPH_BUILTINS,
+    NO_GRAPH_RESULT_METHODS,
+    NOT_ORIGIN_MODULES,
+    OBJECT_METHODS,
+    OBJECT_NAME,
+    RESET_METHOD_NAME,
+    SANITISER_NAME,
+    TENSOR_FACTORY_NAME,
+    TENSOR_METHODS,
+    VALUE_WORD,
+)
 from gradlint.static.semantics.walk import children, walk
 
 # ---------------------------------------------------------------------------
 # Expressions: which names' autograd history can flow into a value
 # ---------------------------------------------------------------------------
 
-# Calls / attributes that return a value without autograd history.
-_CUT_METHODS = frozenset(
-    {
-        "detach",
-        "detach_",
-        "item",
-        "tolist",
-        "numpy",
-        "size",
-        "dim",
-        "numel",
-        "nelement",
-        "data_ptr",
-        "is_contiguous",
-        "get_device",
-        "stride",
-        "storage_offset",
-        "__len__",
-    }
-)
-# Integer- or bool-valued results: no gradient flows through them.
-_CUT_METHODS = _CUT_METHODS | {
-    "argmax",
-    "argmin",
-    "argsort",
-    "eq",
-    "ne",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "isnan",
-    "isinf",
-    "isfinite",
-    "nonzero",
-    "new_zeros",
-    "new_ones",
-    "new_empty",
-    "new_full",
-    "new_tensor",
-}
-# Factories make leaves whatever their arguments (``torch.randn_like(out)``, ``torch.zeros(out.shape)``).
-_FACTORIES = re.compile(
-    r"^(zeros|ones|empty|full|rand|randn|randint|randperm|arange|linspace|logspace|eye|tensor|"
-    r"\w+_like|manual_seed|from_numpy|bernoulli|multinomial|normal)$"
-)
-_MODULE_ALIASES = frozenset(
-    {"torch", "F", "nn", "np", "numpy", "math", "th", "torch.nn.functional", "nn.functional"}
-)
-_CUT_FIELDS = frozenset(
-    {"data", "shape", "dtype", "device", "ndim", "is_cuda", "requires_grad", "grad_fn", "is_leaf"}
-)
-_CUT_BUILTINS = frozenset(
-    {
-        "len",
-        "isinstance",
-        "type",
-        "id",
-        "print",
-        "range",
-        "str",
-        "int",
-        "float",
-        "bool",
-        "repr",
-        "hasattr",
-        "callable",
-        "issubclass",
-        "format",
-    }
-)
-# A helper whose name says it cuts recurrent state.
-_SANITISER_NAME = re.compile(r"(repackage|detach)", re.I)
-
-# Method calls that transform a value without introducing parameters: they
-# propagate a graph but never start one.
-_TENSOR_METHODS = frozenset(
-    """to cuda cpu float half double long int bool byte char short bfloat16 view view_as reshape reshape_as permute
-    transpose t contiguous squeeze unsqueeze flatten unflatten clone expand expand_as repeat repeat_interleave type
-    type_as sum mean std var max min norm pow sqrt rsqrt exp log abs neg sign softmax log_softmax sigmoid tanh relu
-    argmax argmin chunk split narrow index_select gather scatter masked_fill masked_select add sub mul div matmul mm
-    bmm item tolist numpy size dim detach requires_grad_ fill_ zero_ new_zeros new_ones new_full new_empty new_tensor
-    get items values keys append extend pop format join lower upper strip replace startswith endswith cumsum clamp
-    clamp_ round floor ceil eq ne lt le gt ge all any nonzero where roll flip pin_memory numel topk sort unbind
-    masked_fill_ add_ mul_ div_ sub_ copy_ unfold stack cat unsqueeze_ squeeze_ long_ to_dense to_sparse split_with_sizes
-    tensor_split movedim swapaxes swapdims select""".split()
-)
-# Calls whose result is input data, not a graph (tokenizers, loaders, augmentation...).
-_DATA_CALLEE = re.compile(
-    r"(tokeni[sz]|processor|transform|augment|collat|loader|dataset|sampler|prepare|preprocess|to_device|"
-    r"^load|^read|get_batch|^next$|feature_extractor|^iter$|encode_plus|noise|^mask|shuffle|^sample_|randn|rand$)",
-    re.I,
-)
-_CONSTRUCTOR = re.compile(r"^(_*[A-Z]\w|from_pretrained$|from_config$|build|create|make_|get_model|load)")
-_NOT_ORIGIN_MODULES = (
-    "torch.",
-    "numpy.",
-    "np.",
-    "math.",
-    "random.",
-    "time.",
-    "os.",
-    "logging.",
-    "itertools.",
-    "functools.",
-    "collections.",
-    "copy.",
-    "operator.",
-)
-_BUILTINS = frozenset(
-    """len range enumerate zip list tuple dict set frozenset sorted reversed min max sum abs int float str bool print
-    isinstance getattr setattr hasattr iter next map filter any all round type super id open format repr vars divmod
-    pow hash callable issubclass object slice""".split()
-)
-# Methods of modules/optimizers that return leaves or objects, never a forward's output.
-_OBJECT_METHODS = frozenset(
-    """parameters named_parameters buffers named_buffers modules named_modules children named_children state_dict
-    load_state_dict train eval zero_grad step register_forward_hook register_hook apply half_ to_empty prepare
-    unwrap_model requires_grad_ get_input_embeddings get_output_embeddings""".split()
-)
-# Names that hold objects (models, loaders, optimizers...), never an autograd graph.
-_OBJECT_NAME = re.compile(
-    r"(model|net|module|optim|opt$|loader|dl$|dataset|data_?set|sched|tokeni[sz]er|processor|accelerator|metric|"
-    r"config|cfg|args|device|scaler|engine|trainer|criterion|loss_fn|loss_func|writer|logger|generator|sampler|"
-    r"collator|callback|strategy|fabric|plugin|pipeline|env$|state_dict)",
-    re.I,
-)
-_VALUE_WORD = re.compile(
-    r"(^|_)(loss|losses|out|outs|output|outputs|logits?|preds?|prediction|feats?|features|"
-    r"hidden|emb|embeds?|embeddings|latents?|states?|scores?|y|z|h|x)(_|$|\d)",
-    re.I,
-)
-
 
 def _is_object_name(name: str) -> bool:
     """``ddp_model``, ``train_dl``, ``lr_scheduler``: objects; ``model_output``: a value."""
-    return bool(_OBJECT_NAME.search(name)) and not _VALUE_WORD.search(name)
-
-
-# Collections returned by one call that hold several losses/outputs of one forward.
-_LOSSY_NAME = re.compile(r"(loss|output|outs?$|logit|pred|score|head)", re.I)
-_ITER_HELPERS = frozenset({"enumerate", "zip", "list", "tuple", "sorted", "reversed", "iter"})
-_ITER_METHODS = frozenset({"items", "values", "keys"})
+    return bool(OBJECT_NAME.search(name)) and not VALUE_WORD.search(name)
 
 
 def var_of(node: cst.CSTNode) -> str | None:
@@ -235,7 +117,7 @@ class Sanitisers:
         if name is None:
             return False
         last = name.rsplit(".", 1)[-1]
-        return last in self.names or bool(_SANITISER_NAME.search(last))
+        return last in self.names or bool(SANITISER_NAME.search(last))
 
 
 def _iter_definitions(module: cst.Module) -> Iterator[cst.FunctionDef | cst.ClassDef]:
@@ -294,7 +176,7 @@ def _reads(node: cst.CSTNode, san: Sanitisers, out: set[str]) -> None:
             out.add(node.value)
         return
     if isinstance(node, cst.Attribute):
-        if node.attr.value in _CUT_FIELDS:
+        if node.attr.value in NO_GRAPH_ATTRIBUTES:
             return
         name = dotted_name(node)
         if name is not None:
@@ -307,16 +189,18 @@ def _reads(node: cst.CSTNode, san: Sanitisers, out: set[str]) -> None:
         return
     if isinstance(node, cst.Call):
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in _CUT_METHODS:
+        if isinstance(func, cst.Attribute) and func.attr.value in NO_GRAPH_RESULT_METHODS:
             return
-        if isinstance(func, cst.Name) and func.value in _CUT_BUILTINS:
+        if isinstance(func, cst.Name) and func.value in NO_GRAPH_BUILTINS:
             return
         if san.is_sanitiser_callee(func) or any(_lambda_detaches(a.value) for a in node.args):
             return
         callee = dotted_name(func)
         if callee is not None and "." in callee:
             head, _, last = callee.rpartition(".")
-            if (head in ("torch", "t", "th") or head.startswith("torch.")) and _FACTORIES.match(last):
+            if (head in ("torch", "t", "th") or head.startswith("torch.")) and TENSOR_FACTORY_NAME.match(
+                last
+            ):
                 return
             if head in ("np", "numpy") or head.startswith("numpy."):
                 return  # leaving autograd for numpy
@@ -324,9 +208,9 @@ def _reads(node: cst.CSTNode, san: Sanitisers, out: set[str]) -> None:
             # A tensor method's receiver carries its graph (``h.clone()``); another method's
             # receiver is an object (``model.encode(x)``, ``self.lstm(x, h)``), not a graph.
             receiver = dotted_name(func.value)
-            if receiver in _MODULE_ALIASES:
+            if receiver in LIBRARY_ALIASES:
                 pass  # ``torch.cat(...)``, ``F.softmax(...)``: a library, not a value
-            elif func.attr.value in _TENSOR_METHODS or not isinstance(func.value, (cst.Name, cst.Attribute)):
+            elif func.attr.value in TENSOR_METHODS or not isinstance(func.value, (cst.Name, cst.Attribute)):
                 _reads(func.value, san, out)
         elif not isinstance(func, cst.Name):
             _reads(func, san, out)
@@ -420,26 +304,26 @@ def is_graph_origin(
         if san.is_sanitiser_callee(func):
             continue
         name = dotted_name(func)
-        if name is not None and _CONSTRUCTOR.search(name.rsplit(".", 1)[-1]):
+        if name is not None and CONSTRUCTOR_NAME.search(name.rsplit(".", 1)[-1]):
             continue  # building a model/loss object is not a forward pass
         if isinstance(func, cst.Name):
-            if func.value in _BUILTINS or _DATA_CALLEE.search(func.value):
+            if func.value in BUILTIN_FUNCTIONS or DATA_CALLEE_NAME.search(func.value):
                 continue
             if func.value in san.functions or func.value in imports.aliases:
                 # A function (``batch_patchify(images)``, ``from utils import make_inputs``), not a
                 # module instance: modules are called through variables and attributes.
                 continue
             qual = imports.resolve(func) or ""
-            if qual.startswith(_NOT_ORIGIN_MODULES) or qual == "torch":
+            if qual.startswith(NOT_ORIGIN_MODULES) or qual == "torch":
                 continue
             return True
         if isinstance(func, cst.Attribute):
             last = func.attr.value
-            if last in _TENSOR_METHODS or last in _OBJECT_METHODS or _DATA_CALLEE.search(last):
+            if last in TENSOR_METHODS or last in OBJECT_METHODS or DATA_CALLEE_NAME.search(last):
                 continue
             qual = imports.resolve(func)
             if qual is not None and (
-                qual.startswith(_NOT_ORIGIN_MODULES) or qual.split(".")[0] in ("torch", "F", "np")
+                qual.startswith(NOT_ORIGIN_MODULES) or qual.split(".")[0] in ("torch", "F", "np")
             ):
                 continue
             if receiver_kind is not None and _opaque_receiver(func, receiver_kind):
@@ -1002,11 +886,6 @@ def _outermost_loops(stmts: Sequence[cst.BaseStatement]) -> Iterator[tuple[cst.C
             yield from _outermost_loops(_child_blocks_flat(stmt))
 
 
-_RESET_METHOD = re.compile(
-    r"(reset|detach|repackage|clear|init\w*(hidden|state|memory)|(hidden|state|memory)\w*init)", re.I
-)
-
-
 class RecurrentState:
     """Per-file GL008 facts; build with ``context.analysis(RecurrentState)``."""
 
@@ -1126,7 +1005,7 @@ class RecurrentState:
             for method in _methods(c):
                 if method.name.value == "__init__":
                     continue
-                if _RESET_METHOD.search(method.name.value) and any(
+                if RESET_METHOD_NAME.search(method.name.value) and any(
                     v in cut or _mentions(method, v) for v in vars_
                 ):
                     cut |= {v for v in vars_ if _mentions(method, v)}
@@ -1171,7 +1050,7 @@ class RecurrentState:
                 # Only a call used for its effect resets state; ``h = model.init_hidden(bs)`` returns it.
                 call = small.value if isinstance(small, cst.Expr) else None
                 if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute):
-                    if _RESET_METHOD.search(call.func.attr.value):
+                    if RESET_METHOD_NAME.search(call.func.attr.value):
                         receiver = dotted_name(call.func.value)
                         if receiver is not None and receiver != "self":
                             names.add(_ANY_ATTR)
@@ -1188,9 +1067,6 @@ class _Everything(set):
         return True
 
 
-_MODULE_BASE = re.compile(r"(Module|Model)$")
-
-
 def _is_module_class(
     cls: cst.ClassDef, classes: dict[str, cst.ClassDef], seen: set[str] | None = None
 ) -> bool:
@@ -1203,7 +1079,7 @@ def _is_module_class(
         if last in classes and last not in seen:
             if _is_module_class(classes[last], classes, seen):
                 return True
-        elif _MODULE_BASE.search(last):
+        elif MODEL_BASE_STRICT.search(last):
             return True
     return False
 
@@ -1392,8 +1268,8 @@ class SharedGraphs:
             return frozenset()
         if isinstance(expr, cst.Call):
             func = expr.func
-            helper = (isinstance(func, cst.Name) and func.value in _ITER_HELPERS) or (
-                isinstance(func, cst.Attribute) and func.attr.value in _ITER_METHODS
+            helper = (isinstance(func, cst.Name) and func.value in ITERATION_HELPERS) or (
+                isinstance(func, cst.Attribute) and func.attr.value in ITERATION_METHODS
             )
             if helper:
                 out: set[int] = set()
@@ -1529,7 +1405,7 @@ class SharedGraphs:
                 for v in names:
                     env[v] = _EMPTY  # a model, loader or optimizer: an object, not a graph
                 continue
-            lossy = len(names) == 1 and bool(_LOSSY_NAME.search(names[0].rsplit(".", 1)[-1]))
+            lossy = len(names) == 1 and bool(LOSSY_COLLECTION_NAME.search(names[0].rsplit(".", 1)[-1]))
             shared = (
                 self._shared(value, env, anc, lossy)
                 if anc or isinstance(value, (cst.List, cst.Dict))

@@ -24,6 +24,33 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from gradlint.static.semantics.imports import dotted_name
+from gradlint.static.semantics.vocabulary import (
+    CONTAINER_MUTATORS as _MUTATORS,
+)
+from gradlint.static.semantics.vocabulary import (
+    DETACH_METHODS as _DETACH_METHODS,
+)
+from gradlint.static.semantics.vocabulary import (
+    FUNCTION_MODULES as _FUNCTION_MODULES,
+)
+from gradlint.static.semantics.vocabulary import (
+    FUNCTION_VERBS as _FUNCTION_VERBS,
+)
+from gradlint.static.semantics.vocabulary import (
+    LOSS_WORD as _LOSS_NAME,
+)
+from gradlint.static.semantics.vocabulary import (
+    NOT_FORWARD_CALLEES as _NOT_FORWARD,
+)
+from gradlint.static.semantics.vocabulary import (
+    NOT_OPTIMIZER_WORD as _NOT_OPTIMIZER,
+)
+from gradlint.static.semantics.vocabulary import (
+    NUMBER_CALLS as _NUMBER_CALLS,
+)
+from gradlint.static.semantics.vocabulary import (
+    OPTIMIZER_WORD as _OPTIMIZER,
+)
 from gradlint.static.semantics.walk import children, walk
 
 # Return / value kinds.
@@ -34,28 +61,6 @@ NUMBER = "number"  # a Python number (`.item()`, `float()`, literals)
 NONE = "none"
 UNKNOWN = "unknown"
 
-_OPTIMIZER = re.compile(r"(optim|^opt(_|$)|_opt$|^opt[A-Z]|solver|scaler)", re.I)
-_NOT_OPTIMIZER = re.compile(r"sched|lr_|warmup|pbar|progress|env", re.I)
-_LOSS_NAME = re.compile(r"loss|criterion|penalty|objective|^err", re.I)
-_DETACH_METHODS = frozenset({"detach", "item", "tolist", "numpy", "cpu_numpy"})
-_NUMBER_CALLS = frozenset({"float", "int", "len", "bool", "round", "abs", "sum", "max", "min"})
-# Callables that are not a module's forward: builtins and the functional namespaces.
-_NOT_FORWARD = frozenset(
-    {
-        "print", "len", "range", "enumerate", "zip", "list", "tuple", "dict", "set", "float", "int", "str",
-        "bool", "isinstance", "getattr", "setattr", "hasattr", "super", "type", "iter", "next", "sorted",
-        "reversed", "map", "filter", "min", "max", "sum", "abs", "round", "open", "format", "repr", "any",
-        "all", "Variable", "Tensor", "FloatTensor", "LongTensor", "ByteTensor", "divmod", "vars", "id",
-        # math and tensor functions imported by name (`from math import log`, `from torch import cat`)
-        "log", "exp", "sqrt", "pow", "sin", "cos", "tanh", "sigmoid", "softmax", "log_softmax", "relu", "mean",
-        "std", "var", "clamp", "clip", "norm", "cat", "stack", "zeros", "ones", "zeros_like", "ones_like",
-        "randn", "rand", "tensor", "floor", "ceil", "isnan", "isinf", "deepcopy", "copy", "partial", "chain",
-    }
-)  # fmt: skip
-# Modules whose imported names are functions, not networks.
-_FUNCTION_MODULES = frozenset({"math", "numpy", "torch", "scipy", "random", "os", "sys", "time", "itertools",
-                               "functools", "copy", "operator", "einops", "torchvision", "PIL", "cv2"})  # fmt: skip
-_NAMESPACES = frozenset({"torch", "F", "nn", "np", "numpy", "math", "random", "os", "sys", "time", "utils"})
 _GRAD_OFF = re.compile(r"\b(no_grad|inference_mode|set_grad_enabled\(\s*False)")
 
 
@@ -706,12 +711,6 @@ def _is_stub(fn: cst.FunctionDef) -> bool:
 
 def _is_self_attr(node: cst.Attribute) -> bool:
     return isinstance(node.value, cst.Name) and node.value.value == "self"
-
-
-_MUTATORS = frozenset({"append", "extend", "insert", "add", "update", "appendleft"})
-_FUNCTION_VERBS = re.compile(
-    r"^(get|load|make|build|create|parse|compute|calc|init|set|to|read|save|is|has|check|format|log|plot|show)_"
-)
 
 
 def _is_forward(call: cst.Call, params: set[str]) -> bool:
