@@ -16,9 +16,9 @@ from gradlint.static.semantics.loops import (
     LoopFacts,
     ScopeTracker,
     graph_accumulation,
-    graph_refs,
     is_forward_like,
 )
+from gradlint.static.semantics.reads import LOOP_READS, graph_reads
 from gradlint.static.semantics.summaries import calls_matching_helper
 
 # Words of a training/evaluation loop. Kept as specific as the analysis allows:
@@ -274,7 +274,7 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
         target = node.targets[0].target
         target = target.value if isinstance(target, cst.Subscript) else target
         key = dotted_name(target)
-        if key is None or key not in graph_refs(node.value):
+        if key is None or key not in graph_reads(node.value, LOOP_READS):
             return
         self._candidate(node, key)
 
@@ -295,7 +295,7 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
 
 
 def _maybe_graph(value: cst.BaseExpression) -> bool:
-    return isinstance(value, cst.Call) or bool(graph_refs(value))
+    return isinstance(value, cst.Call) or bool(graph_reads(value, LOOP_READS))
 
 
 def _fixable(values: list[cst.BaseExpression]) -> list[cst.BaseExpression]:

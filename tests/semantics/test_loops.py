@@ -10,11 +10,11 @@ from gradlint.static.semantics.loops import (
     LoopFacts,
     accumulated_backward,
     graph_accumulation,
-    graph_refs,
     is_loss_call,
     is_model_call,
     unused_retained_graph,
 )
+from gradlint.static.semantics.reads import LOOP_READS, graph_reads
 
 
 class _Ctx:
@@ -60,7 +60,7 @@ def kinds(facts, key):
     ],
 )
 def test_graph_refs(code, refs):
-    assert graph_refs(expr(code)) == refs
+    assert graph_reads(expr(code), LOOP_READS) == refs
 
 
 @pytest.mark.parametrize(

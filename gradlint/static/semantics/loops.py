@@ -31,7 +31,7 @@ for parent metadata.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
@@ -40,6 +40,7 @@ from gradlint.static.semantics.backward import BackwardCall, backward_call, is_b
 from gradlint.static.semantics.dataflow import is_model_name
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
+from gradlint.static.semantics.reads import LoopReads, graph_reads
 from gradlint.static.semantics.vocabulary import (
     CONCAT_FUNCTIONS,
     DATA_ITERABLE_NAME,
@@ -54,7 +55,6 @@ from gradlint.static.semantics.vocabulary import (
     NO_GRAPH_FUNCTIONS,
     NO_GRAPH_RESULT_METHODS,
     OPTIMIZER_STEP_RECEIVER,
-    SHAPE_ARGUMENT_METHODS,
     STEP_METHOD_NAME,
 )
 from gradlint.static.semantics.walk import children, walk
@@ -72,12 +72,6 @@ _ACCUM_AUG = (cst.AddAssign, cst.SubtractAssign)
 # -- expression helpers -------------------------------------------------------
 
 
-def _prefixes(dotted: str) -> Iterator[str]:
-    parts = dotted.split(".")
-    for i in range(1, len(parts) + 1):
-        yield ".".join(parts[:i])
-
-
 def additive_leaves(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
     """The operands of a chain of ``+``/``-``: ``a + b - c`` -> [a, b, c]."""
     if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, _ADDITIVE):
@@ -89,138 +83,10 @@ def _method_name(call: cst.Call) -> str | None:
     return call.func.attr.value if isinstance(call.func, cst.Attribute) else None
 
 
-def graph_refs(expr: cst.CSTNode | None, imports: ImportMap | None = None) -> set[str]:
-    """Names (and dotted names, with their prefixes) whose graph can flow into ``expr``."""
-    out: set[str] = set()
-    if expr is not None:
-        _refs(expr, imports, out, set())
-    return out
-
-
 def _resolve(node: cst.CSTNode, imports: ImportMap | None) -> str | None:
     if imports is not None:
         return imports.resolve(node)
     return dotted_name(node)
-
-
-def _refs(node: cst.CSTNode, imports: ImportMap | None, out: set[str], bound: set[str]) -> None:
-    if isinstance(node, cst.Name):
-        if node.value not in bound and node.value not in ("True", "False", "None"):
-            out.add(node.value)
-        return
-    if isinstance(node, cst.Attribute):
-        if node.attr.value in NO_GRAPH_ATTRIBUTES:
-            return
-        name = dotted_name(node)
-        if name is not None:
-            if name.split(".", 1)[0] not in bound:
-                out.update(_prefixes(name))
-            return
-        _refs(node.value, imports, out, bound)
-        return
-    if isinstance(node, cst.Call):
-        method = _method_name(node)
-        if method is not None:
-            if method in NO_GRAPH_RESULT_METHODS:
-                return
-            qual = _resolve(node.func, imports)
-            if qual in NO_GRAPH_FUNCTIONS:
-                return
-            receiver = node.func.value  # type: ignore[attr-defined]
-            # A module-level function (torch.sigmoid) has no receiver value; a method does.
-            if not (qual and qual.split(".", 1)[0] in ("torch", "numpy", "np", "math", "F", "nn")):
-                if not _is_callee_like(receiver):
-                    _refs(receiver, imports, out, bound)
-            if method in SHAPE_ARGUMENT_METHODS:
-                return
-        else:
-            qual = _resolve(node.func, imports)
-            if qual in NO_GRAPH_FUNCTIONS:
-                return
-            if not isinstance(node.func, (cst.Name, cst.Attribute)):
-                _refs(node.func, imports, out, bound)
-        for arg in node.args:
-            _refs(arg.value, imports, out, bound)
-        return
-    if isinstance(node, cst.Comparison):
-        return
-    if isinstance(node, cst.UnaryOperation):
-        if not isinstance(node.operator, cst.Not):
-            _refs(node.expression, imports, out, bound)
-        return
-    if isinstance(node, cst.Subscript):
-        _refs(node.value, imports, out, bound)
-        return
-    if isinstance(
-        node,
-        (
-            cst.SimpleString,
-            cst.FormattedString,
-            cst.ConcatenatedString,
-            cst.Integer,
-            cst.Float,
-            cst.Imaginary,
-            cst.Lambda,
-            cst.Ellipsis,
-        ),
-    ):
-        return
-    if isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
-        inner = set(bound)
-        comp = node.for_in
-        while comp is not None:
-            _refs(comp.iter, imports, out, inner)
-            inner |= _target_names(comp.target)
-            comp = comp.inner_for_in
-        elt = node.key if isinstance(node, cst.DictComp) else node.elt
-        _refs(elt, imports, out, inner)
-        if isinstance(node, cst.DictComp):
-            _refs(node.value, imports, out, inner)
-        return
-    if isinstance(node, cst.Dict):
-        for el in node.elements:
-            _refs(el.value, imports, out, bound)
-        return
-    if isinstance(node, (cst.BinaryOperation, cst.BooleanOperation)):
-        _refs(node.left, imports, out, bound)
-        _refs(node.right, imports, out, bound)
-        return
-    if isinstance(node, cst.IfExp):
-        _refs(node.body, imports, out, bound)
-        _refs(node.orelse, imports, out, bound)
-        return
-    if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
-        for el in node.elements:
-            _refs(el.value, imports, out, bound)
-        return
-    if isinstance(node, (cst.StarredElement, cst.NamedExpr)):
-        _refs(node.value, imports, out, bound)
-        return
-    if isinstance(node, cst.Await):
-        _refs(node.expression, imports, out, bound)
-        return
-
-
-def _is_callee_like(receiver: cst.BaseExpression) -> bool:
-    """``self.encoder`` in ``self.encoder.forward(x)``: a module used as callee, not a value."""
-    name = dotted_name(receiver)
-    if name is None:
-        return False
-    last = name.rsplit(".", 1)[-1]
-    return name == "self" or bool(MODEL_CALLEE_NAME.match(last)) or bool(LOSS_CALLEE_NAME.match(last))
-
-
-def _target_names(target: cst.BaseExpression) -> set[str]:
-    if isinstance(target, cst.Name):
-        return {target.value}
-    if isinstance(target, (cst.Tuple, cst.List)):
-        out: set[str] = set()
-        for el in target.elements:
-            out |= _target_names(el.value)
-        return out
-    if isinstance(target, cst.StarredElement):
-        return _target_names(target.value)
-    return set()
 
 
 def _target_keys(target: cst.BaseExpression) -> list[tuple[str, cst.BaseExpression]]:
@@ -321,6 +187,7 @@ class LoopFacts:
     def __init__(self, scope: Scope, imports: ImportMap):
         self.scope = scope
         self.imports = imports
+        self.reads = LoopReads(imports)
         self.units: list[Unit] = []
         self.defs: dict[str, list[Def]] = {}
         self.def_of_node: dict[cst.CSTNode, Def] = {}
@@ -451,7 +318,7 @@ class LoopFacts:
                 if len(pairs) == 1 and pairs[0][1] is target:
                     self._classify_assign(pairs[0][0], value, unit, small)
                 else:
-                    refs = graph_refs(value, self.imports)
+                    refs = graph_reads(value, self.reads)
                     for key, _ in pairs:
                         self._add_def(key, "keep" if key in refs else "kill", unit, small, value)
         elif isinstance(small, cst.AugAssign):
@@ -510,7 +377,7 @@ class LoopFacts:
                         key, "accum", unit, node, value, [e for e in elems if dotted_name(e) != key]
                     )
                     return
-        kind = "keep" if key in graph_refs(value, self.imports) else "kill"
+        kind = "keep" if key in graph_reads(value, self.reads) else "kill"
         self._add_def(key, kind, unit, node, value)
 
     def _subscript_store(self, target: cst.Subscript, value: cst.BaseExpression, unit: Unit, node) -> None:
@@ -544,7 +411,7 @@ class LoopFacts:
         return [u for u in self.units if u.in_loop(loop)]
 
     def refs(self, expr: cst.CSTNode | None) -> set[str]:
-        return graph_refs(expr, self.imports)
+        return graph_reads(expr, self.reads)
 
     def closure_in(self, keys: Iterable[str], loop: Loop | None, limit: int = 200) -> set[str]:
         """``keys`` plus every name their definitions (inside ``loop``, or anywhere when None)

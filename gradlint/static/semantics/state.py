@@ -37,6 +37,7 @@ from gradlint.static.semantics.backward import BackwardCall, backward_call
 from gradlint.static.semantics.dataflow import Dataflow, Kind, is_layer_name, is_model_name
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
+from gradlint.static.semantics.reads import StateReads, body_detaches, graph_reads, matches, target_vars
 from gradlint.static.semantics.vocabulary import (
     BUILTIN_FUNCTIONS,
     CONSTRUCTOR_NAME,
@@ -45,18 +46,13 @@ from gradlint.static.semantics.vocabulary import (
     INFERENCE_FUNCTION,
     ITERATION_HELPERS,
     ITERATION_METHODS,
-    LIBRARY_ALIASES,
     LOSSY_COLLECTION_NAME,
     MODEL_BASE_STRICT,
-    NO_GRAPH_ATTRIBUTES,
-    NO_GRAPH_BUILTINS,
-    NO_GRAPH_RESULT_METHODS,
     NOT_ORIGIN_MODULES,
     OBJECT_METHODS,
     OBJECT_NAME,
     RESET_METHOD_NAME,
     SANITISER_NAME,
-    TENSOR_FACTORY_NAME,
     TENSOR_METHODS,
     VALUE_WORD,
 )
@@ -79,21 +75,6 @@ def var_of(node: cst.CSTNode) -> str | None:
     return dotted_name(node)
 
 
-def target_vars(target: cst.BaseExpression) -> list[str]:
-    """Variables bound by an assignment target (tuples, lists, starred; not subscripts)."""
-    out: list[str] = []
-    if isinstance(target, (cst.Tuple, cst.List)):
-        for el in target.elements:
-            out.extend(target_vars(el.value))
-    elif isinstance(target, cst.StarredElement):
-        out.extend(target_vars(target.value))
-    elif isinstance(target, (cst.Name, cst.Attribute)):
-        name = dotted_name(target)
-        if name is not None:
-            out.append(name)
-    return out
-
-
 def _subscript_base(target: cst.BaseExpression) -> str | None:
     if isinstance(target, cst.Subscript):
         return var_of(target)
@@ -107,9 +88,10 @@ class Sanitisers:
         self.names: set[str] = set()
         # Every function defined in the file: called by bare name, it is a helper, not a module.
         self.functions: set[str] = set()
+        self.reads = StateReads(self)  # what an expression reads, these helpers cutting
         for node in _iter_defs(module):
             self.functions.add(node.name.value)
-            if _body_detaches(node):
+            if body_detaches(node):
                 self.names.add(node.name.value)
 
     def is_sanitiser_callee(self, func: cst.BaseExpression) -> bool:
@@ -136,17 +118,6 @@ def _iter_defs(module: cst.Module) -> Iterator[cst.FunctionDef]:
     return (n for n in _iter_definitions(module) if isinstance(n, cst.FunctionDef))
 
 
-def _body_detaches(node: cst.CSTNode) -> bool:
-    """Does the code call ``.detach()``/``.detach_()`` or read ``.data`` anywhere?"""
-    for n in walk(node):
-        if isinstance(n, cst.Call):
-            if isinstance(n.func, cst.Attribute) and n.func.attr.value in ("detach", "detach_"):
-                return True
-        elif isinstance(n, cst.Attribute) and n.attr.value == "data":
-            return True
-    return False
-
-
 class _FileSanitisers(Sanitisers):
     """The module's sanitisers, built once per file: GL008 and GL010 both ask."""
 
@@ -154,123 +125,8 @@ class _FileSanitisers(Sanitisers):
         super().__init__(context.module)
 
 
-def _lambda_detaches(arg: cst.BaseExpression) -> bool:
-    return isinstance(arg, cst.Lambda) and _body_detaches(arg.body)
-
-
-def graph_reads(expr: cst.CSTNode | None, san: Sanitisers) -> set[str]:
-    """Variables whose autograd history may flow into the value of ``expr``.
-
-    Reads under ``.detach()``, ``.data``, ``.item()``, shape queries, detaching
-    helpers and comparisons are excluded: they carry no graph.
-    """
-    out: set[str] = set()
-    if expr is not None:
-        _reads(expr, san, out)
-    return out
-
-
-def _reads(node: cst.CSTNode, san: Sanitisers, out: set[str]) -> None:
-    if isinstance(node, cst.Name):
-        if node.value not in ("True", "False", "None"):
-            out.add(node.value)
-        return
-    if isinstance(node, cst.Attribute):
-        if node.attr.value in NO_GRAPH_ATTRIBUTES:
-            return
-        name = dotted_name(node)
-        if name is not None:
-            out.add(name)
-        else:
-            _reads(node.value, san, out)
-        return
-    if isinstance(node, cst.Subscript):
-        _reads(node.value, san, out)
-        return
-    if isinstance(node, cst.Call):
-        func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in NO_GRAPH_RESULT_METHODS:
-            return
-        if isinstance(func, cst.Name) and func.value in NO_GRAPH_BUILTINS:
-            return
-        if san.is_sanitiser_callee(func) or any(_lambda_detaches(a.value) for a in node.args):
-            return
-        callee = dotted_name(func)
-        if callee is not None and "." in callee:
-            head, _, last = callee.rpartition(".")
-            if (head in ("torch", "t", "th") or head.startswith("torch.")) and TENSOR_FACTORY_NAME.match(
-                last
-            ):
-                return
-            if head in ("np", "numpy") or head.startswith("numpy."):
-                return  # leaving autograd for numpy
-        if isinstance(func, cst.Attribute):
-            # A tensor method's receiver carries its graph (``h.clone()``); another method's
-            # receiver is an object (``model.encode(x)``, ``self.lstm(x, h)``), not a graph.
-            receiver = dotted_name(func.value)
-            if receiver in LIBRARY_ALIASES:
-                pass  # ``torch.cat(...)``, ``F.softmax(...)``: a library, not a value
-            elif func.attr.value in TENSOR_METHODS or not isinstance(func.value, (cst.Name, cst.Attribute)):
-                _reads(func.value, san, out)
-        elif not isinstance(func, cst.Name):
-            _reads(func, san, out)
-        for arg in node.args:
-            _reads(arg.value, san, out)
-        return
-    if isinstance(
-        node,
-        (
-            cst.Comparison,
-            cst.Lambda,
-            cst.SimpleString,
-            cst.FormattedString,
-            cst.Integer,
-            cst.Float,
-            cst.Imaginary,
-            cst.ConcatenatedString,
-        ),
-    ):
-        return
-    if isinstance(node, cst.BooleanOperation):
-        _reads(node.left, san, out)
-        _reads(node.right, san, out)
-        return
-    if isinstance(node, cst.IfExp):
-        _reads(node.body, san, out)
-        _reads(node.orelse, san, out)
-        return
-    if isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
-        _comp_reads(node, san, out)
-        return
-    for child in children(node):
-        _reads(child, san, out)
-
-
-def _comp_reads(node, san: Sanitisers, out: set[str]) -> None:
-    """Comprehension variables stand for their iterables: ``(s.detach() for s in h)`` reads nothing."""
-    bound: set[str] = set()
-    iter_reads: set[str] = set()
-    comp = node.for_in
-    while comp is not None:
-        bound.update(target_vars(comp.target))
-        iter_reads |= graph_reads(comp.iter, san)
-        comp = comp.inner_for_in
-    elts = [node.key, node.value] if isinstance(node, cst.DictComp) else [node.elt]
-    elt_reads: set[str] = set()
-    for e in elts:
-        _reads(e, san, elt_reads)
-    if any(_reads_var(elt_reads, b) for b in bound):
-        out |= {r for r in iter_reads if not any(_matches(r, b) for b in bound)}
-    out |= {r for r in elt_reads if not any(_matches(r, b) for b in bound)}
-
-
-def _matches(read: str, var: str) -> bool:
-    """A read of ``out.logits`` is a read of ``out``; a read of ``self`` is not a read of ``self.hidden``."""
-    return read == var or read.startswith(var + ".")
-
-
 def _reads_var(reads: Iterable[str], var: str) -> bool:
-    return any(_matches(r, var) for r in reads)
+    return any(matches(r, var) for r in reads)
 
 
 def _calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
@@ -522,7 +378,7 @@ class _LoopInterpreter:
             if parts is None:
                 continue
             targets, value, aug = parts
-            reads = graph_reads(value, san)
+            reads = graph_reads(value, san.reads)
             for t in targets:
                 for v in target_vars(t):
                     self.deps.setdefault(v, set()).update(reads | ({v} if aug else set()))
@@ -589,13 +445,13 @@ class _LoopInterpreter:
         if isinstance(loop, cst.For) and _iterates_data(loop.iter):
             self.data_vars.update(target_vars(loop.target))
         if isinstance(loop, cst.For):
-            iter_reads = graph_reads(loop.iter, self.san)
+            iter_reads = graph_reads(loop.iter, self.san.reads)
             state = max((self._state(env, r) for r in iter_reads), default=CLEAN)
             cut = self._body_cuts_target_in_place(loop)
             if cut:
                 for r in iter_reads:
                     for var in list(head):
-                        if _matches(r, var):
+                        if matches(r, var):
                             head[var] = _Slot(CLEAN, head[var].group)
             targets = frozenset(target_vars(loop.target))
         out = head
@@ -630,7 +486,7 @@ class _LoopInterpreter:
     def _state(self, env: _Env, read: str) -> int:
         best = CLEAN
         for var, slot in env.items():
-            if _matches(read, var):
+            if matches(read, var):
                 best = max(best, slot.state)
         return best
 
@@ -672,7 +528,7 @@ class _LoopInterpreter:
         env = dict(env)
         for base in cut:
             for var in list(env):
-                if _matches(var, base) or _matches(base, var):
+                if matches(var, base) or matches(base, var):
                     env[var] = _Slot(CLEAN, env[var].group)
             env.setdefault(base, _Slot(CLEAN, frozenset({base})))
         return env
@@ -692,8 +548,8 @@ class _LoopInterpreter:
                 return False
         elif not isinstance(value, (cst.Name, cst.Attribute, cst.Subscript)):
             return False
-        tracked = [r for r in reads if any(_matches(r, v) for v in env)]
-        return bool(tracked) and all(any(_matches(r, d) for d in self.data_vars) for r in tracked)
+        tracked = [r for r in reads if any(matches(r, v) for v in env)]
+        return bool(tracked) and all(any(matches(r, d) for d in self.data_vars) for r in tracked)
 
     def _carried(self, var: str) -> bool:
         """Is ``var`` read at the top of an enclosing loop's body before it is bound again?
@@ -702,12 +558,12 @@ class _LoopInterpreter:
             exposed = self._exposed.get(id(loop))
             if exposed is None:
                 exposed = self._exposed[id(loop)] = _exposed_reads([loop], set())
-            if any(_matches(r, var) or _matches(var, r) for r in exposed):
+            if any(matches(r, var) or matches(var, r) for r in exposed):
                 return True
         return False
 
     def _assign(self, targets, value, aug: bool, env: _Env, grad_off: bool, small=None) -> _Env:
-        reads = graph_reads(value, self.san)
+        reads = graph_reads(value, self.san.reads)
         bound: list[str] = []
         for t in targets:
             bound.extend(target_vars(t))
@@ -718,8 +574,8 @@ class _LoopInterpreter:
         if isinstance(value, cst.Call) and not grad_off and not no_graph:
             # Sorted: which of ``(h, c)`` a message names must not depend on set order (PYTHONHASHSEED).
             for r in sorted(reads):
-                if self._state(env, r) == FREED and any(_matches(r, v) for v in rebinders):
-                    var = min(v for v in rebinders if _matches(r, v))
+                if self._state(env, r) == FREED and any(matches(r, v) for v in rebinders):
+                    var = min(v for v in rebinders if matches(r, v))
                     if self._carried(var):
                         self.findings.setdefault(id(value), StateFinding(value, var, "loop"))
         if aug:
@@ -740,7 +596,7 @@ class _LoopInterpreter:
         group = frozenset(bound)
         for v in bound:
             for var in list(env):
-                if var != v and _matches(var, v):  # rebinding ``self`` parts: forget the old fields
+                if var != v and matches(var, v):  # rebinding ``self`` parts: forget the old fields
                     del env[var]
             env[v] = _Slot(state, group)
         for t in targets:
@@ -754,7 +610,7 @@ class _LoopInterpreter:
     def _backward(self, bw: BackwardCall, env: _Env) -> _Env:
         if bw.retain_graph is not False or bw.target is None:
             return env  # retained (or unknown): the graph survives, nothing is freed
-        roots = graph_reads(bw.target, self.san)
+        roots = graph_reads(bw.target, self.san.reads)
         reach = self._closure(roots)
         env = dict(env)
         for var, slot in env.items():
@@ -773,7 +629,7 @@ class _LoopInterpreter:
                 continue
             seen.add(r)
             for var, deps in self.deps.items():
-                if _matches(r, var) or _matches(var, r):
+                if matches(r, var) or matches(var, r):
                     todo.extend(d for d in deps if d not in seen)
         return seen
 
@@ -828,29 +684,29 @@ def _exposed(stmts: Sequence[cst.CSTNode], killed: set[str]) -> tuple[set[str], 
             for small in stmt.body:
                 parts = _assign_parts(small)
                 if parts is None:
-                    out |= {r for r in _names_read(small) if not any(_matches(r, k) for k in killed)}
+                    out |= {r for r in _names_read(small) if not any(matches(r, k) for k in killed)}
                     continue
                 targets, value, aug = parts
                 reads = _names_read(value)
                 for t in targets:
                     if aug or not isinstance(t, (cst.Name, cst.Attribute, cst.Tuple, cst.List)):
                         reads |= _names_read(t)
-                out |= {r for r in reads if not any(_matches(r, k) for k in killed)}
+                out |= {r for r in reads if not any(matches(r, k) for k in killed)}
                 for t in targets:
                     killed = killed | set(target_vars(t))
         elif isinstance(stmt, cst.For):
-            out |= {r for r in _names_read(stmt.iter) if not any(_matches(r, k) for k in killed)}
+            out |= {r for r in _names_read(stmt.iter) if not any(matches(r, k) for k in killed)}
             killed = killed | set(target_vars(stmt.target))
             inner, killed = _exposed(_block(stmt.body), killed)
             out |= inner
         elif isinstance(stmt, (cst.While, cst.If)):
-            out |= {r for r in _names_read(stmt.test) if not any(_matches(r, k) for k in killed)}
+            out |= {r for r in _names_read(stmt.test) if not any(matches(r, k) for k in killed)}
             for suite in _child_suites(stmt):
                 out |= _exposed_reads(_block(suite), killed)
         elif isinstance(stmt, (cst.With, cst.Try)):
             if isinstance(stmt, cst.With):
                 for item in stmt.items:
-                    out |= {r for r in _names_read(item.item) if not any(_matches(r, k) for k in killed)}
+                    out |= {r for r in _names_read(item.item) if not any(matches(r, k) for k in killed)}
             inner, killed = _exposed(_block(stmt.body), killed)
             out |= inner
             for suite in _child_suites(stmt)[1:]:
@@ -975,7 +831,7 @@ class RecurrentState:
                         # A recurrent step runs a submodule: ``torch.cat([self.buf, x])``,
                         # ``max(self.best, x)``, ``log(..., self.flag)`` are bookkeeping.
                         continue
-                    reads = graph_reads(value, self.sanitisers)
+                    reads = graph_reads(value, self.sanitisers.reads)
                     for t in targets:
                         for v in target_vars(t):
                             if v.startswith("self.") and v.count(".") == 1 and _reads_var(reads, v):
@@ -1017,7 +873,7 @@ class RecurrentState:
                             continue
                         if any(_is_none_test(g, v) for g in guards for v in vars_):
                             continue  # ``if self.hidden is None: self.hidden = ...`` creates it once
-                        reads = graph_reads(value, self.sanitisers)
+                        reads = graph_reads(value, self.sanitisers.reads)
                         for t in targets:
                             for v in target_vars(t) + [_subscript_base(t) or ""]:
                                 if v in vars_ and not _reads_var(reads, v):
@@ -1205,13 +1061,13 @@ class SharedGraphs:
     def _lookup(self, env: dict[str, _Def], read: str) -> _Def:
         best, best_len = _EMPTY, -1
         for var, d in env.items():
-            if _matches(read, var) and len(var) > best_len:
+            if matches(read, var) and len(var) > best_len:
                 best, best_len = d, len(var)
         return best
 
     def _anc(self, expr: cst.CSTNode, env: dict[str, _Def]) -> frozenset[int]:
         out: set[int] = set()
-        for r in graph_reads(expr, self.sanitisers):
+        for r in graph_reads(expr, self.sanitisers.reads):
             out |= self._lookup(env, r).anc
         return frozenset(out)
 
@@ -1252,8 +1108,8 @@ class SharedGraphs:
             elt = expr.value if isinstance(expr, cst.DictComp) else expr.elt
             direct: set[int] = set()
             via_bound = False
-            for r in graph_reads(elt, self.sanitisers):
-                if any(_matches(r, b) for b in bound):
+            for r in graph_reads(elt, self.sanitisers.reads):
+                if any(matches(r, b) for b in bound):
                     via_bound = True
                 else:
                     direct |= self._lookup(env, r).anc
@@ -1422,7 +1278,7 @@ class SharedGraphs:
                 continue
             for v in names:
                 for var in list(env):
-                    if var != v and _matches(var, v):
+                    if var != v and matches(var, v):
                         del env[var]
                 env[v] = _Def(anc, shared if len(names) == 1 else anc, len(flow.loops))
             base = _subscript_base(t)

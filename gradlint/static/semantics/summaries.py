@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from gradlint.static.semantics.imports import dotted_name
+from gradlint.static.semantics.reads import key_of
 from gradlint.static.semantics.vocabulary import (
     CONTAINER_MUTATORS as _MUTATORS,
 )
@@ -225,44 +226,6 @@ def _make(call: cst.Call, target, is_grad: bool) -> Backward:
     if retain is None and create is True:
         retain = True  # retain_graph defaults to create_graph
     return Backward(call, target, retain, bool(create), is_grad)
-
-
-def key_of(node: cst.CSTNode) -> str | None:
-    """The name a value is tracked under: ``x``, or ``self.x`` for an attribute of ``self``."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        inner = node
-        while isinstance(inner.value, cst.Attribute):
-            inner = inner.value
-        if isinstance(inner.value, cst.Name):
-            return f"self.{inner.attr.value}" if inner.value.value == "self" else inner.value.value
-    if isinstance(node, cst.Subscript):
-        return key_of(node.value)
-    return None
-
-
-def refs(node: cst.CSTNode | None) -> set[str]:
-    """Keys read anywhere in an expression (nested functions and lambdas left out)."""
-    out: set[str] = set()
-    if node is None:
-        return out
-    skip: set[int] = set()  # `x.attr`'s attr and `f(k=v)`'s k are not names read
-    for n in walk(node, into_scopes=False):
-        if isinstance(n, cst.Attribute):
-            skip.add(id(n.attr))
-            k = key_of(n)
-            if k:
-                out.add(k)
-        elif isinstance(n, cst.Arg) and n.keyword is not None:
-            skip.add(id(n.keyword))
-        elif isinstance(n, cst.Name) and id(n) not in skip:
-            out.add(n.value)
-    out.discard("self")
-    out.discard("True")
-    out.discard("False")
-    out.discard("None")
-    return out
 
 
 def _target_keys(target: cst.BaseExpression) -> list[str]:
