@@ -21,6 +21,12 @@ of value an expression evaluates to:
                                    ``p.detach()``, results computed under no_grad)
 ``Kind.MODULE``                    an ``nn.Module`` (calling it gives an activation)
 ``Kind.COLLECTION``                an iterable; ``Fact.elem`` is its item
+``Kind.ACTIVATION_CONTAINER``      a list filled with activations (``losses.append(loss)``
+                                   on an empty list); ``Fact.origin`` is the first append
+``Kind.DATA_BATCH``                an item of a loader, dataset or data iterator (the
+                                   target of ``for x, y in loader``, unpacked or not):
+                                   fresh every iteration, no graph; ``Fact.origin`` is
+                                   the ``for`` statement
 ``Kind.TUPLE``                     a fixed tuple; ``Fact.items`` are its members
 ``Kind.NON_TENSOR``                ints, strings, datasets...
 ``Kind.UNKNOWN``                   no evidence: rules must stay silent
@@ -79,6 +85,8 @@ from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.vocabulary import (
     BUFFER_ATTRS,
+    DATA_SOURCE_NAME,
+    DATA_WRAPPERS_OF_BATCHES,
     INPLACE_METHOD,
     LAYER_ATTR,
     MODEL_FACTORIES,
@@ -111,6 +119,8 @@ class Kind(enum.Enum):
     TENSOR = "tensor"
     MODULE = "module"
     COLLECTION = "collection"
+    ACTIVATION_CONTAINER = "activation-container"
+    DATA_BATCH = "data-batch"
     TUPLE = "tuple"
     NON_TENSOR = "non-tensor"
     UNKNOWN = "unknown"
@@ -178,6 +188,9 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
             return Fact(K.TUPLE, items=tuple(join(x, y) for x, y in zip(a.items, b.items)))
         return Fact(a.kind)
     kinds = {a.kind, b.kind}
+    for x, y in ((a, b), (b, a)):
+        if x.kind is K.ACTIVATION_CONTAINER and y.kind is K.TUPLE and not y.items:
+            return x  # an empty list, or the same list after appends
     if K.ACTIVATION in kinds and kinds <= {K.ACTIVATION, K.TENSOR, K.CLONE}:
         return ACTIVATION  # e.g. a recurrent state: zeros before the loop, an output after
     return UNKNOWN
@@ -292,6 +305,8 @@ class ScopeKinds:
     disabled: dict[cst.CSTNode, bool] = field(default_factory=dict)
     # Dotted names on which ``retain_grad()`` is called anywhere in the scope.
     retained: set = field(default_factory=set)
+    # ``for`` loops over a loader/dataset/iterator -> the DATA_BATCH fact bound to their target.
+    batches: dict = field(default_factory=dict)
     _has_backward: bool | None = None
     _loads: dict[str, int] | None = None
 
@@ -411,6 +426,13 @@ class Dataflow:
         binders: Sequence[cst.CSTNode] | None = None,
     ) -> Kind:
         return self.fact_of(expr, at, binders).kind
+
+    def batch_bound_by(self, loop: cst.For) -> Fact | None:
+        """The DATA_BATCH fact a ``for`` loop binds to its target (items of a loader), or None."""
+        scope = self._stmt_scope.get(loop)
+        if scope is None:
+            return None
+        return self.scope_facts(scope).batches.get(loop)
 
     def grad_disabled_at(self, at: cst.CSTNode) -> bool:
         """Inside no_grad/inference_mode (with-block or decorator of this function)."""
@@ -1138,6 +1160,27 @@ class _Eval:
         return UNKNOWN
 
 
+def iterates_data(it: cst.BaseExpression) -> bool:
+    """``for x, y in loader``, ``enumerate(train_loader)``, ``tqdm(data_iter)``: the items are data batches."""
+    while isinstance(it, cst.Call) and (dotted_name(it.func) or "") in DATA_WRAPPERS_OF_BATCHES:
+        if not it.args:
+            return False
+        it = it.args[0].value
+    name = dotted_name(it)
+    return name is not None and DATA_SOURCE_NAME.search(name.rsplit(".", 1)[-1]) is not None
+
+
+def _with_batch(elem: Fact, batch: Fact) -> Fact:
+    """An item of a data source: what nothing else says of it is the batch (``enumerate`` keeps its index)."""
+    if elem.kind is K.UNKNOWN:
+        return batch
+    if elem.kind is K.TUPLE and elem.items is not None:
+        items = tuple(_with_batch(it, batch) for it in elem.items)
+        if any(new is not old for new, old in zip(items, elem.items)):
+            return Fact(K.TUPLE, items=items)
+    return elem
+
+
 def _bind_target(target: cst.BaseExpression, fact: Fact) -> list[tuple[str, Fact]]:
     """(dotted name, fact) pairs bound by assigning ``fact`` to ``target``."""
     if isinstance(target, (cst.Name, cst.Attribute)):
@@ -1161,6 +1204,8 @@ def _bind_target(target: cst.BaseExpression, fact: Fact) -> list[tuple[str, Fact
                 sub = fact.elem or UNKNOWN
             elif fact.kind is K.ACTIVATION:
                 sub = ACTIVATION  # ``out, hidden = rnn(x)``
+            elif fact.kind is K.DATA_BATCH:
+                sub = fact  # ``for i, (x, y) in enumerate(loader)``: parts of the batch
             else:
                 sub = UNKNOWN
             out.extend(_bind_target(el.value, sub))
@@ -1338,6 +1383,12 @@ class _Walker:
         for _ in range(2):
             if isinstance(stmt, cst.For):
                 elem = self.ev(body_env, disabled).elem_of(self.ev(body_env, disabled).eval(stmt.iter))
+                if iterates_data(stmt.iter):
+                    batch = self.facts.batches.get(stmt) or Fact(K.DATA_BATCH, origin=stmt)
+                    item = _with_batch(elem, batch)
+                    if item is not elem:  # something of the item is the batch
+                        self.facts.batches[stmt] = batch
+                        elem = item
                 self.record(stmt, body_env, disabled)
                 body_env = _assign(body_env, _bind_target(stmt.target, elem))
             else:
@@ -1457,6 +1508,15 @@ class _Walker:
             return _assign(env, [(name, new)]) if new.kind is not K.UNKNOWN else env
         if m in ("detach_",):
             return _assign(env, [(name, TENSOR)])
+        if m in ("append", "extend") and len(value.args) == 1 and not disabled:
+            old = ev.eval(recv)
+            if (old.kind is K.TUPLE and not old.items) or old.kind is K.ACTIVATION_CONTAINER:
+                added = ev.eval(value.args[0].value)
+                if m == "extend":
+                    added = ev.elem_of(added)
+                if added.kind is K.ACTIVATION:
+                    origin = old.origin if old.kind is K.ACTIVATION_CONTAINER else value
+                    return _assign(env, [(name, Fact(K.ACTIVATION_CONTAINER, origin=origin))])
         if is_inplace_method(m) and not disabled:
             old = ev.eval(recv)
             if old.kind in (K.TENSOR, K.CLONE) and any(f.kind in REQUIRES_GRAD for f in ev._flat_args(value)):

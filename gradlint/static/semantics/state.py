@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from gradlint.static.semantics.backward import BackwardCall, backward_call
-from gradlint.static.semantics.dataflow import Dataflow, Kind, is_layer_name, is_model_name
+from gradlint.static.semantics.dataflow import Dataflow, Kind, is_layer_name, is_model_name, iterates_data
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.reads import StateReads, body_detaches, graph_reads, matches, target_vars
@@ -42,7 +42,6 @@ from gradlint.static.semantics.vocabulary import (
     BUILTIN_FUNCTIONS,
     CONSTRUCTOR_NAME,
     DATA_CALLEE_NAME,
-    DATA_SOURCE_NAME,
     INFERENCE_FUNCTION,
     ITERATION_HELPERS,
     ITERATION_METHODS,
@@ -201,7 +200,13 @@ def _opaque_receiver(func: cst.Attribute, receiver_kind: Callable[[cst.BaseExpre
     recv = dotted_name(func.value)
     if recv is None or any(is_model_name(part) or is_layer_name(part) for part in recv.split(".")):
         return False
-    return receiver_kind(func.value) in (Kind.UNKNOWN, Kind.NON_TENSOR, Kind.COLLECTION, Kind.TUPLE)
+    return receiver_kind(func.value) in _NOT_MODULE_RECEIVERS
+
+
+# Receivers whose method calls are not a forward pass: unknown objects, Python values, containers, data.
+_NOT_MODULE_RECEIVERS = frozenset(
+    {Kind.UNKNOWN, Kind.NON_TENSOR, Kind.COLLECTION, Kind.TUPLE, Kind.ACTIVATION_CONTAINER, Kind.DATA_BATCH}
+)
 
 
 # ---------------------------------------------------------------------------
@@ -358,12 +363,15 @@ class _LoopInterpreter:
         san: Sanitisers,
         grad_off: bool,
         kind_of: Callable[[cst.BaseExpression, cst.CSTNode], Kind] | None = None,
+        batch_of: Callable[[cst.For], object] | None = None,
     ) -> None:
         self.imports = imports
         self.san = san
         # The value kind (dataflow) of an expression at a statement: a Python number or a tensor
         # without graph never becomes recurrent state, whatever calls made it.
         self.kind_of = kind_of
+        # The DATA_BATCH fact (dataflow) a ``for`` loop binds to its target: items of a loader.
+        self.batch_of = batch_of if batch_of is not None else _batch_by_name
         # Variables that hold a data batch (``next(it)``, an item of a loader, a plain function of them):
         # no graph, fresh every iteration.
         self.data_vars: set[str] = set()
@@ -442,7 +450,7 @@ class _LoopInterpreter:
 
     def _loop_body(self, loop, env: _Env, grad_off: bool) -> _Env:
         head = dict(env)
-        if isinstance(loop, cst.For) and _iterates_data(loop.iter):
+        if isinstance(loop, cst.For) and self.batch_of(loop) is not None:
             self.data_vars.update(target_vars(loop.target))
         if isinstance(loop, cst.For):
             iter_reads = graph_reads(loop.iter, self.san.reads)
@@ -634,19 +642,9 @@ class _LoopInterpreter:
         return seen
 
 
-def _iterates_data(it: cst.BaseExpression) -> bool:
-    """``for x, y in loader``, ``enumerate(train_loader)``, ``zip(imgs["A"], imgs["B"])`` of a batch."""
-    while isinstance(it, cst.Call) and (dotted_name(it.func) or "") in (
-        "enumerate",
-        "tqdm",
-        "tqdm.tqdm",
-        "iter",
-    ):
-        if not it.args:
-            return False
-        it = it.args[0].value
-    name = dotted_name(it)
-    return name is not None and DATA_SOURCE_NAME.search(name.rsplit(".", 1)[-1]) is not None
+def _batch_by_name(loop: cst.For) -> bool | None:
+    """Without dataflow (tests): the same test dataflow applies to an iterable it knows nothing of."""
+    return iterates_data(loop.iter) or None
 
 
 def _names_read(node: cst.CSTNode | None) -> set[str]:
@@ -767,7 +765,9 @@ class RecurrentState:
                     parts = _assign_parts(small)
                     if parts is not None and isinstance(parts[1], cst.Call):
                         in_loop_rebinds.add(id(parts[1]))
-                interp = _LoopInterpreter(loop, self.imports, self.sanitisers, grad_off, kind_of)
+                interp = _LoopInterpreter(
+                    loop, self.imports, self.sanitisers, grad_off, kind_of, flow.batch_bound_by
+                )
                 for finding in interp.run():
                     if id(finding.call) not in seen:
                         seen.add(id(finding.call))
