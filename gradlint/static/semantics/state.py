@@ -1216,8 +1216,11 @@ class SharedGraphs:
                 nid = self._new_id()
                 inner_env[v] = _Def(frozenset({nid}))
         if isinstance(loop, cst.For):
-            anc = self._anc(loop.iter, flow.env)
-            shared = self._shared(loop.iter, flow.env, anc) or frozenset()
+            if self.context.analysis(Dataflow).batch_bound_by(loop) is not None:
+                shared = frozenset()  # items of a loader (dataflow's DATA_BATCH): fresh data, no graph
+            else:
+                anc = self._anc(loop.iter, flow.env)
+                shared = self._shared(loop.iter, flow.env, anc) or frozenset()
             for v in target_vars(loop.target):
                 inner_env[v] = _Def(shared, frozenset())
         inner = _Flow(inner_env, dict(flow.freed), flow.loops + (start,))
