@@ -86,7 +86,7 @@ from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.vocabulary import (
     BUFFER_ATTRS,
     DATA_SOURCE_NAME,
-    DATA_WRAPPERS_OF_BATCHES,
+    DATA_WRAPPERS,
     INPLACE_METHOD,
     LAYER_ATTR,
     MODEL_FACTORIES,
@@ -1162,7 +1162,7 @@ class _Eval:
 
 def iterates_data(it: cst.BaseExpression) -> bool:
     """``for x, y in loader``, ``enumerate(train_loader)``, ``tqdm(data_iter)``: the items are data batches."""
-    while isinstance(it, cst.Call) and (dotted_name(it.func) or "") in DATA_WRAPPERS_OF_BATCHES:
+    while isinstance(it, cst.Call) and (dotted_name(it.func) or "") in DATA_WRAPPERS:
         if not it.args:
             return False
         it = it.args[0].value

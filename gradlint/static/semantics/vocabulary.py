@@ -177,8 +177,6 @@ PASS_THROUGH_FUNCTIONS = frozenset(
 # -- where a value comes from ----------------------------------------------------
 # Names of iterables whose items are data batches (no graph, fresh every iteration).
 DATA_SOURCE_NAME = re.compile(r"(loader|dataset|data_iter|batches|(^|_)iter(ator)?($|_))", re.I)
-# Calls that pass a data source's items through (``enumerate(loader)``, ``tqdm(loader)``).
-DATA_WRAPPERS_OF_BATCHES = frozenset({"enumerate", "tqdm", "tqdm.tqdm", "iter"})
 
 # Functions and methods that, by their name, run without training: generation,
 # sampling, prediction, evaluation, beam/greedy search and Viterbi decoding (an
@@ -789,7 +787,7 @@ DATA_ITERABLE_NAME = re.compile(
     re.I,
 )
 
-# [loops]
+# [loops, dataflow] Calls that pass a data source's items through (``enumerate(loader)``, ``tqdm(loader)``).
 DATA_WRAPPERS = frozenset("enumerate tqdm tqdm.tqdm zip iter islice itertools.islice trange".split())
 
 # [loops]
