@@ -197,7 +197,7 @@ NO_GRAPH_RESULT_METHODS = frozenset(
     __len__ zeros_like ones_like empty_like new_zeros new_ones new_empty new_full new_tensor""".split()
 )
 
-# [interproc] The helpers' rules cut fewer reads (and also ``.grad``): a cut method's arguments are
+# [reads: interproc] The helpers' rules cut fewer reads (and also ``.grad``): a cut method's arguments are
 # still read, and only ``len``/``float``/``int`` calls cut.
 HELPER_CUT_METHODS = frozenset(
     {"detach", "item", "tolist", "numpy", "size", "dim", "numel", "type", "new_zeros", "new_ones"}
@@ -207,7 +207,7 @@ HELPER_CUT_ATTRIBUTES = frozenset(
 )
 HELPER_CUT_BUILTINS = frozenset({"len", "float", "int"})
 
-# [loops]
+# [reads: loops]
 NO_GRAPH_FUNCTIONS = frozenset(
     """float int len bool str repr round isinstance hasattr id type print format range enumerate
     torch.argmax torch.argmin torch.argsort torch.eq torch.ne torch.lt torch.gt torch.le torch.ge
@@ -222,7 +222,7 @@ NO_GRAPH_ATTRIBUTES = frozenset(
     "data shape dtype device ndim is_cuda requires_grad grad_fn is_leaf names layout".split()
 )
 
-# [state]
+# [reads: state]
 NO_GRAPH_BUILTINS = frozenset(
     {
         "len",
@@ -243,14 +243,14 @@ NO_GRAPH_BUILTINS = frozenset(
     }
 )
 
-# [loops]
+# [reads: loops]
 # Methods whose arguments are shapes, devices, dtypes: only the receiver flows.
 SHAPE_ARGUMENT_METHODS = frozenset(
     """to cuda cpu type view reshape expand repeat permute transpose squeeze unsqueeze flatten
     contiguous float double half bfloat16 view_as reshape_as expand_as narrow split chunk""".split()
 )
 
-# [state]
+# [reads: state]
 # Factories make leaves whatever their arguments (``torch.randn_like(out)``, ``torch.zeros(out.shape)``).
 TENSOR_FACTORY_NAME = re.compile(
     r"^(zeros|ones|empty|full|rand|randn|randint|randperm|arange|linspace|logspace|eye|tensor|"
@@ -261,7 +261,7 @@ TENSOR_FACTORY_NAME = re.compile(
 # A helper whose name says it cuts recurrent state.
 SANITISER_NAME = re.compile(r"(repackage|detach)", re.I)
 
-# [state]
+# [reads, state]
 # Method calls that transform a value without introducing parameters: they
 # propagate a graph but never start one.
 TENSOR_METHODS = frozenset(
@@ -276,7 +276,7 @@ TENSOR_METHODS = frozenset(
     tensor_split movedim swapaxes swapdims select""".split()
 )
 
-# [state]
+# [reads: state]
 LIBRARY_ALIASES = frozenset(
     {"torch", "F", "nn", "np", "numpy", "math", "th", "torch.nn.functional", "nn.functional"}
 )
@@ -548,7 +548,7 @@ MODEL_NAME = re.compile(
     rf"^(?:_*)(?:[a-z0-9]+_)*(?:{MODEL_WORDS})(?:_[a-z0-9]+)?\d*$|^(?:g|d|g_ab|g_ba|d_a|d_b)$"
 )
 
-# Weaker, for callees only (loops: a call of something so named probably runs a model, so its result
+# [loops, reads] Weaker, for callees only (loops: a call of something so named probably runs a model, so its result
 # carries a graph): ``MODEL_NAME`` plus ``module``, ``gen``, ``disc``, ``forward``, ``model_a_b``. Case-sensitive.
 MODEL_CALLEE_NAME = re.compile(
     r"^(?:model|net|network|module|encoder|decoder|generator|discriminator|critic|actor|policy|value_net|"
@@ -749,14 +749,14 @@ FUNCTIONAL_LOSSES = frozenset(
     multilabel_soft_margin_loss soft_margin_loss triplet_margin_loss triplet_margin_with_distance_loss""".split()
 )
 
-# Strong: the whole name is a loss function or loss module (``criterion``, ``loss_fn``, ``compute_loss``).
+# [loops, reads] Strong: the whole name is a loss function or loss module (``criterion``, ``loss_fn``, ``compute_loss``).
 LOSS_CALLEE_NAME = re.compile(
     r"^(?:(?:\w+_)?(?:loss|losses|criterion|crit)(?:_?fn|_func|_function|_module|_op)?|"
     r"(?:compute|calc|calculate|get|forward)_(?:\w+_)?loss(?:es)?|lossfn|loss_?function)$",
     re.I,
 )
 
-# Weak: the name mentions a loss anywhere (``d_loss``, ``penalty``): a value, not a callee.
+# [summaries] Weak: the name mentions a loss anywhere (``d_loss``, ``penalty``): a value, not a callee.
 LOSS_WORD = re.compile(r"loss|criterion|penalty|objective|^err", re.I)
 
 # [state]
