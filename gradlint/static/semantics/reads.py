@@ -317,7 +317,7 @@ class LoopReads(Reads):
 
     def reads_receiver(self, func: cst.Attribute) -> bool:
         qual = self._qual(func)
-        if qual and qual.split(".", 1)[0] in ("torch", "numpy", "np", "math", "F", "nn"):
+        if qual and qual.split(".", 1)[0] in LIBRARY_ALIASES:
             return False  # a module-level function (torch.sigmoid) has no receiver value
         return not is_callee_like(func.value)
 

@@ -134,6 +134,8 @@ SINK_NAMESPACES = (
     "writer.",
     "vutils.",
 )
+# [sinks] Callees named like a logging/saving helper (``log_``, ``add_`` prefixes) that compute instead.
+SINK_PREFIX_LOOKALIKES = frozenset({"log_softmax", "log_sigmoid", "log_prob", "log_ndtr", "add_module"})
 # Functions through which a value keeps flowing (its fate is the result's fate).
 PASS_THROUGH_FUNCTIONS = frozenset(
     {
