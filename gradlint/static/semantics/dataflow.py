@@ -89,7 +89,6 @@ from gradlint.static.semantics.vocabulary import (
     DATA_WRAPPERS,
     INPLACE_METHOD,
     LAYER_ATTR,
-    MODEL_CALLEE_NAME,
     MODEL_FACTORIES,
     MODEL_NAME,
     MODULE_BASE,
@@ -203,12 +202,6 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
 def is_model_name(name: str) -> bool:
     """``model``, ``netD``, ``G``, ``text_encoder``: a variable that names a model by convention."""
     return bool(MODEL_NAME.match(name.lower()))
-
-
-def is_model_callee_name(name: str) -> bool:
-    """Weaker than :func:`is_model_name`, for callees: ``model``, ``gen``, ``module``, ``net_g``... (a call of
-    something so named probably runs a model)."""
-    return bool(MODEL_CALLEE_NAME.match(name)) or is_model_name(name)
 
 
 def is_layer_name(name: str) -> bool:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from gradlint.static.semantics.backward import BackwardCall, backward_call, is_backward_call
-from gradlint.static.semantics.dataflow import is_model_callee_name
+from gradlint.static.semantics.dataflow import is_model_name
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.reads import LoopReads, graph_reads
@@ -48,9 +48,9 @@ from gradlint.static.semantics.vocabulary import (
     EPOCH_NAME,
     FORWARD_METHOD_NAME,
     FUNCTIONAL_LOSSES,
-    LIBRARY_ALIASES,
     LIST_ACCUMULATE_METHODS,
     LOSS_CALLEE_NAME,
+    MODEL_CALLEE_NAME,
     NO_GRAPH_ATTRIBUTES,
     NO_GRAPH_FUNCTIONS,
     NO_GRAPH_RESULT_METHODS,
@@ -128,10 +128,11 @@ def is_model_call(call: cst.Call, imports: ImportMap | None = None) -> bool:
         parts = parts[:-1]
     if parts[-1] == "module" and len(parts) > 1:  # DDP's model.module(x)
         parts = parts[:-1]
-    if parts[0] in LIBRARY_ALIASES:
+    if parts[0] in ("torch", "nn", "F", "np", "numpy", "math"):
         return False
     last = parts[-1]
-    return last != "forward" and is_model_callee_name(last)
+    # The shared model vocabulary of dataflow.py (``mlp``, ``text_encoder``, ``netD``...) plus ours.
+    return last != "forward" and (bool(MODEL_CALLEE_NAME.match(last)) or is_model_name(last))
 
 
 # -- per-scope facts ----------------------------------------------------------

@@ -33,7 +33,6 @@ from collections.abc import Iterable
 
 import libcst as cst
 
-from gradlint.static.semantics.dataflow import is_model_callee_name
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.vocabulary import (
     HELPER_CUT_ATTRIBUTES,
@@ -41,6 +40,7 @@ from gradlint.static.semantics.vocabulary import (
     HELPER_CUT_METHODS,
     LIBRARY_ALIASES,
     LOSS_CALLEE_NAME,
+    MODEL_CALLEE_NAME,
     NO_GRAPH_ATTRIBUTES,
     NO_GRAPH_BUILTINS,
     NO_GRAPH_FUNCTIONS,
@@ -335,7 +335,7 @@ def is_callee_like(receiver: cst.BaseExpression) -> bool:
     if name is None:
         return False
     last = name.rsplit(".", 1)[-1]
-    return name == "self" or is_model_callee_name(last) or bool(LOSS_CALLEE_NAME.match(last))
+    return name == "self" or bool(MODEL_CALLEE_NAME.match(last)) or bool(LOSS_CALLEE_NAME.match(last))
 
 
 class StateReads(Reads):
