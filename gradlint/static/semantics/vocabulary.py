@@ -552,6 +552,8 @@ MODEL_NAME = re.compile(
 
 # [loops, reads] Weaker, for callees only (loops: a call of something so named probably runs a model, so its result
 # carries a graph): ``MODEL_NAME`` plus ``module``, ``gen``, ``disc``, ``forward``, ``model_a_b``. Case-sensitive.
+# Not merged with ``MODEL_NAME`` in the loop reads: there ``d`` (a discriminator) would make ``d.get(k, 0)``
+# a module call and lose GL003's ``d[k] = d.get(k, 0) + loss``.
 MODEL_CALLEE_NAME = re.compile(
     r"^(?:model|net|network|module|encoder|decoder|generator|discriminator|critic|actor|policy|value_net|"
     r"backbone|classifier|transformer|unet|vae|autoencoder|G|D|netG|netD|gen|disc|student|teacher|"
