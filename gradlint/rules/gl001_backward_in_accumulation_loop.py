@@ -10,7 +10,7 @@ from gradlint.static.semantics.backward import NeedsBackwardCall
 from gradlint.static.semantics.dataflow import Dataflow
 from gradlint.static.semantics.loops import (
     AccumulatedBackward,
-    ScopeFacts,
+    LoopFacts,
     ScopeTracker,
     accumulated_backward,
     number_test,
@@ -137,7 +137,7 @@ class BackwardInAccumulationLoop(NeedsBackwardCall, ScopeTracker, Rule):
                 fix_message="Move the backward call after the loop",
             )
 
-    def _move_after_loop(self, facts: ScopeFacts, found: AccumulatedBackward):
+    def _move_after_loop(self, facts: LoopFacts, found: AccumulatedBackward):
         """Rewrite ``for ...: <body>; X.backward()`` as ``for ...: <body>`` + ``X.backward()``."""
         loop, unit = found.loop, found.site.unit
         line = unit.node

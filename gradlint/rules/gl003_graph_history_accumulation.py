@@ -13,12 +13,12 @@ from gradlint.static.semantics.imports import dotted_name
 from gradlint.static.semantics.interproc import might_step_through_helpers
 from gradlint.static.semantics.loops import (
     LoopAnalysis,
-    ScopeFacts,
+    LoopFacts,
     ScopeTracker,
     graph_accumulation,
-    graph_refs,
     is_forward_like,
 )
+from gradlint.static.semantics.reads import LOOP_READS, graph_reads
 from gradlint.static.semantics.summaries import calls_matching_helper
 
 # Words of a training/evaluation loop. Kept as specific as the analysis allows:
@@ -244,7 +244,7 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
         name = self.scope_name()
         if is_forward_like(name):
             return
-        facts: ScopeFacts = self.context.analysis(LoopAnalysis).facts(self.current_scope)
+        facts: LoopFacts = self.context.analysis(LoopAnalysis).facts(self.current_scope)
         d = facts.def_of_node.get(node)
         if d is None or d.kind != "accum":
             return
@@ -261,7 +261,7 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
         )
 
     # The visitors below only pick candidates, cheaply (``i += 1`` and ``n += x.size(0)``
-    # never build the function's facts); ``ScopeFacts`` decides.
+    # never build the function's facts); ``LoopFacts`` decides.
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         if not isinstance(node.operator, (cst.AddAssign, cst.SubtractAssign)) or not _maybe_graph(node.value):
             return
@@ -274,7 +274,7 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
         target = node.targets[0].target
         target = target.value if isinstance(target, cst.Subscript) else target
         key = dotted_name(target)
-        if key is None or key not in graph_refs(node.value):
+        if key is None or key not in graph_reads(node.value, LOOP_READS):
             return
         self._candidate(node, key)
 
@@ -295,7 +295,7 @@ class GraphHistoryAccumulation(ScopeTracker, Rule):
 
 
 def _maybe_graph(value: cst.BaseExpression) -> bool:
-    return isinstance(value, cst.Call) or bool(graph_refs(value))
+    return isinstance(value, cst.Call) or bool(graph_reads(value, LOOP_READS))
 
 
 def _fixable(values: list[cst.BaseExpression]) -> list[cst.BaseExpression]:

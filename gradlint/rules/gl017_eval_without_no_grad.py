@@ -21,7 +21,8 @@ from gradlint.static.semantics.optim import (
     looks_like_model_name,
     names_in,
 )
-from gradlint.static.semantics.summaries import NOT_FORWARD_METHODS, Summaries, bind_arguments
+from gradlint.static.semantics.summaries import Summaries, bind_arguments
+from gradlint.static.semantics.vocabulary import NOT_FORWARD_METHODS
 
 # Some sign of evaluation: `.eval()`, an eval-like function name, an eval-like loader name.
 # Each pattern starts with a literal (fast to search for) and runs on the

@@ -489,3 +489,35 @@ def test_parameters_of_a_frozen_module_attribute_carry_no_graph():
                 probe(p, q)
     """
     assert kinds_at_probe(src) == [K.PARAMETER, K.TENSOR]
+
+
+def test_data_batches_and_activation_containers_are_kinds_with_evidence():
+    src = """
+        def train(model, loader, opt):
+            for i, (x, y) in enumerate(loader):
+                losses = []
+                for head in range(3):
+                    losses.append(model(x)[head])
+                probe(x, y, losses, i)
+        """
+    # ``i`` is enumerate's index: a Python number, not part of the batch.
+    assert kinds_at_probe(src) == [K.DATA_BATCH, K.DATA_BATCH, K.ACTIVATION_CONTAINER, K.NON_TENSOR]
+    ctx, flow = flow_for(src)
+    loop = ctx.module.body[0].body.body[0]
+    batch = flow.batch_bound_by(loop)
+    assert batch is not None and batch.kind is K.DATA_BATCH and batch.origin is loop
+    probe = _find_probe(ctx.module)
+    container = flow.fact_of(probe.args[2].value, at=probe)
+    assert ctx.module.code_for_node(container.origin) == "losses.append(model(x)[head])"
+
+
+def test_an_iterable_with_known_items_is_not_a_data_batch():
+    # Items of a list of modules keep their kind; a list named like data holds no batch either.
+    assert kinds_at_probe(
+        """
+        import torch.nn as nn
+        def f(batches):
+            for m in [nn.Linear(2, 2)]:
+                probe(m)
+        """
+    ) == [K.MODULE]

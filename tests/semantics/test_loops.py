@@ -7,14 +7,14 @@ import pytest
 
 from gradlint.static.semantics.imports import ImportMap
 from gradlint.static.semantics.loops import (
-    ScopeFacts,
+    LoopFacts,
     accumulated_backward,
     graph_accumulation,
-    graph_refs,
     is_loss_call,
     is_model_call,
     unused_retained_graph,
 )
+from gradlint.static.semantics.reads import LOOP_READS, graph_reads
 
 
 class _Ctx:
@@ -22,10 +22,10 @@ class _Ctx:
         self.module = module
 
 
-def facts_of(src: str) -> ScopeFacts:
+def facts_of(src: str) -> LoopFacts:
     module = cst.parse_module(textwrap.dedent(src))
     func = next(s for s in module.body if isinstance(s, cst.FunctionDef))
-    return ScopeFacts(func, ImportMap(_Ctx(module)))
+    return LoopFacts(func, ImportMap(_Ctx(module)))
 
 
 def expr(code: str) -> cst.BaseExpression:
@@ -60,7 +60,7 @@ def kinds(facts, key):
     ],
 )
 def test_graph_refs(code, refs):
-    assert graph_refs(expr(code)) == refs
+    assert graph_reads(expr(code), LOOP_READS) == refs
 
 
 @pytest.mark.parametrize(

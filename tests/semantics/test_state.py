@@ -6,11 +6,11 @@ import libcst as cst
 
 from gradlint.static.rule import FileContext
 from gradlint.static.semantics.imports import ImportMap
+from gradlint.static.semantics.reads import graph_reads
 from gradlint.static.semantics.state import (
     RecurrentState,
     Sanitisers,
     SharedGraphs,
-    graph_reads,
     is_graph_origin,
 )
 
@@ -22,7 +22,7 @@ def ctx(src):
 
 def reads(expr, module_src=""):
     san = Sanitisers(cst.parse_module(module_src))
-    return graph_reads(cst.parse_expression(expr), san)
+    return graph_reads(cst.parse_expression(expr), san.reads)
 
 
 def state_findings(src):

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 import libcst as cst
 
 from gradlint.static.semantics.imports import ImportMap, dotted_name
-
-# Receivers whose ``.backward(x)`` takes the loss as argument instead of being the loss.
-_WRAPPER_RECEIVER = re.compile(
-    r"(^|_)(accelerator|fabric|engine|model_engine|deepspeed|strategy|trainer|precision(_plugin)?)$", re.I
+from gradlint.static.semantics.vocabulary import (
+    BACKWARD_WRAPPER_RECEIVER,
 )
 
 # Text that any backward call of the forms above must contain: ``.backward(``,
@@ -167,7 +165,7 @@ def backward_call(call: cst.Call, imports: ImportMap) -> BackwardCall | None:
             isinstance(receiver, cst.Call) and dotted_name(receiver.func) == "super"
         ):
             return None  # a class defining/overriding backward, not a backward call on a loss
-        if last and _WRAPPER_RECEIVER.search(last):
+        if last and BACKWARD_WRAPPER_RECEIVER.search(last):
             first = _arg(call, 0, "loss")
             if first is None:
                 return None

@@ -21,6 +21,12 @@ of value an expression evaluates to:
                                    ``p.detach()``, results computed under no_grad)
 ``Kind.MODULE``                    an ``nn.Module`` (calling it gives an activation)
 ``Kind.COLLECTION``                an iterable; ``Fact.elem`` is its item
+``Kind.ACTIVATION_CONTAINER``      a list filled with activations (``losses.append(loss)``
+                                   on an empty list); ``Fact.origin`` is the first append
+``Kind.DATA_BATCH``                an item of a loader, dataset or data iterator (the
+                                   target of ``for x, y in loader``, unpacked or not):
+                                   fresh every iteration, no graph; ``Fact.origin`` is
+                                   the ``for`` statement
 ``Kind.TUPLE``                     a fixed tuple; ``Fact.items`` are its members
 ``Kind.NON_TENSOR``                ints, strings, datasets...
 ``Kind.UNKNOWN``                   no evidence: rules must stay silent
@@ -79,6 +85,28 @@ import libcst as cst
 from gradlint.static.semantics.backward import backward_call
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
+from gradlint.static.semantics.vocabulary import (
+    BUFFER_ATTRS,
+    DATA_SOURCE_NAME,
+    DATA_WRAPPERS,
+    INPLACE_METHOD,
+    LAYER_ATTR,
+    MODEL_FACTORIES,
+    MODEL_NAME,
+    MODULE_BASE,
+    MOVE_METHODS,
+    NO_GRAPH_METHODS,
+    NON_TENSOR_ATTRS,
+    NOT_INPLACE_METHODS,
+    PARAMETER_ATTR,
+    SCALAR_METHODS,
+    TENSOR_FACTORIES,
+    TORCH_DIFFERENTIABLE_NAMESPACES,
+    TORCH_NO_GRAPH_FUNCTIONS,
+    VIEW_ATTRS,
+    VIEW_METHODS,
+)
+from gradlint.static.semantics.vocabulary import MODEL_CLASS as _MODEL_CLASS  # eval_plain_call reads it
 from gradlint.static.semantics.walk import iter_children
 
 
@@ -93,6 +121,8 @@ class Kind(enum.Enum):
     TENSOR = "tensor"
     MODULE = "module"
     COLLECTION = "collection"
+    ACTIVATION_CONTAINER = "activation-container"
+    DATA_BATCH = "data-batch"
     TUPLE = "tuple"
     NON_TENSOR = "non-tensor"
     UNKNOWN = "unknown"
@@ -160,253 +190,25 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
             return Fact(K.TUPLE, items=tuple(join(x, y) for x, y in zip(a.items, b.items)))
         return Fact(a.kind)
     kinds = {a.kind, b.kind}
+    for x, y in ((a, b), (b, a)):
+        if x.kind is K.ACTIVATION_CONTAINER and y.kind is K.TUPLE and not y.items:
+            return x  # an empty list, or the same list after appends
     if K.ACTIVATION in kinds and kinds <= {K.ACTIVATION, K.TENSOR, K.CLONE}:
         return ACTIVATION  # e.g. a recurrent state: zeros before the loop, an output after
     return UNKNOWN
 
 
 # --------------------------------------------------------------------------- vocab
-_INPLACE_METHOD = re.compile(r"^[a-z][a-z0-9_]*[a-z0-9]_$")
-# End in "_" but do not write tensor data.
-_NOT_INPLACE = frozenset(
-    {"requires_grad_", "share_memory_", "retain_grad_", "rename_", "refine_names_", "detach_"}
-)
-VIEW_METHODS = frozenset(
-    {
-        "view",
-        "view_as",
-        "t",
-        "transpose",
-        "permute",
-        "narrow",
-        "expand",
-        "expand_as",
-        "squeeze",
-        "unsqueeze",
-        "select",
-        "unflatten",
-        "diagonal",
-        "swapaxes",
-        "swapdims",
-        "movedim",
-        "moveaxis",
-        "as_strided",
-        "unfold",
-        "T",
-        "mT",
-        "H",
-        "mH",
-        "real",
-        "imag",
-        "split",
-        "chunk",
-        "unbind",
-        "tensor_split",
-    }
-)
-VIEW_ATTRS = frozenset({"T", "mT", "H", "mH", "real", "imag"})
-_MOVE_METHODS = frozenset({"to", "cuda", "cpu", "double", "half", "float", "bfloat16", "type", "type_as"})
-_SCALAR_METHODS = frozenset(
-    {
-        "item",
-        "tolist",
-        "numpy",
-        "size",
-        "dim",
-        "ndimension",
-        "numel",
-        "nelement",
-        "data_ptr",
-        "stride",
-        "element_size",
-        "is_contiguous",
-        "storage",
-        "untyped_storage",
-        "get_device",
-        "is_floating_point",
-        "is_complex",
-        "__len__",
-        "register_hook",
-        "backward",
-        "retain_grad",
-        "equal",
-        "allclose",
-        "is_set_to",
-    }
-)
-# Comparisons, index results and predicates: a tensor method or a torch function of that name returns
-# a value without a graph.
-_COMPARISONS = frozenset(
-    {
-        "argmax",
-        "argmin",
-        "argsort",
-        "eq",
-        "ne",
-        "lt",
-        "gt",
-        "le",
-        "ge",
-        "isnan",
-        "isinf",
-        "isfinite",
-    }
-)
-_NO_GRAPH_METHODS = _COMPARISONS | frozenset(
-    {
-        "nonzero",
-        "bool",
-        "long",
-        "int",
-        "short",
-        "byte",
-        "char",
-        "any",
-        "all",
-        "logical_not",
-        "logical_and",
-        "logical_or",
-        "logical_xor",
-        "sign",
-        "signbit",
-        "floor_divide",
-        "bincount",
-        "unique",
-        "new_zeros",
-        "new_ones",
-        "new_empty",
-        "new_full",
-        "new_tensor",
-        "zero_like",
-    }
-)
-_NON_TENSOR_ATTRS = frozenset(
-    {
-        "shape",
-        "dtype",
-        "device",
-        "ndim",
-        "requires_grad",
-        "is_leaf",
-        "grad_fn",
-        "is_cuda",
-        "layout",
-        "names",
-        "is_sparse",
-        "is_quantized",
-        "is_meta",
-        "itemsize",
-        "nbytes",
-        "output_nr",
-        "_version",
-    }
-)
-_BUFFER_ATTRS = frozenset({"running_mean", "running_var", "num_batches_tracked"})
-_PARAM_ATTR = re.compile(r"^(weight|bias|(\w+_)?(weight|bias)(_\w+)?|in_proj_weight|in_proj_bias)$")
-_FACTORIES = frozenset(
-    {
-        "zeros",
-        "ones",
-        "empty",
-        "full",
-        "randn",
-        "rand",
-        "randint",
-        "arange",
-        "linspace",
-        "logspace",
-        "eye",
-        "tensor",
-        "zeros_like",
-        "ones_like",
-        "empty_like",
-        "full_like",
-        "rand_like",
-        "randn_like",
-        "randint_like",
-        "normal",
-        "from_numpy",
-        "empty_strided",
-        "randperm",
-        "Tensor",
-        "FloatTensor",
-        "LongTensor",
-        "DoubleTensor",
-        "as_tensor",
-        "scalar_tensor",
-        "complex",
-        "polar",
-    }
-)
-_TORCH_NO_GRAPH = _COMPARISONS | frozenset(
-    {
-        "equal",
-        "allclose",
-        "isclose",
-        "is_tensor",
-        "numel",
-        "nonzero",
-        "unique",
-        "bincount",
-        "histc",
-        "searchsorted",
-        "bucketize",
-        "manual_seed",
-        "no_grad",
-        "enable_grad",
-        "inference_mode",
-        "set_grad_enabled",
-        "is_grad_enabled",
-        "save",
-        "load",
-        "device",
-        "dtype",
-        "get_default_dtype",
-        "logical_not",
-        "logical_and",
-        "logical_or",
-        "one_hot",
-        "count_nonzero",
-        "is_floating_point",
-        "result_type",
-        "can_cast",
-        "promote_types",
-    }
-)
-_TORCH_DIFF_NAMESPACES = ("torch.", "torch.nn.functional.", "torch.special.", "torch.linalg.", "torch.fft.")
-# A callee or a variable that names a model/layer by convention.
-_MODEL_WORDS = (
-    "model|net|network|encoder|decoder|generator|discriminator|critic|actor|backbone|classifier|unet|vae|"
-    "netg|netd|mlp|rnn|lstm|gru|cnn|convnet|resnet|transformer|teacher|student|policy|autoencoder"
-)
-_MODEL_NAME = re.compile(
-    rf"^(?:_*)(?:[a-z0-9]+_)*(?:{_MODEL_WORDS})(?:_[a-z0-9]+)?\d*$|^(?:g|d|g_ab|g_ba|d_a|d_b)$"
-)
-_MODEL_CLASS = re.compile(
-    r"(Net|Model|Module|Encoder|Decoder|Generator|Discriminator|Classifier|Critic|Network|Layer|Block|"
-    r"Transformer|LSTM|GRU|RNN|MLP|CNN|Sequential|Linear|Conv\dd)\d*$"
-)
-_MODULE_BASE = re.compile(r"(Module|Model|Net|Layer|Block|Sequential|ModuleList|Lightning\w*)$")
-_MODEL_FACTORIES = re.compile(
-    r"^(timm\.create_model|torchvision\.models\.\w+|torch\.hub\.load|copy\.deepcopy)$"
-)
-
-
-_LAYER_ATTR = re.compile(
-    r"^(fc\d*|head|proj|linear\d*|conv\d*|embed\w*|lm_head|classifier|features|layers?\d*|blocks?\d*|"
-    r"stem|neck|dense|pooler|attn|attention|self_attn|mlp|ffn|out_proj|q_proj|k_proj|v_proj|cell|module|"
-    r"lstm\d*|gru\d*|rnn\d*|bn\d*|norm\d*|dropout|act|activation|pool|emb)$"
-)
 
 
 def is_model_name(name: str) -> bool:
     """``model``, ``netD``, ``G``, ``text_encoder``: a variable that names a model by convention."""
-    return bool(_MODEL_NAME.match(name.lower()))
+    return bool(MODEL_NAME.match(name.lower()))
 
 
 def is_layer_name(name: str) -> bool:
     """An attribute that names a layer of a model: ``fc``, ``encoder``, ``lm_head``."""
-    return is_model_name(name) or bool(_LAYER_ATTR.match(name.lower()))
+    return is_model_name(name) or bool(LAYER_ATTR.match(name.lower()))
 
 
 def _kwarg(call: cst.Call, name: str) -> cst.Arg | None:
@@ -425,7 +227,7 @@ def _is_false(node: cst.BaseExpression | None) -> bool:
 
 
 def is_inplace_method(name: str) -> bool:
-    return bool(_INPLACE_METHOD.match(name)) and name not in _NOT_INPLACE
+    return bool(INPLACE_METHOD.match(name)) and name not in NOT_INPLACE_METHODS
 
 
 # --------------------------------------------------------------------------- edits
@@ -497,14 +299,16 @@ def _block(body) -> Sequence[cst.CSTNode]:
 
 
 @dataclass
-class ScopeFacts:
-    """What one scope's walk found."""
+class ScopeKinds:
+    """The value kinds one scope's walk found: the environment before each statement, grad mode, `retain_grad` names."""
 
     scope: Scope
     env_before: dict[cst.CSTNode, dict[str, Fact]] = field(default_factory=dict)
     disabled: dict[cst.CSTNode, bool] = field(default_factory=dict)
     # Dotted names on which ``retain_grad()`` is called anywhere in the scope.
     retained: set = field(default_factory=set)
+    # ``for`` loops over a loader/dataset/iterator -> the DATA_BATCH fact bound to their target.
+    batches: dict = field(default_factory=dict)
     _has_backward: bool | None = None
     _loads: dict[str, int] | None = None
 
@@ -527,7 +331,7 @@ class Dataflow:
         self._stmt_scope: dict[cst.CSTNode, Scope] = {}
         self._func_class: dict[cst.CSTNode, cst.ClassDef] = {}
         self._classes_by_name: dict[str, cst.ClassDef] = {}
-        self._scope_facts: dict[Scope, ScopeFacts] = {}
+        self._scope_facts: dict[Scope, ScopeKinds] = {}
         self._class_facts: dict[cst.ClassDef, ClassFacts] = {}
         self._torch_alias: str | None = None
         self._summaries = None
@@ -591,10 +395,10 @@ class Dataflow:
         stmt = self.statement_of(at)
         return self._stmt_scope.get(stmt, self.context.module) if stmt is not None else self.context.module
 
-    def scope_facts(self, scope: Scope) -> ScopeFacts:
+    def scope_facts(self, scope: Scope) -> ScopeKinds:
         facts = self._scope_facts.get(scope)
         if facts is None:
-            facts = self._scope_facts[scope] = ScopeFacts(scope)
+            facts = self._scope_facts[scope] = ScopeKinds(scope)
             _Walker(self, scope, facts).run()
         return facts
 
@@ -634,6 +438,13 @@ class Dataflow:
         binders: Sequence[cst.CSTNode] | None = None,
     ) -> Kind:
         return self.fact_of(expr, at, binders).kind
+
+    def batch_bound_by(self, loop: cst.For) -> Fact | None:
+        """The DATA_BATCH fact a ``for`` loop binds to its target (items of a loader), or None."""
+        scope = self._stmt_scope.get(loop)
+        if scope is None:
+            return None
+        return self.scope_facts(scope).batches.get(loop)
 
     def grad_disabled_at(self, at: cst.CSTNode) -> bool:
         """Inside no_grad/inference_mode (with-block or decorator of this function)."""
@@ -740,7 +551,7 @@ class Dataflow:
         for base in cls.bases:
             name = dotted_name(base.value) or ""
             full = self.imports.resolve(base.value) or name
-            if full.startswith("torch.nn.") or _MODULE_BASE.search(name):
+            if full.startswith("torch.nn.") or MODULE_BASE.search(name):
                 return True
             local = self._classes_by_name.get(name)
             if local is not None and self.is_module_class(local, seen):
@@ -951,9 +762,9 @@ class _Eval:
             fact = self.flow.class_facts(cls).attrs.get(attr)
             if fact is not None:
                 return fact
-        if attr in _BUFFER_ATTRS:
+        if attr in BUFFER_ATTRS:
             return Fact(K.BUFFER)
-        if _PARAM_ATTR.match(attr):
+        if PARAMETER_ATTR.match(attr):
             return Fact(K.PARAMETER)
         if is_layer_name(attr):
             return MODULE
@@ -969,15 +780,15 @@ class _Eval:
         attr = e.attr.value
         if attr == "grad":
             return GRADIENT
-        if attr in _NON_TENSOR_ATTRS:
+        if attr in NON_TENSOR_ATTRS:
             return NON_TENSOR
         if isinstance(e.value, cst.Name) and e.value.value == "self" and self._self_bound():
             if attr == "data":
                 return UNKNOWN
             return self.eval_self_attr(attr)
-        if attr in _BUFFER_ATTRS:
+        if attr in BUFFER_ATTRS:
             return Fact(K.BUFFER)
-        if _PARAM_ATTR.match(attr):
+        if PARAMETER_ATTR.match(attr):
             base = self.eval(e.value)
             if base.kind in (K.ACTIVATION, K.TENSOR, K.DETACHED_VIEW_OF_ACTIVATION, K.CLONE):
                 return UNKNOWN
@@ -1131,24 +942,24 @@ class _Eval:
         if qual.startswith("torch.nn.") and not qual.startswith("torch.nn.functional."):
             last = qual.rsplit(".", 1)[-1]
             return MODULE if last[:1].isupper() else None
-        if _MODEL_FACTORIES.match(qual):
+        if MODEL_FACTORIES.match(qual):
             if qual == "copy.deepcopy":
                 arg = self.eval(call.args[0].value) if call.args else UNKNOWN
                 return arg if arg.kind in (K.MODULE, K.COLLECTION) else UNKNOWN
             return MODULE
         if qual.endswith(".from_pretrained") and re.search(r"Model|For[A-Z]", qual):
             return MODULE
-        if not qual.startswith(_TORCH_DIFF_NAMESPACES):
+        if not qual.startswith(TORCH_DIFFERENTIABLE_NAMESPACES):
             return None
         last = qual.rsplit(".", 1)[-1]
-        if qual.count(".") == 1 and last in _FACTORIES:
+        if qual.count(".") == 1 and last in TENSOR_FACTORIES:
             rg = _kwarg(call, "requires_grad")
             if rg is not None and _is_true(rg.value):
                 return Fact(K.LEAF_REQUIRES_GRAD, origin=call)
             if last == "as_tensor":
                 return UNKNOWN  # may return its argument itself
             return TENSOR
-        if last in _TORCH_NO_GRAPH:
+        if last in TORCH_NO_GRAPH_FUNCTIONS:
             non_tensor = last.startswith(
                 (
                     "is_",
@@ -1296,9 +1107,9 @@ class _Eval:
             if k in (K.ACTIVATION, K.PARAMETER, K.LEAF_REQUIRES_GRAD):
                 return base
             return Fact(K.LEAF_REQUIRES_GRAD, origin=call)
-        if m in _SCALAR_METHODS:
+        if m in SCALAR_METHODS:
             return NON_TENSOR
-        if m in _NO_GRAPH_METHODS:
+        if m in NO_GRAPH_METHODS:
             return TENSOR
         if is_inplace_method(m):
             return base  # returns its receiver
@@ -1307,7 +1118,7 @@ class _Eval:
             if m in ("split", "chunk", "unbind", "tensor_split"):
                 return collection(view)
             return view
-        if m in _MOVE_METHODS:
+        if m in MOVE_METHODS:
             if k is K.LEAF_REQUIRES_GRAD:
                 return base if self._noop_move(base, call, m) else self.graph()
             if k is K.PARAMETER:
@@ -1417,6 +1228,27 @@ class _Eval:
         return UNKNOWN
 
 
+def iterates_data(it: cst.BaseExpression) -> bool:
+    """``for x, y in loader``, ``enumerate(train_loader)``, ``tqdm(data_iter)``: the items are data batches."""
+    while isinstance(it, cst.Call) and (dotted_name(it.func) or "") in DATA_WRAPPERS:
+        if not it.args:
+            return False
+        it = it.args[0].value
+    name = dotted_name(it)
+    return name is not None and DATA_SOURCE_NAME.search(name.rsplit(".", 1)[-1]) is not None
+
+
+def _with_batch(elem: Fact, batch: Fact) -> Fact:
+    """An item of a data source: what nothing else says of it is the batch (``enumerate`` keeps its index)."""
+    if elem.kind is K.UNKNOWN:
+        return batch
+    if elem.kind is K.TUPLE and elem.items is not None:
+        items = tuple(_with_batch(it, batch) for it in elem.items)
+        if any(new is not old for new, old in zip(items, elem.items)):
+            return Fact(K.TUPLE, items=items)
+    return elem
+
+
 def _bind_target(target: cst.BaseExpression, fact: Fact) -> list[tuple[str, Fact]]:
     """(dotted name, fact) pairs bound by assigning ``fact`` to ``target``."""
     if isinstance(target, (cst.Name, cst.Attribute)):
@@ -1440,6 +1272,8 @@ def _bind_target(target: cst.BaseExpression, fact: Fact) -> list[tuple[str, Fact
                 sub = fact.elem or UNKNOWN
             elif fact.kind is K.ACTIVATION:
                 sub = ACTIVATION  # ``out, hidden = rnn(x)``
+            elif fact.kind is K.DATA_BATCH:
+                sub = fact  # ``for i, (x, y) in enumerate(loader)``: parts of the batch
             else:
                 sub = UNKNOWN
             out.extend(_bind_target(el.value, sub))
@@ -1484,7 +1318,7 @@ def _scalar_annotation(annotation: cst.Annotation | None) -> bool:
 class _Walker:
     """Walks one scope's statements in order, recording the env before each."""
 
-    def __init__(self, flow: Dataflow, scope: Scope, facts: ScopeFacts) -> None:
+    def __init__(self, flow: Dataflow, scope: Scope, facts: ScopeKinds) -> None:
         self.flow = flow
         self.scope = scope
         self.facts = facts
@@ -1617,6 +1451,12 @@ class _Walker:
         for _ in range(2):
             if isinstance(stmt, cst.For):
                 elem = self.ev(body_env, disabled).elem_of(self.ev(body_env, disabled).eval(stmt.iter))
+                if iterates_data(stmt.iter):
+                    batch = self.facts.batches.get(stmt) or Fact(K.DATA_BATCH, origin=stmt)
+                    item = _with_batch(elem, batch)
+                    if item is not elem:  # something of the item is the batch
+                        self.facts.batches[stmt] = batch
+                        elem = item
                 self.record(stmt, body_env, disabled)
                 body_env = _assign(body_env, _bind_target(stmt.target, elem))
             else:
@@ -1736,6 +1576,15 @@ class _Walker:
             return _assign(env, [(name, new)]) if new.kind is not K.UNKNOWN else env
         if m in ("detach_",):
             return _assign(env, [(name, TENSOR)])
+        if m in ("append", "extend") and len(value.args) == 1 and not disabled:
+            old = ev.eval(recv)
+            if (old.kind is K.TUPLE and not old.items) or old.kind is K.ACTIVATION_CONTAINER:
+                added = ev.eval(value.args[0].value)
+                if m == "extend":
+                    added = ev.elem_of(added)
+                if added.kind is K.ACTIVATION:
+                    origin = old.origin if old.kind is K.ACTIVATION_CONTAINER else value
+                    return _assign(env, [(name, Fact(K.ACTIVATION_CONTAINER, origin=origin))])
         if is_inplace_method(m) and not disabled:
             old = ev.eval(recv)
             if old.kind in (K.TENSOR, K.CLONE) and any(f.kind in REQUIRES_GRAD for f in ev._flat_args(value)):

@@ -24,14 +24,15 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from gradlint.static.semantics.reads import any_reads, helper_reads
 from gradlint.static.semantics.summaries import (
     Assignment,
     Effect,
     FunctionSummary,
     Summaries,
     key_of,
-    refs,
 )
+from gradlint.static.semantics.vocabulary import HELPER_CUT_ATTRIBUTES, HELPER_CUT_METHODS
 from gradlint.static.semantics.walk import walk
 
 # Cheap text gates: build the summaries only for files that can hold the shape.
@@ -78,50 +79,6 @@ def cuts_with_data(text: str) -> bool:
     return False
 
 
-# Reads that take no graph along: `x.detach()`, `x.data`, `x.item()`, `x.shape`, `x.size(0)`.
-_CUT_CALLS = frozenset(
-    {"detach", "item", "tolist", "numpy", "size", "dim", "numel", "type", "new_zeros", "new_ones"}
-)
-_CUT_ATTRS = frozenset({"data", "shape", "dtype", "device", "ndim", "grad", "requires_grad", "is_cuda"})
-
-
-def graph_refs(node: cst.CSTNode | None) -> set[str]:
-    """Like :func:`refs`, without names read through a cut (``.detach()``, ``.data``, ``.shape``...)."""
-    if node is None:
-        return set()
-    out: set[str] = set()
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value in _CUT_CALLS:
-            stack.extend(a.value for a in n.args)
-            continue
-        if isinstance(n, cst.Attribute) and n.attr.value in _CUT_ATTRS:
-            continue
-        if (
-            isinstance(n, cst.Call)
-            and isinstance(n.func, cst.Name)
-            and n.func.value in ("len", "float", "int")
-        ):
-            continue
-        if isinstance(n, (cst.Lambda, cst.FunctionDef)):
-            continue
-        if isinstance(n, (cst.Name, cst.Attribute)):
-            k = key_of(n)
-            if k and k not in ("self", "True", "False", "None"):
-                out.add(k)
-            if isinstance(n, cst.Attribute):
-                stack.append(n.value)
-            continue
-        if isinstance(n, cst.Arg):
-            stack.append(n.value)
-            continue
-        from gradlint.static.semantics.walk import children
-
-        stack.extend(children(n))
-    return out
-
-
 def reaching(summary: FunctionSummary, key: str, at: int) -> list[Assignment]:
     """The definitions of ``key`` that reach statement ``at`` (the last ones before it, in order)."""
     before = [a for a in summary.defs_of(key) if a.index < at]
@@ -136,7 +93,7 @@ def forward_sources(
 ) -> dict[int, Assignment]:
     """The assignments running a module's forward that flow (without a cut) into ``expr`` at ``at``."""
     out: dict[int, Assignment] = {}
-    todo = [(k, at) for k in graph_refs(expr)]
+    todo = [(k, at) for k in helper_reads(expr)]
     seen: set[tuple[str, int]] = set()
     while todo:
         key, pos = todo.pop()
@@ -148,7 +105,7 @@ def forward_sources(
                 continue
             if _runs_forward(a.value, summaries):
                 out[id(a.node)] = a
-            todo.extend((k, a.index) for k in graph_refs(a.value) if k != key or a.accum)
+            todo.extend((k, a.index) for k in helper_reads(a.value) if k != key or a.accum)
     return out
 
 
@@ -156,7 +113,7 @@ def _runs_forward(value, summaries: Summaries) -> bool:
     for n in walk(value, into_scopes=False):
         if isinstance(n, cst.Call) and summaries.is_forward(n):
             callee = n.func
-            if isinstance(callee, cst.Attribute) and callee.attr.value in _CUT_CALLS:
+            if isinstance(callee, cst.Attribute) and callee.attr.value in HELPER_CUT_METHODS:
                 continue
             return True
     return False
@@ -246,7 +203,7 @@ def stale_after_step(summaries: Summaries) -> list[StaleAfterStep]:
 
 def _stale_attr(summaries, s, before, later, steps):
     owner = later.owner
-    attrs = {k for k in owner.closure(later.backward.target, graph_refs) if k.startswith("self.")}
+    attrs = {k for k in owner.closure(later.backward.target, helper_reads) if k.startswith("self.")}
     step_pos = {id(e): n for n, e in enumerate(before) if e.kind == "step"}
     for attr in sorted(attrs):
         writes = [(n, e) for n, e in enumerate(before) if e.kind == "write" and e.name == attr]
@@ -263,7 +220,7 @@ def _stale_attr(summaries, s, before, later, steps):
                 k
                 for n in walk(last.value, into_scopes=False)
                 if isinstance(n, cst.Call) and summaries.is_forward(n)
-                for k in refs(n.func)
+                for k in any_reads(n.func)
             }
             if modules and producers & modules:
                 return attr, last, step
@@ -281,7 +238,7 @@ def _optimizer_modules(summaries: Summaries, name: str) -> set[str]:
                         and isinstance(n.func, cst.Attribute)
                         and n.func.attr.value == "parameters"
                     ):
-                        mods |= refs(n.func.value)
+                        mods |= any_reads(n.func.value)
     return mods
 
 
@@ -332,7 +289,7 @@ def freed_graph_reuse(summaries: Summaries) -> list[FreedGraphReuse]:
                     common = [sources[k] for k in theirs if k in sources]
                     if common:
                         shared = common[0]
-                        reads = s.closure(expr, graph_refs)
+                        reads = s.closure(expr, helper_reads)
                         key = next((k for k in shared.keys if k in reads), shared.keys[0])
                         break
                 if shared is not None and not _rebuilt_between(s, shared, first, later):
@@ -390,7 +347,7 @@ def data_cut_in_time_loop(summaries: Summaries) -> list[DataCut]:
                     continue
                 # carried: read in the loop before this rebinding, and written with an activation after it
                 reads_before = any(
-                    key in refs(b.value)
+                    key in any_reads(b.value)
                     for b in s.assignments
                     if lo < b.index < a.index and b.value is not None
                 )
@@ -597,7 +554,7 @@ def _helper_source(s, summaries, expr, at, kinds):
     direct = _helper_call_in(s, summaries, expr, kinds)
     if direct is not None:
         return direct
-    todo = [(k, at) for k in graph_refs(expr)]
+    todo = [(k, at) for k in helper_reads(expr)]
     seen: set[tuple[str, int]] = set()
     while todo:
         key, pos = todo.pop()
@@ -617,12 +574,12 @@ def _helper_source(s, summaries, expr, at, kinds):
                 # `for k, v in losses.items()`: the items of `losses`
                 if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
                     if value.func.attr.value in ("items", "values"):
-                        todo.extend((k, d.index + 1) for k in graph_refs(value.func.value))
+                        todo.extend((k, d.index + 1) for k in helper_reads(value.func.value))
                 continue
             call = _helper_call_in(s, summaries, value, kinds)
             if call is not None:
                 return call
-            todo.extend((k, d.index) for k in graph_refs(value))
+            todo.extend((k, d.index) for k in helper_reads(value))
     return None
 
 
@@ -642,7 +599,7 @@ def _helper_call_in(s, summaries, expr, kinds):
     while stack:
         n = stack.pop()
         if isinstance(n, cst.Call):
-            if isinstance(n.func, cst.Attribute) and n.func.attr.value in _CUT_CALLS:
+            if isinstance(n.func, cst.Attribute) and n.func.attr.value in HELPER_CUT_METHODS:
                 continue
             callee = summaries.resolve(n, s.class_name)
             if callee is not None and summaries.of(callee).returns in kinds:
@@ -651,7 +608,7 @@ def _helper_call_in(s, summaries, expr, kinds):
             stack.append(n.func)
         elif isinstance(n, cst.BinaryOperation):
             stack.extend((n.left, n.right))
-        elif isinstance(n, cst.Attribute) and n.attr.value not in _CUT_ATTRS:
+        elif isinstance(n, cst.Attribute) and n.attr.value not in HELPER_CUT_ATTRIBUTES:
             stack.append(n.value)
         elif isinstance(n, cst.Subscript):
             stack.append(n.value)

@@ -31,7 +31,7 @@ for parent metadata.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
@@ -40,6 +40,23 @@ from gradlint.static.semantics.backward import BackwardCall, backward_call, is_b
 from gradlint.static.semantics.dataflow import is_model_name
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
+from gradlint.static.semantics.reads import LoopReads, graph_reads
+from gradlint.static.semantics.vocabulary import (
+    CONCAT_FUNCTIONS,
+    DATA_ITERABLE_NAME,
+    DATA_WRAPPERS,
+    EPOCH_NAME,
+    FORWARD_METHOD_NAME,
+    FUNCTIONAL_LOSSES,
+    LIST_ACCUMULATE_METHODS,
+    LOSS_CALLEE_NAME,
+    MODEL_CALLEE_NAME,
+    NO_GRAPH_ATTRIBUTES,
+    NO_GRAPH_FUNCTIONS,
+    NO_GRAPH_RESULT_METHODS,
+    OPTIMIZER_STEP_RECEIVER,
+    STEP_METHOD_NAME,
+)
 from gradlint.static.semantics.walk import children, walk
 
 Scope = cst.Module | cst.FunctionDef | cst.Lambda | cst.ClassDef
@@ -47,74 +64,12 @@ Loop = cst.For | cst.While
 
 # -- vocabulary ---------------------------------------------------------------
 
-# Methods/functions whose result carries no autograd graph (or is not a tensor).
-_CUT_METHODS = frozenset(
-    """item detach tolist numpy argmax argmin argsort size dim numel nelement ndimension long int bool
-    short byte char eq ne lt gt le ge isnan isinf isfinite nonzero count_nonzero data_ptr any all
-    equal is_nonzero element_size stride storage_offset is_contiguous unique bincount get_device
-    __len__ zeros_like ones_like empty_like""".split()
-)
-_CUT_FUNCTIONS = frozenset(
-    """float int len bool str repr round isinstance hasattr id type print format range enumerate
-    torch.argmax torch.argmin torch.argsort torch.eq torch.ne torch.lt torch.gt torch.le torch.ge
-    torch.isnan torch.isinf torch.isfinite torch.numel torch.zeros_like torch.ones_like torch.empty_like
-    torch.randn_like torch.rand_like torch.full_like torch.count_nonzero torch.nonzero torch.equal
-    torch.bincount torch.unique torch.tensor torch.as_tensor torch.zeros torch.ones torch.empty
-    torch.randn torch.rand torch.randint torch.arange torch.full math.isnan math.isfinite np.isnan""".split()
-)
-# Attributes that read no graph: metadata, or the graph-free ``.data`` view.
-_CUT_ATTRIBUTES = frozenset("data shape dtype device ndim is_cuda requires_grad grad_fn names layout".split())
-# Methods whose arguments are shapes, devices, dtypes: only the receiver flows.
-_SHAPE_ARG_METHODS = frozenset(
-    """to cuda cpu type view reshape expand repeat permute transpose squeeze unsqueeze flatten
-    contiguous float double half bfloat16 view_as reshape_as expand_as narrow split chunk""".split()
-)
-# Functional losses (torch.nn.functional and friends) by their last name component.
-_FUNCTIONAL_LOSSES = frozenset(
-    """cross_entropy nll_loss mse_loss l1_loss smooth_l1_loss huber_loss binary_cross_entropy
-    binary_cross_entropy_with_logits kl_div poisson_nll_loss gaussian_nll_loss ctc_loss hinge_embedding_loss
-    cosine_embedding_loss margin_ranking_loss multi_margin_loss multilabel_margin_loss
-    multilabel_soft_margin_loss soft_margin_loss triplet_margin_loss triplet_margin_with_distance_loss""".split()
-)
-_LOSS_NAME = re.compile(
-    r"^(?:(?:\w+_)?(?:loss|losses|criterion|crit)(?:_?fn|_func|_function|_module|_op)?|"
-    r"(?:compute|calc|calculate|get|forward)_(?:\w+_)?loss(?:es)?|lossfn|loss_?function)$",
-    re.I,
-)
-_MODEL_NAME = re.compile(
-    r"^(?:model|net|network|module|encoder|decoder|generator|discriminator|critic|actor|policy|value_net|"
-    r"backbone|classifier|transformer|unet|vae|autoencoder|G|D|netG|netD|gen|disc|student|teacher|"
-    r"\w+_(?:model|net|network|encoder|decoder)|(?:model|net)_\w+|forward)$"
-)
-# Iterables that yield fresh data (no graph shared across iterations).
-# (GL003's prefilter mirrors this vocabulary: keep them in step.)
-_DATA_NAME = re.compile(
-    r"(?:loader|data_iter|dataiter|batches|dataset|_data$|_iter$|iterator$|^it$|^data$|^samples$)",
-    re.I,
-)
-_DATA_WRAPPERS = frozenset("enumerate tqdm tqdm.tqdm zip iter islice itertools.islice trange".split())
-_EPOCH_NAME = re.compile(r"epoch", re.I)
-_OPTIMIZER_RECEIVER = re.compile(
-    r"(?:^|_)(?:optim|optimizer|optimiser|opt|optimizers|scaler)(?:_\w+)?$", re.I
-)
-_FORWARD_LIKE = re.compile(r"^(?:_*forward\w*|\w*_forward|__call__)$")
-_STEP_METHOD = re.compile(r"^(?:training_step|train_step|validation_step|val_step|test_step|\w+_step)$")
 
 _ADDITIVE = (cst.Add, cst.Subtract)
 _ACCUM_AUG = (cst.AddAssign, cst.SubtractAssign)
-_CAT_FUNCS = frozenset(
-    "torch.cat torch.concat torch.concatenate torch.stack torch.hstack torch.vstack".split()
-)
-_LIST_ACCUM_METHODS = frozenset(("append", "extend", "insert"))
 
 
 # -- expression helpers -------------------------------------------------------
-
-
-def _prefixes(dotted: str) -> Iterator[str]:
-    parts = dotted.split(".")
-    for i in range(1, len(parts) + 1):
-        yield ".".join(parts[:i])
 
 
 def additive_leaves(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
@@ -128,138 +83,10 @@ def _method_name(call: cst.Call) -> str | None:
     return call.func.attr.value if isinstance(call.func, cst.Attribute) else None
 
 
-def graph_refs(expr: cst.CSTNode | None, imports: ImportMap | None = None) -> set[str]:
-    """Names (and dotted names, with their prefixes) whose graph can flow into ``expr``."""
-    out: set[str] = set()
-    if expr is not None:
-        _refs(expr, imports, out, set())
-    return out
-
-
 def _resolve(node: cst.CSTNode, imports: ImportMap | None) -> str | None:
     if imports is not None:
         return imports.resolve(node)
     return dotted_name(node)
-
-
-def _refs(node: cst.CSTNode, imports: ImportMap | None, out: set[str], bound: set[str]) -> None:
-    if isinstance(node, cst.Name):
-        if node.value not in bound and node.value not in ("True", "False", "None"):
-            out.add(node.value)
-        return
-    if isinstance(node, cst.Attribute):
-        if node.attr.value in _CUT_ATTRIBUTES:
-            return
-        name = dotted_name(node)
-        if name is not None:
-            if name.split(".", 1)[0] not in bound:
-                out.update(_prefixes(name))
-            return
-        _refs(node.value, imports, out, bound)
-        return
-    if isinstance(node, cst.Call):
-        method = _method_name(node)
-        if method is not None:
-            if method in _CUT_METHODS:
-                return
-            qual = _resolve(node.func, imports)
-            if qual in _CUT_FUNCTIONS:
-                return
-            receiver = node.func.value  # type: ignore[attr-defined]
-            # A module-level function (torch.sigmoid) has no receiver value; a method does.
-            if not (qual and qual.split(".", 1)[0] in ("torch", "numpy", "np", "math", "F", "nn")):
-                if not _is_callee_like(receiver):
-                    _refs(receiver, imports, out, bound)
-            if method in _SHAPE_ARG_METHODS:
-                return
-        else:
-            qual = _resolve(node.func, imports)
-            if qual in _CUT_FUNCTIONS:
-                return
-            if not isinstance(node.func, (cst.Name, cst.Attribute)):
-                _refs(node.func, imports, out, bound)
-        for arg in node.args:
-            _refs(arg.value, imports, out, bound)
-        return
-    if isinstance(node, cst.Comparison):
-        return
-    if isinstance(node, cst.UnaryOperation):
-        if not isinstance(node.operator, cst.Not):
-            _refs(node.expression, imports, out, bound)
-        return
-    if isinstance(node, cst.Subscript):
-        _refs(node.value, imports, out, bound)
-        return
-    if isinstance(
-        node,
-        (
-            cst.SimpleString,
-            cst.FormattedString,
-            cst.ConcatenatedString,
-            cst.Integer,
-            cst.Float,
-            cst.Imaginary,
-            cst.Lambda,
-            cst.Ellipsis,
-        ),
-    ):
-        return
-    if isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
-        inner = set(bound)
-        comp = node.for_in
-        while comp is not None:
-            _refs(comp.iter, imports, out, inner)
-            inner |= _target_names(comp.target)
-            comp = comp.inner_for_in
-        elt = node.key if isinstance(node, cst.DictComp) else node.elt
-        _refs(elt, imports, out, inner)
-        if isinstance(node, cst.DictComp):
-            _refs(node.value, imports, out, inner)
-        return
-    if isinstance(node, cst.Dict):
-        for el in node.elements:
-            _refs(el.value, imports, out, bound)
-        return
-    if isinstance(node, (cst.BinaryOperation, cst.BooleanOperation)):
-        _refs(node.left, imports, out, bound)
-        _refs(node.right, imports, out, bound)
-        return
-    if isinstance(node, cst.IfExp):
-        _refs(node.body, imports, out, bound)
-        _refs(node.orelse, imports, out, bound)
-        return
-    if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
-        for el in node.elements:
-            _refs(el.value, imports, out, bound)
-        return
-    if isinstance(node, (cst.StarredElement, cst.NamedExpr)):
-        _refs(node.value, imports, out, bound)
-        return
-    if isinstance(node, cst.Await):
-        _refs(node.expression, imports, out, bound)
-        return
-
-
-def _is_callee_like(receiver: cst.BaseExpression) -> bool:
-    """``self.encoder`` in ``self.encoder.forward(x)``: a module used as callee, not a value."""
-    name = dotted_name(receiver)
-    if name is None:
-        return False
-    last = name.rsplit(".", 1)[-1]
-    return name == "self" or bool(_MODEL_NAME.match(last)) or bool(_LOSS_NAME.match(last))
-
-
-def _target_names(target: cst.BaseExpression) -> set[str]:
-    if isinstance(target, cst.Name):
-        return {target.value}
-    if isinstance(target, (cst.Tuple, cst.List)):
-        out: set[str] = set()
-        for el in target.elements:
-            out |= _target_names(el.value)
-        return out
-    if isinstance(target, cst.StarredElement):
-        return _target_names(target.value)
-    return set()
 
 
 def _target_keys(target: cst.BaseExpression) -> list[tuple[str, cst.BaseExpression]]:
@@ -280,9 +107,9 @@ def is_loss_call(call: cst.Call, imports: ImportMap | None = None) -> bool:
     if name is None:
         return False
     last = name.rsplit(".", 1)[-1]
-    if last in _FUNCTIONAL_LOSSES or last == "loss":
+    if last in FUNCTIONAL_LOSSES or last == "loss":
         return True
-    return bool(_LOSS_NAME.match(last)) and not re.search(
+    return bool(LOSS_CALLEE_NAME.match(last)) and not re.search(
         r"scale|weight|history|meter|avg|log|names?$|type", last, re.I
     )
 
@@ -305,7 +132,7 @@ def is_model_call(call: cst.Call, imports: ImportMap | None = None) -> bool:
         return False
     last = parts[-1]
     # The shared model vocabulary of dataflow.py (``mlp``, ``text_encoder``, ``netD``...) plus ours.
-    return last != "forward" and (bool(_MODEL_NAME.match(last)) or is_model_name(last))
+    return last != "forward" and (bool(MODEL_CALLEE_NAME.match(last)) or is_model_name(last))
 
 
 # -- per-scope facts ----------------------------------------------------------
@@ -354,12 +181,13 @@ class BackwardSite:
     unit: Unit
 
 
-class ScopeFacts:
+class LoopFacts:
     """What one function (or module, class body, lambda) does, statement by statement."""
 
     def __init__(self, scope: Scope, imports: ImportMap):
         self.scope = scope
         self.imports = imports
+        self.reads = LoopReads(imports)
         self.units: list[Unit] = []
         self.defs: dict[str, list[Def]] = {}
         self.def_of_node: dict[cst.CSTNode, Def] = {}
@@ -490,7 +318,7 @@ class ScopeFacts:
                 if len(pairs) == 1 and pairs[0][1] is target:
                     self._classify_assign(pairs[0][0], value, unit, small)
                 else:
-                    refs = graph_refs(value, self.imports)
+                    refs = graph_reads(value, self.reads)
                     for key, _ in pairs:
                         self._add_def(key, "keep" if key in refs else "kill", unit, small, value)
         elif isinstance(small, cst.AugAssign):
@@ -515,7 +343,7 @@ class ScopeFacts:
             key = dotted_name(call.func.value)  # type: ignore[attr-defined]
             if key is None:
                 return
-            if method in _LIST_ACCUM_METHODS and call.args:
+            if method in LIST_ACCUMULATE_METHODS and call.args:
                 added = call.args[-1].value
                 if method == "extend" and isinstance(added, (cst.List, cst.Tuple)):
                     incs = tuple(el.value for el in added.elements)
@@ -536,7 +364,11 @@ class ScopeFacts:
                 others = [l for l in leaves if dotted_name(l) != key]
                 self._add_def(key, "accum", unit, node, value, others)
                 return
-        if isinstance(value, cst.Call) and _resolve(value.func, self.imports) in _CAT_FUNCS and value.args:
+        if (
+            isinstance(value, cst.Call)
+            and _resolve(value.func, self.imports) in CONCAT_FUNCTIONS
+            and value.args
+        ):
             seq = value.args[0].value
             if isinstance(seq, (cst.List, cst.Tuple)):
                 elems = [el.value for el in seq.elements]
@@ -545,7 +377,7 @@ class ScopeFacts:
                         key, "accum", unit, node, value, [e for e in elems if dotted_name(e) != key]
                     )
                     return
-        kind = "keep" if key in graph_refs(value, self.imports) else "kill"
+        kind = "keep" if key in graph_reads(value, self.reads) else "kill"
         self._add_def(key, kind, unit, node, value)
 
     def _subscript_store(self, target: cst.Subscript, value: cst.BaseExpression, unit: Unit, node) -> None:
@@ -579,7 +411,7 @@ class ScopeFacts:
         return [u for u in self.units if u.in_loop(loop)]
 
     def refs(self, expr: cst.CSTNode | None) -> set[str]:
-        return graph_refs(expr, self.imports)
+        return graph_reads(expr, self.reads)
 
     def closure_in(self, keys: Iterable[str], loop: Loop | None, limit: int = 200) -> set[str]:
         """``keys`` plus every name their definitions (inside ``loop``, or anywhere when None)
@@ -616,7 +448,7 @@ class ScopeFacts:
         if isinstance(expr, cst.Call):
             method = _method_name(expr)
             qual = _resolve(expr.func, self.imports)
-            if method in _CUT_METHODS or qual in _CUT_FUNCTIONS:
+            if method in NO_GRAPH_RESULT_METHODS or qual in NO_GRAPH_FUNCTIONS:
                 return False
             if is_loss_call(expr, self.imports) or is_model_call(expr, self.imports):
                 return True
@@ -626,7 +458,7 @@ class ScopeFacts:
                 return any(rec(a.value) for a in expr.args)
             return False
         if isinstance(expr, (cst.Name, cst.Attribute)):
-            if isinstance(expr, cst.Attribute) and expr.attr.value in _CUT_ATTRIBUTES:
+            if isinstance(expr, cst.Attribute) and expr.attr.value in NO_GRAPH_ATTRIBUTES:
                 return False
             key = dotted_name(expr)
             if key is None:
@@ -714,11 +546,11 @@ class ScopeFacts:
                 return True
             if name == "zip":
                 return bool(positional) and all(self.is_data_iterable(a) for a in positional)
-            if name in _DATA_WRAPPERS:
+            if name in DATA_WRAPPERS:
                 return bool(positional) and self.is_data_iterable(positional[0])
             return False
         name = dotted_name(expr)
-        return bool(name and _DATA_NAME.search(name.rsplit(".", 1)[-1]))
+        return bool(name and DATA_ITERABLE_NAME.search(name.rsplit(".", 1)[-1]))
 
     def is_iteration_loop(self, loop: Loop) -> bool:
         """A loop over training/evaluation steps: it backpropagates or steps an optimizer, or
@@ -728,14 +560,14 @@ class ScopeFacts:
         ):
             return True
         if isinstance(loop, cst.While):
-            return any(_EPOCH_NAME.search(n) for n in _names_in(loop.test))
+            return any(EPOCH_NAME.search(n) for n in _names_in(loop.test))
         it = loop.iter
-        if isinstance(it, cst.Call) and dotted_name(it.func) in _DATA_WRAPPERS and it.args:
+        if isinstance(it, cst.Call) and dotted_name(it.func) in DATA_WRAPPERS and it.args:
             it = it.args[0].value
         if isinstance(it, cst.Call) and dotted_name(it.func) in ("range", "trange"):
-            return any(_EPOCH_NAME.search(n) for n in _names_in(it))
+            return any(EPOCH_NAME.search(n) for n in _names_in(it))
         name = dotted_name(it)
-        return bool(name and _DATA_NAME.search(name.rsplit(".", 1)[-1]))
+        return bool(name and DATA_ITERABLE_NAME.search(name.rsplit(".", 1)[-1]))
 
 
 def _names_in(node: cst.CSTNode) -> set[str]:
@@ -762,7 +594,7 @@ def _is_optimizer_step(call: cst.Call) -> bool:
     if _method_name(call) != "step":
         return False
     recv = dotted_name(call.func.value)  # type: ignore[attr-defined]
-    return bool(recv and _OPTIMIZER_RECEIVER.search(recv.rsplit(".", 1)[-1]))
+    return bool(recv and OPTIMIZER_STEP_RECEIVER.search(recv.rsplit(".", 1)[-1]))
 
 
 def _calls_and_walrus(small: cst.CSTNode) -> tuple[list[cst.Call], list[cst.NamedExpr]]:
@@ -791,13 +623,13 @@ class LoopAnalysis:
     def __init__(self, context) -> None:
         self.context = context
         self.imports: ImportMap = context.analysis(ImportMap)
-        self._facts: dict[int, ScopeFacts] = {}
+        self._facts: dict[int, LoopFacts] = {}
 
-    def facts(self, scope: Scope) -> ScopeFacts:
+    def facts(self, scope: Scope) -> LoopFacts:
         key = id(scope)
         found = self._facts.get(key)
         if found is None:
-            found = self._facts[key] = ScopeFacts(scope, self.imports)
+            found = self._facts[key] = LoopFacts(scope, self.imports)
         return found
 
 
@@ -805,7 +637,7 @@ class ScopeTracker:
     """Mixin for rules: the enclosing scope and loop depth during the batched traversal.
 
     Loop depth counts ``for``/``while`` statements of the current scope (their
-    headers included: callers must confirm with :class:`ScopeFacts`).
+    headers included: callers must confirm with :class:`LoopFacts`).
     """
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -856,7 +688,7 @@ class ScopeTracker:
 
     def backward_in_loop(
         self, node: cst.Call, accept: Callable[[BackwardCall], bool]
-    ) -> tuple[BackwardCall, BackwardSite, ScopeFacts] | None:
+    ) -> tuple[BackwardCall, BackwardSite, LoopFacts] | None:
         """``node`` as a backward call inside a loop of the current scope that ``accept``s it,
         with its site and the scope's facts (built only then); None otherwise."""
         if self.loop_depth == 0:
@@ -870,11 +702,11 @@ class ScopeTracker:
 
 
 def is_forward_like(name: str) -> bool:
-    return bool(_FORWARD_LIKE.match(name))
+    return bool(FORWARD_METHOD_NAME.match(name))
 
 
 def is_step_method(name: str) -> bool:
-    return bool(_STEP_METHOD.match(name))
+    return bool(STEP_METHOD_NAME.match(name))
 
 
 # -- the questions GL001-GL003 ask ----------------------------------------------
@@ -890,13 +722,15 @@ class AccumulatedBackward:
     accumulation: Def
 
 
-def _maybe_graph(facts: ScopeFacts, expr: cst.BaseExpression) -> bool:
+def _maybe_graph(facts: LoopFacts, expr: cst.BaseExpression) -> bool:
     """Not evidently graph-free: ``1``, ``loss.item()``, ``x.size(0)`` are; ``reg()`` is not."""
     if facts.refs(expr):
         return True
     if isinstance(expr, cst.Call):
         method = _method_name(expr)
-        return not (method in _CUT_METHODS or _resolve(expr.func, facts.imports) in _CUT_FUNCTIONS)
+        return not (
+            method in NO_GRAPH_RESULT_METHODS or _resolve(expr.func, facts.imports) in NO_GRAPH_FUNCTIONS
+        )
     if isinstance(expr, cst.BinaryOperation):
         return _maybe_graph(facts, expr.left) or _maybe_graph(facts, expr.right)
     if isinstance(expr, cst.UnaryOperation):
@@ -904,12 +738,12 @@ def _maybe_graph(facts: ScopeFacts, expr: cst.BaseExpression) -> bool:
     return False
 
 
-def _graphy_increment(facts: ScopeFacts, d: Def) -> bool:
+def _graphy_increment(facts: LoopFacts, d: Def) -> bool:
     return any(_maybe_graph(facts, inc) for inc in d.increments if d.key not in facts.refs(inc))
 
 
 def accumulated_backward(
-    facts: ScopeFacts, site: BackwardSite, is_number: Callable[[Def], bool] | None = None
+    facts: LoopFacts, site: BackwardSite, is_number: Callable[[Def], bool] | None = None
 ) -> AccumulatedBackward | None:
     """GL001/GL002: the backward target depends on a name that an enclosing loop accumulates
     and never rebinds fresh (any rebinding, even conditional, counts as a possible reset).
@@ -952,14 +786,14 @@ def number_test(flow) -> Callable[[Def], bool]:
     return is_number
 
 
-def _loop_start(facts: ScopeFacts, loop: Loop) -> int:
+def _loop_start(facts: LoopFacts, loop: Loop) -> int:
     for u in facts.units:
         if u.in_loop(loop):
             return u.index
     return -1
 
 
-def unused_retained_graph(facts: ScopeFacts, site: BackwardSite) -> Loop | None:
+def unused_retained_graph(facts: LoopFacts, site: BackwardSite) -> Loop | None:
     """GL002: ``retain_graph=True`` in a loop whose retained graph nothing can reuse.
 
     Flags only when no other backward runs in or after the loop, and every value the
@@ -1008,8 +842,8 @@ def unused_retained_graph(facts: ScopeFacts, site: BackwardSite) -> Loop | None:
     return loop
 
 
-def _fresh_outside(facts: ScopeFacts, key: str, loop: Loop) -> bool:
-    if _DATA_NAME.search(key.rsplit(".", 1)[-1]):
+def _fresh_outside(facts: LoopFacts, key: str, loop: Loop) -> bool:
+    if DATA_ITERABLE_NAME.search(key.rsplit(".", 1)[-1]):
         return True
     defs = facts.defs.get(key, ())
     if not defs or key in facts.params:
@@ -1028,7 +862,7 @@ def _fresh_outside(facts: ScopeFacts, key: str, loop: Loop) -> bool:
     return True
 
 
-def graph_accumulation(facts: ScopeFacts, d: Def, scope_name: str) -> list[cst.BaseExpression]:
+def graph_accumulation(facts: LoopFacts, d: Def, scope_name: str) -> list[cst.BaseExpression]:
     """GL003: the graph-carrying increments of an accumulation into something that outlives
     the iteration of a training/evaluation loop (empty when there is nothing to report)."""
     if d.kind != "accum" or is_forward_like(scope_name):

@@ -36,52 +36,25 @@ import libcst as cst
 from gradlint.static.semantics.backward import BackwardCall, backward_call
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
+from gradlint.static.semantics.vocabulary import (
+    CLEAR_GRAD_NAME,
+    EVAL_FUNCTION_NAME,
+    EVAL_LOADER_NAME,
+    GRAD_CLEARING_METHODS,
+    LIGHTNING_EVAL_HOOKS,
+    LOADER_NAME,
+    MODEL_RECEIVER_NAME,
+    NOT_MODEL_RECEIVER_NAME,
+    NOT_OPTIMIZER_NAME,
+    OPTIMIZER_CLASSES,
+    OPTIMIZER_FACTORY_NAME,
+    OPTIMIZER_NAME,
+)
 from gradlint.static.semantics.walk import children
 
 Scope = cst.Module | cst.FunctionDef
 Loop = cst.For | cst.While
 
-# Receivers whose ``.step()`` applies gradients: opt, optD, opt_g, g_optim, optimizer_G,
-# self.optimizers[0] is not a dotted name and is caught through the bound-name table.
-_OPTIM_NAME = re.compile(r"optim|(^|_)opt($|_|\d)|^opt[A-Z0-9]|[a-z0-9]Opt($|_|[A-Z0-9])|_opt[A-Z]")
-_NOT_OPTIM = re.compile(r"sched|(^|_)lr($|_)|warmup|option|opts$|optional|adapt", re.I)
-# Classes whose instances are optimizers even when the variable is called ``solver``.
-_OPTIM_CLASSES = {
-    "SGD",
-    "Adam",
-    "AdamW",
-    "Adamax",
-    "Adagrad",
-    "Adadelta",
-    "RMSprop",
-    "Rprop",
-    "LBFGS",
-    "NAdam",
-    "RAdam",
-    "SparseAdam",
-    "ASGD",
-    "Adafactor",
-    "Lion",
-    "LAMB",
-    "Lamb",
-    "LARS",
-    "Lars",
-    "AdamW8bit",
-    "Adam8bit",
-    "FusedAdam",
-    "FusedLAMB",
-    "DeepSpeedCPUAdam",
-    "Muon",
-    "Shampoo",
-    "Sophia",
-    "Prodigy",
-    "ZeroRedundancyOptimizer",
-}
-_OPTIM_FACTORIES = re.compile(r"(^|_)(create|make|build|get|init|setup|configure)_?optim", re.I)
-# Methods on a tensor's ``.grad`` that clear it.
-_GRAD_CLEARING = {"zero_", "detach_", "fill_", "mul_", "requires_grad_", "copy_", "set_"}
-# Helpers that clear gradients by name: self.optimizer_zero_grad(), zero_grads(model), clear_grad()
-_CLEAR_NAME = re.compile(r"zero_?grad|clear_?grad|cleargrad|reset_grad", re.I)
 # Other frameworks with torch-like training APIs (paddle's clear_grad, jittor's step(loss)):
 # their loops are not PyTorch's and follow other rules.
 _OTHER_FRAMEWORK = re.compile(
@@ -96,73 +69,6 @@ def other_framework(text: str) -> bool:
 
 
 _TERMINATORS = (cst.Continue, cst.Break, cst.Return, cst.Raise)
-
-# Call names that are never a model forward, whatever they are called on.
-_NOT_MODEL_CALLS = {
-    "len",
-    "print",
-    "range",
-    "enumerate",
-    "zip",
-    "list",
-    "tuple",
-    "dict",
-    "set",
-    "str",
-    "int",
-    "float",
-    "bool",
-    "isinstance",
-    "getattr",
-    "setattr",
-    "hasattr",
-    "super",
-    "type",
-    "iter",
-    "next",
-    "sorted",
-    "min",
-    "max",
-    "sum",
-    "abs",
-    "round",
-    "map",
-    "filter",
-    "open",
-    "format",
-    "repr",
-    "any",
-    "all",
-}
-_MODEL_NAME = re.compile(
-    r"^(model|net|network|module|backbone|encoder|decoder|generator|discriminator|classifier|policy|critic|actor|"
-    r"student|teacher|ema|ema_model|unet|vae|transformer|detector|segmenter|head|gen|disc|G|D|netG|netD|"
-    r"[A-Za-z0-9_]*_(model|net|network|encoder|decoder|backbone|classifier)|(model|net)_?[A-Za-z0-9_]+|"
-    r"[a-z]+(Net|Model))$"
-)
-_NOT_MODEL_NAME = re.compile(
-    r"tokeni[sz]er|processor|extractor|loss|criterion|metric|config|optim|sched|loader|dataset|pipeline|pipe$|"
-    r"fn$|func$|_name|name$|path|dir$|file|cls$|class|type$|_id$|args|kwargs|params?$|state|dict|list|cache|"
-    r"generate|sample|hook|wrapper_fn|callback|logger|writer|tracker|accelerator|fabric|trainer|engine$",
-    re.I,
-)
-# An eval word alone or with a data/loop suffix (`evaluate`, `validate_epoch`,
-# `predict_step`, `test_model`): `validate_environment`, `validate_inputs` and
-# `infer_shape` check arguments, they do not run a model over data.
-_EVAL_FUNC = re.compile(
-    r"^_*(validate|validation|valid|val|evaluate|evaluation|eval|test|predict|prediction|inference|infer|"
-    r"score|benchmark)(_(?:one_)?(?:epochs?|steps?|loop|models?|nets?|network|batch(?:es)?|(?:data)?loader|"
-    r"dl|data|dataset|set|split|fn|func|all|proba|on_\w+))?$|_(eval|evaluate|evaluation|validate|validation|"
-    r"val|test|predict|inference|infer)$",
-    re.I,
-)
-_EVAL_LOADER = re.compile(
-    r"(^|_)(val|valid|validation|test|eval|evaluation|dev|holdout)(_|$)|^(val|valid|test|eval|dev)[a-z]*(loader|set|data)",
-    re.I,
-)
-_LOADER_WORD = re.compile(r"loader|dataset|data($|_)|batches|iterator|iter$|_dl$|^dl_|ds$", re.I)
-# Lightning runs these hooks under no_grad itself.
-LIGHTNING_EVAL_HOOKS = {"validation_step", "test_step", "predict_step", "on_validation_batch_end"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -272,9 +178,9 @@ def last_part(name: str | None) -> str:
 
 def looks_like_optimizer_name(name: str | None) -> bool:
     last = last_part(name)
-    if not last or _NOT_OPTIM.search(last):
+    if not last or NOT_OPTIMIZER_NAME.search(last):
         return False
-    return bool(_OPTIM_NAME.search(last))
+    return bool(OPTIMIZER_NAME.search(last))
 
 
 def has_modulo(expr: cst.CSTNode) -> bool:
@@ -346,7 +252,7 @@ class OptimAnalysis:
         last = last_part(qual)
         if qual.startswith("torch.optim.") and last[:1].isupper():
             return True
-        return last in _OPTIM_CLASSES or last == "optimizers" or bool(_OPTIM_FACTORIES.search(last))
+        return last in OPTIMIZER_CLASSES or last == "optimizers" or bool(OPTIMIZER_FACTORY_NAME.search(last))
 
     def is_optimizer(self, name: str | None) -> bool:
         return bool(name) and (name in self.optimizer_names or looks_like_optimizer_name(name))
@@ -523,10 +429,10 @@ class OptimAnalysis:
             elif attr == "zero_grad":
                 add("zero_grad", recv or self.context.code_for(func.value))
                 return
-            elif _CLEAR_NAME.search(attr):
+            elif CLEAR_GRAD_NAME.search(attr):
                 add("clear_helper", recv)
                 return
-            elif (attr in _GRAD_CLEARING or attr.endswith("_")) and _mentions_grad_attr(func.value):
+            elif (attr in GRAD_CLEARING_METHODS or attr.endswith("_")) and _mentions_grad_attr(func.value):
                 add("clear", dotted_name(func.value))
                 return
             elif attr in ("eval", "train") and recv is not None:
@@ -538,7 +444,7 @@ class OptimAnalysis:
                     off = isinstance(first, cst.Name) and first.value == "False"
                     add("eval" if off else "train", recv)
                     return
-        elif isinstance(func, cst.Name) and _CLEAR_NAME.search(func.value):
+        elif isinstance(func, cst.Name) and CLEAR_GRAD_NAME.search(func.value):
             add("clear_helper", func.value)
             return
         add("call", dotted_name(func))
@@ -794,7 +700,7 @@ def grad_mode_at(
 
 
 def looks_like_eval_function(name: str) -> bool:
-    return bool(_EVAL_FUNC.search(name)) and not name.startswith("test_")
+    return bool(EVAL_FUNCTION_NAME.search(name)) and not name.startswith("test_")
 
 
 def looks_like_eval_loader(expr: cst.BaseExpression) -> bool:
@@ -803,7 +709,7 @@ def looks_like_eval_loader(expr: cst.BaseExpression) -> bool:
         last = last_part(name)
         if "train" in last.lower():
             return False
-        if _EVAL_LOADER.search(last) and _LOADER_WORD.search(last):
+        if EVAL_LOADER_NAME.search(last) and LOADER_NAME.search(last):
             return True
     for call in calls_in(expr):
         last = last_part(dotted_name(call.func))
@@ -814,7 +720,7 @@ def looks_like_eval_loader(expr: cst.BaseExpression) -> bool:
 
 def looks_like_model_name(name: str | None) -> bool:
     last = last_part(name)
-    return bool(last) and bool(_MODEL_NAME.match(last)) and not _NOT_MODEL_NAME.search(last)
+    return bool(last) and bool(MODEL_RECEIVER_NAME.match(last)) and not NOT_MODEL_RECEIVER_NAME.search(last)
 
 
 __all__ = [

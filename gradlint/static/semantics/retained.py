@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from gradlint.static.semantics.reads import any_reads
 from gradlint.static.semantics.summaries import (
     DETACHED,
     NUMBER,
@@ -19,7 +20,6 @@ from gradlint.static.semantics.summaries import (
     Effect,
     FunctionSummary,
     Summaries,
-    refs,
     value_kind,
 )
 from gradlint.static.semantics.walk import walk
@@ -131,7 +131,7 @@ def _judge_in(summaries, owner, effect, region, position):
 
 def _last_backward(summaries, owner, effect, fn, loop, step) -> RetainedGraph | None:
     bw = effect.backward
-    deps = owner.closure(bw.target, refs)
+    deps = owner.closure(bw.target, any_reads)
     inside = range(loop[1], loop[2]) if loop is not None else range(0, 1 << 30)
     # an accumulated loss is GL002's business
     for a in owner.assignments:
@@ -147,7 +147,7 @@ def _last_backward(summaries, owner, effect, fn, loop, step) -> RetainedGraph | 
         mine = deps - _callees(owner) - _params(owner)
         for e in fn.effects:
             if e.kind == "backward" and e.index >= loop[2] and e.backward.target is not None:
-                if fn.closure(e.backward.target, refs) & mine:
+                if fn.closure(e.backward.target, any_reads) & mine:
                     return None  # a backward after the loop goes through the last iteration's graph
     if loop is not None:
         term = _pre_loop_term(summaries, owner, fn, deps, loop)
@@ -200,9 +200,9 @@ def _stale_input(summaries, owner, effect, fn, steps, later) -> RetainedGraph | 
         if mods is None:
             return None
         stepped |= mods
-    mine = fn.closure(effect.backward.target, refs)
+    mine = fn.closure(effect.backward.target, any_reads)
     # the later loss's definitions between the step and the later backward
-    frontier = set(refs(later.backward.target))
+    frontier = set(any_reads(later.backward.target))
     seen: set[str] = set()
     while frontier:
         key = frontier.pop()
@@ -217,7 +217,7 @@ def _stale_input(summaries, owner, effect, fn, steps, later) -> RetainedGraph | 
                 for arg in call.args:
                     if any(isinstance(n, cst.Call) for n in walk(arg.value, into_scopes=False)):
                         continue  # a nested call is judged on its own, closer to the value
-                    for ref in refs(arg.value):
+                    for ref in any_reads(arg.value):
                         hit = _stale(fn, ref, step, later, mine, stepped, summaries)
                         if hit is not None:
                             return RetainedGraph(
@@ -229,7 +229,7 @@ def _stale_input(summaries, owner, effect, fn, steps, later) -> RetainedGraph | 
                                 later=later.backward,
                                 forward=call,
                             )
-            for a_ref in refs(a.value):
+            for a_ref in any_reads(a.value):
                 frontier.add(a_ref)
     return None
 
@@ -271,7 +271,7 @@ def _optimized_modules(summaries, fn, name: str) -> set[str] | None:
                 and isinstance(n.func, cst.Attribute)
                 and n.func.attr.value == "parameters"
             ):
-                key = refs(n.func.value)
+                key = any_reads(n.func.value)
                 mods |= {k for k in key if k != "self"}
     return mods or None
 
@@ -289,8 +289,8 @@ def _producers(summary: FunctionSummary, key: str, summaries: Summaries, depth: 
             continue
         for n in walk(a.value, into_scopes=False):
             if isinstance(n, cst.Call) and summaries.is_forward(n):
-                out |= refs(n.func)
-        for r in refs(a.value):
+                out |= any_reads(n.func)
+        for r in any_reads(a.value):
             if r != key:
                 out |= _producers(summary, r, summaries, depth + 1)
     return out
@@ -301,7 +301,7 @@ def _operands(value) -> set[str]:
     if isinstance(value, cst.BinaryOperation):
         return _operands(value.left) | _operands(value.right)
     if isinstance(value, (cst.Name, cst.Attribute)):
-        return refs(value)
+        return any_reads(value)
     return set()
 
 
@@ -317,7 +317,7 @@ def _carries_graph(summary: FunctionSummary, assignment, summaries: Summaries, d
         return False
     if _has_forward(value, summaries):
         return True
-    for r in refs(value):
+    for r in any_reads(value):
         for a in summary.defs_of(r):
             if a is not assignment and not a.loop_target and a.index <= assignment.index:
                 if _carries_graph(summary, a, summaries, depth + 1):
@@ -330,14 +330,14 @@ def _callees(summary: FunctionSummary) -> set[str]:
     body = summary.node if isinstance(summary.node, cst.Module) else summary.node.body
     for n in walk(body, into_scopes=False):
         if isinstance(n, cst.Call):
-            out |= refs(n.func) if not isinstance(n.func, cst.Attribute) else _receiver_keys(n.func)
+            out |= any_reads(n.func) if not isinstance(n.func, cst.Attribute) else _receiver_keys(n.func)
     return out
 
 
 def _receiver_keys(func: cst.Attribute) -> set[str]:
     # `self.netD(x)` and `netD.forward(x)` name a module; `x.view(...)` does not
     if func.attr.value == "forward" or (isinstance(func.value, cst.Name) and func.value.value == "self"):
-        return refs(func)
+        return any_reads(func)
     return set()
 
 

@@ -26,6 +26,7 @@ from gradlint.static.semantics.vocabulary import (
     PASS_THROUGH_FUNCTIONS,
     SINK_FUNCTIONS,
     SINK_NAMESPACES,
+    SINK_PREFIX_LOOKALIKES,
     TO_PYTHON_METHODS,
     WITH_INDICES_METHODS,
 )
@@ -33,7 +34,6 @@ from gradlint.static.semantics.walk import iter_children
 
 Parent = Callable[[cst.CSTNode], "cst.CSTNode | None"]
 _MAX_HOPS = 6  # assignments followed; beyond that, assume the value may reach autograd
-_MATH_LOOKALIKES = frozenset({"log_softmax", "log_sigmoid", "log_prob", "log_ndtr", "add_module"})
 _COMPS = (cst.ListComp, cst.GeneratorExp, cst.SetComp)
 
 
@@ -50,7 +50,7 @@ def _is_sink_call(call: cst.Call) -> bool:
     last = name.rsplit(".", 1)[-1]
     if last in SINK_FUNCTIONS or name.startswith(SINK_NAMESPACES):
         return True
-    if last.endswith("_") or last in _MATH_LOOKALIKES:
+    if last.endswith("_") or last in SINK_PREFIX_LOOKALIKES:
         return False  # ``p.add_(v)``, ``F.log_softmax(v)``: computation, not a sink
     return last.startswith(("log_", "add_", "save_", "plot_", "show_", "assert"))
 

@@ -28,166 +28,43 @@ graph (a helper with ``detach`` in its body, a conditional reset, an unknown
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
 
 from gradlint.static.semantics.backward import BackwardCall, backward_call
-from gradlint.static.semantics.dataflow import Dataflow, Kind, is_layer_name, is_model_name
+from gradlint.static.semantics.dataflow import Dataflow, Kind, is_layer_name, is_model_name, iterates_data
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
-from gradlint.static.semantics.vocabulary import DATA_SOURCE_NAME, INFERENCE_FUNCTION
+from gradlint.static.semantics.reads import StateReads, body_detaches, graph_reads, matches, target_vars
+from gradlint.static.semantics.vocabulary import (
+    BUILTIN_FUNCTIONS,
+    CONSTRUCTOR_NAME,
+    DATA_CALLEE_NAME,
+    INFERENCE_FUNCTION,
+    ITERATION_HELPERS,
+    ITERATION_METHODS,
+    LOSSY_COLLECTION_NAME,
+    MODEL_BASE_STRICT,
+    NOT_ORIGIN_MODULES,
+    OBJECT_METHODS,
+    OBJECT_NAME,
+    RESET_METHOD_NAME,
+    SANITISER_NAME,
+    TENSOR_METHODS,
+    VALUE_WORD,
+)
 from gradlint.static.semantics.walk import children, walk
 
 # ---------------------------------------------------------------------------
 # Expressions: which names' autograd history can flow into a value
 # ---------------------------------------------------------------------------
 
-# Calls / attributes that return a value without autograd history.
-_CUT_METHODS = frozenset(
-    {
-        "detach",
-        "detach_",
-        "item",
-        "tolist",
-        "numpy",
-        "size",
-        "dim",
-        "numel",
-        "nelement",
-        "data_ptr",
-        "is_contiguous",
-        "get_device",
-        "stride",
-        "storage_offset",
-        "__len__",
-    }
-)
-# Integer- or bool-valued results: no gradient flows through them.
-_CUT_METHODS = _CUT_METHODS | {
-    "argmax",
-    "argmin",
-    "argsort",
-    "eq",
-    "ne",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "isnan",
-    "isinf",
-    "isfinite",
-    "nonzero",
-    "new_zeros",
-    "new_ones",
-    "new_empty",
-    "new_full",
-    "new_tensor",
-}
-# Factories make leaves whatever their arguments (``torch.randn_like(out)``, ``torch.zeros(out.shape)``).
-_FACTORIES = re.compile(
-    r"^(zeros|ones|empty|full|rand|randn|randint|randperm|arange|linspace|logspace|eye|tensor|"
-    r"\w+_like|manual_seed|from_numpy|bernoulli|multinomial|normal)$"
-)
-_MODULE_ALIASES = frozenset(
-    {"torch", "F", "nn", "np", "numpy", "math", "th", "torch.nn.functional", "nn.functional"}
-)
-_CUT_FIELDS = frozenset(
-    {"data", "shape", "dtype", "device", "ndim", "is_cuda", "requires_grad", "grad_fn", "is_leaf"}
-)
-_CUT_BUILTINS = frozenset(
-    {
-        "len",
-        "isinstance",
-        "type",
-        "id",
-        "print",
-        "range",
-        "str",
-        "int",
-        "float",
-        "bool",
-        "repr",
-        "hasattr",
-        "callable",
-        "issubclass",
-        "format",
-    }
-)
-# A helper whose name says it cuts recurrent state.
-_SANITISER_NAME = re.compile(r"(repackage|detach)", re.I)
-
-# Method calls that transform a value without introducing parameters: they
-# propagate a graph but never start one.
-_TENSOR_METHODS = frozenset(
-    """to cuda cpu float half double long int bool byte char short bfloat16 view view_as reshape reshape_as permute
-    transpose t contiguous squeeze unsqueeze flatten unflatten clone expand expand_as repeat repeat_interleave type
-    type_as sum mean std var max min norm pow sqrt rsqrt exp log abs neg sign softmax log_softmax sigmoid tanh relu
-    argmax argmin chunk split narrow index_select gather scatter masked_fill masked_select add sub mul div matmul mm
-    bmm item tolist numpy size dim detach requires_grad_ fill_ zero_ new_zeros new_ones new_full new_empty new_tensor
-    get items values keys append extend pop format join lower upper strip replace startswith endswith cumsum clamp
-    clamp_ round floor ceil eq ne lt le gt ge all any nonzero where roll flip pin_memory numel topk sort unbind
-    masked_fill_ add_ mul_ div_ sub_ copy_ unfold stack cat unsqueeze_ squeeze_ long_ to_dense to_sparse split_with_sizes
-    tensor_split movedim swapaxes swapdims select""".split()
-)
-# Calls whose result is input data, not a graph (tokenizers, loaders, augmentation...).
-_DATA_CALLEE = re.compile(
-    r"(tokeni[sz]|processor|transform|augment|collat|loader|dataset|sampler|prepare|preprocess|to_device|"
-    r"^load|^read|get_batch|^next$|feature_extractor|^iter$|encode_plus|noise|^mask|shuffle|^sample_|randn|rand$)",
-    re.I,
-)
-_CONSTRUCTOR = re.compile(r"^(_*[A-Z]\w|from_pretrained$|from_config$|build|create|make_|get_model|load)")
-_NOT_ORIGIN_MODULES = (
-    "torch.",
-    "numpy.",
-    "np.",
-    "math.",
-    "random.",
-    "time.",
-    "os.",
-    "logging.",
-    "itertools.",
-    "functools.",
-    "collections.",
-    "copy.",
-    "operator.",
-)
-_BUILTINS = frozenset(
-    """len range enumerate zip list tuple dict set frozenset sorted reversed min max sum abs int float str bool print
-    isinstance getattr setattr hasattr iter next map filter any all round type super id open format repr vars divmod
-    pow hash callable issubclass object slice""".split()
-)
-# Methods of modules/optimizers that return leaves or objects, never a forward's output.
-_OBJECT_METHODS = frozenset(
-    """parameters named_parameters buffers named_buffers modules named_modules children named_children state_dict
-    load_state_dict train eval zero_grad step register_forward_hook register_hook apply half_ to_empty prepare
-    unwrap_model requires_grad_ get_input_embeddings get_output_embeddings""".split()
-)
-# Names that hold objects (models, loaders, optimizers...), never an autograd graph.
-_OBJECT_NAME = re.compile(
-    r"(model|net|module|optim|opt$|loader|dl$|dataset|data_?set|sched|tokeni[sz]er|processor|accelerator|metric|"
-    r"config|cfg|args|device|scaler|engine|trainer|criterion|loss_fn|loss_func|writer|logger|generator|sampler|"
-    r"collator|callback|strategy|fabric|plugin|pipeline|env$|state_dict)",
-    re.I,
-)
-_VALUE_WORD = re.compile(
-    r"(^|_)(loss|losses|out|outs|output|outputs|logits?|preds?|prediction|feats?|features|"
-    r"hidden|emb|embeds?|embeddings|latents?|states?|scores?|y|z|h|x)(_|$|\d)",
-    re.I,
-)
-
 
 def _is_object_name(name: str) -> bool:
     """``ddp_model``, ``train_dl``, ``lr_scheduler``: objects; ``model_output``: a value."""
-    return bool(_OBJECT_NAME.search(name)) and not _VALUE_WORD.search(name)
-
-
-# Collections returned by one call that hold several losses/outputs of one forward.
-_LOSSY_NAME = re.compile(r"(loss|output|outs?$|logit|pred|score|head)", re.I)
-_ITER_HELPERS = frozenset({"enumerate", "zip", "list", "tuple", "sorted", "reversed", "iter"})
-_ITER_METHODS = frozenset({"items", "values", "keys"})
+    return bool(OBJECT_NAME.search(name)) and not VALUE_WORD.search(name)
 
 
 def var_of(node: cst.CSTNode) -> str | None:
@@ -195,21 +72,6 @@ def var_of(node: cst.CSTNode) -> str | None:
     while isinstance(node, cst.Subscript):
         node = node.value
     return dotted_name(node)
-
-
-def target_vars(target: cst.BaseExpression) -> list[str]:
-    """Variables bound by an assignment target (tuples, lists, starred; not subscripts)."""
-    out: list[str] = []
-    if isinstance(target, (cst.Tuple, cst.List)):
-        for el in target.elements:
-            out.extend(target_vars(el.value))
-    elif isinstance(target, cst.StarredElement):
-        out.extend(target_vars(target.value))
-    elif isinstance(target, (cst.Name, cst.Attribute)):
-        name = dotted_name(target)
-        if name is not None:
-            out.append(name)
-    return out
 
 
 def _subscript_base(target: cst.BaseExpression) -> str | None:
@@ -225,9 +87,10 @@ class Sanitisers:
         self.names: set[str] = set()
         # Every function defined in the file: called by bare name, it is a helper, not a module.
         self.functions: set[str] = set()
+        self.reads = StateReads(self)  # what an expression reads, these helpers cutting
         for node in _iter_defs(module):
             self.functions.add(node.name.value)
-            if _body_detaches(node):
+            if body_detaches(node):
                 self.names.add(node.name.value)
 
     def is_sanitiser_callee(self, func: cst.BaseExpression) -> bool:
@@ -235,7 +98,7 @@ class Sanitisers:
         if name is None:
             return False
         last = name.rsplit(".", 1)[-1]
-        return last in self.names or bool(_SANITISER_NAME.search(last))
+        return last in self.names or bool(SANITISER_NAME.search(last))
 
 
 def _iter_definitions(module: cst.Module) -> Iterator[cst.FunctionDef | cst.ClassDef]:
@@ -254,17 +117,6 @@ def _iter_defs(module: cst.Module) -> Iterator[cst.FunctionDef]:
     return (n for n in _iter_definitions(module) if isinstance(n, cst.FunctionDef))
 
 
-def _body_detaches(node: cst.CSTNode) -> bool:
-    """Does the code call ``.detach()``/``.detach_()`` or read ``.data`` anywhere?"""
-    for n in walk(node):
-        if isinstance(n, cst.Call):
-            if isinstance(n.func, cst.Attribute) and n.func.attr.value in ("detach", "detach_"):
-                return True
-        elif isinstance(n, cst.Attribute) and n.attr.value == "data":
-            return True
-    return False
-
-
 class _FileSanitisers(Sanitisers):
     """The module's sanitisers, built once per file: GL008 and GL010 both ask."""
 
@@ -272,121 +124,8 @@ class _FileSanitisers(Sanitisers):
         super().__init__(context.module)
 
 
-def _lambda_detaches(arg: cst.BaseExpression) -> bool:
-    return isinstance(arg, cst.Lambda) and _body_detaches(arg.body)
-
-
-def graph_reads(expr: cst.CSTNode | None, san: Sanitisers) -> set[str]:
-    """Variables whose autograd history may flow into the value of ``expr``.
-
-    Reads under ``.detach()``, ``.data``, ``.item()``, shape queries, detaching
-    helpers and comparisons are excluded: they carry no graph.
-    """
-    out: set[str] = set()
-    if expr is not None:
-        _reads(expr, san, out)
-    return out
-
-
-def _reads(node: cst.CSTNode, san: Sanitisers, out: set[str]) -> None:
-    if isinstance(node, cst.Name):
-        if node.value not in ("True", "False", "None"):
-            out.add(node.value)
-        return
-    if isinstance(node, cst.Attribute):
-        if node.attr.value in _CUT_FIELDS:
-            return
-        name = dotted_name(node)
-        if name is not None:
-            out.add(name)
-        else:
-            _reads(node.value, san, out)
-        return
-    if isinstance(node, cst.Subscript):
-        _reads(node.value, san, out)
-        return
-    if isinstance(node, cst.Call):
-        func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in _CUT_METHODS:
-            return
-        if isinstance(func, cst.Name) and func.value in _CUT_BUILTINS:
-            return
-        if san.is_sanitiser_callee(func) or any(_lambda_detaches(a.value) for a in node.args):
-            return
-        callee = dotted_name(func)
-        if callee is not None and "." in callee:
-            head, _, last = callee.rpartition(".")
-            if (head in ("torch", "t", "th") or head.startswith("torch.")) and _FACTORIES.match(last):
-                return
-            if head in ("np", "numpy") or head.startswith("numpy."):
-                return  # leaving autograd for numpy
-        if isinstance(func, cst.Attribute):
-            # A tensor method's receiver carries its graph (``h.clone()``); another method's
-            # receiver is an object (``model.encode(x)``, ``self.lstm(x, h)``), not a graph.
-            receiver = dotted_name(func.value)
-            if receiver in _MODULE_ALIASES:
-                pass  # ``torch.cat(...)``, ``F.softmax(...)``: a library, not a value
-            elif func.attr.value in _TENSOR_METHODS or not isinstance(func.value, (cst.Name, cst.Attribute)):
-                _reads(func.value, san, out)
-        elif not isinstance(func, cst.Name):
-            _reads(func, san, out)
-        for arg in node.args:
-            _reads(arg.value, san, out)
-        return
-    if isinstance(
-        node,
-        (
-            cst.Comparison,
-            cst.Lambda,
-            cst.SimpleString,
-            cst.FormattedString,
-            cst.Integer,
-            cst.Float,
-            cst.Imaginary,
-            cst.ConcatenatedString,
-        ),
-    ):
-        return
-    if isinstance(node, cst.BooleanOperation):
-        _reads(node.left, san, out)
-        _reads(node.right, san, out)
-        return
-    if isinstance(node, cst.IfExp):
-        _reads(node.body, san, out)
-        _reads(node.orelse, san, out)
-        return
-    if isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
-        _comp_reads(node, san, out)
-        return
-    for child in children(node):
-        _reads(child, san, out)
-
-
-def _comp_reads(node, san: Sanitisers, out: set[str]) -> None:
-    """Comprehension variables stand for their iterables: ``(s.detach() for s in h)`` reads nothing."""
-    bound: set[str] = set()
-    iter_reads: set[str] = set()
-    comp = node.for_in
-    while comp is not None:
-        bound.update(target_vars(comp.target))
-        iter_reads |= graph_reads(comp.iter, san)
-        comp = comp.inner_for_in
-    elts = [node.key, node.value] if isinstance(node, cst.DictComp) else [node.elt]
-    elt_reads: set[str] = set()
-    for e in elts:
-        _reads(e, san, elt_reads)
-    if any(_reads_var(elt_reads, b) for b in bound):
-        out |= {r for r in iter_reads if not any(_matches(r, b) for b in bound)}
-    out |= {r for r in elt_reads if not any(_matches(r, b) for b in bound)}
-
-
-def _matches(read: str, var: str) -> bool:
-    """A read of ``out.logits`` is a read of ``out``; a read of ``self`` is not a read of ``self.hidden``."""
-    return read == var or read.startswith(var + ".")
-
-
 def _reads_var(reads: Iterable[str], var: str) -> bool:
-    return any(_matches(r, var) for r in reads)
+    return any(matches(r, var) for r in reads)
 
 
 def _calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
@@ -420,26 +159,26 @@ def is_graph_origin(
         if san.is_sanitiser_callee(func):
             continue
         name = dotted_name(func)
-        if name is not None and _CONSTRUCTOR.search(name.rsplit(".", 1)[-1]):
+        if name is not None and CONSTRUCTOR_NAME.search(name.rsplit(".", 1)[-1]):
             continue  # building a model/loss object is not a forward pass
         if isinstance(func, cst.Name):
-            if func.value in _BUILTINS or _DATA_CALLEE.search(func.value):
+            if func.value in BUILTIN_FUNCTIONS or DATA_CALLEE_NAME.search(func.value):
                 continue
             if func.value in san.functions or func.value in imports.aliases:
                 # A function (``batch_patchify(images)``, ``from utils import make_inputs``), not a
                 # module instance: modules are called through variables and attributes.
                 continue
             qual = imports.resolve(func) or ""
-            if qual.startswith(_NOT_ORIGIN_MODULES) or qual == "torch":
+            if qual.startswith(NOT_ORIGIN_MODULES) or qual == "torch":
                 continue
             return True
         if isinstance(func, cst.Attribute):
             last = func.attr.value
-            if last in _TENSOR_METHODS or last in _OBJECT_METHODS or _DATA_CALLEE.search(last):
+            if last in TENSOR_METHODS or last in OBJECT_METHODS or DATA_CALLEE_NAME.search(last):
                 continue
             qual = imports.resolve(func)
             if qual is not None and (
-                qual.startswith(_NOT_ORIGIN_MODULES) or qual.split(".")[0] in ("torch", "F", "np")
+                qual.startswith(NOT_ORIGIN_MODULES) or qual.split(".")[0] in ("torch", "F", "np")
             ):
                 continue
             if receiver_kind is not None and _opaque_receiver(func, receiver_kind):
@@ -461,7 +200,13 @@ def _opaque_receiver(func: cst.Attribute, receiver_kind: Callable[[cst.BaseExpre
     recv = dotted_name(func.value)
     if recv is None or any(is_model_name(part) or is_layer_name(part) for part in recv.split(".")):
         return False
-    return receiver_kind(func.value) in (Kind.UNKNOWN, Kind.NON_TENSOR, Kind.COLLECTION, Kind.TUPLE)
+    return receiver_kind(func.value) in _NOT_MODULE_RECEIVERS
+
+
+# Receivers whose method calls are not a forward pass: unknown objects, Python values, containers, data.
+_NOT_MODULE_RECEIVERS = frozenset(
+    {Kind.UNKNOWN, Kind.NON_TENSOR, Kind.COLLECTION, Kind.TUPLE, Kind.ACTIVATION_CONTAINER, Kind.DATA_BATCH}
+)
 
 
 # ---------------------------------------------------------------------------
@@ -618,12 +363,15 @@ class _LoopInterpreter:
         san: Sanitisers,
         grad_off: bool,
         kind_of: Callable[[cst.BaseExpression, cst.CSTNode], Kind] | None = None,
+        batch_of: Callable[[cst.For], object] | None = None,
     ) -> None:
         self.imports = imports
         self.san = san
         # The value kind (dataflow) of an expression at a statement: a Python number or a tensor
         # without graph never becomes recurrent state, whatever calls made it.
         self.kind_of = kind_of
+        # The DATA_BATCH fact (dataflow) a ``for`` loop binds to its target: items of a loader.
+        self.batch_of = batch_of if batch_of is not None else _batch_by_name
         # Variables that hold a data batch (``next(it)``, an item of a loader, a plain function of them):
         # no graph, fresh every iteration.
         self.data_vars: set[str] = set()
@@ -638,7 +386,7 @@ class _LoopInterpreter:
             if parts is None:
                 continue
             targets, value, aug = parts
-            reads = graph_reads(value, san)
+            reads = graph_reads(value, san.reads)
             for t in targets:
                 for v in target_vars(t):
                     self.deps.setdefault(v, set()).update(reads | ({v} if aug else set()))
@@ -702,16 +450,16 @@ class _LoopInterpreter:
 
     def _loop_body(self, loop, env: _Env, grad_off: bool) -> _Env:
         head = dict(env)
-        if isinstance(loop, cst.For) and _iterates_data(loop.iter):
+        if isinstance(loop, cst.For) and self.batch_of(loop) is not None:
             self.data_vars.update(target_vars(loop.target))
         if isinstance(loop, cst.For):
-            iter_reads = graph_reads(loop.iter, self.san)
+            iter_reads = graph_reads(loop.iter, self.san.reads)
             state = max((self._state(env, r) for r in iter_reads), default=CLEAN)
             cut = self._body_cuts_target_in_place(loop)
             if cut:
                 for r in iter_reads:
                     for var in list(head):
-                        if _matches(r, var):
+                        if matches(r, var):
                             head[var] = _Slot(CLEAN, head[var].group)
             targets = frozenset(target_vars(loop.target))
         out = head
@@ -746,7 +494,7 @@ class _LoopInterpreter:
     def _state(self, env: _Env, read: str) -> int:
         best = CLEAN
         for var, slot in env.items():
-            if _matches(read, var):
+            if matches(read, var):
                 best = max(best, slot.state)
         return best
 
@@ -788,7 +536,7 @@ class _LoopInterpreter:
         env = dict(env)
         for base in cut:
             for var in list(env):
-                if _matches(var, base) or _matches(base, var):
+                if matches(var, base) or matches(base, var):
                     env[var] = _Slot(CLEAN, env[var].group)
             env.setdefault(base, _Slot(CLEAN, frozenset({base})))
         return env
@@ -808,8 +556,8 @@ class _LoopInterpreter:
                 return False
         elif not isinstance(value, (cst.Name, cst.Attribute, cst.Subscript)):
             return False
-        tracked = [r for r in reads if any(_matches(r, v) for v in env)]
-        return bool(tracked) and all(any(_matches(r, d) for d in self.data_vars) for r in tracked)
+        tracked = [r for r in reads if any(matches(r, v) for v in env)]
+        return bool(tracked) and all(any(matches(r, d) for d in self.data_vars) for r in tracked)
 
     def _carried(self, var: str) -> bool:
         """Is ``var`` read at the top of an enclosing loop's body before it is bound again?
@@ -818,12 +566,12 @@ class _LoopInterpreter:
             exposed = self._exposed.get(id(loop))
             if exposed is None:
                 exposed = self._exposed[id(loop)] = _exposed_reads([loop], set())
-            if any(_matches(r, var) or _matches(var, r) for r in exposed):
+            if any(matches(r, var) or matches(var, r) for r in exposed):
                 return True
         return False
 
     def _assign(self, targets, value, aug: bool, env: _Env, grad_off: bool, small=None) -> _Env:
-        reads = graph_reads(value, self.san)
+        reads = graph_reads(value, self.san.reads)
         bound: list[str] = []
         for t in targets:
             bound.extend(target_vars(t))
@@ -834,8 +582,8 @@ class _LoopInterpreter:
         if isinstance(value, cst.Call) and not grad_off and not no_graph:
             # Sorted: which of ``(h, c)`` a message names must not depend on set order (PYTHONHASHSEED).
             for r in sorted(reads):
-                if self._state(env, r) == FREED and any(_matches(r, v) for v in rebinders):
-                    var = min(v for v in rebinders if _matches(r, v))
+                if self._state(env, r) == FREED and any(matches(r, v) for v in rebinders):
+                    var = min(v for v in rebinders if matches(r, v))
                     if self._carried(var):
                         self.findings.setdefault(id(value), StateFinding(value, var, "loop"))
         if aug:
@@ -856,7 +604,7 @@ class _LoopInterpreter:
         group = frozenset(bound)
         for v in bound:
             for var in list(env):
-                if var != v and _matches(var, v):  # rebinding ``self`` parts: forget the old fields
+                if var != v and matches(var, v):  # rebinding ``self`` parts: forget the old fields
                     del env[var]
             env[v] = _Slot(state, group)
         for t in targets:
@@ -870,7 +618,7 @@ class _LoopInterpreter:
     def _backward(self, bw: BackwardCall, env: _Env) -> _Env:
         if bw.retain_graph is not False or bw.target is None:
             return env  # retained (or unknown): the graph survives, nothing is freed
-        roots = graph_reads(bw.target, self.san)
+        roots = graph_reads(bw.target, self.san.reads)
         reach = self._closure(roots)
         env = dict(env)
         for var, slot in env.items():
@@ -889,24 +637,14 @@ class _LoopInterpreter:
                 continue
             seen.add(r)
             for var, deps in self.deps.items():
-                if _matches(r, var) or _matches(var, r):
+                if matches(r, var) or matches(var, r):
                     todo.extend(d for d in deps if d not in seen)
         return seen
 
 
-def _iterates_data(it: cst.BaseExpression) -> bool:
-    """``for x, y in loader``, ``enumerate(train_loader)``, ``zip(imgs["A"], imgs["B"])`` of a batch."""
-    while isinstance(it, cst.Call) and (dotted_name(it.func) or "") in (
-        "enumerate",
-        "tqdm",
-        "tqdm.tqdm",
-        "iter",
-    ):
-        if not it.args:
-            return False
-        it = it.args[0].value
-    name = dotted_name(it)
-    return name is not None and DATA_SOURCE_NAME.search(name.rsplit(".", 1)[-1]) is not None
+def _batch_by_name(loop: cst.For) -> bool | None:
+    """Without dataflow (tests): the same test dataflow applies to an iterable it knows nothing of."""
+    return iterates_data(loop.iter) or None
 
 
 def _names_read(node: cst.CSTNode | None) -> set[str]:
@@ -944,29 +682,29 @@ def _exposed(stmts: Sequence[cst.CSTNode], killed: set[str]) -> tuple[set[str], 
             for small in stmt.body:
                 parts = _assign_parts(small)
                 if parts is None:
-                    out |= {r for r in _names_read(small) if not any(_matches(r, k) for k in killed)}
+                    out |= {r for r in _names_read(small) if not any(matches(r, k) for k in killed)}
                     continue
                 targets, value, aug = parts
                 reads = _names_read(value)
                 for t in targets:
                     if aug or not isinstance(t, (cst.Name, cst.Attribute, cst.Tuple, cst.List)):
                         reads |= _names_read(t)
-                out |= {r for r in reads if not any(_matches(r, k) for k in killed)}
+                out |= {r for r in reads if not any(matches(r, k) for k in killed)}
                 for t in targets:
                     killed = killed | set(target_vars(t))
         elif isinstance(stmt, cst.For):
-            out |= {r for r in _names_read(stmt.iter) if not any(_matches(r, k) for k in killed)}
+            out |= {r for r in _names_read(stmt.iter) if not any(matches(r, k) for k in killed)}
             killed = killed | set(target_vars(stmt.target))
             inner, killed = _exposed(_block(stmt.body), killed)
             out |= inner
         elif isinstance(stmt, (cst.While, cst.If)):
-            out |= {r for r in _names_read(stmt.test) if not any(_matches(r, k) for k in killed)}
+            out |= {r for r in _names_read(stmt.test) if not any(matches(r, k) for k in killed)}
             for suite in _child_suites(stmt):
                 out |= _exposed_reads(_block(suite), killed)
         elif isinstance(stmt, (cst.With, cst.Try)):
             if isinstance(stmt, cst.With):
                 for item in stmt.items:
-                    out |= {r for r in _names_read(item.item) if not any(_matches(r, k) for k in killed)}
+                    out |= {r for r in _names_read(item.item) if not any(matches(r, k) for k in killed)}
             inner, killed = _exposed(_block(stmt.body), killed)
             out |= inner
             for suite in _child_suites(stmt)[1:]:
@@ -1002,11 +740,6 @@ def _outermost_loops(stmts: Sequence[cst.BaseStatement]) -> Iterator[tuple[cst.C
             yield from _outermost_loops(_child_blocks_flat(stmt))
 
 
-_RESET_METHOD = re.compile(
-    r"(reset|detach|repackage|clear|init\w*(hidden|state|memory)|(hidden|state|memory)\w*init)", re.I
-)
-
-
 class RecurrentState:
     """Per-file GL008 facts; build with ``context.analysis(RecurrentState)``."""
 
@@ -1032,7 +765,9 @@ class RecurrentState:
                     parts = _assign_parts(small)
                     if parts is not None and isinstance(parts[1], cst.Call):
                         in_loop_rebinds.add(id(parts[1]))
-                interp = _LoopInterpreter(loop, self.imports, self.sanitisers, grad_off, kind_of)
+                interp = _LoopInterpreter(
+                    loop, self.imports, self.sanitisers, grad_off, kind_of, flow.batch_bound_by
+                )
                 for finding in interp.run():
                     if id(finding.call) not in seen:
                         seen.add(id(finding.call))
@@ -1096,7 +831,7 @@ class RecurrentState:
                         # A recurrent step runs a submodule: ``torch.cat([self.buf, x])``,
                         # ``max(self.best, x)``, ``log(..., self.flag)`` are bookkeeping.
                         continue
-                    reads = graph_reads(value, self.sanitisers)
+                    reads = graph_reads(value, self.sanitisers.reads)
                     for t in targets:
                         for v in target_vars(t):
                             if v.startswith("self.") and v.count(".") == 1 and _reads_var(reads, v):
@@ -1126,7 +861,7 @@ class RecurrentState:
             for method in _methods(c):
                 if method.name.value == "__init__":
                     continue
-                if _RESET_METHOD.search(method.name.value) and any(
+                if RESET_METHOD_NAME.search(method.name.value) and any(
                     v in cut or _mentions(method, v) for v in vars_
                 ):
                     cut |= {v for v in vars_ if _mentions(method, v)}
@@ -1138,7 +873,7 @@ class RecurrentState:
                             continue
                         if any(_is_none_test(g, v) for g in guards for v in vars_):
                             continue  # ``if self.hidden is None: self.hidden = ...`` creates it once
-                        reads = graph_reads(value, self.sanitisers)
+                        reads = graph_reads(value, self.sanitisers.reads)
                         for t in targets:
                             for v in target_vars(t) + [_subscript_base(t) or ""]:
                                 if v in vars_ and not _reads_var(reads, v):
@@ -1171,7 +906,7 @@ class RecurrentState:
                 # Only a call used for its effect resets state; ``h = model.init_hidden(bs)`` returns it.
                 call = small.value if isinstance(small, cst.Expr) else None
                 if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute):
-                    if _RESET_METHOD.search(call.func.attr.value):
+                    if RESET_METHOD_NAME.search(call.func.attr.value):
                         receiver = dotted_name(call.func.value)
                         if receiver is not None and receiver != "self":
                             names.add(_ANY_ATTR)
@@ -1188,9 +923,6 @@ class _Everything(set):
         return True
 
 
-_MODULE_BASE = re.compile(r"(Module|Model)$")
-
-
 def _is_module_class(
     cls: cst.ClassDef, classes: dict[str, cst.ClassDef], seen: set[str] | None = None
 ) -> bool:
@@ -1203,7 +935,7 @@ def _is_module_class(
         if last in classes and last not in seen:
             if _is_module_class(classes[last], classes, seen):
                 return True
-        elif _MODULE_BASE.search(last):
+        elif MODEL_BASE_STRICT.search(last):
             return True
     return False
 
@@ -1329,13 +1061,13 @@ class SharedGraphs:
     def _lookup(self, env: dict[str, _Def], read: str) -> _Def:
         best, best_len = _EMPTY, -1
         for var, d in env.items():
-            if _matches(read, var) and len(var) > best_len:
+            if matches(read, var) and len(var) > best_len:
                 best, best_len = d, len(var)
         return best
 
     def _anc(self, expr: cst.CSTNode, env: dict[str, _Def]) -> frozenset[int]:
         out: set[int] = set()
-        for r in graph_reads(expr, self.sanitisers):
+        for r in graph_reads(expr, self.sanitisers.reads):
             out |= self._lookup(env, r).anc
         return frozenset(out)
 
@@ -1376,8 +1108,8 @@ class SharedGraphs:
             elt = expr.value if isinstance(expr, cst.DictComp) else expr.elt
             direct: set[int] = set()
             via_bound = False
-            for r in graph_reads(elt, self.sanitisers):
-                if any(_matches(r, b) for b in bound):
+            for r in graph_reads(elt, self.sanitisers.reads):
+                if any(matches(r, b) for b in bound):
                     via_bound = True
                 else:
                     direct |= self._lookup(env, r).anc
@@ -1392,8 +1124,8 @@ class SharedGraphs:
             return frozenset()
         if isinstance(expr, cst.Call):
             func = expr.func
-            helper = (isinstance(func, cst.Name) and func.value in _ITER_HELPERS) or (
-                isinstance(func, cst.Attribute) and func.attr.value in _ITER_METHODS
+            helper = (isinstance(func, cst.Name) and func.value in ITERATION_HELPERS) or (
+                isinstance(func, cst.Attribute) and func.attr.value in ITERATION_METHODS
             )
             if helper:
                 out: set[int] = set()
@@ -1484,8 +1216,11 @@ class SharedGraphs:
                 nid = self._new_id()
                 inner_env[v] = _Def(frozenset({nid}))
         if isinstance(loop, cst.For):
-            anc = self._anc(loop.iter, flow.env)
-            shared = self._shared(loop.iter, flow.env, anc) or frozenset()
+            if self.context.analysis(Dataflow).batch_bound_by(loop) is not None:
+                shared = frozenset()  # items of a loader (dataflow's DATA_BATCH): fresh data, no graph
+            else:
+                anc = self._anc(loop.iter, flow.env)
+                shared = self._shared(loop.iter, flow.env, anc) or frozenset()
             for v in target_vars(loop.target):
                 inner_env[v] = _Def(shared, frozenset())
         inner = _Flow(inner_env, dict(flow.freed), flow.loops + (start,))
@@ -1529,7 +1264,7 @@ class SharedGraphs:
                 for v in names:
                     env[v] = _EMPTY  # a model, loader or optimizer: an object, not a graph
                 continue
-            lossy = len(names) == 1 and bool(_LOSSY_NAME.search(names[0].rsplit(".", 1)[-1]))
+            lossy = len(names) == 1 and bool(LOSSY_COLLECTION_NAME.search(names[0].rsplit(".", 1)[-1]))
             shared = (
                 self._shared(value, env, anc, lossy)
                 if anc or isinstance(value, (cst.List, cst.Dict))
@@ -1546,7 +1281,7 @@ class SharedGraphs:
                 continue
             for v in names:
                 for var in list(env):
-                    if var != v and _matches(var, v):
+                    if var != v and matches(var, v):
                         del env[var]
                 env[v] = _Def(anc, shared if len(names) == 1 else anc, len(flow.loops))
             base = _subscript_base(t)

@@ -25,7 +25,44 @@ import libcst as cst
 
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
-from gradlint.static.semantics.vocabulary import METADATA_ATTRS, TO_PYTHON_METHODS
+from gradlint.static.semantics.reads import key_of
+from gradlint.static.semantics.vocabulary import (
+    ARG_KIND_CALLS as _ARG_KIND_CALLS,
+)
+from gradlint.static.semantics.vocabulary import (
+    CONTAINER_MUTATORS as _MUTATORS,
+)
+from gradlint.static.semantics.vocabulary import (
+    DETACH_METHODS as _DETACH_METHODS,
+)
+from gradlint.static.semantics.vocabulary import (
+    FUNCTION_MODULES as _FUNCTION_MODULES,
+)
+from gradlint.static.semantics.vocabulary import (
+    FUNCTION_VERBS as _FUNCTION_VERBS,
+)
+from gradlint.static.semantics.vocabulary import (
+    LOSS_WORD as _LOSS_NAME,
+)
+from gradlint.static.semantics.vocabulary import METADATA_ATTRS, NOT_FORWARD_METHODS, TO_PYTHON_METHODS
+from gradlint.static.semantics.vocabulary import (
+    NOT_FORWARD_CALLEES as _NOT_FORWARD,
+)
+from gradlint.static.semantics.vocabulary import (
+    NOT_OPTIMIZER_WORD as _NOT_OPTIMIZER,
+)
+from gradlint.static.semantics.vocabulary import (
+    NUMBER_CALLS as _NUMBER_CALLS,
+)
+from gradlint.static.semantics.vocabulary import (
+    OPTIMIZER_WORD as _OPTIMIZER,
+)
+from gradlint.static.semantics.vocabulary import (
+    PLAIN_DECORATORS as _PLAIN_DECORATORS,
+)
+from gradlint.static.semantics.vocabulary import (
+    SUMMARY_NO_GRAPH_METHODS as _NO_GRAPH_METHODS,
+)
 from gradlint.static.semantics.walk import children, walk
 
 # Return / value kinds.
@@ -36,30 +73,6 @@ NUMBER = "number"  # a Python number (`.item()`, `float()`, literals)
 NONE = "none"
 UNKNOWN = "unknown"
 
-_OPTIMIZER = re.compile(r"(optim|^opt(_|$)|_opt$|^opt[A-Z]|solver|scaler)", re.I)
-_NOT_OPTIMIZER = re.compile(r"sched|lr_|warmup|pbar|progress|env", re.I)
-_LOSS_NAME = re.compile(r"loss|criterion|penalty|objective|^err", re.I)
-_DETACH_METHODS = frozenset({"detach", "item", "tolist", "numpy", "cpu_numpy"})
-_NUMBER_CALLS = frozenset({"float", "int", "len", "bool"})
-# Builtins that give a tensor on tensors (`sum(losses)`, `max(a, b)`, `abs(t)`): the kind of their arguments.
-_ARG_KIND_CALLS = frozenset({"round", "abs", "sum", "max", "min"})
-# Callables that are not a module's forward: builtins and the functional namespaces.
-_NOT_FORWARD = frozenset(
-    {
-        "print", "len", "range", "enumerate", "zip", "list", "tuple", "dict", "set", "float", "int", "str",
-        "bool", "isinstance", "getattr", "setattr", "hasattr", "super", "type", "iter", "next", "sorted",
-        "reversed", "map", "filter", "min", "max", "sum", "abs", "round", "open", "format", "repr", "any",
-        "all", "Variable", "Tensor", "FloatTensor", "LongTensor", "ByteTensor", "divmod", "vars", "id",
-        # math and tensor functions imported by name (`from math import log`, `from torch import cat`)
-        "log", "exp", "sqrt", "pow", "sin", "cos", "tanh", "sigmoid", "softmax", "log_softmax", "relu", "mean",
-        "std", "var", "clamp", "clip", "norm", "cat", "stack", "zeros", "ones", "zeros_like", "ones_like",
-        "randn", "rand", "tensor", "floor", "ceil", "isnan", "isinf", "deepcopy", "copy", "partial", "chain",
-    }
-)  # fmt: skip
-# Modules whose imported names are functions, not networks.
-_FUNCTION_MODULES = frozenset({"math", "numpy", "torch", "scipy", "random", "os", "sys", "time", "itertools",
-                               "functools", "copy", "operator", "einops", "torchvision", "PIL", "cv2"})  # fmt: skip
-_NAMESPACES = frozenset({"torch", "F", "nn", "np", "numpy", "math", "random", "os", "sys", "time", "utils"})
 _GRAD_OFF = re.compile(r"\b(no_grad|inference_mode|set_grad_enabled\(\s*False)")
 
 
@@ -236,44 +249,6 @@ def _make(call: cst.Call, target, is_grad: bool) -> Backward:
     if retain is None and create is True:
         retain = True  # retain_graph defaults to create_graph
     return Backward(call, target, retain, bool(create), is_grad)
-
-
-def key_of(node: cst.CSTNode) -> str | None:
-    """The name a value is tracked under: ``x``, or ``self.x`` for an attribute of ``self``."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        inner = node
-        while isinstance(inner.value, cst.Attribute):
-            inner = inner.value
-        if isinstance(inner.value, cst.Name):
-            return f"self.{inner.attr.value}" if inner.value.value == "self" else inner.value.value
-    if isinstance(node, cst.Subscript):
-        return key_of(node.value)
-    return None
-
-
-def refs(node: cst.CSTNode | None) -> set[str]:
-    """Keys read anywhere in an expression (nested functions and lambdas left out)."""
-    out: set[str] = set()
-    if node is None:
-        return out
-    skip: set[int] = set()  # `x.attr`'s attr and `f(k=v)`'s k are not names read
-    for n in walk(node, into_scopes=False):
-        if isinstance(n, cst.Attribute):
-            skip.add(id(n.attr))
-            k = key_of(n)
-            if k:
-                out.add(k)
-        elif isinstance(n, cst.Arg) and n.keyword is not None:
-            skip.add(id(n.keyword))
-        elif isinstance(n, cst.Name) and id(n) not in skip:
-            out.add(n.value)
-    out.discard("self")
-    out.discard("True")
-    out.discard("False")
-    out.discard("None")
-    return out
 
 
 def _target_keys(target: cst.BaseExpression) -> list[str]:
@@ -886,15 +861,6 @@ def bind_arguments(summary: FunctionSummary, call: cst.Call):
             i += 1
 
 
-# Methods of a module that take arguments without running it.
-NOT_FORWARD_METHODS = frozenset(
-    {"to", "train", "eval", "load_state_dict", "state_dict", "apply", "register_buffer", "requires_grad_",
-     "add_module", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
-     "register_backward_hook", "named_parameters", "parameters", "zero_grad", "cuda", "cpu", "half", "float",
-     "type", "modules", "children", "named_modules", "get_submodule", "share_memory", "save_pretrained"}
-)  # fmt: skip
-
-
 def _param_run(call: cst.Call, params: set[str]) -> str | None:
     """The parameter ``call`` runs as a module (``model(x)``, ``model.encode(x)``, ``model.forward(x)``)."""
     if not call.args:
@@ -941,7 +907,6 @@ def _self_attr_kind(node: cst.Attribute, summary: FunctionSummary, owner, depth:
 
 
 # Tensor methods whose result carries no graph (besides the TO_PYTHON ones).
-_NO_GRAPH_METHODS = frozenset({"size", "dim", "numel", "long", "int", "bool", "byte"})
 
 
 def _merge(kinds: list[str]) -> str:
@@ -954,15 +919,6 @@ def _merge(kinds: list[str]) -> str:
     if distinct <= {ACTIVATION, LOSS}:
         return ACTIVATION
     return UNKNOWN
-
-
-# Decorators that leave what calling the function gives unchanged (grad-mode ones are judged apart).
-_PLAIN_DECORATORS = frozenset(
-    {"staticmethod", "classmethod", "lru_cache", "cache", "wraps", "abstractmethod", "override", "no_grad",
-     "inference_mode", "enable_grad", "set_grad_enabled", "torch.no_grad", "torch.inference_mode",
-     "torch.enable_grad", "torch.set_grad_enabled", "functools.lru_cache", "functools.cache",
-     "functools.wraps", "abc.abstractmethod", "typing.override"}
-)  # fmt: skip
 
 
 def _wrapped(fn: cst.FunctionDef, owner: Summaries) -> bool:
@@ -988,12 +944,6 @@ def _is_stub(fn: cst.FunctionDef) -> bool:
 
 def _is_self_attr(node: cst.Attribute) -> bool:
     return isinstance(node.value, cst.Name) and node.value.value == "self"
-
-
-_MUTATORS = frozenset({"append", "extend", "insert", "add", "update", "appendleft"})
-_FUNCTION_VERBS = re.compile(
-    r"^(get|load|make|build|create|parse|compute|calc|init|set|to|read|save|is|has|check|format|log|plot|show)_"
-)
 
 
 def _is_forward(call: cst.Call, params: set[str]) -> bool:
