@@ -32,9 +32,13 @@ def grad_mode_of(expr: cst.BaseExpression, imports: ImportMap) -> bool | None:
     """False if ``expr`` (a context manager or decorator) disables grad, True if it
     enables it, None if it is unrelated or its effect is not a literal.
 
-    The project's own wrappers defined in the same file count too (see
+    The project's own wrappers count too: those defined in the same file (see
     :func:`local_grad_wrappers`): ``@inference`` whose body runs the function under
-    ``torch.inference_mode()``, a ``@contextmanager`` that yields under ``no_grad``.
+    ``torch.inference_mode()``, a ``@contextmanager`` that yields under ``no_grad``;
+    and those imported from another file of the project (``from .utils import
+    evaluating``, ``import mypkg.utils as U`` then ``@U.evaluating``; see
+    ``gradlint.static.package_index``), where a class whose ``__enter__`` turns grad
+    off counts as well. An import that cannot be resolved is unknown (None).
     """
     call = expr if isinstance(expr, cst.Call) else None
     target = call.func if call is not None else expr
@@ -43,14 +47,22 @@ def grad_mode_of(expr: cst.BaseExpression, imports: ImportMap) -> bool | None:
         return None
     if name in imports.grad_wrappers:
         return imports.grad_wrappers[name]
-    first = None
-    if call is not None:
+    literal = None
+    if call is not None and call.args:
         positional = [a for a in call.args if a.keyword is None]
         kw = {a.keyword.value: a for a in call.args if a.keyword is not None}
-        first = (positional[0] if positional else kw.get("mode")) if call.args else None
-    literal = None
-    if first is not None and isinstance(first.value, cst.Name) and first.value.value in ("True", "False"):
-        literal = first.value.value == "True"
+        first = positional[0] if positional else kw.get("mode")
+        if first is not None and isinstance(first.value, cst.Name) and first.value.value in ("True", "False"):
+            literal = first.value.value == "True"
+    mode = torch_grad_mode(name, literal)
+    if mode is None and not name.startswith("torch."):
+        return imports.package_grad_mode(target)
+    return mode
+
+
+def torch_grad_mode(name: str, literal: bool | None) -> bool | None:
+    """The grad mode that torch's ``name`` sets, called with the bool ``literal`` as first
+    argument (None: no literal argument, or not called)."""
     if name in _DISABLING:
         if name.endswith("inference_mode") and literal is False:
             return True
