@@ -102,7 +102,8 @@ def local_grad_wrappers(module: cst.Module, imports: ImportMap) -> dict[str, boo
     * a decorator: a function with an inner function that calls or returns under a
       grad-mode ``with`` (``def inference(fn): def wrapper(*a): with torch.no_grad(): return fn(*a)``),
       or that returns ``torch.no_grad()(fn)``;
-    * a context manager: a generator that yields under a grad-mode ``with``.
+    * a context manager: a generator that yields under a grad-mode ``with``, or a class
+      that derives from one or whose ``__enter__`` sets one.
     """
     out: dict[str, bool] = {}
     for stmt in module.body:
@@ -118,7 +119,35 @@ def local_grad_wrappers(module: cst.Module, imports: ImportMap) -> dict[str, boo
             mode = _wrapped_mode(stmt, imports)
             if mode is not None:
                 out[stmt.name.value] = mode
+        elif isinstance(stmt, cst.ClassDef):
+            mode = _class_mode(stmt, imports)
+            if mode is not None:
+                out[stmt.name.value] = mode
     return out
+
+
+def _class_mode(cls: cst.ClassDef, imports: ImportMap) -> bool | None:
+    """A class deriving from a grad mode (``class evaluating(torch.no_grad)``), or whose
+    ``__enter__`` sets one (``torch.set_grad_enabled(False)``, ``self.ctx = torch.no_grad()``)."""
+    from gradlint.static.semantics.walk import iter_children
+
+    for base in cls.bases:
+        if base.keyword is None:
+            mode = grad_mode_of(base.value, imports)
+            if mode is not None:
+                return mode
+    body = cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ()
+    for stmt in body:
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__enter__":
+            stack: list[cst.CSTNode] = [stmt.body]
+            while stack:
+                node = stack.pop()
+                if isinstance(node, cst.Call) and isinstance(node.func, (cst.Name, cst.Attribute)):
+                    mode = grad_mode_of(node, imports)
+                    if mode is not None:
+                        return mode
+                stack.extend(reversed(list(iter_children(node))))
+    return None
 
 
 def _wrapped_mode(func: cst.FunctionDef, imports: ImportMap) -> bool | None:
