@@ -36,6 +36,7 @@ import ast
 import contextlib
 import hashlib
 import os
+import sys
 from collections.abc import Iterator
 
 MAX_BYTES = 1024 * 1024  # a larger file is generated code or data: unknown
@@ -240,6 +241,8 @@ def _load(path: str) -> _Module | None:
                 with open(path, "rb") as fh:
                     data = fh.read()
                 digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+                if _too_deep(data):
+                    raise ValueError("nested too deeply to parse safely")
                 tree = compile(data, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
             except (OSError, SyntaxError, ValueError, OverflowError, RecursionError, MemoryError):
                 pass  # ValueError: null bytes; SyntaxError also covers undecodable text
@@ -249,6 +252,17 @@ def _load(path: str) -> _Module | None:
     if _recording is not None:
         _recording[path] = (*stat, digest)
     return module
+
+
+def _too_deep(data: bytes) -> bool:
+    """CPython before 3.11 can crash building the tree of pathologically nested code
+    (``engine`` guards the linted file the same way); later versions raise RecursionError."""
+    if sys.version_info >= (3, 11):
+        return False
+    from gradlint.static import guard
+
+    text = data.decode("utf-8", errors="replace")
+    return guard.too_deep(text, guard.scan(text)) is not None
 
 
 # -- answers ------------------------------------------------------------------------------------------
