@@ -343,11 +343,13 @@ def _binding_mode(module: _Module, name: str, stmt: ast.AST, hops: int) -> bool 
     if isinstance(stmt, ast.ClassDef):
         return _class_mode(stmt, module, hops)
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
-        return _expr_mode(stmt.value, module, hops)
+        # ``no_grad_eval = torch.no_grad`` or an alias of another wrapper; a call of anything
+        # but torch (``logger = get_logger()``) is not followed into other files.
+        return _expr_mode(stmt.value, module, hops, follow_imports=not isinstance(stmt.value, ast.Call))
     return None  # ``import mypkg.x as name``: a module
 
 
-def _expr_mode(expr: ast.AST, module: _Module, hops: int) -> bool | None:
+def _expr_mode(expr: ast.AST, module: _Module, hops: int, follow_imports: bool = True) -> bool | None:
     """``grad_mode.grad_mode_of`` on an expression of ``module``."""
     from gradlint.static.semantics.grad_mode import torch_grad_mode
 
@@ -367,7 +369,7 @@ def _expr_mode(expr: ast.AST, module: _Module, hops: int) -> bool | None:
         return mode
     if "." not in name and name in module.bindings and not imported:
         return _answer(module.path, name, hops + 1)  # a wrapper of a wrapper in the same file
-    if imported:
+    if imported and follow_imports:
         head = name.split(".")[0]
         if head in module.relative:
             level, base = module.relative[head]
@@ -401,8 +403,8 @@ def _wrapped_mode(func: ast.AST, module: _Module, hops: int) -> bool | None:
 def _class_mode(cls: ast.ClassDef, module: _Module, hops: int) -> bool | None:
     """A class deriving from a grad mode (``class evaluating(torch.no_grad)``), or whose
     ``__enter__`` sets one (``torch.set_grad_enabled(False)``, ``self.ctx = torch.no_grad()``)."""
-    for base in cls.bases:
-        mode = _expr_mode(base, module, hops)
+    for base in cls.bases:  # torch's, or a class of this file; other files' classes are not read
+        mode = _expr_mode(base, module, hops, follow_imports=False)
         if mode is not None:
             return mode
     for stmt in cls.body:

@@ -28,7 +28,7 @@ _SET = {
 }
 
 
-def grad_mode_of(expr: cst.BaseExpression, imports: ImportMap) -> bool | None:
+def grad_mode_of(expr: cst.BaseExpression, imports: ImportMap, follow_imports: bool = True) -> bool | None:
     """False if ``expr`` (a context manager or decorator) disables grad, True if it
     enables it, None if it is unrelated or its effect is not a literal.
 
@@ -39,6 +39,7 @@ def grad_mode_of(expr: cst.BaseExpression, imports: ImportMap) -> bool | None:
     evaluating``, ``import mypkg.utils as U`` then ``@U.evaluating``; see
     ``gradlint.static.package_index``), where a class whose ``__enter__`` turns grad
     off counts as well. An import that cannot be resolved is unknown (None).
+    ``follow_imports=False`` leaves imported names unknown without looking them up.
     """
     call = expr if isinstance(expr, cst.Call) else None
     target = call.func if call is not None else expr
@@ -55,7 +56,7 @@ def grad_mode_of(expr: cst.BaseExpression, imports: ImportMap) -> bool | None:
         if first is not None and isinstance(first.value, cst.Name) and first.value.value in ("True", "False"):
             literal = first.value.value == "True"
     mode = torch_grad_mode(name, literal)
-    if mode is None and not name.startswith("torch."):
+    if mode is None and follow_imports and not name.startswith("torch."):
         return imports.package_grad_mode(target)
     return mode
 
@@ -112,7 +113,10 @@ def local_grad_wrappers(module: cst.Module, imports: ImportMap) -> dict[str, boo
                 if isinstance(small, cst.Assign) and len(small.targets) == 1:
                     target = small.targets[0].target
                     if isinstance(target, cst.Name):
-                        mode = grad_mode_of(small.value, imports)
+                        # ``no_grad = torch.no_grad()`` or an alias of an imported wrapper; a call
+                        # of anything else (``logger = get_logger()``) is not looked up elsewhere.
+                        value = small.value
+                        mode = grad_mode_of(value, imports, not isinstance(value, cst.Call))
                         if mode is not None:
                             out[target.value] = mode
         elif isinstance(stmt, cst.FunctionDef):
@@ -132,8 +136,8 @@ def _class_mode(cls: cst.ClassDef, imports: ImportMap) -> bool | None:
     from gradlint.static.semantics.walk import iter_children
 
     for base in cls.bases:
-        if base.keyword is None:
-            mode = grad_mode_of(base.value, imports)
+        if base.keyword is None:  # torch's (``torch.no_grad``); other files' classes are not read
+            mode = grad_mode_of(base.value, imports, follow_imports=False)
             if mode is not None:
                 return mode
     body = cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ()
