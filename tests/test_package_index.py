@@ -180,3 +180,34 @@ def test_cli_on_the_fixture_package(tmp_path):
             found.add((os.path.basename(path), int(row), rest.split()[0]))
     text = TRAIN.read_text(encoding="utf-8")
     assert found == {("train.py", row, code) for row, code in expected_markers(text)}, out.stdout + out.stderr
+
+
+def test_wrappers_defined_under_if_and_try(tmp_path):
+    # Module-level code under `if`/`try`: the binding is parsed again from its (indented) lines.
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "compat.py").write_text(
+        "# -*- coding: latin-1 -*-\n"
+        "import contextlib\n"
+        "import sys\n"
+        "import torch\n"
+        "s = 'caf\xe9'\n"
+        "if sys.version_info >= (3, 8):\n"
+        "    @contextlib.contextmanager\n"
+        "    def evaluating():\n"
+        "        with torch.no_grad():\n"
+        "            yield\n"
+        "else:\n"
+        "    evaluating = torch.no_grad\n"
+        "try:\n"
+        "    quiet = torch.inference_mode\n"
+        "except AttributeError:\n"
+        "    quiet = torch.no_grad\n"
+        "if sys.platform == 'x': loud = torch.enable_grad\n",
+        encoding="latin-1",
+    )
+    train = pkg / "train.py"
+    assert mode(train, "compat.evaluating", level=1) is False
+    assert mode(train, "compat.quiet", level=1) is False
+    assert mode(train, "compat.loud", level=1) is None  # on the `if` line itself: not followed

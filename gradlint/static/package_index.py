@@ -35,8 +35,10 @@ from __future__ import annotations
 import ast
 import contextlib
 import hashlib
+import io
 import os
 import sys
+import tokenize
 from collections.abc import Iterator
 
 MAX_BYTES = 1024 * 1024  # a larger file is generated code or data: unknown
@@ -141,23 +143,27 @@ def _locate(importer: str, level: int, dotted: str) -> tuple[str, str] | None:
 
 
 class _Module:
-    """The top level of one file: its imports and the statements that bind each name."""
+    """The top level of one file: its imports and where each name is bound.
 
-    __slots__ = ("path", "stat", "hash", "aliases", "relative", "bindings")
+    No tree is kept (hundreds of thousands of AST objects held for the rest of a run
+    made every garbage collection slower): a binding is a line range, parsed again
+    when a name bound there is asked about (each answer is memoised)."""
 
-    def __init__(self, path: str, stat: tuple[int, int], digest: str, tree: ast.Module) -> None:
+    __slots__ = ("path", "text", "aliases", "relative", "bindings")
+
+    def __init__(self, path: str, text: str, tree: ast.Module) -> None:
         self.path = path
-        self.stat = stat
-        self.hash = digest
+        self.text = text
         self.aliases: dict[str, str] = {}  # local name -> absolute dotted name
         self.relative: dict[str, tuple[int, str]] = {}  # local name -> (level, dotted)
-        self.bindings: dict[str, list[ast.AST]] = {}
+        # name -> ("from", level, dotted) | ("module",) | ("stmt", first line, last line, indent)
+        self.bindings: dict[str, list[tuple]] = {}
         for stmt in _top_level(tree.body):
             if isinstance(stmt, ast.Import):
                 for alias in stmt.names:
                     if alias.asname:
                         self.aliases[alias.asname] = alias.name
-                        self._bind(alias.asname, stmt)
+                        self._bind(alias.asname, ("module",))
                     else:
                         top = alias.name.split(".")[0]
                         self.aliases.setdefault(top, top)
@@ -166,22 +172,35 @@ class _Module:
                     if alias.name == "*":
                         continue
                     local = alias.asname or alias.name
+                    dotted = _join(stmt.module or "", alias.name)
                     if stmt.level:
-                        self.relative[local] = (stmt.level, _join(stmt.module or "", alias.name))
+                        self.relative[local] = (stmt.level, dotted)
                     else:
-                        self.aliases[local] = _join(stmt.module or "", alias.name)
-                    self._bind(local, stmt)
+                        self.aliases[local] = dotted
+                    self._bind(local, ("from", stmt.level, dotted))
             elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                self._bind(stmt.name, stmt)
+                self._bind(stmt.name, _span(stmt))
             elif isinstance(stmt, ast.Assign):
                 for target in stmt.targets:
                     if isinstance(target, ast.Name):
-                        self._bind(target.id, stmt)
+                        self._bind(target.id, _span(stmt))
             elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value:
-                self._bind(stmt.target.id, stmt)
+                self._bind(stmt.target.id, _span(stmt))
 
-    def _bind(self, name: str, stmt: ast.AST) -> None:
-        self.bindings.setdefault(name, []).append(stmt)
+    def _bind(self, name: str, where: tuple) -> None:
+        self.bindings.setdefault(name, []).append(where)
+
+    def statement(self, where: tuple) -> ast.stmt | None:
+        """The statement at ``where`` (a ``("stmt", ...)`` binding), parsed again; None if it does not parse."""
+        _, first, last, indent = where
+        lines = self.text.splitlines(keepends=True)[first - 1 : last]
+        if indent:  # inside ``if``/``try``: the indentation is whitespace (ASCII: bytes == characters)
+            lines = [line[indent:] if not line[:indent].strip() else line for line in lines]
+        try:
+            body = ast.parse("".join(lines)).body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+        return body[0] if body else None
 
     def resolve(self, node: ast.AST) -> tuple[str, bool] | None:
         """(dotted name with this file's import aliases applied, whether its head was imported)."""
@@ -197,6 +216,10 @@ class _Module:
         if head in self.aliases:
             return ".".join([self.aliases[head], *parts[1:]]), True
         return ".".join(parts), head in self.relative
+
+
+def _span(stmt: ast.stmt) -> tuple:
+    return ("stmt", stmt.lineno, stmt.end_lineno or stmt.lineno, stmt.col_offset)
 
 
 def _join(module: str, name: str) -> str:
@@ -244,10 +267,20 @@ def _load(path: str) -> _Module | None:
                 if _too_deep(data):
                     raise ValueError("nested too deeply to parse safely")
                 tree = compile(data, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-            except (OSError, SyntaxError, ValueError, OverflowError, RecursionError, MemoryError):
-                pass  # ValueError: null bytes; SyntaxError also covers undecodable text
+                encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+                text = data.decode(encoding)
+            except (
+                OSError,
+                SyntaxError,
+                ValueError,
+                OverflowError,
+                RecursionError,
+                MemoryError,
+                LookupError,
+            ):
+                tree = None  # ValueError: null bytes, undecodable text; SyntaxError also covers bad cookies
             if tree is not None:
-                module = _Module(path, stat, digest, tree)
+                module = _Module(path, text.removeprefix("\ufeff"), tree)
         _modules[path] = (stat, digest, module)
     if _recording is not None:
         _recording[path] = (*stat, digest)
@@ -326,18 +359,17 @@ def _still_valid(deps: dict[str, tuple[int, int]]) -> bool:
 def _name_mode(module: _Module, name: str, hops: int) -> bool | None:
     """The mode ``name`` (a top-level name of ``module``) sets; None when unknown or conflicting."""
     modes = set()
-    for stmt in module.bindings.get(name, ()):
-        modes.add(_binding_mode(module, name, stmt, hops))
+    for where in module.bindings.get(name, ()):
+        modes.add(_binding_mode(module, where, hops))
     return modes.pop() if len(modes) == 1 else None
 
 
-def _binding_mode(module: _Module, name: str, stmt: ast.AST, hops: int) -> bool | None:
-    if isinstance(stmt, ast.ImportFrom):
-        for alias in stmt.names:
-            if (alias.asname or alias.name) == name:
-                dotted = _join(stmt.module or "", alias.name)
-                return grad_mode_of_import(module.path, stmt.level, dotted, hops + 1)
-        return None
+def _binding_mode(module: _Module, where: tuple, hops: int) -> bool | None:
+    if where[0] == "from":
+        return grad_mode_of_import(module.path, where[1], where[2], hops + 1)
+    if where[0] != "stmt":
+        return None  # ``import mypkg.x as name``: a module
+    stmt = module.statement(where)
     if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return _wrapped_mode(stmt, module, hops)
     if isinstance(stmt, ast.ClassDef):
@@ -346,7 +378,7 @@ def _binding_mode(module: _Module, name: str, stmt: ast.AST, hops: int) -> bool 
         # ``no_grad_eval = torch.no_grad`` or an alias of another wrapper; a call of anything
         # but torch (``logger = get_logger()``) is not followed into other files.
         return _expr_mode(stmt.value, module, hops, follow_imports=not isinstance(stmt.value, ast.Call))
-    return None  # ``import mypkg.x as name``: a module
+    return None
 
 
 def _expr_mode(expr: ast.AST, module: _Module, hops: int, follow_imports: bool = True) -> bool | None:
