@@ -211,3 +211,16 @@ def test_wrappers_defined_under_if_and_try(tmp_path):
     assert mode(train, "compat.evaluating", level=1) is False
     assert mode(train, "compat.quiet", level=1) is False
     assert mode(train, "compat.loud", level=1) is None  # on the `if` line itself: not followed
+
+
+def test_an_answer_cut_by_the_hop_limit_is_not_memoised(tmp_path):
+    # r5 -> r4 -> ... -> r0 (the wrapper): past MAX_HOPS from r5, within it from r1.
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "r0.py").write_text("import torch\nw = torch.no_grad\n")
+    for i in range(1, 7):
+        (pkg / f"r{i}.py").write_text(f"from .r{i - 1} import w\n")
+    train = pkg / "train.py"
+    assert mode(train, "r6.w", level=1) is None
+    assert mode(train, "r2.w", level=1) is False

@@ -303,6 +303,7 @@ def _too_deep(data: bytes) -> bool:
 # (module path, name) -> (mode, {dependency path: stat}) ; the dependencies include the module itself
 _answers: dict[tuple[str, str], tuple[bool | None, dict[str, tuple[int, int]]]] = {}
 _in_progress: set[tuple[str, str]] = set()
+_cut = 0  # how many times a chain was cut (a cycle, or past MAX_HOPS)
 
 
 def grad_mode_of_import(importer: str, level: int, dotted: str, hops: int = 0) -> bool | None:
@@ -313,7 +314,11 @@ def grad_mode_of_import(importer: str, level: int, dotted: str, hops: int = 0) -
     path and name, ``"utils.evaluating"`` for ``from .utils import evaluating``
     (level 1) or ``"mypkg.utils.evaluating"``.
     """
-    if hops > MAX_HOPS or dotted.split(".")[0] == "torch":
+    global _cut
+    if dotted.split(".")[0] == "torch":
+        return None
+    if hops > MAX_HOPS:
+        _cut += 1  # the answers being computed depend on where the chain started: not memoised
         return None
     where = _locate(importer, level, dotted)
     if where is None:
@@ -329,16 +334,20 @@ def _answer(path: str, name: str, hops: int) -> bool | None:
             for dep in known[1]:
                 _load(dep)  # records it (memoised: one stat)
         return known[0]
+    global _cut
     if key in _in_progress:
+        _cut += 1
         return None  # a cycle of re-exports
     _in_progress.add(key)
+    cut = _cut
     try:
         with recording() as deps:
             module = _load(path)
             mode = _name_mode(module, name, hops) if module is not None else None
     finally:
         _in_progress.discard(key)
-    _answers[key] = (mode, {p: (m, s) for p, (m, s, _) in deps.items()})
+    if _cut == cut:
+        _answers[key] = (mode, {p: (m, s) for p, (m, s, _) in deps.items()})
     return mode
 
 
