@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from gradlint.static.rule import Rule
@@ -10,6 +12,13 @@ from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.optim import Event, OptimAnalysis, ScopeInfo, grad_mode_at, last_assignment
 
 _GRAD_OFF = ("no_grad", "inference_mode", "set_grad_enabled")
+# A decorator or a `with` statement: the project's own wrapper may turn grad off there, defined
+# in this file or imported from another (`from .utils import evaluating`).
+_MAY_WRAP = re.compile(r"^[ \t]*(?:@|(?:async[ \t]+)?with\b)", re.M)
+
+
+def _may_turn_grad_off(text: str) -> bool:
+    return any(s in text for s in _GRAD_OFF) or _MAY_WRAP.search(text) is not None
 
 
 class BackwardUnderNoGrad(Rule):
@@ -17,7 +26,10 @@ class BackwardUnderNoGrad(Rule):
     Flags a backward call inside `with torch.no_grad():`,
     `torch.inference_mode()`, `torch.set_grad_enabled(False)`, or a function
     decorated with `@torch.no_grad()` / `@torch.inference_mode()`, when the loss
-    it backpropagates was computed in that same no-grad region.
+    it backpropagates was computed in that same no-grad region. The project's own
+    decorators and context managers that wrap these count too, whether defined in
+    the same file or imported from another file of the project
+    (`from .utils import evaluating`).
 
     ## Why is this bad?
     With grad mode off, autograd records nothing: the loss has no `grad_fn`, and
@@ -78,11 +90,11 @@ class BackwardUnderNoGrad(Rule):
 
     @classmethod
     def could_match(cls, text: str) -> bool:
-        return might_backward(text) and any(s in text for s in _GRAD_OFF)
+        return might_backward(text) and _may_turn_grad_off(text)
 
     @classmethod
     def could_match_unit(cls, text: str, file_text: str) -> bool:
-        return any(s in text for s in _GRAD_OFF) and might_backward_in(text, file_text)
+        return _may_turn_grad_off(text) and might_backward_in(text, file_text)
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis = self.context.analysis(OptimAnalysis)

@@ -67,6 +67,14 @@ class EvalWithoutNoGrad(Rule):
     typical "CUDA out of memory during validation" / "torch.OutOfMemoryError:
     CUDA out of memory. Tried to allocate ..." that does not happen in training.
 
+    Grad counts as off under the project's own decorators and context managers
+    that wrap `no_grad`, `inference_mode` or `set_grad_enabled(False)` (an
+    `@inference` decorator, a `@contextmanager` that yields under `no_grad`, a
+    class whose `__enter__` turns grad off, an alias `evaluating = torch.no_grad`),
+    whether they are defined in the same file or imported from another file of the
+    project (`from .utils import evaluating`); a wrapper whose definition cannot be
+    found counts as unknown, and the loop is reported as without it.
+
     Not reported when the caller visibly disables grad (`with torch.no_grad():
     evaluate(model, loader)` in the same file), when the helper runs the model
     under its own `@torch.no_grad()` / `with torch.no_grad():` (or only calls

@@ -5,11 +5,16 @@ key hashes the enabled rules, the per-file ignores, the project root and a
 fingerprint of gradlint's own source files (so editing a rule during development
 invalidates results as a version bump would).  Each entry is keyed by absolute
 path and holds ``(mtime_ns, size)``, the content hash, the effective rule set of
-that file, and its diagnostics.
+that file, and its diagnostics; and, when the file's answers depended on other
+files (a grad-off wrapper imported from another file of the project, see
+``gradlint.static.package_index``), each of those files with its
+``(mtime_ns, size)`` and content hash.
 
 A lookup first compares ``(mtime_ns, size)`` with ``os.stat``: an unchanged tree
 is answered without reading a single source file.  When the stat differs, the
-content hash decides (a ``touch`` or a checkout does not force a re-lint).  A
+content hash decides (a ``touch`` or a checkout does not force a re-lint).  The
+files an entry depends on are checked the same way (stat, then hash): an entry
+whose dependency changed or disappeared is linted again.  A
 file modified within the last two seconds is stored without its mtime, because
 an edit in the same clock tick could keep both mtime and size: it is re-hashed
 next time.
@@ -98,6 +103,7 @@ class Cache:
         # concurrent runs (pre-commit hooks, editors) do not drop each other's entries.
         self.changed: dict[str, list[Any]] = {}
         self.dirty = False
+        self._dep_ok: dict[tuple, bool] = {}  # a dependency shared by many files is checked once
 
     @classmethod
     def open(cls, cache_dir: str, key: str) -> Cache:
@@ -106,18 +112,35 @@ class Cache:
         return cache
 
     # entry: [mtime_ns | None, size, hash, rules_key, [diagnostic dicts]]
+    #        + [[dependency path, mtime_ns | None, size, hash], ...] when it has dependencies
     def _diagnostics(self, entry: list[Any]) -> list[Diagnostic] | None:
+        if len(entry) == 6 and not self._dependencies_unchanged(entry[5]):
+            return None
         try:
             return [Diagnostic.from_dict(d) for d in entry[4]]
         except Exception:
             return None
+
+    def _dependencies_unchanged(self, deps: Any) -> bool:
+        if not isinstance(deps, list):
+            return False
+        for dep in deps:
+            key = tuple(dep) if isinstance(dep, list) else None
+            if key is None or len(key) != 4:
+                return False
+            ok = self._dep_ok.get(key)
+            if ok is None:
+                ok = self._dep_ok[key] = _unchanged(*key)
+            if not ok:
+                return False
+        return True
 
     def lookup_stat(self, path: str, st: os.stat_result, rkey: str) -> list[Diagnostic] | None:
         entry = self.entries.get(path)
         if (
             entry is None
             or not isinstance(entry, list)
-            or len(entry) != 5
+            or len(entry) not in (5, 6)
             or entry[0] is None
             or entry[0] != st.st_mtime_ns
             or entry[1] != st.st_size
@@ -128,21 +151,44 @@ class Cache:
 
     def lookup_hash(self, path: str, st: os.stat_result, digest: str, rkey: str) -> list[Diagnostic] | None:
         entry = self.entries.get(path)
-        if entry is None or not isinstance(entry, list) or len(entry) != 5:
+        if entry is None or not isinstance(entry, list) or len(entry) not in (5, 6):
             return None
         if entry[2] != digest or entry[3] != rkey:
             return None
         diags = self._diagnostics(entry)
         if diags is not None:
             # Same content under a new mtime (touch, checkout): remember the new stat.
-            self.entries[path] = self.changed[path] = [_trusted_mtime(st), st.st_size, digest, rkey, entry[4]]
+            self.entries[path] = self.changed[path] = [
+                _trusted_mtime(st),
+                st.st_size,
+                digest,
+                rkey,
+                *entry[4:],
+            ]
             self.dirty = True
         return diags
 
     def store(
-        self, path: str, st: os.stat_result, digest: str, rkey: str, diags: Sequence[Diagnostic]
+        self,
+        path: str,
+        st: os.stat_result,
+        digest: str,
+        rkey: str,
+        diags: Sequence[Diagnostic],
+        deps: dict[str, tuple[int, int, str]] | None = None,
     ) -> None:
-        entry = [_trusted_mtime(st), st.st_size, digest, rkey, [d.to_dict() for d in diags]]
+        """``deps``: the other files the result depended on, ``{path: (mtime_ns, size, hash)}``
+        (``package_index.recording``)."""
+        entry: list[Any] = [_trusted_mtime(st), st.st_size, digest, rkey, [d.to_dict() for d in diags]]
+        if deps:
+            recent = time.time_ns() - _RECENT_NS
+            entry.append(
+                [
+                    [p, m if m <= recent else None, size, h]
+                    for p, (m, size, h) in sorted(deps.items())
+                    if p != os.path.abspath(path)
+                ]
+            )
         self.entries[path] = self.changed[path] = entry
         self.dirty = True
 
@@ -210,6 +256,23 @@ def _locked(path: str):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _unchanged(path: Any, mtime: Any, size: Any, digest: Any) -> bool:
+    """Is the dependency ``path`` as it was: the same stat (a trusted mtime), else the same content?"""
+    try:
+        st = os.stat(path)
+    except (OSError, TypeError, ValueError):
+        return False
+    if mtime is not None and st.st_mtime_ns == mtime and st.st_size == size:
+        return True
+    if not digest:
+        return False  # never read (too large to analyse): its stat alone decides
+    try:
+        with open(path, "rb") as fh:
+            return content_hash(fh.read()) == digest
+    except OSError:
+        return False
 
 
 def _trusted_mtime(st: os.stat_result) -> int | None:

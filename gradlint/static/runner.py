@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from gradlint.static import package_index
 from gradlint.static.cache import Cache, content_hash, rules_key, settings_key
 from gradlint.static.config import Settings
 from gradlint.static.diagnostic import GL000, Diagnostic, Location
@@ -68,7 +69,8 @@ def effective_rules(path: str, settings: Settings) -> list[type[Rule]]:
 # -- the unit of work, run in a worker or in-process --------------------------
 
 _Item = tuple[str, tuple[str, ...]]
-_Result = tuple[str, str | None, list[Diagnostic], str | None]
+# (path, content hash, diagnostics, read error, the other files the result depended on)
+_Result = tuple[str, str | None, list[Diagnostic], str | None, dict[str, tuple[int, int, str]]]
 
 
 def _init_worker(rules: Sequence[type[Rule]]) -> None:
@@ -77,15 +79,17 @@ def _init_worker(rules: Sequence[type[Rule]]) -> None:
 
 
 def _lint_item(item: _Item) -> _Result:
-    """(path, content hash or None, diagnostics, read-error text or None)."""
+    """(path, content hash or None, diagnostics, read-error text or None, dependencies)."""
     path, codes = item
     try:
         data = read_bytes(path)
     except OSError as exc:
         d = read_error(path, exc)
-        return path, None, [d], d.message
+        return path, None, [d], d.message, {}
     rules = [_WORKER_RULES[c] for c in codes]
-    return path, content_hash(data), lint_source(path, data, rules), None
+    with package_index.recording() as deps:
+        diags = lint_source(path, data, rules)
+    return path, content_hash(data), diags, None, deps
 
 
 def _size(path: str) -> int:
@@ -155,7 +159,7 @@ def _worker_main(conn, rules: Sequence[type[Rule]]) -> None:
 def _stopped(path: str, message: str) -> _Result:
     loc = Location(1, 1)
     d = Diagnostic(path, GL000, message, loc, loc, rule_name="analysis-stopped")
-    return path, None, [d], None  # no content hash: never cached, the next run tries again
+    return path, None, [d], None, {}  # no content hash: never cached, the next run tries again
 
 
 def _watched(items, rules, workers: int, ctx, budget: float, results: list[_Result]) -> None:
@@ -238,6 +242,7 @@ def _watched(items, rules, workers: int, ctx, budget: float, results: list[_Resu
 
 def lint_paths(files: Sequence[str], settings: Settings, *, warn: Warn | None = None) -> list[Diagnostic]:
     warn = warn or (lambda msg: None)
+    package_index.clear()  # files may have changed since an earlier run in this process
     cache: Cache | None = None
     if settings.cache_dir is not None:
         cache = Cache.open(
@@ -279,12 +284,12 @@ def lint_paths(files: Sequence[str], settings: Settings, *, warn: Warn | None = 
         rkeys[path] = rkey
         todo.append((path, codes))
 
-    for path, digest, diags, error in _run_items(todo, settings.rules, settings.jobs, warn):
+    for path, digest, diags, error, deps in _run_items(todo, settings.rules, settings.jobs, warn):
         out.extend(diags)
         if error is not None:
             warn(f"cannot read '{path}': {error.split(': ', 1)[-1]}")
         elif cache is not None and digest is not None:
-            cache.store(path, stats[path], digest, rkeys[path], diags)
+            cache.store(path, stats[path], digest, rkeys[path], diags, deps)
 
     if cache is not None:
         cache.save(seen=seen)

@@ -26,7 +26,8 @@ the unit that matched is declared by ``Rule.reads``:
 
 * ``"function"``: the unit itself, plus (for every rule) the bodies of the
   helpers it calls by name, transitively: ``repackage_hidden(h)``,
-  ``self.clear_grads()``, ``model.detach_state()``.
+  ``self.clear_grads()``, ``model.detach_state()``, and the ``__enter__`` of a
+  class of the file it calls by name (``with frozen():`` may turn grad off).
 * ``"class"``: also the methods of its class that assign ``self`` attributes
   (``__init__`` declaring ``self.scale = nn.Parameter(...)`` or
   ``self.opt = Adam(self.net.parameters())``).
@@ -62,10 +63,11 @@ _DEF = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 class _Unit:
-    __slots__ = ("name", "start", "def_line", "body_indent", "end", "container", "text", "_calls")
+    __slots__ = ("name", "start", "def_line", "body_indent", "end", "container", "owner", "text", "_calls")
 
-    def __init__(self, node, container: int | None, lines: Sequence[str]) -> None:
+    def __init__(self, node, container: int | None, lines: Sequence[str], owner: str | None = None) -> None:
         self.name: str = node.name
+        self.owner = owner  # the name of the top-level class it belongs to
         self.start: int = _first_line(node)
         self.def_line: int = node.lineno
         # The body's indentation when it starts on a line of its own, else None (`def f(): ...`).
@@ -104,18 +106,18 @@ def _own_line_indent(node, lines: Sequence[str]) -> str | None:
 def _units(tree: ast.Module, lines: Sequence[str]) -> list[_Unit]:
     units: list[_Unit] = []
 
-    def members(body, container: int) -> None:
+    def members(body, container: int, owner: str | None) -> None:
         for node in body:
             if isinstance(node, _DEF):
-                units.append(_Unit(node, container, lines))
+                units.append(_Unit(node, container, lines, owner))
             elif isinstance(node, ast.ClassDef):
-                members(node.body, container)
+                members(node.body, container, None)
 
     for index, node in enumerate(tree.body):
         if isinstance(node, _DEF):
             units.append(_Unit(node, None, lines))
         elif isinstance(node, ast.ClassDef):
-            members(node.body, index)
+            members(node.body, index, node.name)
     return units
 
 
@@ -125,6 +127,9 @@ def _close_over_callees(units: list[_Unit], kept: set[int]) -> None:
     for i, u in enumerate(units):
         if not (u.name.startswith("__") and u.name.endswith("__")):
             (functions if u.container is None else methods).setdefault(u.name, []).append(i)
+        elif u.name == "__enter__" and u.owner is not None:
+            # ``with frozen():``: a context-manager class of this file may turn grad off on entry.
+            functions.setdefault(u.owner, []).append(i)
     todo = list(kept)
     while todo:
         for is_method, name in units[todo.pop()].calls():

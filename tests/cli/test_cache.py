@@ -210,3 +210,73 @@ def test_deleted_files_are_pruned(project, run):
     b.unlink()
     run("-j1", "a.py")  # even a run that does not name the other files
     assert list(json.loads(cache_file.read_text())["files"]) == [str(a)]
+
+
+_UTILS_OFF = """
+import contextlib
+import torch
+
+
+@contextlib.contextmanager
+def evaluating(model):
+    model.eval()
+    with torch.no_grad():
+        yield model
+"""
+
+_TRAIN = """
+import torch
+
+from .utils import evaluating
+
+
+def validate(model, loader):
+    model.eval()
+    with evaluating(model):
+        for x, y in loader:
+            out = model(x)
+"""
+
+
+def test_a_changed_dependency_invalidates_the_files_that_used_it(project, run, counting, monkeypatch):
+    # train.py's answer depends on pkg/utils.py (a grad-off wrapper it imports): the cache
+    # entry of train.py records utils.py and is linted again when utils.py changes.
+    import gradlint.rules as registry
+    from gradlint.rules.gl017_eval_without_no_grad import EvalWithoutNoGrad
+
+    monkeypatch.setattr(registry, "ALL_RULES", [EvalWithoutNoGrad])
+    monkeypatch.setattr(registry, "RULES_BY_CODE", {"GL017": EvalWithoutNoGrad})
+    write(project, "pkg/__init__.py", "")
+    utils = write(project, "pkg/utils.py", _UTILS_OFF)
+    write(project, "pkg/train.py", _TRAIN)
+    for p in (project / "pkg").iterdir():
+        age(p, 120)
+
+    def lint():
+        counting["lint"].clear()
+        return run("-j1", "--select", "GL017", "--output-format", "concise", ".")
+
+    assert lint().exit_code == 0
+    assert sorted(counting["lint"]) == ["__init__.py", "train.py", "utils.py"]
+    (cache_file,) = (project / ".gradlint_cache").rglob("*.json")
+    entries = json.loads(cache_file.read_text())["files"]
+    (train_entry,) = [e for p, e in entries.items() if p.endswith("train.py")]
+    assert [os.path.basename(d[0]) for d in train_entry[5]] == ["utils.py"]
+
+    assert lint().exit_code == 0 and counting["lint"] == []  # warm: nothing linted
+
+    age(utils, 60)  # touched, same content: the hash says unchanged
+    assert lint().exit_code == 0 and counting["lint"] == []
+
+    utils.write_text(_UTILS_OFF.replace("with torch.no_grad():", "if True:"))  # grad stays on now
+    r = lint()
+    assert sorted(counting["lint"]) == ["train.py", "utils.py"]
+    assert "train.py:11:19: GL017" in r.stdout
+
+    utils.write_text(_UTILS_OFF)
+    age(utils, 30)
+    assert lint().exit_code == 0 and sorted(counting["lint"]) == ["train.py", "utils.py"]
+
+    utils.unlink()  # the wrapper is gone: unknown, reported as without it
+    r = lint()
+    assert counting["lint"] == ["train.py"] and "train.py:11:19: GL017" in r.stdout

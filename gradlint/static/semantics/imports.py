@@ -10,6 +10,7 @@ local variable is not tracked; that trade is deliberate.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import libcst as cst
@@ -61,6 +62,11 @@ class ImportMap:
 
     def __init__(self, context) -> None:
         self.aliases: dict[str, str] = {}
+        # ``from .utils import evaluating`` / ``from . import utils``: local name -> (level, dotted)
+        self.relative: dict[str, tuple[int, str]] = {}
+        self._filename: str | None = getattr(context, "filename", None)
+        self._checked_filename = False
+        self._package_modes: dict[str, bool | None] = {}
         self._module: cst.Module | None = context.module
         self._source: str = getattr(context, "source", "")
         self._grad_wrappers: dict[str, bool] | None = None
@@ -73,7 +79,17 @@ class ImportMap:
                     else:
                         top = full.split(".")[0]
                         self.aliases.setdefault(top, top)
-            elif isinstance(imp, cst.ImportFrom) and not imp.relative and imp.module is not None:
+            elif isinstance(imp, cst.ImportFrom) and imp.relative:
+                if isinstance(imp.names, cst.ImportStar):
+                    continue
+                base = _attr_chain(imp.module) if imp.module is not None else ""
+                for alias in imp.names:
+                    name = _attr_chain(alias.name)
+                    local = name
+                    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                        local = alias.asname.name.value
+                    self.relative[local] = (len(imp.relative), f"{base}.{name}" if base else name)
+            elif isinstance(imp, cst.ImportFrom) and imp.module is not None:
                 base = _attr_chain(imp.module)
                 if isinstance(imp.names, cst.ImportStar):
                     continue
@@ -98,6 +114,48 @@ class ImportMap:
                 local_grad_wrappers(module, self) if module is not None and mentions else {}
             )
         return wrappers
+
+    def package_grad_mode(self, node: cst.CSTNode) -> bool | None:
+        """The grad mode that an imported name (``evaluating`` from ``from .utils import
+        evaluating``, ``U.evaluating`` after ``import mypkg.utils as U``) sets, when its
+        definition is in another file of the project (``gradlint.static.package_index``);
+        None for anything else or unknown. Looked up on first use only."""
+        name = dotted_name(node)
+        if name is None:
+            return None
+        head, _, rest = name.partition(".")
+        if head in self.aliases:
+            level, dotted = 0, f"{self.aliases[head]}.{rest}" if rest else self.aliases[head]
+        elif head in self.relative:
+            level, base = self.relative[head]
+            dotted = f"{base}.{rest}" if rest else base
+        else:
+            return None  # a builtin, a local name: not imported
+        if dotted.split(".")[0] == "torch":
+            return None
+        key = f"{level}:{dotted}"
+        if key in self._package_modes:
+            return self._package_modes[key]
+        mode = None
+        importer = self._importer()
+        if importer is not None:
+            from gradlint.static.package_index import grad_mode_of_import
+
+            mode = grad_mode_of_import(importer, level, dotted)
+        self._package_modes[key] = mode
+        return mode
+
+    def _importer(self) -> str | None:
+        """The absolute path of the file linted, when it is a file on disk."""
+        if self._checked_filename:
+            return self._filename
+        self._checked_filename = True
+        filename = self._filename
+        path = (
+            os.path.abspath(filename) if filename and filename.endswith((".py", ".pyi", ".ipynb")) else None
+        )
+        self._filename = path if path is not None and os.path.isfile(path) else None
+        return self._filename
 
     def resolve(self, node: cst.CSTNode) -> str | None:
         """Fully qualified dotted name of a Name/Attribute chain, aliases applied."""
