@@ -542,6 +542,19 @@ def test_next_of_a_known_iterable_keeps_its_items_kind():
     ) == [K.PARAMETER]
 
 
+def test_a_gradient_scalers_scale_keeps_the_kind_of_its_argument():
+    assert kinds_at_probe(
+        """
+        import torch.nn.functional as F
+        def f(model, x, y, scaler, use_scaling):
+            loss = F.cross_entropy(model(x), y)
+            if use_scaling:
+                loss = scaler.scale(loss)
+            probe(loss, self.state.scaler.scale(x), scaler.scale(x, y))
+        """
+    ) == [K.ACTIVATION, K.UNKNOWN, K.UNKNOWN]
+
+
 def test_an_iterable_with_known_items_is_not_a_data_batch():
     # Items of a list of modules keep their kind; a list named like data holds no batch either.
     assert kinds_at_probe(

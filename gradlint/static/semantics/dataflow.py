@@ -95,6 +95,7 @@ from gradlint.static.semantics.vocabulary import (
     BUFFER_ATTRS,
     DATA_SOURCE_NAME,
     DATA_WRAPPERS,
+    GRAD_SCALER_NAME,
     INPLACE_METHOD,
     LAYER_ATTR,
     MODEL_FACTORIES,
@@ -1075,6 +1076,12 @@ class _Eval:
             return collection(Fact(K.TUPLE, items=(NON_TENSOR, MODULE)))
         if m in ("items",):
             return collection(Fact(K.TUPLE, items=(NON_TENSOR, UNKNOWN)))
+        if (
+            m == "scale"
+            and len(call.args) == 1
+            and GRAD_SCALER_NAME.search((dotted_name(recv) or "").rsplit(".", 1)[-1])
+        ):
+            return self.eval(call.args[0].value)  # ``scaler.scale(loss)``: the loss times a number
         base = self.eval(recv)
         k = base.kind
         if k is K.MODULE:

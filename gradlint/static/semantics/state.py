@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from gradlint.static.semantics.backward import BackwardCall, backward_call
-from gradlint.static.semantics.dataflow import Dataflow, Kind, is_layer_name, is_model_name
+from gradlint.static.semantics.dataflow import TENSOR_KINDS, Dataflow, Kind, is_layer_name, is_model_name
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.reads import StateReads, body_detaches, graph_reads, matches, target_vars
@@ -1071,9 +1071,17 @@ class SharedGraphs:
         return frozenset(out)
 
     def _shared(
-        self, expr: cst.BaseExpression, env: dict[str, _Def], anc: frozenset[int], lossy: bool = False
+        self,
+        expr: cst.BaseExpression,
+        env: dict[str, _Def],
+        anc: frozenset[int],
+        lossy: bool = False,
+        at: cst.CSTNode | None = None,
     ) -> frozenset[int] | None:
-        """Graph ids that every element of the collection ``expr`` is computed from."""
+        """Graph ids that every element of the collection ``expr`` is computed from.
+
+        ``at``: the statement that iterates ``expr`` (a ``for``), where dataflow is asked whether
+        the argument of a wrapper (``ensure_tuple(loss)``) is evidently one tensor."""
         if isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
             elems = [e.value for e in expr.elements if not isinstance(e, cst.StarredElement)]
             if not elems:
@@ -1134,10 +1142,31 @@ class SharedGraphs:
                 for p in parts:
                     out |= self._shared(p, env, self._anc(p, env)) or frozenset()
                 return frozenset(out)
+            wrapped = self._wrapped(expr, at)
+            if wrapped is not None:
+                # ``ensure_tuple(self.state.loss)``, ``as_list(outputs)``: a function of one value that
+                # starts no graph gives the value's elements (the value itself when it is one).
+                return self._shared(wrapped, env, self._anc(wrapped, env))
             # One call producing a collection of losses/outputs: all come from one forward.  Any
             # other call result (a loader, a model) is not iterated over as graph values.
             return anc if lossy else frozenset()
         return frozenset()
+
+    def _wrapped(self, call: cst.Call, at: cst.CSTNode | None) -> cst.BaseExpression | None:
+        """The one argument of a plain function that starts no graph and may hand back several
+        values of it (``ensure_tuple(loss)``); None when dataflow says the argument is one tensor
+        (``ensure_tuple(F.cross_entropy(out, y))`` runs one backward)."""
+        func = call.func
+        if at is None or not isinstance(func, cst.Name) or len(call.args) != 1:
+            return None
+        arg = call.args[0]
+        if arg.keyword is not None or arg.star or self.sanitisers.is_sanitiser_callee(func):
+            return None
+        if is_graph_origin(call, self.imports, self.sanitisers):
+            return None
+        if self.context.analysis(Dataflow).kind_of(arg.value, at=at) in TENSOR_KINDS:
+            return None
+        return arg.value
 
     # -- statements ------------------------------------------------------------
     def _block(self, stmts: Sequence[cst.BaseStatement], flow: _Flow, grad_off: bool) -> None:
@@ -1173,7 +1202,13 @@ class SharedGraphs:
             if isinstance(stmt, cst.For):
                 assigned.update(target_vars(stmt.target))
         for v in assigned:
-            flow.env[v] = _EMPTY
+            old, new = flow.env.get(v), inner.env.get(v)
+            if not keep_appends and old is not None and new is not None and old.anc and old.anc <= new.anc:
+                # Rebound from itself on one path only (``if scaling: loss = scaler.scale(loss)``):
+                # on both paths it still carries the graph it had.
+                flow.env[v] = _Def(old.anc, _common_shared(old.shared, new.shared), old.depth)
+            else:
+                flow.env[v] = _EMPTY
         for v in appended - assigned:
             flow.env[v] = inner.env.get(v, _EMPTY) if keep_appends else _EMPTY
 
@@ -1219,7 +1254,7 @@ class SharedGraphs:
                 shared = frozenset()  # items of a loader (dataflow's DATA_BATCH): fresh data, no graph
             else:
                 anc = self._anc(loop.iter, flow.env)
-                shared = self._shared(loop.iter, flow.env, anc) or frozenset()
+                shared = self._shared(loop.iter, flow.env, anc, at=loop) or frozenset()
             for v in target_vars(loop.target):
                 inner_env[v] = _Def(shared, frozenset())
         inner = _Flow(inner_env, dict(flow.freed), flow.loops + (start,))
@@ -1347,6 +1382,13 @@ _COLLECTIONS = (
 
 class _OneElement(frozenset):
     """``shared`` of a collection holding exactly one appended element so far."""
+
+
+def _common_shared(a: frozenset[int] | None, b: frozenset[int] | None) -> frozenset[int]:
+    """What the elements share on both of two paths (an empty or one-element collection: nothing)."""
+    if a is None or b is None or isinstance(a, _OneElement) or isinstance(b, _OneElement):
+        return frozenset()
+    return a & b
 
 
 def _append_target(value: cst.BaseExpression) -> str | None:

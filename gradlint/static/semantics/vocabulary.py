@@ -821,6 +821,10 @@ BATCH_PRESERVING_METHODS = (
     )
 )
 
+# [dataflow] A gradient scaler (``scaler``, ``self.state.scaler``, ``grad_scaler``): its ``scale(x)`` is
+# ``x`` times a number, of the same kind.
+GRAD_SCALER_NAME = re.compile(r"(?:^|_)scaler$", re.I)
+
 # [loops, dataflow] Calls that pass a data source's items through (``enumerate(loader)``, ``tqdm(loader)``).
 DATA_WRAPPERS = frozenset("enumerate tqdm tqdm.tqdm zip iter islice itertools.islice trange".split())
 
