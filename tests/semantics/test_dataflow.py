@@ -511,6 +511,50 @@ def test_data_batches_and_activation_containers_are_kinds_with_evidence():
     assert ctx.module.code_for_node(container.origin) == "losses.append(model(x)[head])"
 
 
+def test_parts_of_a_data_batch_moved_or_reshaped_stay_a_data_batch():
+    src = """
+        def train(model, loader, dev):
+            it = iter(loader)
+            for batch in loader:
+                x = batch[0].to(dev)
+                inp = batch["input_ids"].cuda().view(-1, 8).long()
+                text = batch.text
+                a, b = next(it)
+                c, d = batch[0], batch[1]
+                out = model(x)
+                probe(x, inp, text, a, b, c, d, out, batch[0].sum(), x.shape, batch[0].item())
+        """
+    assert kinds_at_probe(src) == [K.DATA_BATCH] * 7 + [K.ACTIVATION, K.UNKNOWN, K.NON_TENSOR, K.NON_TENSOR]
+    ctx, flow = flow_for(src)
+    probe = _find_probe(ctx.module)
+    # The evidence: the ``for`` over the loader, or the ``next`` call.
+    assert isinstance(flow.fact_of(probe.args[0].value, at=probe).origin, cst.For)
+    assert ctx.module.code_for_node(flow.fact_of(probe.args[3].value, at=probe).origin) == "next(it)"
+
+
+def test_next_of_a_known_iterable_keeps_its_items_kind():
+    assert kinds_at_probe(
+        """
+        def f(model):
+            p = next(model.parameters())
+            probe(p)
+        """
+    ) == [K.PARAMETER]
+
+
+def test_a_gradient_scalers_scale_keeps_the_kind_of_its_argument():
+    assert kinds_at_probe(
+        """
+        import torch.nn.functional as F
+        def f(model, x, y, scaler, use_scaling):
+            loss = F.cross_entropy(model(x), y)
+            if use_scaling:
+                loss = scaler.scale(loss)
+            probe(loss, self.state.scaler.scale(x), scaler.scale(x, y))
+        """
+    ) == [K.ACTIVATION, K.UNKNOWN, K.UNKNOWN]
+
+
 def test_an_iterable_with_known_items_is_not_a_data_batch():
     # Items of a list of modules keep their kind; a list named like data holds no batch either.
     assert kinds_at_probe(

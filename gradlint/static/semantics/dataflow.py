@@ -24,9 +24,14 @@ of value an expression evaluates to:
 ``Kind.ACTIVATION_CONTAINER``      a list filled with activations (``losses.append(loss)``
                                    on an empty list); ``Fact.origin`` is the first append
 ``Kind.DATA_BATCH``                an item of a loader, dataset or data iterator (the
-                                   target of ``for x, y in loader``, unpacked or not):
-                                   fresh every iteration, no graph; ``Fact.origin`` is
-                                   the ``for`` statement
+                                   target of ``for x, y in loader``, unpacked or not;
+                                   ``next(it)`` of an iterator with unknown items), and
+                                   its parts (``batch[0]``, ``batch["ids"]``,
+                                   ``batch.text``, unpacking) moved or reshaped
+                                   (``.to(dev)``, ``.view(...)``, ``.float()``: the
+                                   vocabulary's ``BATCH_PRESERVING_METHODS``): fresh
+                                   every iteration, no graph; ``Fact.origin`` is the
+                                   ``for`` statement or the ``next`` call
 ``Kind.TUPLE``                     a fixed tuple; ``Fact.items`` are its members
 ``Kind.NON_TENSOR``                ints, strings, datasets...
 ``Kind.UNKNOWN``                   no evidence: rules must stay silent
@@ -86,9 +91,11 @@ from gradlint.static.semantics.backward import backward_call
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.vocabulary import (
+    BATCH_PRESERVING_METHODS,
     BUFFER_ATTRS,
     DATA_SOURCE_NAME,
     DATA_WRAPPERS,
+    GRAD_SCALER_NAME,
     INPLACE_METHOD,
     LAYER_ATTR,
     MODEL_FACTORIES,
@@ -794,6 +801,8 @@ class _Eval:
                 return UNKNOWN
             return Fact(K.PARAMETER)
         base = self.eval(e.value)
+        if base.kind is K.DATA_BATCH:
+            return base  # ``batch.text``, ``batch.x``: a part of the batch
         if attr == "data":
             return TENSOR if base.kind in TENSOR_KINDS else UNKNOWN
         if attr in VIEW_ATTRS:
@@ -853,6 +862,8 @@ class _Eval:
             return MODULE
         if k is K.ACTIVATION:
             return ACTIVATION
+        if k is K.DATA_BATCH:
+            return base  # ``batch[0]``, ``batch["input_ids"]``: a part of the batch
         if k in TENSOR_KINDS:
             if self.basic_index(e):
                 return self.view_of(base)
@@ -1027,7 +1038,9 @@ class _Eval:
                 return UNKNOWN  # ``max(values)``: an item of an iterable
             return self.arith(self.eval(a.value) for a in call.args if a.keyword is None)
         if name == "next" and call.args:
-            return self.elem_of(self.eval(call.args[0].value))
+            item = self.elem_of(self.eval(call.args[0].value))
+            # ``next(it)``, ``next(iter(loader))`` of an iterator nothing else is known of: a data batch
+            return Fact(K.DATA_BATCH, origin=call) if item.kind is K.UNKNOWN else item
         if bound is None or bound.kind is K.NON_TENSOR:  # not rebound since its `def`
             returned = self.returned(call, None)
             if returned is not None:
@@ -1063,6 +1076,12 @@ class _Eval:
             return collection(Fact(K.TUPLE, items=(NON_TENSOR, MODULE)))
         if m in ("items",):
             return collection(Fact(K.TUPLE, items=(NON_TENSOR, UNKNOWN)))
+        if (
+            m == "scale"
+            and len(call.args) == 1
+            and GRAD_SCALER_NAME.search((dotted_name(recv) or "").rsplit(".", 1)[-1])
+        ):
+            return self.eval(call.args[0].value)  # ``scaler.scale(loss)``: the loss times a number
         base = self.eval(recv)
         k = base.kind
         if k is K.MODULE:
@@ -1088,6 +1107,9 @@ class _Eval:
             return UNKNOWN
         if m in ("item", "tolist"):
             return NON_TENSOR  # a Python number or list, whatever the receiver (tensor or numpy)
+        if k is K.DATA_BATCH and m in BATCH_PRESERVING_METHODS:
+            # ``batch[0].to(dev)``, ``x.view(bs, -1)``: the same data, moved or reshaped
+            return collection(base) if m in ("split", "chunk", "unbind", "tensor_split") else base
         if k not in TENSOR_KINDS:
             return UNKNOWN
         if m == "detach":

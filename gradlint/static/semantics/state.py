@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from gradlint.static.semantics.backward import BackwardCall, backward_call
-from gradlint.static.semantics.dataflow import Dataflow, Kind, is_layer_name, is_model_name, iterates_data
+from gradlint.static.semantics.dataflow import TENSOR_KINDS, Dataflow, Kind, is_layer_name, is_model_name
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.reads import StateReads, body_detaches, graph_reads, matches, target_vars
@@ -204,6 +204,9 @@ def _opaque_receiver(func: cst.Attribute, receiver_kind: Callable[[cst.BaseExpre
 
 
 # Receivers whose method calls are not a forward pass: unknown objects, Python values, containers, data.
+# Reads that make a plain function's result data (GL008): parts of a batch, Python numbers.
+_DATA_READS = frozenset({Kind.DATA_BATCH, Kind.NON_TENSOR})
+
 _NOT_MODULE_RECEIVERS = frozenset(
     {Kind.UNKNOWN, Kind.NON_TENSOR, Kind.COLLECTION, Kind.TUPLE, Kind.ACTIVATION_CONTAINER, Kind.DATA_BATCH}
 )
@@ -363,18 +366,15 @@ class _LoopInterpreter:
         san: Sanitisers,
         grad_off: bool,
         kind_of: Callable[[cst.BaseExpression, cst.CSTNode], Kind] | None = None,
-        batch_of: Callable[[cst.For], object] | None = None,
     ) -> None:
         self.imports = imports
         self.san = san
         # The value kind (dataflow) of an expression at a statement: a Python number or a tensor
         # without graph never becomes recurrent state, whatever calls made it.
+        # Whether a value is a data batch (an item of a loader, ``next(it)``, a part of either, moved or
+        # reshaped: dataflow's DATA_BATCH) is asked of the same function.
         self.kind_of = kind_of
-        # The DATA_BATCH fact (dataflow) a ``for`` loop binds to its target: items of a loader.
-        self.batch_of = batch_of if batch_of is not None else _batch_by_name
-        # Variables that hold a data batch (``next(it)``, an item of a loader, a plain function of them):
-        # no graph, fresh every iteration.
-        self.data_vars: set[str] = set()
+        self._read_exprs: dict[str, cst.BaseExpression] = {}
         self.loops: list[cst.CSTNode] = []
         self._exposed: dict[int, set[str]] = {}
         self.findings: dict[int, StateFinding] = {}
@@ -450,8 +450,6 @@ class _LoopInterpreter:
 
     def _loop_body(self, loop, env: _Env, grad_off: bool) -> _Env:
         head = dict(env)
-        if isinstance(loop, cst.For) and self.batch_of(loop) is not None:
-            self.data_vars.update(target_vars(loop.target))
         if isinstance(loop, cst.For):
             iter_reads = graph_reads(loop.iter, self.san.reads)
             state = max((self._state(env, r) for r in iter_reads), default=CLEAN)
@@ -546,18 +544,31 @@ class _LoopInterpreter:
             return False
         return self.kind_of(value, small) in (Kind.NON_TENSOR, Kind.TENSOR, Kind.CLONE)
 
-    def _from_data(self, value: cst.BaseExpression, reads: set[str], env: _Env) -> bool:
-        """``batch = next(it)``, ``x, y = _get_point(batch, device)``: a data batch, not a graph."""
-        if isinstance(value, cst.Call):
-            callee = dotted_name(value.func) or ""
-            if callee == "next":
-                return True
-            if is_model_name(callee.rsplit(".", 1)[-1]) or callee.startswith("self."):
-                return False
-        elif not isinstance(value, (cst.Name, cst.Attribute, cst.Subscript)):
+    def _from_data(self, value: cst.BaseExpression, reads: set[str], env: _Env, small) -> bool:
+        """``x = batch[0].to(dev)``, ``x, y = next(it)`` (dataflow's DATA_BATCH), and a plain function
+        of the batch (``x, y = _get_point(batch, device)``): a data batch, not a graph."""
+        if self.kind_of is None or small is None:
             return False
+        if self.kind_of(value, small) is Kind.DATA_BATCH:
+            return True
+        if not isinstance(value, cst.Call):
+            return False
+        callee = dotted_name(value.func) or ""
+        if is_model_name(callee.rsplit(".", 1)[-1]) or callee.startswith("self."):
+            return False
+        # What dataflow cannot say of an unknown function: its result is data when every value it
+        # reads that this loop binds is data (a batch, or an index from ``enumerate(loader)``).
         tracked = [r for r in reads if any(matches(r, v) for v in env)]
-        return bool(tracked) and all(any(matches(r, d) for d in self.data_vars) for r in tracked)
+        return bool(tracked) and all(self._read_kind(r, small) in _DATA_READS for r in tracked)
+
+    def _read_kind(self, read: str, small) -> Kind:
+        expr = self._read_exprs.get(read)
+        if expr is None:
+            try:
+                expr = self._read_exprs[read] = cst.parse_expression(read)
+            except cst.ParserSyntaxError:
+                return Kind.UNKNOWN
+        return self.kind_of(expr, small)
 
     def _carried(self, var: str) -> bool:
         """Is ``var`` read at the top of an enclosing loop's body before it is bound again?
@@ -588,12 +599,7 @@ class _LoopInterpreter:
                         self.findings.setdefault(id(value), StateFinding(value, var, "loop"))
         if aug:
             reads = reads | set(bound)
-        from_data = self._from_data(value, reads, env)
-        for v in bound:
-            if from_data:
-                self.data_vars.add(v)
-            else:
-                self.data_vars.discard(v)
+        from_data = self._from_data(value, reads, env, small)
         if grad_off or no_graph or from_data:
             state = CLEAN
         else:
@@ -640,11 +646,6 @@ class _LoopInterpreter:
                 if matches(r, var) or matches(var, r):
                     todo.extend(d for d in deps if d not in seen)
         return seen
-
-
-def _batch_by_name(loop: cst.For) -> bool | None:
-    """Without dataflow (tests): the same test dataflow applies to an iterable it knows nothing of."""
-    return iterates_data(loop.iter) or None
 
 
 def _names_read(node: cst.CSTNode | None) -> set[str]:
@@ -765,9 +766,7 @@ class RecurrentState:
                     parts = _assign_parts(small)
                     if parts is not None and isinstance(parts[1], cst.Call):
                         in_loop_rebinds.add(id(parts[1]))
-                interp = _LoopInterpreter(
-                    loop, self.imports, self.sanitisers, grad_off, kind_of, flow.batch_bound_by
-                )
+                interp = _LoopInterpreter(loop, self.imports, self.sanitisers, grad_off, kind_of)
                 for finding in interp.run():
                     if id(finding.call) not in seen:
                         seen.add(id(finding.call))
@@ -1072,9 +1071,17 @@ class SharedGraphs:
         return frozenset(out)
 
     def _shared(
-        self, expr: cst.BaseExpression, env: dict[str, _Def], anc: frozenset[int], lossy: bool = False
+        self,
+        expr: cst.BaseExpression,
+        env: dict[str, _Def],
+        anc: frozenset[int],
+        lossy: bool = False,
+        at: cst.CSTNode | None = None,
     ) -> frozenset[int] | None:
-        """Graph ids that every element of the collection ``expr`` is computed from."""
+        """Graph ids that every element of the collection ``expr`` is computed from.
+
+        ``at``: the statement that iterates ``expr`` (a ``for``), where dataflow is asked whether
+        the argument of a wrapper (``ensure_tuple(loss)``) is evidently one tensor."""
         if isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
             elems = [e.value for e in expr.elements if not isinstance(e, cst.StarredElement)]
             if not elems:
@@ -1135,10 +1142,31 @@ class SharedGraphs:
                 for p in parts:
                     out |= self._shared(p, env, self._anc(p, env)) or frozenset()
                 return frozenset(out)
+            wrapped = self._wrapped(expr, at)
+            if wrapped is not None:
+                # ``ensure_tuple(self.state.loss)``, ``as_list(outputs)``: a function of one value that
+                # starts no graph gives the value's elements (the value itself when it is one).
+                return self._shared(wrapped, env, self._anc(wrapped, env))
             # One call producing a collection of losses/outputs: all come from one forward.  Any
             # other call result (a loader, a model) is not iterated over as graph values.
             return anc if lossy else frozenset()
         return frozenset()
+
+    def _wrapped(self, call: cst.Call, at: cst.CSTNode | None) -> cst.BaseExpression | None:
+        """The one argument of a plain function that starts no graph and may hand back several
+        values of it (``ensure_tuple(loss)``); None when dataflow says the argument is one tensor
+        (``ensure_tuple(F.cross_entropy(out, y))`` runs one backward)."""
+        func = call.func
+        if at is None or not isinstance(func, cst.Name) or len(call.args) != 1:
+            return None
+        arg = call.args[0]
+        if arg.keyword is not None or arg.star or self.sanitisers.is_sanitiser_callee(func):
+            return None
+        if is_graph_origin(call, self.imports, self.sanitisers):
+            return None
+        if self.context.analysis(Dataflow).kind_of(arg.value, at=at) in TENSOR_KINDS:
+            return None
+        return arg.value
 
     # -- statements ------------------------------------------------------------
     def _block(self, stmts: Sequence[cst.BaseStatement], flow: _Flow, grad_off: bool) -> None:
@@ -1174,7 +1202,13 @@ class SharedGraphs:
             if isinstance(stmt, cst.For):
                 assigned.update(target_vars(stmt.target))
         for v in assigned:
-            flow.env[v] = _EMPTY
+            old, new = flow.env.get(v), inner.env.get(v)
+            if not keep_appends and old is not None and new is not None and old.anc and old.anc <= new.anc:
+                # Rebound from itself on one path only (``if scaling: loss = scaler.scale(loss)``):
+                # on both paths it still carries the graph it had.
+                flow.env[v] = _Def(old.anc, _common_shared(old.shared, new.shared), old.depth)
+            else:
+                flow.env[v] = _EMPTY
         for v in appended - assigned:
             flow.env[v] = inner.env.get(v, _EMPTY) if keep_appends else _EMPTY
 
@@ -1220,7 +1254,7 @@ class SharedGraphs:
                 shared = frozenset()  # items of a loader (dataflow's DATA_BATCH): fresh data, no graph
             else:
                 anc = self._anc(loop.iter, flow.env)
-                shared = self._shared(loop.iter, flow.env, anc) or frozenset()
+                shared = self._shared(loop.iter, flow.env, anc, at=loop) or frozenset()
             for v in target_vars(loop.target):
                 inner_env[v] = _Def(shared, frozenset())
         inner = _Flow(inner_env, dict(flow.freed), flow.loops + (start,))
@@ -1348,6 +1382,13 @@ _COLLECTIONS = (
 
 class _OneElement(frozenset):
     """``shared`` of a collection holding exactly one appended element so far."""
+
+
+def _common_shared(a: frozenset[int] | None, b: frozenset[int] | None) -> frozenset[int]:
+    """What the elements share on both of two paths (an empty or one-element collection: nothing)."""
+    if a is None or b is None or isinstance(a, _OneElement) or isinstance(b, _OneElement):
+        return frozenset()
+    return a & b
 
 
 def _append_target(value: cst.BaseExpression) -> str | None:

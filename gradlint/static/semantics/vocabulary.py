@@ -798,6 +798,33 @@ DATA_ITERABLE_NAME = re.compile(
     re.I,
 )
 
+# [dataflow] Methods that move, reshape or convert a value without mixing anything into it: on a
+# data batch (``batch[0].to(dev)``, ``x.view(bs, -1).float()``, ``batch.get("x")``) the result is
+# still the batch (dataflow's DATA_BATCH), fresh every iteration and without graph.
+BATCH_PRESERVING_METHODS = (
+    MOVE_METHODS
+    | VIEW_METHODS
+    | frozenset(
+        {
+            "reshape",
+            "contiguous",
+            "flatten",
+            "long",
+            "int",
+            "bool",
+            "short",
+            "byte",
+            "pin_memory",
+            "get",
+            "pop",
+        }
+    )
+)
+
+# [dataflow] A gradient scaler (``scaler``, ``self.state.scaler``, ``grad_scaler``): its ``scale(x)`` is
+# ``x`` times a number, of the same kind.
+GRAD_SCALER_NAME = re.compile(r"(?:^|_)scaler$", re.I)
+
 # [loops, dataflow] Calls that pass a data source's items through (``enumerate(loader)``, ``tqdm(loader)``).
 DATA_WRAPPERS = frozenset("enumerate tqdm tqdm.tqdm zip iter islice itertools.islice trange".split())
 
