@@ -92,6 +92,12 @@ def _translate(body: str) -> str:
             if negate:
                 inner = inner[1:]
             inner = inner.replace("[", "\\[")
+            # Doubled `-`, `&`, `~`, `|` inside a class are set operations to come in Python's re (it warns
+            # today); in a gitignore class they are literal characters or a range's end.
+            inner = re.sub(r"([&~|])", r"\\\1", inner)
+            if inner.startswith("--"):
+                inner = "\\" + inner
+            inner = inner.replace("--", "-\\-")
             out.append(f"[^/{inner}]" if negate else f"[{inner}]")
             i = j + 1
         else:

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import warnings
 import subprocess
 from pathlib import Path
 
@@ -62,10 +63,18 @@ def matches(pattern, path, is_dir=False):
         ("x.py   ", "x.py", False, True),  # unescaped trailing spaces are dropped
         ("a**b.py", "aXb.py", False, True),  # other "**" are plain "*"
         ("a**b.py", "a/b.py", False, False),
+        # doubled `-`/`&`/`~`/`|` in a class: literal characters or a range's end, not re's future set operations
+        ("[+--].py", "-.py", False, True),
+        ("[+--].py", ",.py", False, True),
+        ("[&&].py", "&.py", False, True),
+        ("[~~|].py", "|.py", False, True),
+        ("[!--].py", "-.py", False, False),
     ],
 )
 def test_pattern_semantics(pattern, path, is_dir, expected):
-    assert matches(pattern, path, is_dir) is expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a FutureWarning from re would be printed to the user
+        assert matches(pattern, path, is_dir) is expected
 
 
 @pytest.mark.parametrize("line", ["", "   ", "# comment", "!", "/"])
@@ -250,12 +259,14 @@ def test_any_line_parses_without_raising():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    alphabet = st.sampled_from(list("ab*?[]!^\\/# -.\r\t]") + ["**", "[!", "[]", "\\ "])
+    alphabet = st.sampled_from(list("ab*?[]!^\\/# -.\r\t]&~|") + ["**", "[!", "[]", "\\ "])
 
     @settings(max_examples=200, deadline=None)
     @given(st.lists(alphabet, max_size=12).map("".join), st.sampled_from(["a", "a/b.py", "x/[a]/b", "*"]))
     def check(line, path):
-        p = parse_line(line)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            p = parse_line(line)
         if p is not None:
             p.regex.match(path)
 
