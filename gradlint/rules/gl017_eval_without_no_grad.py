@@ -8,6 +8,7 @@ import libcst as cst
 
 from gradlint.static.fixes import wrap_statements
 from gradlint.static.rule import Rule
+from gradlint.static.semantics.dataflow import Dataflow, Kind
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.optim import (
     LIGHTNING_EVAL_HOOKS,
@@ -22,7 +23,7 @@ from gradlint.static.semantics.optim import (
     names_in,
 )
 from gradlint.static.semantics.summaries import Summaries, bind_arguments
-from gradlint.static.semantics.vocabulary import NOT_FORWARD_METHODS
+from gradlint.static.semantics.vocabulary import DATA_WRAPPERS, EVAL_LOADER_NAME, NOT_FORWARD_METHODS
 
 # Some sign of evaluation: `.eval()`, an eval-like function name, an eval-like loader name.
 # Each pattern starts with a literal (fast to search for) and runs on the
@@ -224,7 +225,10 @@ class EvalWithoutNoGrad(Rule):
                 in_loop = [e for e in scope.events if loop in e.loops]
                 if not in_loop or any(analysis.calls_backward(e) for e in in_loop):
                     continue
-                by_loader = isinstance(loop, cst.For) and _eval_iterable(loop, scope)
+                by_loader = isinstance(loop, cst.For) and (
+                    _eval_iterable(loop, scope)
+                    or _eval_named_loader(loop, scope, self.context.analysis(Dataflow))
+                )
                 by_eval_mode = _after_eval(scope, loop, in_loop[0])
                 # `for net in nets: net.eval(); out = net(x); net.train()`: each model of a list
                 # evaluated in turn (a backward later in the scope trains them, it does not read these)
@@ -432,6 +436,30 @@ def _loops_outermost_first(scope: ScopeInfo):
                 seen.add(id(loop))
                 out.append(loop)
     return out
+
+
+def _eval_named_loader(loop: cst.For, scope: ScopeInfo, flow: Dataflow) -> bool:
+    """``valid = DataLoader(valid_set); for x in tqdm(valid)``: the name says evaluation, dataflow a loader.
+
+    Only a loader built in the loop's own function counts (its constructor is the evidence).
+    """
+    it = loop.iter
+    while isinstance(it, cst.Call) and (dotted_name(it.func) or "") in DATA_WRAPPERS and it.args:
+        it = it.args[0].value
+    if not isinstance(it, cst.Name) or "train" in it.value.lower() or not EVAL_LOADER_NAME.search(it.value):
+        return False
+    fact = flow.fact_of(it, at=loop)
+    return fact.kind is Kind.DATA_LOADER and fact.origin is not None and _within(scope.node, fact.origin)
+
+
+def _within(root: cst.CSTNode, target: cst.CSTNode) -> bool:
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node is target:
+            return True
+        stack.extend(node.children)
+    return False
 
 
 def _enclosing_loops(scope: ScopeInfo, loop) -> tuple:

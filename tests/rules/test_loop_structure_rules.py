@@ -163,6 +163,21 @@ def test_gl017_non_model_calls_are_not_forwards():
     assert _codes(code, GL017) == []
 
 
+def test_gl017_an_evaluation_loader_by_its_constructor():
+    # ``valid`` is not named like a loader; dataflow says it is one (a DataLoader built here).
+    code = """
+    import torch
+    from torch.utils.data import DataLoader
+    def run(model, valid_set):
+        valid = DataLoader(valid_set, batch_size=8)
+        for x, y in enumerate(valid):
+            out = model(x)
+    """
+    assert [c for c, _ in _codes(code, GL017)] == ["GL017"]
+    assert _codes(code.replace("DataLoader(valid_set, batch_size=8)", "make(valid_set)"), GL017) == []
+    assert _codes(code.replace("valid", "train_valid"), GL017) == []
+
+
 # -- GL006 / GL007 pairing ------------------------------------------------------------------
 
 

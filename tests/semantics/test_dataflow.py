@@ -565,3 +565,96 @@ def test_an_iterable_with_known_items_is_not_a_data_batch():
                 probe(m)
         """
     ) == [K.MODULE]
+
+
+def test_optimizers_are_a_kind_with_their_constructor_as_evidence():
+    src = """
+        import torch
+        import torch.optim as optim
+        from torch.optim import AdamW
+        from torch import optim as topt
+        import bitsandbytes as bnb
+        from apex.optimizers import FusedAdam
+        from transformers import AdamW as HFAdamW
+        from torch.optim.lr_scheduler import StepLR
+
+        class Lookahead(optim.Optimizer):
+            pass
+
+        class Adam:  # named like an optimizer, but it is not one
+            def step(self):
+                pass
+
+        def train(model):
+            a = torch.optim.SGD(model.parameters(), lr=0.1)
+            b = optim.Adam(model.parameters())
+            c = AdamW(model.parameters())
+            d = topt.RMSprop(model.parameters())
+            e = bnb.optim.Adam8bit(model.parameters())
+            f = FusedAdam(model.parameters())
+            g = HFAdamW(model.parameters())
+            h = Lookahead(a)
+            i = Adam()
+            j = StepLR(a, 10)
+            probe(a, b, c, d, e, f, g, h, i, j)
+        """
+    O = K.OPTIMIZER
+    assert kinds_at_probe(src) == [O, O, O, O, O, O, O, O, K.UNKNOWN, K.UNKNOWN]
+    ctx, flow = flow_for(src)
+    probe = _find_probe(ctx.module)
+    fact = flow.fact_of(probe.args[2].value, at=probe)
+    assert ctx.module.code_for_node(fact.origin) == "AdamW(model.parameters())"
+
+
+def test_an_optimizer_attribute_is_read_through_the_class():
+    assert kinds_at_probe(
+        """
+        import torch
+        import torch.nn as nn
+        class Trainer:
+            def __init__(self):
+                self.net = nn.Linear(2, 2)
+                self.opt = torch.optim.Adam(self.net.parameters())
+            def step(self, x):
+                probe(self.opt, self.net)
+        """
+    ) == [K.OPTIMIZER, K.MODULE]
+
+
+def test_data_loaders_are_a_kind_and_their_items_are_batches():
+    src = """
+        import torch
+        from torch.utils.data import DataLoader as DL
+        def train(model, ds):
+            dl = DL(ds, batch_size=4)
+            other = torch.utils.data.DataLoader(ds)
+            it = iter(dl)
+            first = next(iter(other))
+            for step, (x, y) in enumerate(dl):
+                probe(dl, other, it, first, x, y, step)
+        """
+    assert kinds_at_probe(src) == [
+        K.DATA_LOADER,
+        K.DATA_LOADER,
+        K.DATA_LOADER,
+        K.DATA_BATCH,
+        K.DATA_BATCH,
+        K.DATA_BATCH,
+        K.NON_TENSOR,
+    ]
+    ctx, flow = flow_for(src)
+    loop = ctx.module.body[2].body.body[4]
+    batch = flow.batch_bound_by(loop)  # ``dl`` is not named like a loader: its constructor says so
+    assert batch is not None and batch.kind is K.DATA_BATCH and batch.origin is loop
+
+
+def test_a_list_named_dataloader_is_not_a_loader():
+    assert kinds_at_probe(
+        """
+        import torch.nn as nn
+        def f():
+            dataloader = [nn.Linear(2, 2)]
+            batches = next(iter(dataloader))
+            probe(dataloader, batches)
+        """
+    ) == [K.TUPLE, K.MODULE]

@@ -263,3 +263,34 @@ def test_reaches_around_goes_to_the_next_iteration():
     assert reaches_around(z_cont, step, loop)  # continue goes round
     assert not reaches_around(z_ret, step, loop)  # return leaves the loop
     assert not reaches_around(step, z_cont, loop)  # only backwards in the source
+
+
+def test_dataflow_decides_what_is_an_optimizer_before_the_name():
+    _, a = analyse(
+        """
+        import torch
+        import torch.nn as nn
+        import bitsandbytes as bnb
+
+        class Trainer:
+            def __init__(self, net):
+                self.updater = bnb.optim.PagedAdamW32bit(net.parameters())  # named like no optimizer
+                self.optimizer_head = nn.Linear(2, 2)  # named like one, but a module
+
+            def fit(self, loss):
+                loss.backward()
+                self.updater.step()
+                self.optimizer_head.zero_grad()
+
+        def train(model, loss, opt):
+            loss.backward()
+            opt.step()  # a parameter: dataflow cannot say, the name decides
+        """
+    )
+    assert kinds(scope_named(a, "fit"), "step", "zero_grad") == [
+        ("step", "self.updater"),
+        ("zero_grad", "self.optimizer_head"),
+    ]
+    assert kinds(scope_named(a, "train"), "step") == [("step", "opt")]
+    zero = next(e for e in scope_named(a, "fit").events if e.kind == "zero_grad")
+    assert not a.is_optimizer("self.optimizer_head", zero) and a.is_optimizer("self.optimizer_head")

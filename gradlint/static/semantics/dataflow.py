@@ -20,6 +20,12 @@ of value an expression evaluates to:
 ``Kind.TENSOR``                    any other tensor without graph (``torch.zeros``,
                                    ``p.detach()``, results computed under no_grad)
 ``Kind.MODULE``                    an ``nn.Module`` (calling it gives an activation)
+``Kind.OPTIMIZER``                 an optimizer: ``torch.optim.X(...)`` (imports resolved),
+                                   ``transformers.AdamW``, ``bitsandbytes.optim.*``,
+                                   ``apex.optimizers.*``, a same-file ``Optimizer``
+                                   subclass; ``Fact.origin`` is the constructor call
+``Kind.DATA_LOADER``               a ``torch.utils.data.DataLoader(...)`` (or ``iter()`` of
+                                   one); its items are ``DATA_BATCH``
 ``Kind.COLLECTION``                an iterable; ``Fact.elem`` is its item
 ``Kind.ACTIVATION_CONTAINER``      a list filled with activations (``losses.append(loss)``
                                    on an empty list); ``Fact.origin`` is the first append
@@ -127,6 +133,8 @@ class Kind(enum.Enum):
     CLONE = "clone"
     TENSOR = "tensor"
     MODULE = "module"
+    OPTIMIZER = "optimizer"
+    DATA_LOADER = "data-loader"
     COLLECTION = "collection"
     ACTIVATION_CONTAINER = "activation-container"
     DATA_BATCH = "data-batch"
@@ -177,6 +185,8 @@ NON_TENSOR = Fact(K.NON_TENSOR)
 TENSOR = Fact(K.TENSOR)
 ACTIVATION = Fact(K.ACTIVATION)
 MODULE = Fact(K.MODULE)
+#: An item of a DATA_LOADER outside a ``for`` over it (``next(iter(loader))``): no ``for`` origin.
+LOADER_ITEM = Fact(K.DATA_BATCH)
 GRADIENT = Fact(K.GRADIENT)
 
 
@@ -568,6 +578,25 @@ class Dataflow:
                 return True
         return False
 
+    def is_optimizer_class(self, cls: cst.ClassDef, _seen: set | None = None) -> bool:
+        """A same-file class deriving (directly or through same-file classes) from an optimizer class."""
+        seen = _seen if _seen is not None else set()
+        if cls in seen:
+            return False
+        seen.add(cls)
+        for base in cls.bases:
+            name = dotted_name(base.value) or ""
+            full = self.imports.resolve(base.value) or name
+            if (
+                full in ("torch.optim.Optimizer", "torch.optim.optimizer.Optimizer")
+                or constructed_kind(full) is K.OPTIMIZER
+            ):
+                return True
+            local = self._classes_by_name.get(name)
+            if local is not None and self.is_optimizer_class(local, seen):
+                return True
+        return False
+
     def _build_class_facts(self, cls: cst.ClassDef) -> ClassFacts:
         attrs: dict[str, Fact] = {}
         is_module = self.is_module_class(cls)
@@ -928,6 +957,9 @@ class _Eval:
         return UNKNOWN
 
     def eval_qualified(self, qual: str, call: cst.Call) -> Fact | None:
+        constructed = constructed_kind(qual)
+        if constructed is not None:
+            return Fact(constructed, origin=call)
         if qual.startswith(("numpy.random.", "random.", "math.")):
             return NON_TENSOR  # numbers and arrays: no graph (``np.random.randint(1, 4)``)
         if qual in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
@@ -1020,7 +1052,7 @@ class _Eval:
             if not call.args:
                 return UNKNOWN
             src = self.eval(call.args[-1].value)
-            if src.kind is K.COLLECTION:
+            if src.kind is K.COLLECTION or (name == "iter" and src.kind is K.DATA_LOADER):
                 return src
             if src.kind is K.TUPLE:
                 return collection(self.elem_of(src))
@@ -1047,7 +1079,9 @@ class _Eval:
                 return returned
         cls = self.flow._classes_by_name.get(name)
         if cls is not None:
-            return MODULE if self.flow.is_module_class(cls) else UNKNOWN
+            if self.flow.is_module_class(cls):
+                return MODULE
+            return Fact(K.OPTIMIZER, origin=call) if self.flow.is_optimizer_class(cls) else UNKNOWN
         if name[:1].isupper() and _MODEL_CLASS.search(name):
             return MODULE
         if is_model_name(name):
@@ -1247,7 +1281,39 @@ class _Eval:
             return ACTIVATION
         if fact.kind is K.MODULE:
             return MODULE  # nn.Sequential / ModuleList
+        if fact.kind is K.DATA_LOADER:
+            return LOADER_ITEM
         return UNKNOWN
+
+
+#: Optimizer classes outside ``torch.optim`` (qualified names as imports resolve them).
+_OPTIMIZER_QUALS = frozenset(
+    {
+        "transformers.AdamW",
+        "transformers.Adafactor",
+        "transformers.optimization.AdamW",
+        "transformers.optimization.Adafactor",
+    }
+)
+_OPTIMIZER_PACKAGES = ("torch.optim.", "bitsandbytes.optim.", "apex.optimizers.", "torch_optimizer.")
+_NOT_OPTIMIZER_PACKAGES = ("torch.optim.lr_scheduler.", "torch.optim.swa_utils.")
+_LOADER_QUALS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
+
+
+def constructed_kind(qual: str) -> Kind | None:
+    """What calling the class ``qual`` (imports resolved) builds: OPTIMIZER, DATA_LOADER or None."""
+    if qual in _LOADER_QUALS:
+        return K.DATA_LOADER
+    if qual in _OPTIMIZER_QUALS:
+        return K.OPTIMIZER
+    last = qual.rsplit(".", 1)[-1]
+    if (
+        qual.startswith(_OPTIMIZER_PACKAGES)
+        and not qual.startswith(_NOT_OPTIMIZER_PACKAGES)
+        and last[:1].isupper()
+    ):
+        return K.OPTIMIZER
+    return None
 
 
 def iterates_data(it: cst.BaseExpression) -> bool:
@@ -1262,7 +1328,7 @@ def iterates_data(it: cst.BaseExpression) -> bool:
 
 def _with_batch(elem: Fact, batch: Fact) -> Fact:
     """An item of a data source: what nothing else says of it is the batch (``enumerate`` keeps its index)."""
-    if elem.kind is K.UNKNOWN:
+    if elem.kind is K.UNKNOWN or elem is LOADER_ITEM:
         return batch
     if elem.kind is K.TUPLE and elem.items is not None:
         items = tuple(_with_batch(it, batch) for it in elem.items)
@@ -1467,13 +1533,19 @@ class _Walker:
         self.memo[stmt] = (env, disabled, out)
         return out
 
+    def _iterates_loader(self, it: cst.BaseExpression, env: Env, disabled: bool) -> bool:
+        """``for b in dl`` / ``enumerate(tqdm(dl))`` where ``dl`` is a DATA_LOADER by its constructor."""
+        while isinstance(it, cst.Call) and (dotted_name(it.func) or "") in DATA_WRAPPERS and it.args:
+            it = it.args[0].value
+        return self.ev(env, disabled).eval(it).kind is K.DATA_LOADER
+
     def _loop(self, stmt, env: Env, disabled: bool) -> Env:
         entry = env
         body_env = env
         for _ in range(2):
             if isinstance(stmt, cst.For):
                 elem = self.ev(body_env, disabled).elem_of(self.ev(body_env, disabled).eval(stmt.iter))
-                if iterates_data(stmt.iter):
+                if iterates_data(stmt.iter) or self._iterates_loader(stmt.iter, body_env, disabled):
                     batch = self.facts.batches.get(stmt) or Fact(K.DATA_BATCH, origin=stmt)
                     item = _with_batch(elem, batch)
                     if item is not elem:  # something of the item is the batch

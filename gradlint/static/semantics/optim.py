@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from gradlint.static.semantics.backward import BackwardCall, backward_call
+from gradlint.static.semantics.dataflow import TENSOR_KINDS, Dataflow, Kind
 from gradlint.static.semantics.grad_mode import grad_mode_of
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.vocabulary import (
@@ -53,6 +54,13 @@ from gradlint.static.semantics.vocabulary import (
 from gradlint.static.semantics.walk import children
 
 Scope = cst.Module | cst.FunctionDef
+#: Kinds dataflow knows that are not an optimizer (UNKNOWN, containers, Python values: it cannot say).
+_NOT_OPTIMIZER_KINDS = TENSOR_KINDS | {
+    Kind.MODULE,
+    Kind.DATA_LOADER,
+    Kind.DATA_BATCH,
+    Kind.ACTIVATION_CONTAINER,
+}
 Loop = cst.For | cst.While
 
 # Other frameworks with torch-like training APIs (paddle's clear_grad, jittor's step(loss)):
@@ -241,7 +249,7 @@ class OptimAnalysis:
         for info in self.scopes:
             for e in info.events:
                 if e.kind == "step?":
-                    e.kind = "step" if self.is_optimizer(e.key) else "call"
+                    e.kind = "step" if self.is_optimizer(e.key, e) else "call"
 
     def _is_optimizer_factory(self, value: cst.BaseExpression) -> bool:
         if isinstance(value, cst.Subscript):  # opt_g, opt_d = self.optimizers()[0]...
@@ -254,8 +262,29 @@ class OptimAnalysis:
             return True
         return last in OPTIMIZER_CLASSES or last == "optimizers" or bool(OPTIMIZER_FACTORY_NAME.search(last))
 
-    def is_optimizer(self, name: str | None) -> bool:
-        return bool(name) and (name in self.optimizer_names or looks_like_optimizer_name(name))
+    def is_optimizer(self, name: str | None, event: Event | None = None) -> bool:
+        """Is ``name`` (the receiver of ``event``'s call, when given) an optimizer?
+
+        Dataflow decides first: an OPTIMIZER (its constructor seen) is one, a value of a
+        known other kind (a module, a tensor, a loader...) is not; when it cannot say, the
+        file's optimizer bindings and the name decide.
+        """
+        if not name:
+            return False
+        kind = self._receiver_kind(event) if event is not None else None
+        if kind is Kind.OPTIMIZER:
+            return True
+        if kind in _NOT_OPTIMIZER_KINDS:
+            return False
+        return name in self.optimizer_names or looks_like_optimizer_name(name)
+
+    def _receiver_kind(self, event: Event):
+        """Dataflow's kind of the receiver of ``event``'s ``X.method()`` call (None: no such call)."""
+        call = event.node
+        if not isinstance(call, cst.Call) or not isinstance(call.func, cst.Attribute) or not event.frames:
+            return None
+        frame = event.frames[-1]
+        return self.context.analysis(Dataflow).kind_of(call.func.value, at=frame.stmts[frame.index])
 
     # -- the walk ------------------------------------------------------------------
     def _walk_scope(
@@ -497,7 +526,7 @@ class OptimAnalysis:
         recv = zero.key or ""
         if recv == optimizer:
             return True
-        if self.is_optimizer(recv):
+        if self.is_optimizer(recv, zero):
             return False  # another optimizer: the GAN case
         models = self.optimizer_models.get(optimizer)
         if models is None:
@@ -509,7 +538,9 @@ class OptimAnalysis:
         # Mapping unknown: a model's zero_grad clears this optimizer's gradients only if
         # the scope steps a single optimizer and zeroes a single model.
         steps = {e.key for e in scope.events if e.kind == "step"}
-        model_zeros = {e.key for e in scope.events if e.kind == "zero_grad" and not self.is_optimizer(e.key)}
+        model_zeros = {
+            e.key for e in scope.events if e.kind == "zero_grad" and not self.is_optimizer(e.key, e)
+        }
         return steps == {optimizer} and model_zeros == {recv}
 
     # -- control flow ----------------------------------------------------------------

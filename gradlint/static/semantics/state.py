@@ -203,12 +203,22 @@ def _opaque_receiver(func: cst.Attribute, receiver_kind: Callable[[cst.BaseExpre
     return receiver_kind(func.value) in _NOT_MODULE_RECEIVERS
 
 
-# Receivers whose method calls are not a forward pass: unknown objects, Python values, containers, data.
 # Reads that make a plain function's result data (GL008): parts of a batch, Python numbers.
 _DATA_READS = frozenset({Kind.DATA_BATCH, Kind.NON_TENSOR})
 
+# Receivers whose method calls are not a forward pass: unknown objects, Python values, containers, data,
+# optimizers and loaders.
 _NOT_MODULE_RECEIVERS = frozenset(
-    {Kind.UNKNOWN, Kind.NON_TENSOR, Kind.COLLECTION, Kind.TUPLE, Kind.ACTIVATION_CONTAINER, Kind.DATA_BATCH}
+    {
+        Kind.UNKNOWN,
+        Kind.NON_TENSOR,
+        Kind.COLLECTION,
+        Kind.TUPLE,
+        Kind.ACTIVATION_CONTAINER,
+        Kind.DATA_BATCH,
+        Kind.OPTIMIZER,
+        Kind.DATA_LOADER,
+    }
 )
 
 
