@@ -2,8 +2,8 @@
 
 import os
 import shutil
-import warnings
 import subprocess
+import warnings
 from pathlib import Path
 
 import pytest
