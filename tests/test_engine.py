@@ -1,8 +1,7 @@
 """The engine on its own: parsing, bad input, crash isolation, noqa, fixes-to-edits."""
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from gradlint.static import guard
 from gradlint.static.engine import lint_source

@@ -15,8 +15,7 @@ import sys
 import libcst as cst
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import gradlint.rules as registry
 from gradlint.cli import cli

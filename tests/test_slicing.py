@@ -398,8 +398,12 @@ def test_rule_examples_give_the_same_diagnostics_sliced_and_whole(rule):
 
 # -- generated files: the slice always parses, keeps every line, and hides no finding -------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import (  # noqa: E402
+    HealthCheck,
+    given,
+    settings,
+    strategies as st,  # noqa: E402
+)
 from test_robustness import SEEDS  # noqa: E402  (tests/ is on sys.path under pytest)
 
 

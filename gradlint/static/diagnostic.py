@@ -43,7 +43,7 @@ class Diagnostic:
     location: Location
     end_location: Location
     fix: Fix | None = None
-    # The line whose `# noqa` suppresses this diagnostic (ruff's `noqa_row`).
+    # The line whose noqa comment suppresses this diagnostic (ruff's `noqa_row`).
     noqa_row: int | None = None
     rule_name: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)

@@ -256,8 +256,7 @@ def test_deeper_gitignore_overrides_shallower(tmp_path):
 
 
 def test_any_line_parses_without_raising():
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
+    from hypothesis import given, settings, strategies as st
 
     alphabet = st.sampled_from(list("ab*?[]!^\\/# -.\r\t]&~|") + ["**", "[!", "[]", "\\ "])
 

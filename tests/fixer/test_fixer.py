@@ -533,8 +533,11 @@ def test_default_relint_rules_come_from_the_registry(monkeypatch):
 
 # -- property: any mix of the toy cases, either newline style ---------------------------
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import (  # noqa: E402
+    given,
+    settings,
+    strategies as st,  # noqa: E402
+)
 
 _STATEMENTS = [
     "x = old_api(1)  # c",

@@ -104,6 +104,7 @@ from gradlint.static.semantics.vocabulary import (
     GRAD_SCALER_NAME,
     INPLACE_METHOD,
     LAYER_ATTR,
+    MODEL_CLASS as _MODEL_CLASS,  # eval_plain_call reads it
     MODEL_FACTORIES,
     MODEL_NAME,
     MODULE_BASE,
@@ -119,7 +120,6 @@ from gradlint.static.semantics.vocabulary import (
     VIEW_ATTRS,
     VIEW_METHODS,
 )
-from gradlint.static.semantics.vocabulary import MODEL_CLASS as _MODEL_CLASS  # eval_plain_call reads it
 from gradlint.static.semantics.walk import iter_children
 
 

@@ -28,40 +28,20 @@ from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.reads import key_of
 from gradlint.static.semantics.vocabulary import (
     ARG_KIND_CALLS as _ARG_KIND_CALLS,
-)
-from gradlint.static.semantics.vocabulary import (
     CONTAINER_MUTATORS as _MUTATORS,
-)
-from gradlint.static.semantics.vocabulary import (
     DETACH_METHODS as _DETACH_METHODS,
-)
-from gradlint.static.semantics.vocabulary import (
     FUNCTION_MODULES as _FUNCTION_MODULES,
-)
-from gradlint.static.semantics.vocabulary import (
     FUNCTION_VERBS as _FUNCTION_VERBS,
-)
-from gradlint.static.semantics.vocabulary import (
     LOSS_WORD as _LOSS_NAME,
-)
-from gradlint.static.semantics.vocabulary import METADATA_ATTRS, NOT_FORWARD_METHODS, TO_PYTHON_METHODS
-from gradlint.static.semantics.vocabulary import (
+    METADATA_ATTRS,
     NOT_FORWARD_CALLEES as _NOT_FORWARD,
-)
-from gradlint.static.semantics.vocabulary import (
+    NOT_FORWARD_METHODS,
     NOT_OPTIMIZER_WORD as _NOT_OPTIMIZER,
-)
-from gradlint.static.semantics.vocabulary import (
     NUMBER_CALLS as _NUMBER_CALLS,
-)
-from gradlint.static.semantics.vocabulary import (
     OPTIMIZER_WORD as _OPTIMIZER,
-)
-from gradlint.static.semantics.vocabulary import (
     PLAIN_DECORATORS as _PLAIN_DECORATORS,
-)
-from gradlint.static.semantics.vocabulary import (
     SUMMARY_NO_GRAPH_METHODS as _NO_GRAPH_METHODS,
+    TO_PYTHON_METHODS,
 )
 from gradlint.static.semantics.walk import children, walk
 
