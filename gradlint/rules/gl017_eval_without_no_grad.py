@@ -24,6 +24,7 @@ from gradlint.static.semantics.optim import (
 )
 from gradlint.static.semantics.summaries import Summaries, bind_arguments
 from gradlint.static.semantics.vocabulary import DATA_WRAPPERS, EVAL_LOADER_NAME, NOT_FORWARD_METHODS
+from gradlint.static.semantics.walk import contains
 
 # Some sign of evaluation: `.eval()`, an eval-like function name, an eval-like loader name.
 # Each pattern starts with a literal (fast to search for) and runs on the
@@ -449,17 +450,7 @@ def _eval_named_loader(loop: cst.For, scope: ScopeInfo, flow: Dataflow) -> bool:
     if not isinstance(it, cst.Name) or "train" in it.value.lower() or not EVAL_LOADER_NAME.search(it.value):
         return False
     fact = flow.fact_of(it, at=loop)
-    return fact.kind is Kind.DATA_LOADER and fact.origin is not None and _within(scope.node, fact.origin)
-
-
-def _within(root: cst.CSTNode, target: cst.CSTNode) -> bool:
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node is target:
-            return True
-        stack.extend(node.children)
-    return False
+    return fact.kind is Kind.DATA_LOADER and fact.origin is not None and contains(scope.node, fact.origin)
 
 
 def _enclosing_loops(scope: ScopeInfo, loop) -> tuple:

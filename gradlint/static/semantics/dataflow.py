@@ -120,7 +120,7 @@ from gradlint.static.semantics.vocabulary import (
     VIEW_ATTRS,
     VIEW_METHODS,
 )
-from gradlint.static.semantics.walk import iter_children
+from gradlint.static.semantics.walk import contains, iter_children
 
 
 class Kind(enum.Enum):
@@ -556,46 +556,47 @@ class Dataflow:
             if len(stmt.body) == 1:
                 return stmt.body[0]
             for small in stmt.body:
-                if _contains(small, expr):
+                if contains(small, expr):
                     return small
         return stmt
 
-    def is_module_class(self, cls: cst.ClassDef, _seen: set | None = None) -> bool:
-        seen = _seen if _seen is not None else set()
-        if cls in seen:
-            return False
-        seen.add(cls)
-        for base in cls.bases:
-            name = dotted_name(base.value) or ""
-            full = self.imports.resolve(base.value) or name
-            if full.startswith("torch.nn.") or MODULE_BASE.search(name):
-                return True
-            local = self._classes_by_name.get(name)
-            if local is not None and self.is_module_class(local, seen):
-                return True
-        for stmt in _block(cls.body):
-            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "forward":
-                return True
-        return False
+    def is_module_class(self, cls: cst.ClassDef) -> bool:
+        """A class deriving (directly or through same-file classes) from a module class, or with a ``forward``."""
 
-    def is_optimizer_class(self, cls: cst.ClassDef, _seen: set | None = None) -> bool:
+        def module_base(name: str, full: str) -> bool:
+            return full.startswith("torch.nn.") or bool(MODULE_BASE.search(name))
+
+        def defines_forward(c: cst.ClassDef) -> bool:
+            return any(isinstance(s, cst.FunctionDef) and s.name.value == "forward" for s in _block(c.body))
+
+        return self._derives(cls, module_base, defines_forward, set())
+
+    def is_optimizer_class(self, cls: cst.ClassDef) -> bool:
         """A same-file class deriving (directly or through same-file classes) from an optimizer class."""
-        seen = _seen if _seen is not None else set()
-        if cls in seen:
-            return False
-        seen.add(cls)
-        for base in cls.bases:
-            name = dotted_name(base.value) or ""
-            full = self.imports.resolve(base.value) or name
-            if (
+
+        def optimizer_base(name: str, full: str) -> bool:
+            return (
                 full in ("torch.optim.Optimizer", "torch.optim.optimizer.Optimizer")
                 or constructed_kind(full) is K.OPTIMIZER
-            ):
+            )
+
+        return self._derives(cls, optimizer_base, lambda c: False, set())
+
+    def _derives(self, cls: cst.ClassDef, base_test, own_test, seen: set) -> bool:
+        """Does ``cls`` or a same-file class it derives from pass ``base_test(name, resolved)`` on one of its
+        bases, or ``own_test(class)`` itself?"""
+        if cls in seen:
+            return False
+        seen.add(cls)
+        for base in cls.bases:
+            name = dotted_name(base.value) or ""
+            full = self.imports.resolve(base.value) or name
+            if base_test(name, full):
                 return True
             local = self._classes_by_name.get(name)
-            if local is not None and self.is_optimizer_class(local, seen):
+            if local is not None and self._derives(local, base_test, own_test, seen):
                 return True
-        return False
+        return own_test(cls)
 
     def _build_class_facts(self, cls: cst.ClassDef) -> ClassFacts:
         attrs: dict[str, Fact] = {}
@@ -656,16 +657,6 @@ def _target_loads(target: cst.CSTNode) -> list[cst.CSTNode]:
     if isinstance(target, cst.Attribute):
         return [target.value]
     return []
-
-
-def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node is target:
-            return True
-        stack.extend(iter_children(node))
-    return False
 
 
 class _BackwardFinder(cst.CSTVisitor):

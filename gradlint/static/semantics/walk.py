@@ -124,6 +124,17 @@ def walk(node: cst.CSTNode, *, into_scopes: bool = True) -> Iterator[cst.CSTNode
         extend(reversed(children(current)))
 
 
+def contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
+    """Is ``target`` (by identity) ``root`` or inside it?"""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node is target:
+            return True
+        stack.extend(children(node))
+    return False
+
+
 def find_all(
     node: cst.CSTNode, kind: type[N] | tuple[type[N], ...], *, into_scopes: bool = True
 ) -> Iterator[N]:
