@@ -8,7 +8,7 @@ import libcst as cst
 
 from gradlint.static.fixes import wrap_statements
 from gradlint.static.rule import Rule
-from gradlint.static.semantics.dataflow import Dataflow, Kind
+from gradlint.static.semantics.dataflow import Dataflow, Kind, unwrap_data_wrappers
 from gradlint.static.semantics.imports import ImportMap, dotted_name
 from gradlint.static.semantics.optim import (
     LIGHTNING_EVAL_HOOKS,
@@ -23,7 +23,7 @@ from gradlint.static.semantics.optim import (
     names_in,
 )
 from gradlint.static.semantics.summaries import Summaries, bind_arguments
-from gradlint.static.semantics.vocabulary import DATA_WRAPPERS, EVAL_LOADER_NAME, NOT_FORWARD_METHODS
+from gradlint.static.semantics.vocabulary import EVAL_LOADER_NAME, NOT_FORWARD_METHODS
 from gradlint.static.semantics.walk import contains
 
 # Some sign of evaluation: `.eval()`, an eval-like function name, an eval-like loader name.
@@ -444,9 +444,7 @@ def _eval_named_loader(loop: cst.For, scope: ScopeInfo, flow: Dataflow) -> bool:
 
     Only a loader built in the loop's own function counts (its constructor is the evidence).
     """
-    it = loop.iter
-    while isinstance(it, cst.Call) and (dotted_name(it.func) or "") in DATA_WRAPPERS and it.args:
-        it = it.args[0].value
+    it = unwrap_data_wrappers(loop.iter)
     if not isinstance(it, cst.Name) or "train" in it.value.lower() or not EVAL_LOADER_NAME.search(it.value):
         return False
     fact = flow.fact_of(it, at=loop)

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import hashlib
 import io
 import os
 import sys
 import tokenize
 from collections.abc import Iterator
+
+from gradlint.static.cache import content_hash
 
 MAX_BYTES = 1024 * 1024  # a larger file is generated code or data: unknown
 MAX_HOPS = 4  # re-exports and wrappers of wrappers followed across files
@@ -263,7 +264,7 @@ def _load(path: str) -> _Module | None:
             try:
                 with open(path, "rb") as fh:
                     data = fh.read()
-                digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+                digest = content_hash(data)  # the cache compares it with the file's content later
                 if _too_deep(data):
                     raise ValueError("nested too deeply to parse safely")
                 tree = compile(data, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)

@@ -1307,13 +1307,16 @@ def constructed_kind(qual: str) -> Kind | None:
     return None
 
 
+def unwrap_data_wrappers(it: cst.BaseExpression) -> cst.BaseExpression:
+    """``enumerate(tqdm(loader))`` -> ``loader``: the iterable under ``enumerate``/``tqdm``-like wrappers."""
+    while isinstance(it, cst.Call) and (dotted_name(it.func) or "") in DATA_WRAPPERS and it.args:
+        it = it.args[0].value
+    return it
+
+
 def iterates_data(it: cst.BaseExpression) -> bool:
     """``for x, y in loader``, ``enumerate(train_loader)``, ``tqdm(data_iter)``: the items are data batches."""
-    while isinstance(it, cst.Call) and (dotted_name(it.func) or "") in DATA_WRAPPERS:
-        if not it.args:
-            return False
-        it = it.args[0].value
-    name = dotted_name(it)
+    name = dotted_name(unwrap_data_wrappers(it))  # a wrapper called without arguments has no dotted name
     return name is not None and DATA_SOURCE_NAME.search(name.rsplit(".", 1)[-1]) is not None
 
 
@@ -1526,9 +1529,7 @@ class _Walker:
 
     def _iterates_loader(self, it: cst.BaseExpression, env: Env, disabled: bool) -> bool:
         """``for b in dl`` / ``enumerate(tqdm(dl))`` where ``dl`` is a DATA_LOADER by its constructor."""
-        while isinstance(it, cst.Call) and (dotted_name(it.func) or "") in DATA_WRAPPERS and it.args:
-            it = it.args[0].value
-        return self.ev(env, disabled).eval(it).kind is K.DATA_LOADER
+        return self.ev(env, disabled).eval(unwrap_data_wrappers(it)).kind is K.DATA_LOADER
 
     def _loop(self, stmt, env: Env, disabled: bool) -> Env:
         entry = env

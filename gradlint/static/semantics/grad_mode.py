@@ -133,7 +133,7 @@ def local_grad_wrappers(module: cst.Module, imports: ImportMap) -> dict[str, boo
 def _class_mode(cls: cst.ClassDef, imports: ImportMap) -> bool | None:
     """A class deriving from a grad mode (``class evaluating(torch.no_grad)``), or whose
     ``__enter__`` sets one (``torch.set_grad_enabled(False)``, ``self.ctx = torch.no_grad()``)."""
-    from gradlint.static.semantics.walk import iter_children
+    from gradlint.static.semantics.walk import walk
 
     for base in cls.bases:
         if base.keyword is None:  # torch's (``torch.no_grad``); other files' classes are not read
@@ -143,14 +143,11 @@ def _class_mode(cls: cst.ClassDef, imports: ImportMap) -> bool | None:
     body = cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ()
     for stmt in body:
         if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__enter__":
-            stack: list[cst.CSTNode] = [stmt.body]
-            while stack:
-                node = stack.pop()
+            for node in walk(stmt.body):
                 if isinstance(node, cst.Call) and isinstance(node.func, (cst.Name, cst.Attribute)):
                     mode = grad_mode_of(node, imports)
                     if mode is not None:
                         return mode
-                stack.extend(reversed(list(iter_children(node))))
     return None
 
 
